@@ -1,0 +1,47 @@
+# Run `make` or `make help` to list the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+ARGS ?=
+
+.PHONY: help install postgres test lint format bench bench-quick clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed ## Create the virtualenv and install the project with its dev tools
+
+postgres: ## Install the PostgreSQL server from Debian packages if it is missing
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
+	  echo "installing postgresql"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+test: install postgres ## Run the whole test suite against a real, throwaway Postgres
+	$(PY) -m pytest $(ARGS)
+
+lint: install ## ruff and mypy
+	$(VENV)/bin/ruff check shared tests bench
+	$(VENV)/bin/ruff format --check shared tests bench
+	$(VENV)/bin/mypy
+
+format: install ## Format and auto-fix the code
+	$(VENV)/bin/ruff format shared tests bench
+	$(VENV)/bin/ruff check --fix shared tests bench
+
+bench: install postgres ## Benchmarks against a raw-SQL baseline (results in bench/results/)
+	$(PY) -m bench $(ARGS)
+
+bench-quick: install postgres ## The benchmarks with small counts (about a minute)
+	$(PY) -m bench --quick $(ARGS)
+
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache

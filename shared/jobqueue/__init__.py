@@ -1,0 +1,54 @@
+"""A Postgres job queue with pg-boss's semantics, for Python (psycopg 3).
+
+No AWS here: the queue core knows Postgres and nothing else.
+"""
+
+from jobqueue.backoff import retry_delay_seconds
+from jobqueue.cron import due_fire_times, next_fire_times, validate_cron
+from jobqueue.errors import (
+    ConfigurationError,
+    DatabaseUnavailableError,
+    InvalidCronError,
+    InvalidNameError,
+    InvalidOptionError,
+    InvalidTimezoneError,
+    JobError,
+    JobQueueError,
+    PayloadError,
+    PolicyConflictError,
+    QueueInUseError,
+    UnknownQueueError,
+)
+from jobqueue.models import FailResult, Job, MaintenanceResult, QueueInfo, QueueStats, Schedule
+from jobqueue.queue import Queue
+from jobqueue.states import FINISHED, QUEUED, TRANSITIONS, JobState
+
+__all__ = [
+    "FINISHED",
+    "QUEUED",
+    "TRANSITIONS",
+    "ConfigurationError",
+    "DatabaseUnavailableError",
+    "FailResult",
+    "InvalidCronError",
+    "InvalidNameError",
+    "InvalidOptionError",
+    "InvalidTimezoneError",
+    "Job",
+    "JobError",
+    "JobQueueError",
+    "JobState",
+    "MaintenanceResult",
+    "PayloadError",
+    "PolicyConflictError",
+    "Queue",
+    "QueueInUseError",
+    "QueueInfo",
+    "QueueStats",
+    "Schedule",
+    "UnknownQueueError",
+    "due_fire_times",
+    "next_fire_times",
+    "retry_delay_seconds",
+    "validate_cron",
+]

@@ -1,0 +1,68 @@
+"""The exceptions the queue raises, one small hierarchy.
+
+Every error a caller can cause names the offending value, so that a message in
+a log is enough to fix the call. `JobError` is different: handlers raise it to
+tell the queue how a job failed (the seed's `JobError(message, shouldRetry)`).
+"""
+
+from __future__ import annotations
+
+
+class JobQueueError(Exception):
+    """Base class of everything the queue raises."""
+
+
+class ConfigurationError(JobQueueError, ValueError):
+    """A setting is malformed: schema name, DATABASE_URL, queue settings."""
+
+
+class InvalidNameError(JobQueueError, ValueError):
+    """A queue or schema name that is not a plain identifier."""
+
+
+class InvalidOptionError(JobQueueError, ValueError):
+    """An option value out of range or of the wrong type."""
+
+
+class PayloadError(JobQueueError, ValueError):
+    """Job data (or output) that is not JSON-serialisable or is too large."""
+
+
+class InvalidCronError(JobQueueError, ValueError):
+    """A cron expression that cannot be parsed."""
+
+
+class InvalidTimezoneError(JobQueueError, ValueError):
+    """A time zone name that is not in the IANA database."""
+
+
+class UnknownQueueError(JobQueueError, LookupError):
+    """The named queue does not exist."""
+
+    def __init__(self, name: str, role: str = "queue") -> None:
+        super().__init__(f"unknown {role} {name!r}: create it first with create_queue({name!r})")
+        self.name = name
+
+
+class QueueInUseError(JobQueueError):
+    """The queue cannot be deleted: other queues send their dead letters to it."""
+
+
+class PolicyConflictError(JobQueueError):
+    """A queue policy (short, singleton, stately) refused the change."""
+
+
+class DatabaseUnavailableError(JobQueueError, ConnectionError):
+    """The database cannot be reached (the message never contains a password)."""
+
+
+class JobError(Exception):
+    """Raised by a handler to fail its job with an explicit retry decision.
+
+    `JobError("bad payload", should_retry=False)` fails the job at once, with
+    no further attempts; any other exception is retried while attempts last.
+    """
+
+    def __init__(self, message: str, should_retry: bool = True) -> None:
+        super().__init__(message)
+        self.should_retry = should_retry

@@ -1,0 +1,116 @@
+"""Expiry, archiving and purge: each a loop of bounded batches.
+
+Every batch is one short transaction that locks its rows with SKIP LOCKED, so
+maintenance never waits on a worker, never holds a long lock on the job table,
+and two overlapping runs split the work instead of doing it twice. A batch that
+touches fewer rows than the limit means the work is done (River's job cleaner).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from jobqueue.database import Database
+from jobqueue.models import MaintenanceResult
+
+EXPIRED_ERROR = {"message": "job expired: it was still active at its deadline", "type": "JobExpired"}
+
+
+def _loop(step: Callable[[], int], batch_size: int, time_budget: float | None) -> int:
+    total = 0
+    started = time.monotonic()
+    while True:
+        done = step()
+        total += done
+        if done < batch_size:
+            return total
+        if time_budget is not None and time.monotonic() - started >= time_budget:
+            return total
+
+
+def fail_batch(
+    db: Database, name: str | None, ids: list[str], started: list[datetime | None] | None,
+    errors: list[str | None] | None, retryable: list[bool] | None, now: datetime | None, conn: Any = None,
+) -> list[dict[str, Any]]:
+    return db.rows(
+        "fail",
+        {"name": name, "ids": ids, "started": started, "errors": errors, "retryable": retryable, "now": now},
+        conn,
+    )
+
+
+def expire_batch(db: Database, batch_size: int, now: datetime | None) -> tuple[int, int]:
+    """One batch of active jobs past their deadline, to retry or failed."""
+    error = json.dumps(EXPIRED_ERROR)
+    retried = failed = 0
+    with db.transaction() as tx:
+        expired = db.rows("lock_expired", {"limit": batch_size, "now": now}, tx)
+        if not expired:
+            return 0, 0
+        # The fail query takes one queue; group the batch by queue.
+        by_queue: dict[str, list[dict[str, Any]]] = {}
+        for row in expired:
+            by_queue.setdefault(row["name"], []).append(row)
+        for name, rows in by_queue.items():
+            result = fail_batch(
+                db, name, [r["id"] for r in rows], [r["started_on"] for r in rows],
+                [error] * len(rows), None, now, tx,
+            )
+            for row in result:
+                if row["state"] == "retry":
+                    retried += 1
+                else:
+                    failed += 1
+    return retried, failed
+
+
+def expire(db: Database, batch_size: int, now: datetime | None, time_budget: float | None) -> tuple[int, int]:
+    totals = [0, 0]
+
+    def step() -> int:
+        retried, failed = expire_batch(db, batch_size, now)
+        totals[0] += retried
+        totals[1] += failed
+        return retried + failed
+
+    _loop(step, batch_size, time_budget)
+    return totals[0], totals[1]
+
+
+def archive(db: Database, batch_size: int, now: datetime | None, time_budget: float | None) -> int:
+    return _loop(lambda: db.execute("archive", {"limit": batch_size, "now": now}).rowcount, batch_size, time_budget)
+
+
+def purge(db: Database, batch_size: int, now: datetime | None, time_budget: float | None) -> tuple[int, int]:
+    """Delete archived jobs past delete_at; fail queued jobs past their retention."""
+    purged = _loop(lambda: db.execute("purge_archive", {"limit": batch_size, "now": now}).rowcount, batch_size, time_budget)
+    unstarted = _loop(
+        lambda: db.execute("fail_unstarted", {"limit": batch_size, "now": now}).rowcount, batch_size, time_budget
+    )
+    return purged, unstarted
+
+
+def maintain(db: Database, batch_size: int, now: datetime | None, time_budget: float | None) -> MaintenanceResult:
+    """All maintenance, once, unless another process is already doing it."""
+    conn = db.connection()
+    if not db.scalar("try_lock_maintenance", {"schema": db.schema}):
+        return MaintenanceResult(skipped=True)
+    try:
+        started = time.monotonic()
+
+        def remaining() -> float | None:
+            return None if time_budget is None else max(0.0, time_budget - (time.monotonic() - started))
+
+        retried, failed = expire(db, batch_size, now, remaining())
+        archived = archive(db, batch_size, now, remaining())
+        purged, unstarted = purge(db, batch_size, now, remaining())
+        return MaintenanceResult(
+            expired_retried=retried, expired_failed=failed, archived=archived, purged=purged, unstarted_failed=unstarted
+        )
+    finally:
+        if not conn.closed and not conn.broken:
+            db.execute("unlock_maintenance", {"schema": db.schema})

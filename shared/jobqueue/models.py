@@ -1,0 +1,110 @@
+"""The records the queue hands back. Field names match the SQL columns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(slots=True)
+class Job:
+    """A job as stored. `fetch` fills the fields a handler needs; the rest stay None."""
+
+    id: str
+    name: str
+    data: Any
+    state: str
+    priority: int = 0
+    retry_count: int = 0
+    retry_limit: int = 0
+    started_on: datetime | None = None
+    expire_at: datetime | None = None
+    created_on: datetime | None = None
+    singleton_key: str | None = None
+    origin: dict[str, Any] | None = None
+    policy: str | None = None
+    retry_delay: int | None = None
+    retry_backoff: bool | None = None
+    retry_delay_max: int | None = None
+    expire_in: int | None = None
+    start_after: datetime | None = None
+    singleton_on: datetime | None = None
+    keep_until: datetime | None = None
+    delete_after: int | None = None
+    dead_letter: str | None = None
+    completed_on: datetime | None = None
+    output: Any = None
+    archived: bool = False
+
+    @property
+    def attempt(self) -> int:
+        """1 for the first run, 2 for the first retry, and so on."""
+        return self.retry_count + 1
+
+
+@dataclass(slots=True, frozen=True)
+class QueueInfo:
+    name: str
+    policy: str
+    retry_limit: int
+    retry_delay: int
+    retry_backoff: bool
+    retry_delay_max: int | None
+    expire_in: int
+    retention: int
+    archive_after: int
+    delete_after: int
+    dead_letter: str | None
+    created_on: datetime
+    updated_on: datetime
+
+
+@dataclass(slots=True, frozen=True)
+class QueueStats:
+    """Jobs of one queue by state (hot table), and the wait of its oldest ready job."""
+
+    name: str
+    created: int
+    retry: int
+    active: int
+    completed: int
+    cancelled: int
+    failed: int
+    oldest_queued_seconds: float
+
+    @property
+    def queued(self) -> int:
+        return self.created + self.retry
+
+
+@dataclass(slots=True, frozen=True)
+class Schedule:
+    name: str
+    key: str
+    cron: str
+    timezone: str
+    data: Any
+    options: dict[str, Any]
+    created_on: datetime
+    updated_on: datetime
+    last_fire_time: datetime | None
+
+
+@dataclass(slots=True, frozen=True)
+class FailResult:
+    """What `fail` did to a batch: ids by outcome."""
+
+    retried: list[str]
+    failed: list[str]
+    dead_lettered: int
+
+
+@dataclass(slots=True, frozen=True)
+class MaintenanceResult:
+    expired_retried: int = 0
+    expired_failed: int = 0
+    archived: int = 0
+    purged: int = 0
+    unstarted_failed: int = 0
+    skipped: bool = False  # another process held the maintenance lock

@@ -1,0 +1,89 @@
+"""Cron schedules: stored in the database, turned into jobs by `run_schedules`.
+
+Exactly once per fire time: the tick locks the schedules it processes (SKIP
+LOCKED, so overlapping ticks split them instead of waiting), inserts one job per
+due fire time and advances `last_fire_time` in the same transaction. A repeated
+tick finds nothing due; a concurrent one finds the rows locked and moves on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from jobqueue import options
+from jobqueue.cron import due_fire_times, validate_cron, zone
+from jobqueue.database import Database
+from jobqueue.errors import UnknownQueueError
+from jobqueue.models import Schedule
+from jobqueue.sending import job_params
+
+DEFAULT_CATCH_UP = timedelta(hours=1)
+MAX_FIRES_PER_TICK = 1_000
+
+
+def schedule(
+    db: Database, name: str, cron: str, data: Any, tz: str, key: str, now: datetime | None,
+    send_options: Mapping[str, Any], max_payload_bytes: int,
+) -> None:
+    options.queue_name(name)
+    expression = validate_cron(cron)
+    zone(tz)
+    if not isinstance(key, str) or len(key) > options.MAX_SINGLETON_KEY:
+        raise options.InvalidOptionError(f"schedule key must be a string of at most {options.MAX_SINGLETON_KEY} characters")
+    job_params(send_options)  # refuse bad options now, not at every tick
+    if send_options.get("id") is not None:
+        raise options.InvalidOptionError("a schedule cannot fix the job id: each fire time makes a new job")
+    if not db.scalar("queue_exists", {"name": name}):
+        raise UnknownQueueError(name)
+    db.execute(
+        "upsert_schedule",
+        {
+            "name": name, "key": key, "cron": expression, "timezone": tz,
+            "data": options.to_json(data, "data", max_payload_bytes),
+            "options": options.to_json(_jsonable_options(send_options), "schedule options"),
+            "now": options.now_or_none(now),
+        },
+    )
+
+
+def _jsonable_options(send_options: Mapping[str, Any]) -> dict[str, Any]:
+    result = dict(send_options)
+    if isinstance(result.get("start_after"), datetime):
+        raise options.InvalidOptionError("a schedule's start_after must be a delay in seconds, not a fixed time")
+    return result
+
+
+def run_schedules(
+    db: Database, now: datetime | None, catch_up: timedelta = DEFAULT_CATCH_UP
+) -> list[str]:
+    """Turn every due fire time into a job; return the new job ids."""
+    created: list[str] = []
+    with db.transaction() as tx:
+        tick = options.now_or_none(now) or db.scalar("db_now", None, tx)
+        earliest = tick - catch_up
+        for row in db.rows("lock_schedules", None, tx):
+            since = max(row["last_fire_time"] or earliest, earliest)
+            times = due_fire_times(row["cron"], row["timezone"], since, tick, limit=MAX_FIRES_PER_TICK)
+            if not times:
+                continue
+            params = job_params(row["options"] or {})
+            params.pop("singleton_next_slot")
+            params["data"] = json.dumps(row["data"])
+            params["singleton_offset"] = None
+            for fire_time in times:
+                params["name"] = row["name"]
+                params["origin"] = json.dumps(
+                    {"schedule": row["name"], "key": row["key"], "fire_time": fire_time.isoformat()}
+                )
+                job = db.execute("send", params, tx).fetchone()
+                if job is not None:  # a policy or throttle may refuse it, as for any send
+                    created.append(job["id"])
+            db.execute("mark_fired", {"name": row["name"], "key": row["key"], "fire_time": times[-1]}, tx)
+    return created
+
+
+def get_schedules(db: Database, name: str | None) -> list[Schedule]:
+    return [Schedule(**row) for row in db.rows("get_schedules", {"name": name})]

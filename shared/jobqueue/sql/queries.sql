@@ -1,0 +1,549 @@
+-- Every statement the queue runs, each under a "-- name: <name>" header and a
+-- one-line description. Loaded once at import by jobqueue/sqlfiles.py;
+-- {{schema}} is replaced by the validated, quoted schema name.
+--
+-- Where a statement needs the current time it takes %(now)s and falls back to
+-- the database clock: tests pass `now` instead of sleeping.
+
+-- name: lock_migrations
+-- Serialise migrate() across processes; released at the end of the transaction.
+SELECT pg_advisory_xact_lock(hashtextextended('jobqueue.migrate:' || %(schema)s, 0));
+
+-- name: schema_version
+-- The installed schema version, or no row when the schema is not installed.
+SELECT max(version) AS version FROM {{schema}}.version;
+
+-- name: version_table_exists
+-- Whether the schema holds our version table (the schema may exist but be empty).
+SELECT to_regclass(%(table)s) IS NOT NULL AS present;
+
+-- name: set_version
+-- Record the schema version migrate() brought the database to.
+INSERT INTO {{schema}}.version (version) VALUES (%(version)s);
+
+-- name: try_lock_maintenance
+-- Take the session's maintenance lock, or say that another session holds it.
+-- Session-level because maintenance spans many short transactions; a crashed
+-- holder's lock goes away with its connection.
+SELECT pg_try_advisory_lock(hashtextextended('jobqueue.maintenance:' || %(schema)s, 0)) AS locked;
+
+-- name: unlock_maintenance
+-- Release the maintenance lock taken by try_lock_maintenance.
+SELECT pg_advisory_unlock(hashtextextended('jobqueue.maintenance:' || %(schema)s, 0)) AS unlocked;
+
+-- name: create_queue
+-- Create a queue; an existing queue of that name is left as it is.
+INSERT INTO {{schema}}.queue (
+    name, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
+    expire_in, retention, archive_after, delete_after, dead_letter
+) VALUES (
+    %(name)s,
+    coalesce(%(policy)s, 'standard'),
+    coalesce(%(retry_limit)s, 2),
+    coalesce(%(retry_delay)s, 0),
+    coalesce(%(retry_backoff)s, false),
+    %(retry_delay_max)s,
+    coalesce(%(expire_in)s, 900),
+    coalesce(%(retention)s, 1209600),
+    coalesce(%(archive_after)s, 3600),
+    coalesce(%(delete_after)s, 604800),
+    %(dead_letter)s
+)
+ON CONFLICT (name) DO NOTHING
+RETURNING name;
+
+-- name: update_queue
+-- Change the given options of a queue (set_<option> says which); jobs already sent keep theirs.
+UPDATE {{schema}}.queue SET
+    policy = CASE WHEN %(set_policy)s THEN %(policy)s ELSE policy END,
+    retry_limit = CASE WHEN %(set_retry_limit)s THEN %(retry_limit)s ELSE retry_limit END,
+    retry_delay = CASE WHEN %(set_retry_delay)s THEN %(retry_delay)s ELSE retry_delay END,
+    retry_backoff = CASE WHEN %(set_retry_backoff)s THEN %(retry_backoff)s ELSE retry_backoff END,
+    retry_delay_max = CASE WHEN %(set_retry_delay_max)s THEN %(retry_delay_max)s ELSE retry_delay_max END,
+    expire_in = CASE WHEN %(set_expire_in)s THEN %(expire_in)s ELSE expire_in END,
+    retention = CASE WHEN %(set_retention)s THEN %(retention)s ELSE retention END,
+    archive_after = CASE WHEN %(set_archive_after)s THEN %(archive_after)s ELSE archive_after END,
+    delete_after = CASE WHEN %(set_delete_after)s THEN %(delete_after)s ELSE delete_after END,
+    dead_letter = CASE WHEN %(set_dead_letter)s THEN %(dead_letter)s ELSE dead_letter END,
+    updated_on = now()
+WHERE name = %(name)s
+RETURNING name;
+
+-- name: get_queue
+-- One queue's settings.
+SELECT name, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max, expire_in,
+       retention, archive_after, delete_after, dead_letter, created_on, updated_on
+FROM {{schema}}.queue WHERE name = %(name)s;
+
+-- name: get_queues
+-- Every queue's settings, by name.
+SELECT name, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max, expire_in,
+       retention, archive_after, delete_after, dead_letter, created_on, updated_on
+FROM {{schema}}.queue ORDER BY name;
+
+-- name: queue_exists
+-- Whether a queue exists (used to explain why a send inserted nothing).
+SELECT EXISTS (SELECT 1 FROM {{schema}}.queue WHERE name = %(name)s) AS present;
+
+-- name: dead_letter_users
+-- The queues that use this queue as their dead letter queue.
+SELECT name FROM {{schema}}.queue WHERE dead_letter = %(name)s ORDER BY name;
+
+-- name: delete_queue
+-- Delete a queue with its jobs, archived jobs and schedules.
+WITH jobs AS (
+    DELETE FROM {{schema}}.job WHERE name = %(name)s RETURNING 1
+), archived AS (
+    DELETE FROM {{schema}}.archive WHERE name = %(name)s RETURNING 1
+)
+DELETE FROM {{schema}}.queue WHERE name = %(name)s
+RETURNING name, (SELECT count(*) FROM jobs) + (SELECT count(*) FROM archived) AS jobs;
+
+-- name: send
+-- Insert one job, unset options taken from its queue. No row comes back when the
+-- queue (or the dead letter queue) does not exist or a policy or throttle index
+-- rejects the job.
+INSERT INTO {{schema}}.job (
+    id, name, priority, data, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
+    expire_in, start_after, singleton_key, singleton_on, keep_until, delete_after, dead_letter, origin
+)
+SELECT
+    coalesce(%(id)s::uuid, gen_random_uuid()),
+    q.name,
+    coalesce(%(priority)s::integer, 0),
+    %(data)s::jsonb,
+    q.policy,
+    coalesce(%(retry_limit)s::integer, q.retry_limit),
+    coalesce(%(retry_delay)s::integer, q.retry_delay),
+    coalesce(%(retry_backoff)s::boolean, q.retry_backoff),
+    coalesce(%(retry_delay_max)s::integer, q.retry_delay_max),
+    coalesce(%(expire_in)s::integer, q.expire_in),
+    t.start_after,
+    %(singleton_key)s::text,
+    t.singleton_on,
+    t.start_after + make_interval(secs => coalesce(%(retention)s::integer, q.retention)),
+    coalesce(%(delete_after)s::integer, q.delete_after),
+    coalesce(%(dead_letter)s::text, q.dead_letter),
+    %(origin)s::jsonb
+FROM {{schema}}.queue q
+CROSS JOIN LATERAL (
+    -- A debounced job that lost its slot goes into the next slot and starts
+    -- when that slot begins.
+    SELECT greatest(s.requested, coalesce(s.slot, s.requested)) AS start_after, s.slot AS singleton_on
+    FROM (
+        SELECT
+            coalesce(%(start_after)s::timestamptz, now() + make_interval(secs => coalesce(%(start_in)s::double precision, 0))) AS requested,
+            to_timestamp(
+                floor(extract(epoch FROM now()) / %(singleton_seconds)s::integer) * %(singleton_seconds)s::integer
+                + coalesce(%(singleton_offset)s::integer, 0)
+            ) AS slot
+    ) s
+) t
+WHERE q.name = %(name)s
+  AND (%(dead_letter)s::text IS NULL OR EXISTS (SELECT 1 FROM {{schema}}.queue d WHERE d.name = %(dead_letter)s::text))
+ON CONFLICT DO NOTHING
+RETURNING id::text;
+
+-- name: insert
+-- Insert a batch of jobs given as one JSON array, in one statement: all or nothing,
+-- except the jobs a policy or throttle index rejects, which are skipped.
+INSERT INTO {{schema}}.job (
+    id, name, priority, data, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
+    expire_in, start_after, singleton_key, singleton_on, keep_until, delete_after, dead_letter
+)
+SELECT
+    coalesce(j.id, gen_random_uuid()),
+    q.name,
+    coalesce(j.priority, 0),
+    j.data,
+    q.policy,
+    coalesce(j.retry_limit, q.retry_limit),
+    coalesce(j.retry_delay, q.retry_delay),
+    coalesce(j.retry_backoff, q.retry_backoff),
+    coalesce(j.retry_delay_max, q.retry_delay_max),
+    coalesce(j.expire_in, q.expire_in),
+    t.start_after,
+    j.singleton_key,
+    t.singleton_on,
+    t.start_after + make_interval(secs => coalesce(j.retention, q.retention)),
+    coalesce(j.delete_after, q.delete_after),
+    coalesce(j.dead_letter, q.dead_letter)
+FROM {{schema}}.queue q
+CROSS JOIN LATERAL json_to_recordset(%(jobs)s::json) AS j(
+    id uuid, priority integer, data jsonb, retry_limit integer, retry_delay integer,
+    retry_backoff boolean, retry_delay_max integer, expire_in integer, start_after timestamptz,
+    start_in double precision, singleton_key text, singleton_seconds integer, retention integer,
+    delete_after integer, dead_letter text
+)
+CROSS JOIN LATERAL (
+    SELECT
+        coalesce(j.start_after, now() + make_interval(secs => coalesce(j.start_in, 0))) AS start_after,
+        to_timestamp(floor(extract(epoch FROM now()) / j.singleton_seconds) * j.singleton_seconds) AS singleton_on
+) t
+WHERE q.name = %(name)s
+ON CONFLICT DO NOTHING
+RETURNING id::text;
+
+-- name: fetch
+-- Claim up to `limit` queued jobs in priority order, in one statement.
+--
+-- The CTE is MATERIALIZED so the planner cannot fold it into the UPDATE:
+-- LIMIT with FOR UPDATE SKIP LOCKED must run exactly once, or concurrent
+-- fetchers could claim the same row. Rows another fetcher holds are skipped,
+-- never waited for. For singleton and stately jobs a key that already has an
+-- active job is passed over, and only the first job per key is claimed; a
+-- fetcher racing another for the same key gets a unique violation, which the
+-- caller retries.
+WITH candidates AS MATERIALIZED (
+    SELECT j.id, j.policy, coalesce(j.singleton_key, '') AS key, j.priority, j.created_on
+    FROM {{schema}}.job j
+    WHERE j.name = %(name)s
+      AND j.state < 'active'
+      AND j.start_after <= coalesce(%(now)s::timestamptz, now())
+      AND NOT (
+          (j.policy = 'singleton' AND EXISTS (
+              SELECT 1 FROM {{schema}}.job a
+              WHERE a.name = j.name AND a.state = 'active' AND a.policy = 'singleton'
+                AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')))
+          OR (j.policy = 'stately' AND EXISTS (
+              SELECT 1 FROM {{schema}}.job a
+              WHERE a.name = j.name AND a.state = 'active' AND a.policy = 'stately'
+                AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')))
+      )
+    ORDER BY j.priority DESC, j.created_on, j.id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), claimable AS (
+    SELECT id FROM (
+        SELECT c.id, c.policy,
+               row_number() OVER (PARTITION BY c.policy, c.key ORDER BY c.priority DESC, c.created_on, c.id) AS n
+        FROM candidates c
+    ) ranked
+    WHERE policy NOT IN ('singleton', 'stately') OR n = 1
+)
+UPDATE {{schema}}.job j SET
+    state = 'active',
+    started_on = coalesce(%(now)s::timestamptz, now()),
+    expire_at = least(
+        coalesce(%(now)s::timestamptz, now()) + make_interval(secs => j.expire_in),
+        %(deadline)s::timestamptz
+    )
+FROM claimable
+WHERE j.id = claimable.id
+RETURNING j.id::text, j.name, j.data, j.priority, j.state::text, j.retry_count, j.retry_limit,
+          j.started_on, j.expire_at, j.created_on, j.singleton_key, j.origin;
+
+-- name: complete
+-- Complete a batch of active jobs, each with its own output. A job passed with
+-- the started_on it was fetched with is only completed if it is still that
+-- attempt: a run that outlived its expiry cannot complete the retry.
+UPDATE {{schema}}.job j SET
+    state = 'completed',
+    completed_on = coalesce(%(now)s::timestamptz, now()),
+    output = t.output
+FROM unnest(%(ids)s::uuid[], %(started)s::timestamptz[], %(outputs)s::jsonb[]) AS t(id, started_on, output)
+WHERE j.id = t.id
+  AND j.name = %(name)s
+  AND j.state = 'active'
+  AND (t.started_on IS NULL OR j.started_on = t.started_on)
+RETURNING j.id::text;
+
+-- name: fail
+-- Fail a batch of active jobs, each with its own error, in one statement: a job
+-- with attempts left (and a retryable error) goes to retry after its backoff,
+-- any other goes to failed and, if it has a dead letter queue, a copy of it is
+-- sent there. A stately job goes to failed when its key already has a job
+-- waiting in retry, since the policy allows only one.
+WITH input AS (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(started)s::timestamptz[], %(errors)s::jsonb[], %(retryable)s::boolean[])
+        AS t(id, started_on, error, retryable)
+), failing AS (
+    SELECT j.id, t.error,
+           coalesce(t.retryable, true)
+           AND j.retry_count < j.retry_limit
+           AND NOT (j.policy = 'stately' AND EXISTS (
+               SELECT 1 FROM {{schema}}.job r
+               WHERE r.name = j.name AND r.state = 'retry' AND r.policy = 'stately'
+                 AND coalesce(r.singleton_key, '') = coalesce(j.singleton_key, ''))) AS will_retry
+    FROM {{schema}}.job j JOIN input t ON j.id = t.id
+    WHERE j.name = %(name)s
+      AND j.state = 'active'
+      AND (t.started_on IS NULL OR j.started_on = t.started_on)
+), updated AS (
+    UPDATE {{schema}}.job j SET
+        state = CASE WHEN f.will_retry THEN 'retry' ELSE 'failed' END::{{schema}}.job_state,
+        retry_count = j.retry_count + f.will_retry::integer,
+        start_after = CASE WHEN f.will_retry
+            THEN coalesce(%(now)s::timestamptz, now()) + make_interval(secs =>
+                {{schema}}.retry_delay_seconds(j.retry_count, j.retry_delay, j.retry_backoff, j.retry_delay_max, random()))
+            ELSE j.start_after END,
+        completed_on = CASE WHEN f.will_retry THEN NULL ELSE coalesce(%(now)s::timestamptz, now()) END,
+        expire_at = NULL,
+        output = f.error
+    FROM failing f
+    WHERE j.id = f.id AND j.state = 'active'
+    RETURNING j.id, j.name, j.data, j.state, j.output, j.dead_letter
+), dead AS (
+    INSERT INTO {{schema}}.job (
+        name, priority, data, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
+        expire_in, keep_until, delete_after, dead_letter, origin
+    )
+    SELECT q.name, 0, u.data, q.policy, q.retry_limit, q.retry_delay, q.retry_backoff, q.retry_delay_max,
+           q.expire_in, now() + make_interval(secs => q.retention), q.delete_after, q.dead_letter,
+           jsonb_build_object('dead_letter_of', jsonb_build_object('queue', u.name, 'id', u.id::text, 'error', u.output))
+    FROM updated u JOIN {{schema}}.queue q ON q.name = u.dead_letter
+    WHERE u.state = 'failed'
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT u.id::text AS id, u.state::text AS state, (SELECT count(*) FROM dead) AS dead_lettered FROM updated u;
+
+-- name: lock_expired
+-- The active jobs past their deadline, oldest first, locked for expiry.
+SELECT id::text, name, started_on FROM {{schema}}.job
+WHERE state = 'active' AND expire_at < coalesce(%(now)s::timestamptz, now())
+ORDER BY expire_at
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: cancel
+-- Cancel jobs that have not finished (an active one's later completion is ignored).
+UPDATE {{schema}}.job SET state = 'cancelled', completed_on = now(), expire_at = NULL
+WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[]) AND state < 'completed'
+RETURNING id::text;
+
+-- name: requeue
+-- Put failed (retry) or cancelled (resume) jobs back in the queue as new, with
+-- a fresh set of attempts, from the hot table or the archive. A job whose key
+-- already has a queued job under a short or stately policy is left where it is.
+WITH hot AS (
+    UPDATE {{schema}}.job j SET
+        state = 'created', retry_count = 0, start_after = now(), started_on = NULL,
+        expire_at = NULL, completed_on = NULL,
+        keep_until = now() + (j.keep_until - j.start_after)
+    WHERE j.name = %(name)s AND j.id = ANY(%(ids)s::uuid[]) AND j.state = %(from_state)s::{{schema}}.job_state
+      AND NOT (j.policy IN ('short', 'stately') AND EXISTS (
+          SELECT 1 FROM {{schema}}.job c
+          WHERE c.name = j.name AND c.state = 'created' AND c.policy = j.policy
+            AND coalesce(c.singleton_key, '') = coalesce(j.singleton_key, '')))
+    RETURNING j.id
+), cold AS (
+    DELETE FROM {{schema}}.archive a
+    WHERE a.name = %(name)s AND a.id = ANY(%(ids)s::uuid[]) AND a.state = %(from_state)s::{{schema}}.job_state
+      AND NOT (a.policy IN ('short', 'stately') AND EXISTS (
+          SELECT 1 FROM {{schema}}.job c
+          WHERE c.name = a.name AND c.state = 'created' AND c.policy = a.policy
+            AND coalesce(c.singleton_key, '') = coalesce(a.singleton_key, '')))
+    RETURNING a.*
+), restored AS (
+    INSERT INTO {{schema}}.job (
+        id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
+        retry_delay_max, expire_in, start_after, singleton_key, singleton_on, keep_until,
+        delete_after, dead_letter, created_on, output, origin
+    )
+    SELECT id, name, priority, data, 'created', policy, retry_limit, 0, retry_delay, retry_backoff,
+           retry_delay_max, expire_in, now(), singleton_key, singleton_on, now() + (keep_until - start_after),
+           delete_after, dead_letter, created_on, output, origin
+    FROM cold
+    RETURNING id
+)
+SELECT id::text FROM hot UNION ALL SELECT id::text FROM restored;
+
+-- name: delete_jobs
+-- Delete jobs of a queue, wherever they are.
+WITH hot AS (
+    DELETE FROM {{schema}}.job WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[]) RETURNING id
+), cold AS (
+    DELETE FROM {{schema}}.archive WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[]) RETURNING id
+)
+SELECT id::text FROM hot UNION ALL SELECT id::text FROM cold;
+
+-- name: get_job
+-- One job by id from the hot table or the archive, optionally of one queue.
+SELECT * FROM (
+    SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
+           retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
+           singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin,
+           false AS archived
+    FROM {{schema}}.job WHERE id = %(id)s::uuid
+    UNION ALL
+    SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
+           retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
+           singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin,
+           true AS archived
+    FROM {{schema}}.archive WHERE id = %(id)s::uuid
+) found
+WHERE %(name)s::text IS NULL OR name = %(name)s::text
+LIMIT 1;
+
+-- name: find_jobs
+-- Jobs of a queue filtered by state, singleton key and data containment, newest first.
+SELECT * FROM (
+    SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
+           retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
+           singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin,
+           false AS archived
+    FROM {{schema}}.job
+    WHERE name = %(name)s
+      AND (%(states)s::text[] IS NULL OR state::text = ANY(%(states)s::text[]))
+      AND (%(key)s::text IS NULL OR singleton_key = %(key)s::text)
+      AND (%(data)s::jsonb IS NULL OR data @> %(data)s::jsonb)
+    UNION ALL
+    SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
+           retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
+           singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin,
+           true AS archived
+    FROM {{schema}}.archive
+    WHERE %(include_archive)s
+      AND name = %(name)s
+      AND (%(states)s::text[] IS NULL OR state::text = ANY(%(states)s::text[]))
+      AND (%(key)s::text IS NULL OR singleton_key = %(key)s::text)
+      AND (%(data)s::jsonb IS NULL OR data @> %(data)s::jsonb)
+) found
+ORDER BY created_on DESC, id
+LIMIT %(limit)s;
+
+-- name: failed_jobs
+-- The most recently failed jobs, hot and archived, optionally of one queue.
+SELECT * FROM (
+    SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
+           retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
+           singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin,
+           false AS archived
+    FROM {{schema}}.job
+    WHERE state = 'failed' AND (%(name)s::text IS NULL OR name = %(name)s::text)
+    UNION ALL
+    SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
+           retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
+           singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin,
+           true AS archived
+    FROM {{schema}}.archive
+    WHERE state = 'failed' AND (%(name)s::text IS NULL OR name = %(name)s::text)
+) found
+ORDER BY completed_on DESC NULLS LAST, id
+LIMIT %(limit)s;
+
+-- name: queue_size
+-- How many jobs of a queue are in the given states (in the hot table).
+SELECT count(*) AS size FROM {{schema}}.job
+WHERE name = %(name)s AND state::text = ANY(%(states)s::text[]);
+
+-- name: queue_stats
+-- Per queue: jobs by state in the hot table and how long the oldest ready job has waited.
+SELECT q.name,
+       count(j.id) FILTER (WHERE j.state = 'created') AS created,
+       count(j.id) FILTER (WHERE j.state = 'retry') AS retry,
+       count(j.id) FILTER (WHERE j.state = 'active') AS active,
+       count(j.id) FILTER (WHERE j.state = 'completed') AS completed,
+       count(j.id) FILTER (WHERE j.state = 'cancelled') AS cancelled,
+       count(j.id) FILTER (WHERE j.state = 'failed') AS failed,
+       coalesce(extract(epoch FROM coalesce(%(now)s::timestamptz, now())
+           - min(j.start_after) FILTER (WHERE j.state < 'active' AND j.start_after <= coalesce(%(now)s::timestamptz, now()))), 0
+       )::double precision AS oldest_queued_seconds
+FROM {{schema}}.queue q
+LEFT JOIN {{schema}}.job j ON j.name = q.name
+GROUP BY q.name
+ORDER BY q.name;
+
+-- name: archive
+-- Move up to `limit` finished jobs past their queue's archive_after into the archive.
+WITH due AS (
+    SELECT d.id
+    FROM {{schema}}.queue q
+    CROSS JOIN LATERAL (
+        SELECT j.id FROM {{schema}}.job j
+        WHERE j.name = q.name AND j.state > 'active'
+          AND j.completed_on < coalesce(%(now)s::timestamptz, now()) - make_interval(secs => q.archive_after)
+        ORDER BY j.completed_on
+        LIMIT %(limit)s
+        FOR UPDATE OF j SKIP LOCKED
+    ) d
+    LIMIT %(limit)s
+), moved AS (
+    DELETE FROM {{schema}}.job j USING due WHERE j.id = due.id
+    RETURNING j.*
+)
+INSERT INTO {{schema}}.archive (
+    id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
+    retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
+    keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, archived_on, delete_at
+)
+SELECT id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
+       retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
+       keep_until, delete_after, dead_letter, created_on, completed_on, output, origin,
+       coalesce(%(now)s::timestamptz, now()),
+       coalesce(completed_on, coalesce(%(now)s::timestamptz, now())) + make_interval(secs => delete_after)
+FROM moved;
+
+-- name: purge_archive
+-- Delete up to `limit` archived jobs past their delete_at.
+DELETE FROM {{schema}}.archive
+WHERE id IN (
+    SELECT id FROM {{schema}}.archive
+    WHERE delete_at < coalesce(%(now)s::timestamptz, now())
+    ORDER BY delete_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+);
+
+-- name: fail_unstarted
+-- Fail up to `limit` queued jobs that were not started within their retention.
+-- They are failed rather than deleted so that no job disappears unseen.
+UPDATE {{schema}}.job SET
+    state = 'failed',
+    completed_on = coalesce(%(now)s::timestamptz, now()),
+    output = jsonb_build_object('message', 'not started within its retention period', 'type', 'RetentionExpired')
+WHERE id IN (
+    SELECT id FROM {{schema}}.job
+    WHERE state < 'active' AND keep_until < coalesce(%(now)s::timestamptz, now())
+    ORDER BY keep_until
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+);
+
+-- name: upsert_schedule
+-- Create or replace a schedule. Changing its cron or time zone restarts it from
+-- now, so the new expression does not "catch up" fire times it never had.
+INSERT INTO {{schema}}.schedule (name, key, cron, timezone, data, options, last_fire_time)
+VALUES (%(name)s, %(key)s, %(cron)s, %(timezone)s, %(data)s::jsonb, %(options)s::jsonb,
+        coalesce(%(now)s::timestamptz, now()))
+ON CONFLICT (name, key) DO UPDATE SET
+    cron = EXCLUDED.cron,
+    timezone = EXCLUDED.timezone,
+    data = EXCLUDED.data,
+    options = EXCLUDED.options,
+    updated_on = now(),
+    last_fire_time = CASE
+        WHEN {{schema}}.schedule.cron <> EXCLUDED.cron OR {{schema}}.schedule.timezone <> EXCLUDED.timezone
+        THEN EXCLUDED.last_fire_time
+        ELSE {{schema}}.schedule.last_fire_time
+    END;
+
+-- name: delete_schedule
+-- Remove a schedule (one key, or all keys of a queue when key is NULL).
+DELETE FROM {{schema}}.schedule
+WHERE name = %(name)s AND (%(key)s::text IS NULL OR key = %(key)s::text)
+RETURNING name;
+
+-- name: get_schedules
+-- The schedules, optionally of one queue.
+SELECT name, key, cron, timezone, data, options, created_on, updated_on, last_fire_time
+FROM {{schema}}.schedule
+WHERE %(name)s::text IS NULL OR name = %(name)s::text
+ORDER BY name, key;
+
+-- name: lock_schedules
+-- The schedules no other tick is processing right now, locked until commit.
+SELECT name, key, cron, timezone, data, options, created_on, updated_on, last_fire_time
+FROM {{schema}}.schedule
+ORDER BY name, key
+FOR UPDATE SKIP LOCKED;
+
+-- name: mark_fired
+-- Remember the latest fire time of a schedule that has been turned into jobs.
+UPDATE {{schema}}.schedule SET last_fire_time = %(fire_time)s
+WHERE name = %(name)s AND key = %(key)s;
+
+-- name: db_now
+-- The database clock, the one clock every default "now" in the queue reads.
+SELECT now() AS now;

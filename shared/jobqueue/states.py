@@ -1,0 +1,52 @@
+"""Job states and the transitions between them.
+
+The database is the authority: `check_transition()` in sql/schema.sql refuses
+any other change of state. This module mirrors it for Python callers, and
+tests/integration/test_states.py checks that the two agree.
+
+    created --fetch--> active --complete--> completed
+       |                 |--fail, attempts left--> retry --(start_after)--> active
+       |                 |--fail, none left / non-retryable--> failed
+       |                 '--expired (deadline passed)--> retry or failed
+       |--cancel--> cancelled        failed/cancelled --retry/resume--> created
+       '--not started within retention--> failed
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobState(StrEnum):
+    # Declared in the enum's database order: queued < active < finished.
+    CREATED = "created"
+    RETRY = "retry"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+QUEUED: frozenset[JobState] = frozenset({JobState.CREATED, JobState.RETRY})
+FINISHED: frozenset[JobState] = frozenset({JobState.COMPLETED, JobState.CANCELLED, JobState.FAILED})
+
+TRANSITIONS: frozenset[tuple[JobState, JobState]] = frozenset(
+    {
+        (JobState.CREATED, JobState.ACTIVE),
+        (JobState.CREATED, JobState.CANCELLED),
+        (JobState.CREATED, JobState.FAILED),  # retention ran out before it started
+        (JobState.RETRY, JobState.ACTIVE),
+        (JobState.RETRY, JobState.CANCELLED),
+        (JobState.RETRY, JobState.FAILED),  # retention ran out before it started
+        (JobState.ACTIVE, JobState.COMPLETED),
+        (JobState.ACTIVE, JobState.RETRY),
+        (JobState.ACTIVE, JobState.FAILED),
+        (JobState.ACTIVE, JobState.CANCELLED),
+        (JobState.FAILED, JobState.CREATED),  # retry()
+        (JobState.CANCELLED, JobState.CREATED),  # resume()
+    }
+)
+
+
+def can_transition(old: JobState, new: JobState) -> bool:
+    return (old, new) in TRANSITIONS

@@ -1,0 +1,4 @@
+def test_imports() -> None:
+    import jobqueue
+
+    assert jobqueue.Queue
