@@ -31,7 +31,10 @@ def _migrate_template(host: str, port: int, user: str, dbname: str, password: st
 def pg_template(pg_server: EmbeddedPostgres) -> Iterator[NoopExecutor]:
     executor = NoopExecutor(host=pg_server.host, port=pg_server.port, user=pg_server.user, options="", dbname="tests")
     janitor = DatabaseJanitor(
-        user=executor.user, host=executor.host, port=executor.port, dbname=executor.template_dbname,
+        user=executor.user,
+        host=executor.host,
+        port=executor.port,
+        dbname=executor.template_dbname,
         as_template=True,
     )
     with janitor:

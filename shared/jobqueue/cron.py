@@ -40,12 +40,12 @@ def zone(name: object) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidTimezoneError(f"unknown time zone {name!r}: use an IANA name like 'Europe/Berlin' or 'UTC'") from None
+        raise InvalidTimezoneError(
+            f"unknown time zone {name!r}: use an IANA name like 'Europe/Berlin' or 'UTC'"
+        ) from None
 
 
-def due_fire_times(
-    cron: str, tz: str, since: datetime, until: datetime, *, limit: int = 10_000
-) -> list[datetime]:
+def due_fire_times(cron: str, tz: str, since: datetime, until: datetime, *, limit: int = 10_000) -> list[datetime]:
     """Fire times in (since, until], as UTC instants, oldest first, at most `limit` (the newest)."""
     expression = validate_cron(cron)
     local = zone(tz)

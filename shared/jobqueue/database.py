@@ -29,12 +29,14 @@ def parse_conninfo(conninfo: str) -> dict[str, Any]:
     """Check a conninfo string or postgresql:// URL without connecting."""
     if not isinstance(conninfo, str) or not conninfo.strip():
         raise ConfigurationError("database URL is empty: set DATABASE_URL to postgresql://user:password@host:port/db")
+    if "://" in conninfo and not conninfo.startswith(("postgresql://", "postgres://")):
+        raise ConfigurationError("malformed database URL: the scheme must be postgresql:// or postgres://")
     try:
         parts = conninfo_to_dict(conninfo)
     except psycopg.ProgrammingError as exc:
-        raise ConfigurationError(f"malformed database URL or conninfo: {exc}") from None
-    if "://" in conninfo and not conninfo.startswith(("postgresql://", "postgres://")):
-        raise ConfigurationError("malformed database URL: the scheme must be postgresql:// or postgres://")
+        # libpq's message may quote the string, password included: keep it out.
+        reason = str(exc).split(" in connection info string")[0].split(' after "')[0].strip()
+        raise ConfigurationError(f"malformed database URL or conninfo: {reason}") from None
     port = parts.get("port")
     if port is not None and not all(p.isdigit() and 0 < int(p) < 65536 for p in str(port).split(",")):
         raise ConfigurationError(f"malformed database URL: port {port!r} is not a number between 1 and 65535")
@@ -48,7 +50,7 @@ def redact(conninfo: str) -> str:
     except psycopg.ProgrammingError:
         return "<malformed conninfo>"
     parts.pop("password", None)
-    return make_conninfo(**parts)
+    return make_conninfo("", **parts)
 
 
 class Database:
@@ -84,16 +86,14 @@ class Database:
 
     def _open(self) -> Connection[Any]:
         assert self._conninfo is not None
-        options = f"-c statement_timeout={self._statement_timeout_ms}" if self._statement_timeout_ms else None
+        conninfo = make_conninfo(
+            self._conninfo,
+            connect_timeout=self._connect_timeout,
+            application_name=self._application_name,
+            options=f"-c statement_timeout={self._statement_timeout_ms}" if self._statement_timeout_ms else None,
+        )
         try:
-            conn = psycopg.connect(
-                self._conninfo,
-                autocommit=True,
-                connect_timeout=self._connect_timeout,
-                application_name=self._application_name,
-                prepare_threshold=self._prepare_threshold,
-                **({"options": options} if options else {}),
-            )
+            conn = psycopg.connect(conninfo, autocommit=True, prepare_threshold=self._prepare_threshold)
         except psycopg.OperationalError as exc:
             # libpq's message names host and port but never the password.
             raise DatabaseUnavailableError(
@@ -130,11 +130,16 @@ class Database:
             return cursor.execute(self.queries[name], params)
         except psycopg.OperationalError as exc:
             if connection.broken and conn is None:
-                raise DatabaseUnavailableError(f"lost the database connection during {name}: {str(exc).strip()}") from exc
+                raise DatabaseUnavailableError(
+                    f"lost the database connection during {name}: {str(exc).strip()}"
+                ) from exc
             raise
 
     def rows(
-        self, name: str, params: Params | None = None, conn: Connection[Any] | None = None,
+        self,
+        name: str,
+        params: Params | None = None,
+        conn: Connection[Any] | None = None,
         row_factory: RowFactory[Any] = dict_row,
     ) -> list[Any]:
         return self.execute(name, params, conn, row_factory).fetchall()

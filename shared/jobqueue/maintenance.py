@@ -33,8 +33,15 @@ def _loop(step: Callable[[], int], batch_size: int, time_budget: float | None) -
 
 
 def fail_batch(
-    db: Database, name: str | None, ids: list[str], started: list[datetime | None] | None,
-    errors: list[str | None] | None, retryable: list[bool] | None, now: datetime | None, conn: Any = None,
+    db: Database,
+    *,
+    name: str | None,
+    ids: list[str],
+    started: list[datetime | None] | None,
+    errors: list[str | None] | None,
+    retryable: list[bool] | None,
+    now: datetime | None,
+    conn: Any = None,
 ) -> list[dict[str, Any]]:
     return db.rows(
         "fail",
@@ -57,8 +64,14 @@ def expire_batch(db: Database, batch_size: int, now: datetime | None) -> tuple[i
             by_queue.setdefault(row["name"], []).append(row)
         for name, rows in by_queue.items():
             result = fail_batch(
-                db, name, [r["id"] for r in rows], [r["started_on"] for r in rows],
-                [error] * len(rows), None, now, tx,
+                db,
+                name=name,
+                ids=[r["id"] for r in rows],
+                started=[r["started_on"] for r in rows],
+                errors=[error] * len(rows),
+                retryable=None,
+                now=now,
+                conn=tx,
             )
             for row in result:
                 if row["state"] == "retry":
@@ -87,7 +100,9 @@ def archive(db: Database, batch_size: int, now: datetime | None, time_budget: fl
 
 def purge(db: Database, batch_size: int, now: datetime | None, time_budget: float | None) -> tuple[int, int]:
     """Delete archived jobs past delete_at; fail queued jobs past their retention."""
-    purged = _loop(lambda: db.execute("purge_archive", {"limit": batch_size, "now": now}).rowcount, batch_size, time_budget)
+    purged = _loop(
+        lambda: db.execute("purge_archive", {"limit": batch_size, "now": now}).rowcount, batch_size, time_budget
+    )
     unstarted = _loop(
         lambda: db.execute("fail_unstarted", {"limit": batch_size, "now": now}).rowcount, batch_size, time_budget
     )

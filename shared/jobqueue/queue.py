@@ -32,8 +32,16 @@ from jobqueue.states import QUEUED, JobState
 Conn = Connection[Any] | None
 JobRef = str | Job
 _QUEUE_SETTINGS = (
-    "policy", "retry_limit", "retry_delay", "retry_backoff", "retry_delay_max",
-    "expire_in", "retention", "archive_after", "delete_after", "dead_letter",
+    "policy",
+    "retry_limit",
+    "retry_delay",
+    "retry_backoff",
+    "retry_delay_max",
+    "expire_in",
+    "retention",
+    "archive_after",
+    "delete_after",
+    "dead_letter",
 )
 _FETCH_RETRIES = 3
 
@@ -58,8 +66,11 @@ class Queue:
         connect_timeout: int = 10,
     ) -> None:
         self.db = Database(
-            target, schema, connect_timeout=connect_timeout,
-            statement_timeout_ms=statement_timeout_ms, prepare_threshold=prepare_threshold,
+            target,
+            schema,
+            connect_timeout=connect_timeout,
+            statement_timeout_ms=statement_timeout_ms,
+            prepare_threshold=prepare_threshold,
         )
         if isinstance(max_payload_bytes, bool) or not isinstance(max_payload_bytes, int) or max_payload_bytes < 1:
             raise InvalidOptionError(f"max_payload_bytes must be a positive integer, got {max_payload_bytes!r}")
@@ -122,9 +133,17 @@ class Queue:
         delete_after 7 days.
         """
         settings = self._queue_settings(
-            name, policy=policy, retry_limit=retry_limit, retry_delay=retry_delay, retry_backoff=retry_backoff,
-            retry_delay_max=retry_delay_max, expire_in=expire_in, retention=retention,
-            archive_after=archive_after, delete_after=delete_after, dead_letter=dead_letter,
+            name,
+            policy=policy,
+            retry_limit=retry_limit,
+            retry_delay=retry_delay,
+            retry_backoff=retry_backoff,
+            retry_delay_max=retry_delay_max,
+            expire_in=expire_in,
+            retention=retention,
+            archive_after=archive_after,
+            delete_after=delete_after,
+            dead_letter=dead_letter,
         )
         try:
             row = self.db.execute("create_queue", settings, conn).fetchone()
@@ -333,8 +352,11 @@ class Queue:
         else:
             encoded = None
         params = {
-            "name": options.queue_name(name), "ids": job_ids, "started": started,
-            "outputs": encoded, "now": options.now_or_none(now),
+            "name": options.queue_name(name),
+            "ids": job_ids,
+            "started": started,
+            "outputs": encoded,
+            "now": options.now_or_none(now),
         }
         return [row["id"] for row in self.db.rows("complete", params, conn)]
 
@@ -369,7 +391,14 @@ class Queue:
             if len(flags) != len(refs):
                 raise InvalidOptionError(f"retryable has {len(flags)} items for {len(refs)} jobs")
         rows = maintenance.fail_batch(
-            self.db, options.queue_name(name), job_ids, started, list(encoded), flags, options.now_or_none(now), conn
+            self.db,
+            name=options.queue_name(name),
+            ids=job_ids,
+            started=started,
+            errors=list(encoded),
+            retryable=flags,
+            now=options.now_or_none(now),
+            conn=conn,
         )
         return FailResult(
             retried=[r["id"] for r in rows if r["state"] == JobState.RETRY],
@@ -430,7 +459,9 @@ class Queue:
             if s not in JobState.__members__.values():
                 raise InvalidOptionError(f"unknown job state {s!r}; known: {', '.join(JobState)}")
         params = {
-            "name": options.queue_name(name), "states": states, "key": key,
+            "name": options.queue_name(name),
+            "states": states,
+            "key": key,
             "data": None if data is None else options.to_json(data, "data filter"),
             "include_archive": options.boolean("include_archive", include_archive),
             "limit": options.integer("limit", limit),
@@ -462,11 +493,15 @@ class Queue:
         self, *, batch_size: int = 1000, now: datetime | None = None, time_budget: float | None = None
     ) -> tuple[int, int]:
         """Move active jobs past their deadline to retry or failed; returns (retried, failed)."""
-        return maintenance.expire(self.db, options.integer("batch_size", batch_size), options.now_or_none(now), time_budget)
+        return maintenance.expire(
+            self.db, options.integer("batch_size", batch_size), options.now_or_none(now), time_budget
+        )
 
     def archive(self, *, batch_size: int = 1000, now: datetime | None = None, time_budget: float | None = None) -> int:
         """Move finished jobs older than their queue's archive_after to the archive; returns the count."""
-        return maintenance.archive(self.db, options.integer("batch_size", batch_size), options.now_or_none(now), time_budget)
+        return maintenance.archive(
+            self.db, options.integer("batch_size", batch_size), options.now_or_none(now), time_budget
+        )
 
     def purge(
         self, *, batch_size: int = 1000, now: datetime | None = None, time_budget: float | None = None
@@ -476,7 +511,9 @@ class Queue:
         Returns (deleted, failed for retention). Queued jobs that outlive their
         retention are failed (visible in failed_jobs) rather than deleted.
         """
-        return maintenance.purge(self.db, options.integer("batch_size", batch_size), options.now_or_none(now), time_budget)
+        return maintenance.purge(
+            self.db, options.integer("batch_size", batch_size), options.now_or_none(now), time_budget
+        )
 
     def maintain(
         self, *, batch_size: int = 1000, now: datetime | None = None, time_budget: float | None = None
@@ -500,7 +537,17 @@ class Queue:
         **send_options: Any,
     ) -> None:
         """Create or replace the schedule (name, key): a job on `name` at each fire time of `cron` in `tz`."""
-        scheduling.schedule(self.db, name, cron, data, tz, key, now, send_options, self.max_payload_bytes)
+        scheduling.schedule(
+            self.db,
+            name=name,
+            cron=cron,
+            data=data,
+            tz=tz,
+            key=key,
+            now=now,
+            send_options=send_options,
+            max_payload_bytes=self.max_payload_bytes,
+        )
 
     def unschedule(self, name: str, key: str | None = "") -> int:
         """Remove a schedule (key=None removes every key of the queue); returns how many."""
@@ -542,4 +589,3 @@ def _refs(refs: list[JobRef]) -> tuple[list[str], list[datetime | None] | None]:
             ids.append(options.job_id(ref))
             started.append(None)
     return ids, (started if fenced else None)
-

@@ -16,7 +16,7 @@ from typing import Any
 from jobqueue import options
 from jobqueue.cron import due_fire_times, validate_cron, zone
 from jobqueue.database import Database
-from jobqueue.errors import UnknownQueueError
+from jobqueue.errors import InvalidOptionError, UnknownQueueError
 from jobqueue.models import Schedule
 from jobqueue.sending import job_params
 
@@ -25,23 +25,34 @@ MAX_FIRES_PER_TICK = 1_000
 
 
 def schedule(
-    db: Database, name: str, cron: str, data: Any, tz: str, key: str, now: datetime | None,
-    send_options: Mapping[str, Any], max_payload_bytes: int,
+    db: Database,
+    *,
+    name: str,
+    cron: str,
+    data: Any,
+    tz: str,
+    key: str,
+    now: datetime | None,
+    send_options: Mapping[str, Any],
+    max_payload_bytes: int,
 ) -> None:
     options.queue_name(name)
     expression = validate_cron(cron)
     zone(tz)
     if not isinstance(key, str) or len(key) > options.MAX_SINGLETON_KEY:
-        raise options.InvalidOptionError(f"schedule key must be a string of at most {options.MAX_SINGLETON_KEY} characters")
+        raise InvalidOptionError(f"schedule key must be a string of at most {options.MAX_SINGLETON_KEY} characters")
     job_params(send_options)  # refuse bad options now, not at every tick
     if send_options.get("id") is not None:
-        raise options.InvalidOptionError("a schedule cannot fix the job id: each fire time makes a new job")
+        raise InvalidOptionError("a schedule cannot fix the job id: each fire time makes a new job")
     if not db.scalar("queue_exists", {"name": name}):
         raise UnknownQueueError(name)
     db.execute(
         "upsert_schedule",
         {
-            "name": name, "key": key, "cron": expression, "timezone": tz,
+            "name": name,
+            "key": key,
+            "cron": expression,
+            "timezone": tz,
             "data": options.to_json(data, "data", max_payload_bytes),
             "options": options.to_json(_jsonable_options(send_options), "schedule options"),
             "now": options.now_or_none(now),
@@ -52,13 +63,11 @@ def schedule(
 def _jsonable_options(send_options: Mapping[str, Any]) -> dict[str, Any]:
     result = dict(send_options)
     if isinstance(result.get("start_after"), datetime):
-        raise options.InvalidOptionError("a schedule's start_after must be a delay in seconds, not a fixed time")
+        raise InvalidOptionError("a schedule's start_after must be a delay in seconds, not a fixed time")
     return result
 
 
-def run_schedules(
-    db: Database, now: datetime | None, catch_up: timedelta = DEFAULT_CATCH_UP
-) -> list[str]:
+def run_schedules(db: Database, now: datetime | None, catch_up: timedelta = DEFAULT_CATCH_UP) -> list[str]:
     """Turn every due fire time into a job; return the new job ids."""
     created: list[str] = []
     with db.transaction() as tx:

@@ -11,14 +11,31 @@ from jobqueue.errors import InvalidOptionError
 
 SEND_OPTIONS: Final = frozenset(
     {
-        "priority", "start_after", "retry_limit", "retry_delay", "retry_backoff", "retry_delay_max",
-        "expire_in", "singleton_key", "singleton_seconds", "singleton_next_slot", "retention",
-        "delete_after", "dead_letter", "id",
+        "priority",
+        "start_after",
+        "retry_limit",
+        "retry_delay",
+        "retry_backoff",
+        "retry_delay_max",
+        "expire_in",
+        "singleton_key",
+        "singleton_seconds",
+        "singleton_next_slot",
+        "retention",
+        "delete_after",
+        "dead_letter",
+        "id",
     }
 )
 _INTEGER_OPTIONS: Final = (
-    "priority", "retry_limit", "retry_delay", "retry_delay_max", "expire_in",
-    "singleton_seconds", "retention", "delete_after",
+    "priority",
+    "retry_limit",
+    "retry_delay",
+    "retry_delay_max",
+    "expire_in",
+    "singleton_seconds",
+    "retention",
+    "delete_after",
 )
 
 

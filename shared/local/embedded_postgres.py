@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
+
 # Settings that make a disposable server fast. Durability is irrelevant for a
 # test database; benchmarks pass their own settings.
 FAST_SETTINGS: dict[str, str] = {
@@ -138,7 +140,9 @@ class EmbeddedPostgres:
         options = [f"-p {self.port}", "-c listen_addresses=127.0.0.1", f"-k {self.datadir}"]
         options += [f"-c {key}={value}" for key, value in self.settings.items()]
         logfile = self.datadir / "server.log"
-        self._run(["pg_ctl", "-D", str(self.datadir), "-l", str(logfile), "-o", " ".join(options), "-w", "-t", "60", "start"])
+        self._run(
+            ["pg_ctl", "-D", str(self.datadir), "-l", str(logfile), "-o", " ".join(options), "-w", "-t", "60", "start"]
+        )
 
     def stop(self, mode: str = "fast") -> None:
         if self.running:
@@ -153,8 +157,6 @@ class EmbeddedPostgres:
         return self._run(["pg_ctl", "-D", str(self.datadir), "status"], check=False).returncode == 0
 
     def create_database(self, dbname: str) -> None:
-        import psycopg
-
         with psycopg.connect(self.url(), autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
             if not exists:

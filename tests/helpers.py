@@ -1,0 +1,32 @@
+"""Small helpers for tests: backdating rows instead of sleeping."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+
+def seconds_ago(seconds: float) -> datetime:
+    return datetime.now(UTC) - timedelta(seconds=seconds)
+
+
+def later(seconds: float) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+def make_ready(conn: psycopg.Connection[Any], *ids: str, schema: str = "jobqueue") -> None:
+    """Pretend a delayed or retrying job's start_after has passed."""
+    conn.execute(
+        f"UPDATE {schema}.job SET start_after = now() - interval '1 second' WHERE id = ANY(%s::uuid[])", (list(ids),)
+    )
+
+
+def job_row(conn: psycopg.Connection[Any], job_id: str, schema: str = "jobqueue") -> dict[str, Any]:
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(f"SELECT * FROM {schema}.job WHERE id = %s", (job_id,)).fetchone()
+    assert row is not None, f"job {job_id} is not in the job table"
+    return row

@@ -1,0 +1,36 @@
+"""The state machine: Python's mirror agrees with the database, which refuses illegal moves."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import psycopg
+import pytest
+
+from jobqueue import TRANSITIONS, JobState, Queue
+
+
+def test_enum_matches_the_database(conn: psycopg.Connection[Any]) -> None:
+    labels = conn.execute(
+        "SELECT enumlabel FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid "
+        "JOIN pg_namespace n ON n.oid = t.typnamespace "
+        "WHERE n.nspname = 'jobqueue' AND t.typname = 'job_state' ORDER BY e.enumsortorder"
+    ).fetchall()
+    assert [label for (label,) in labels] == [state.value for state in JobState]
+
+
+@pytest.mark.parametrize(("old", "new"), list(itertools.permutations(JobState, 2)))
+def test_database_allows_exactly_the_listed_transitions(
+    queue: Queue, conn: psycopg.Connection[Any], old: JobState, new: JobState
+) -> None:
+    queue.create_queue("q")
+    job_id = queue.send("q", {})
+    conn.execute("ALTER TABLE jobqueue.job DISABLE TRIGGER job_state_transition")
+    conn.execute("UPDATE jobqueue.job SET state = %s WHERE id = %s", (old.value, job_id))
+    conn.execute("ALTER TABLE jobqueue.job ENABLE TRIGGER job_state_transition")
+    if (old, new) in TRANSITIONS:
+        conn.execute("UPDATE jobqueue.job SET state = %s WHERE id = %s", (new.value, job_id))
+    else:
+        with pytest.raises(psycopg.errors.CheckViolation, match=f"illegal job state transition {old} -> {new}"):
+            conn.execute("UPDATE jobqueue.job SET state = %s WHERE id = %s", (new.value, job_id))

@@ -1,0 +1,27 @@
+"""The queue core must not depend on AWS or on the platform."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+CORE = Path(__file__).parents[2] / "shared" / "jobqueue"
+
+
+def test_core_imports_no_aws_or_platform_modules() -> None:
+    code = (
+        "import sys, jobqueue, jobqueue.queue, jobqueue.maintenance, jobqueue.scheduling, jobqueue.migrations\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'boto3', 'botocore', 'aws_lambda_powertools', 'pods', 'functions'})\n"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_core_source_mentions_no_aws_library() -> None:
+    for path in CORE.rglob("*.py"):
+        text = path.read_text()
+        for name in ("boto3", "botocore", "aws_lambda_powertools"):
+            assert f"import {name}" not in text and f"from {name}" not in text, path

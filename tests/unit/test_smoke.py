@@ -1,4 +1,0 @@
-def test_imports() -> None:
-    import jobqueue
-
-    assert jobqueue.Queue
