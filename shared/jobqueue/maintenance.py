@@ -67,7 +67,7 @@ def expire_batch(db: Database, batch_size: int, now: datetime | None) -> tuple[i
                 db,
                 name=name,
                 ids=[r["id"] for r in rows],
-                started=[r["started_on"] for r in rows],
+                started=sorted({r["started_on"] for r in rows}),
                 errors=[error] * len(rows),
                 retryable=None,
                 now=now,

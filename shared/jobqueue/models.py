@@ -14,7 +14,7 @@ class Job:
     id: str
     name: str
     data: Any
-    state: str
+    state: str = "active"  # fetch returns only active jobs and does not send the column
     priority: int = 0
     retry_count: int = 0
     retry_limit: int = 0

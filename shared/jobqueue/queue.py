@@ -9,6 +9,7 @@ with your transaction ("jobs are part of database transactions").
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +27,7 @@ from jobqueue.errors import (
     UnknownQueueError,
 )
 from jobqueue.models import FailResult, Job, MaintenanceResult, QueueInfo, QueueStats, Schedule
-from jobqueue.sending import batch_record, job_params
+from jobqueue.sending import batch_record, data_only_batch, job_params
 from jobqueue.states import QUEUED, JobState
 
 Conn = Connection[Any] | None
@@ -44,6 +45,10 @@ _QUEUE_SETTINGS = (
     "dead_letter",
 )
 _FETCH_RETRIES = 3
+# How long a queue's policy is trusted before fetch reads it again: a policy
+# change reaches running workers within this time (or at once, on a conflict).
+_POLICY_TTL = 60.0
+_POLICIES_THAT_REFUSE_SENDS = frozenset({"short", "stately"})
 
 
 class Queue:
@@ -75,6 +80,7 @@ class Queue:
         if isinstance(max_payload_bytes, bool) or not isinstance(max_payload_bytes, int) or max_payload_bytes < 1:
             raise InvalidOptionError(f"max_payload_bytes must be a positive integer, got {max_payload_bytes!r}")
         self.max_payload_bytes = max_payload_bytes
+        self._policies: dict[str, tuple[str, float]] = {}
 
     @property
     def schema(self) -> str:
@@ -228,6 +234,8 @@ class Queue:
         raises UnknownQueueError: queues are created explicitly.
         """
         options.queue_name(name)
+        if not send_options:
+            return self._send_plain(name, options.to_json(data, "data", self.max_payload_bytes), conn)
         params = job_params(send_options)
         next_slot = params.pop("singleton_next_slot")
         params.update(
@@ -239,6 +247,24 @@ class Queue:
             row = self.db.execute("send", params, conn).fetchone()
         if row is None:
             self._require_queue(name, conn, params["dead_letter"])
+            return None
+        return str(row["id"])
+
+    def _send_plain(self, name: str, data: str, conn: Conn) -> str | None:
+        connection = self.db.connection(conn)
+        params = {"name": name, "data": data}
+        # Inside the caller's transaction a unique violation would abort it,
+        # so there only the checked statement is used.
+        if self.db.in_transaction(connection) or self._policy(name, connection) in _POLICIES_THAT_REFUSE_SENDS:
+            row = self.db.execute("send_plain_checked", params, connection).fetchone()
+        else:
+            try:
+                row = self.db.execute("send_plain", params, connection).fetchone()
+            except pg_errors.UniqueViolation:
+                self._policies.pop(name, None)  # the policy changed meanwhile: it can refuse sends now
+                row = self.db.execute("send_plain_checked", params, connection).fetchone()
+        if row is None:
+            self._require_queue(name, conn)
             return None
         return str(row["id"])
 
@@ -269,14 +295,19 @@ class Queue:
         anything is written; jobs a policy or throttle refuses are skipped.
         """
         options.queue_name(name)
-        records = [batch_record(job, self.max_payload_bytes) for job in jobs]
-        if not records:
+        batch = list(jobs)
+        if not batch:
             return []
-        dead_letters = {json.loads(r).get("dead_letter") for r in records if '"dead_letter"' in r} - {None}
-        for dead_letter in dead_letters:
-            if not self.db.scalar("queue_exists", {"name": dead_letter}, conn):
-                raise UnknownQueueError(str(dead_letter), "dead letter queue")
-        rows = self.db.rows("insert", {"name": name, "jobs": "[" + ",".join(records) + "]"}, conn)
+        data_only = data_only_batch(batch, self.max_payload_bytes)
+        if data_only is not None:
+            rows = self.db.rows("insert_data", {"name": name, "data": data_only}, conn)
+        else:
+            records = [batch_record(job, self.max_payload_bytes) for job in batch]
+            dead_letters = {job.get("dead_letter") for job in batch} - {None}
+            for dead_letter in dead_letters:
+                if not self.db.scalar("queue_exists", {"name": dead_letter}, conn):
+                    raise UnknownQueueError(str(dead_letter), "dead letter queue")
+            rows = self.db.rows("insert", {"name": name, "jobs": "[" + ",".join(records) + "]"}, conn)
         if not rows:
             self._require_queue(name, conn)
         return [row["id"] for row in rows]
@@ -306,21 +337,34 @@ class Queue:
             "now": options.now_or_none(now),
         }
         connection = self.db.connection(conn)
+        jobs: list[Job] = []
         for attempt in range(_FETCH_RETRIES):
+            query = "fetch_one_per_key" if self._policy(name, connection) in ("singleton", "stately") else "fetch"
             try:
                 if self.db.in_transaction(connection):
                     with connection.transaction():  # a savepoint: a conflict must not abort the caller's work
-                        jobs = self.db.rows("fetch", params, connection, class_row(Job))
+                        jobs = self.db.rows(query, params, connection, class_row(Job))
                 else:
-                    jobs = self.db.rows("fetch", params, connection, class_row(Job))
+                    jobs = self.db.rows(query, params, connection, class_row(Job))
                 break
             except pg_errors.UniqueViolation:
-                # Two fetchers picked different jobs of one singleton key; the
-                # loser tries again and now sees the winner's active job.
+                # Two fetchers picked different jobs of one singleton key (or
+                # the policy changed under us): read the policy again, retry.
+                self._policies.pop(name, None)
                 if attempt == _FETCH_RETRIES - 1:
                     return []
-        jobs.sort(key=lambda job: (-job.priority, job.created_on or 0, job.id))
+        if len(jobs) > 1:
+            jobs.sort(key=lambda job: (-job.priority, job.created_on or 0))
         return jobs
+
+    def _policy(self, name: str, conn: Connection[Any]) -> str:
+        cached = self._policies.get(name)
+        now = time.monotonic()
+        if cached is None or now - cached[1] > _POLICY_TTL:
+            # An unknown queue reads as standard: fetch then simply finds nothing.
+            policy = self.db.scalar("queue_policy", {"name": name}, conn) or "standard"
+            cached = self._policies[name] = (policy, now)
+        return cached[0]
 
     def complete(
         self,
@@ -341,24 +385,26 @@ class Queue:
         """
         refs = _as_list(ids)
         job_ids, started = _refs(refs)
-        if outputs is not None:
-            if len(outputs) != len(refs):
-                raise InvalidOptionError(f"outputs has {len(outputs)} items for {len(refs)} jobs")
-            encoded: list[str | None] | None = [
-                None if value is None else options.to_json(value, "output", self.max_payload_bytes) for value in outputs
-            ]
-        elif output is not None:
-            encoded = [options.to_json(output, "output", self.max_payload_bytes)] * len(refs)
-        else:
-            encoded = None
-        params = {
+        params: dict[str, Any] = {
             "name": options.queue_name(name),
             "ids": job_ids,
             "started": started,
-            "outputs": encoded,
             "now": options.now_or_none(now),
         }
-        return [row["id"] for row in self.db.rows("complete", params, conn)]
+        query = "complete"
+        if outputs is not None:
+            if len(outputs) != len(refs):
+                raise InvalidOptionError(f"outputs has {len(outputs)} items for {len(refs)} jobs")
+            if any(value is not None for value in outputs):
+                query = "complete_each"
+                params["outputs"] = [
+                    None if value is None else options.to_json(value, "output", self.max_payload_bytes)
+                    for value in outputs
+                ]
+        params.setdefault(
+            "output", None if output is None else options.to_json(output, "output", self.max_payload_bytes)
+        )
+        return [row["id"] for row in self.db.rows(query, params, conn)]
 
     def fail(
         self,
@@ -575,17 +621,14 @@ def _as_list(ids: JobRef | Sequence[JobRef]) -> list[JobRef]:
     return list(ids)
 
 
-def _refs(refs: list[JobRef]) -> tuple[list[str], list[datetime | None] | None]:
-    """Ids plus, for Job objects, the started_on that fences their attempt."""
-    ids: list[str] = []
-    started: list[datetime | None] = []
-    fenced = False
-    for ref in refs:
-        if isinstance(ref, Job):
-            ids.append(options.job_id(ref.id))
-            started.append(ref.started_on)
-            fenced = fenced or ref.started_on is not None
-        else:
-            ids.append(options.job_id(ref))
-            started.append(None)
-    return ids, (started if fenced else None)
+def _refs(refs: list[JobRef]) -> tuple[list[str], list[datetime] | None]:
+    """The ids, and the attempts (started_on) that fence them when all are fetched Jobs.
+
+    Jobs fetched together share one started_on, so the fence is a short list.
+    Ids of Job objects come from the database and are not parsed again.
+    """
+    ids = [ref.id if isinstance(ref, Job) else options.job_id(ref) for ref in refs]
+    started = {ref.started_on if isinstance(ref, Job) else None for ref in refs}
+    if not started or None in started:
+        return ids, None
+    return ids, sorted(s for s in started if s is not None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
@@ -59,6 +60,23 @@ def job_params(values: Mapping[str, Any]) -> dict[str, Any]:
     if params["singleton_next_slot"] and params["singleton_seconds"] is None:
         raise InvalidOptionError("singleton_next_slot needs singleton_seconds (the length of a slot)")
     return params
+
+
+def data_only_batch(jobs: list[Mapping[str, Any]], max_payload_bytes: int) -> str | None:
+    """The batch as one JSON array of data, if no job has options; else None.
+
+    One json.dumps for the whole batch is several times faster than one per
+    job. If the whole array fits the per-job limit, every job does; only a
+    larger batch is measured job by job.
+    """
+    if not all(isinstance(job, Mapping) and job.keys() == {"data"} for job in jobs):
+        return None
+    datas = [job["data"] for job in jobs]
+    encoded = options.to_json(datas, "data", max_bytes=sys.maxsize)
+    if len(encoded) > max_payload_bytes:
+        for data in datas:
+            options.to_json(data, "data", max_payload_bytes)
+    return encoded
 
 
 def batch_record(job: Mapping[str, Any], max_payload_bytes: int) -> str:

@@ -153,6 +153,11 @@ class EmbeddedPostgres:
         self.start()
 
     @property
+    def pid(self) -> int:
+        """The postmaster's process id (its first line of postmaster.pid)."""
+        return int((self.datadir / "postmaster.pid").read_text().splitlines()[0])
+
+    @property
     def running(self) -> bool:
         return self._run(["pg_ctl", "-D", str(self.datadir), "status"], check=False).returncode == 0
 

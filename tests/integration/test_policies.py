@@ -117,3 +117,16 @@ def test_requeue_of_two_jobs_with_one_key_is_a_clear_error(queue: Queue) -> None
     with pytest.raises(PolicyConflictError, match="one queued job per key"):
         queue.retry("short", [a, b])
     assert queue.queue_size("short") == 0
+
+
+def test_a_policy_change_reaches_a_client_that_cached_the_old_one(queue: Queue) -> None:
+    queue.create_queue("q")
+    assert queue.send("q", {}) is not None  # the client now knows q as standard
+    assert len(queue.fetch("q")) == 1
+    queue.update_queue("q", policy="short")
+    assert queue.send("q", {}) is not None
+    assert queue.send("q", {}) is None  # refused at once, not after the cache expires
+    queue.update_queue("q", policy="singleton")
+    queue.delete_job("q", [j.id for j in queue.find_jobs("q")])
+    assert queue.send("q", {}) and queue.send("q", {})
+    assert len(queue.fetch("q", 10)) == 1  # one active per key, though the client thought "short"

@@ -27,10 +27,18 @@ def test_database_allows_exactly_the_listed_transitions(
     queue.create_queue("q")
     job_id = queue.send("q", {})
     conn.execute("ALTER TABLE jobqueue.job DISABLE TRIGGER job_state_transition")
-    conn.execute("UPDATE jobqueue.job SET state = %s WHERE id = %s", (old.value, job_id))
+    move = "UPDATE jobqueue.job SET state = %s, expire_at = CASE WHEN %s THEN now() END WHERE id = %s"
+    conn.execute(move, (old.value, old == JobState.ACTIVE, job_id))
     conn.execute("ALTER TABLE jobqueue.job ENABLE TRIGGER job_state_transition")
     if (old, new) in TRANSITIONS:
-        conn.execute("UPDATE jobqueue.job SET state = %s WHERE id = %s", (new.value, job_id))
+        conn.execute(move, (new.value, new == JobState.ACTIVE, job_id))
     else:
         with pytest.raises(psycopg.errors.CheckViolation, match=f"illegal job state transition {old} -> {new}"):
-            conn.execute("UPDATE jobqueue.job SET state = %s WHERE id = %s", (new.value, job_id))
+            conn.execute(move, (new.value, new == JobState.ACTIVE, job_id))
+
+
+def test_only_active_jobs_have_a_deadline(queue: Queue, conn: psycopg.Connection[Any]) -> None:
+    queue.create_queue("q")
+    job_id = queue.send("q", {})
+    with pytest.raises(psycopg.errors.CheckViolation, match="job_deadline_while_active"):
+        conn.execute("UPDATE jobqueue.job SET expire_at = now() WHERE id = %s", (job_id,))

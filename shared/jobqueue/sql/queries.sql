@@ -85,6 +85,10 @@ FROM {{schema}}.queue ORDER BY name;
 -- Whether a queue exists (used to explain why a send inserted nothing).
 SELECT EXISTS (SELECT 1 FROM {{schema}}.queue WHERE name = %(name)s) AS present;
 
+-- name: queue_policy
+-- A queue's policy (fetch picks its statement by it).
+SELECT policy FROM {{schema}}.queue WHERE name = %(name)s;
+
 -- name: dead_letter_users
 -- The queues that use this queue as their dead letter queue.
 SELECT name FROM {{schema}}.queue WHERE dead_letter = %(name)s ORDER BY name;
@@ -98,6 +102,34 @@ WITH jobs AS (
 )
 DELETE FROM {{schema}}.queue WHERE name = %(name)s
 RETURNING name, (SELECT count(*) FROM jobs) + (SELECT count(*) FROM archived) AS jobs;
+
+-- name: send_plain
+-- Insert one job with every option from its queue, into a queue whose policy
+-- cannot refuse it (standard, singleton): the common case, kept lean. Without
+-- ON CONFLICT, a policy changed meanwhile shows as a unique violation, and the
+-- caller falls back to send_plain_checked.
+INSERT INTO {{schema}}.job (
+    name, data, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
+    expire_in, keep_until, delete_after, dead_letter
+)
+SELECT q.name, %(data)s::jsonb, q.policy, q.retry_limit, q.retry_delay, q.retry_backoff, q.retry_delay_max,
+       q.expire_in, now() + make_interval(secs => q.retention), q.delete_after, q.dead_letter
+FROM {{schema}}.queue q
+WHERE q.name = %(name)s
+RETURNING id::text;
+
+-- name: send_plain_checked
+-- As send_plain, for a queue whose policy may refuse the job (short, stately): no row when it does.
+INSERT INTO {{schema}}.job (
+    name, data, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
+    expire_in, keep_until, delete_after, dead_letter
+)
+SELECT q.name, %(data)s::jsonb, q.policy, q.retry_limit, q.retry_delay, q.retry_backoff, q.retry_delay_max,
+       q.expire_in, now() + make_interval(secs => q.retention), q.delete_after, q.dead_letter
+FROM {{schema}}.queue q
+WHERE q.name = %(name)s
+ON CONFLICT DO NOTHING
+RETURNING id::text;
 
 -- name: send
 -- Insert one job, unset options taken from its queue. No row comes back when the
@@ -144,6 +176,20 @@ WHERE q.name = %(name)s
 ON CONFLICT DO NOTHING
 RETURNING id::text;
 
+-- name: insert_data
+-- Insert a batch of jobs given only as data (a JSON array), every option from the queue: the common case, kept lean.
+INSERT INTO {{schema}}.job (
+    name, data, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
+    expire_in, keep_until, delete_after, dead_letter
+)
+SELECT q.name, d.value, q.policy, q.retry_limit, q.retry_delay, q.retry_backoff, q.retry_delay_max,
+       q.expire_in, now() + make_interval(secs => q.retention), q.delete_after, q.dead_letter
+FROM {{schema}}.queue q
+CROSS JOIN LATERAL jsonb_array_elements(%(data)s::jsonb) AS d
+WHERE q.name = %(name)s
+ON CONFLICT DO NOTHING
+RETURNING id::text;
+
 -- name: insert
 -- Insert a batch of jobs given as one JSON array, in one statement: all or nothing,
 -- except the jobs a policy or throttle index rejects, which are skipped.
@@ -185,15 +231,41 @@ ON CONFLICT DO NOTHING
 RETURNING id::text;
 
 -- name: fetch
--- Claim up to `limit` queued jobs in priority order, in one statement.
+-- Claim up to `limit` queued jobs of a standard or short queue, in priority order, in one statement.
 --
 -- The CTE is MATERIALIZED so the planner cannot fold it into the UPDATE:
 -- LIMIT with FOR UPDATE SKIP LOCKED must run exactly once, or concurrent
 -- fetchers could claim the same row. Rows another fetcher holds are skipped,
--- never waited for. For singleton and stately jobs a key that already has an
--- active job is passed over, and only the first job per key is claimed; a
--- fetcher racing another for the same key gets a unique violation, which the
--- caller retries.
+-- never waited for.
+WITH next AS MATERIALIZED (
+    SELECT j.id
+    FROM {{schema}}.job j
+    WHERE j.name = %(name)s
+      AND j.state < 'active'
+      AND j.start_after <= coalesce(%(now)s::timestamptz, now())
+    ORDER BY j.priority DESC, j.created_on, j.id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {{schema}}.job j SET
+    state = 'active',
+    started_on = coalesce(%(now)s::timestamptz, now()),
+    expire_at = least(
+        coalesce(%(now)s::timestamptz, now()) + make_interval(secs => j.expire_in),
+        %(deadline)s::timestamptz
+    )
+FROM next
+WHERE j.id = next.id
+RETURNING j.id::text, j.name, j.data, j.priority, j.retry_count, j.retry_limit,
+          j.started_on, j.expire_at, j.created_on, j.singleton_key, j.origin;
+
+-- name: fetch_one_per_key
+-- Claim queued jobs of a singleton or stately queue: at most one per key, none for a key that is already active.
+--
+-- As fetch, plus: a key with an active job is passed over, and only the first
+-- job per key is claimed (a window over the locked candidates, since FOR
+-- UPDATE cannot be combined with DISTINCT). Two fetchers racing for one key
+-- make the loser's UPDATE hit the policy's unique index; the caller retries.
 WITH candidates AS MATERIALIZED (
     SELECT j.id, j.policy, coalesce(j.singleton_key, '') AS key, j.priority, j.created_on
     FROM {{schema}}.job j
@@ -230,22 +302,37 @@ UPDATE {{schema}}.job j SET
     )
 FROM claimable
 WHERE j.id = claimable.id
-RETURNING j.id::text, j.name, j.data, j.priority, j.state::text, j.retry_count, j.retry_limit,
+RETURNING j.id::text, j.name, j.data, j.priority, j.retry_count, j.retry_limit,
           j.started_on, j.expire_at, j.created_on, j.singleton_key, j.origin;
 
 -- name: complete
--- Complete a batch of active jobs, each with its own output. A job passed with
--- the started_on it was fetched with is only completed if it is still that
--- attempt: a run that outlived its expiry cannot complete the retry.
+-- Complete a batch of active jobs with one output for all (or none).
+-- `started` fences the attempt: jobs fetched together share one started_on,
+-- and a job that expired and was fetched again meanwhile has a later one, so
+-- a run that outlived its expiry cannot complete the retry.
+UPDATE {{schema}}.job SET
+    state = 'completed',
+    completed_on = coalesce(%(now)s::timestamptz, now()),
+    expire_at = NULL,
+    output = %(output)s::jsonb
+WHERE id = ANY(%(ids)s::uuid[])
+  AND name = %(name)s
+  AND state = 'active'
+  AND (%(started)s::timestamptz[] IS NULL OR started_on = ANY(%(started)s::timestamptz[]))
+RETURNING id::text;
+
+-- name: complete_each
+-- Complete a batch of active jobs, each with its own output (fenced like complete).
 UPDATE {{schema}}.job j SET
     state = 'completed',
     completed_on = coalesce(%(now)s::timestamptz, now()),
+    expire_at = NULL,
     output = t.output
-FROM unnest(%(ids)s::uuid[], %(started)s::timestamptz[], %(outputs)s::jsonb[]) AS t(id, started_on, output)
+FROM unnest(%(ids)s::uuid[], %(outputs)s::jsonb[]) AS t(id, output)
 WHERE j.id = t.id
   AND j.name = %(name)s
   AND j.state = 'active'
-  AND (t.started_on IS NULL OR j.started_on = t.started_on)
+  AND (%(started)s::timestamptz[] IS NULL OR j.started_on = ANY(%(started)s::timestamptz[]))
 RETURNING j.id::text;
 
 -- name: fail
@@ -255,8 +342,7 @@ RETURNING j.id::text;
 -- sent there. A stately job goes to failed when its key already has a job
 -- waiting in retry, since the policy allows only one.
 WITH input AS (
-    SELECT * FROM unnest(%(ids)s::uuid[], %(started)s::timestamptz[], %(errors)s::jsonb[], %(retryable)s::boolean[])
-        AS t(id, started_on, error, retryable)
+    SELECT * FROM unnest(%(ids)s::uuid[], %(errors)s::jsonb[], %(retryable)s::boolean[]) AS t(id, error, retryable)
 ), failing AS (
     SELECT j.id, t.error,
            coalesce(t.retryable, true)
@@ -268,7 +354,7 @@ WITH input AS (
     FROM {{schema}}.job j JOIN input t ON j.id = t.id
     WHERE j.name = %(name)s
       AND j.state = 'active'
-      AND (t.started_on IS NULL OR j.started_on = t.started_on)
+      AND (%(started)s::timestamptz[] IS NULL OR j.started_on = ANY(%(started)s::timestamptz[]))
 ), updated AS (
     UPDATE {{schema}}.job j SET
         state = CASE WHEN f.will_retry THEN 'retry' ELSE 'failed' END::{{schema}}.job_state,
@@ -301,7 +387,7 @@ SELECT u.id::text AS id, u.state::text AS state, (SELECT count(*) FROM dead) AS 
 -- name: lock_expired
 -- The active jobs past their deadline, oldest first, locked for expiry.
 SELECT id::text, name, started_on FROM {{schema}}.job
-WHERE state = 'active' AND expire_at < coalesce(%(now)s::timestamptz, now())
+WHERE expire_at < coalesce(%(now)s::timestamptz, now()) AND state = 'active'
 ORDER BY expire_at
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
@@ -496,7 +582,6 @@ UPDATE {{schema}}.job SET
 WHERE id IN (
     SELECT id FROM {{schema}}.job
     WHERE state < 'active' AND keep_until < coalesce(%(now)s::timestamptz, now())
-    ORDER BY keep_until
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 );
