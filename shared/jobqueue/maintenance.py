@@ -37,7 +37,7 @@ def fail_batch(
     *,
     name: str | None,
     ids: list[str],
-    started: list[datetime | None] | None,
+    started: list[datetime] | None,
     errors: list[str | None] | None,
     retryable: list[bool] | None,
     now: datetime | None,

@@ -8,7 +8,6 @@ with your transaction ("jobs are part of database transactions").
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
