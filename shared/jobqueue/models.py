@@ -9,12 +9,15 @@ from typing import Any
 
 @dataclass(slots=True)
 class Job:
-    """A job as stored. `fetch` fills the fields a handler needs; the rest stay None."""
+    """A job as stored. `fetch` fills the fields a handler needs; the rest stay None.
+
+    The first fields are in the order of fetch's RETURNING list, so a fetched
+    row becomes a Job positionally (the hot path); other queries use names.
+    """
 
     id: str
     name: str
     data: Any
-    state: str = "active"  # fetch returns only active jobs and does not send the column
     priority: int = 0
     retry_count: int = 0
     retry_limit: int = 0
@@ -23,6 +26,7 @@ class Job:
     created_on: datetime | None = None
     singleton_key: str | None = None
     origin: dict[str, Any] | None = None
+    state: str = "active"  # fetch returns only active jobs and does not send the column
     policy: str | None = None
     retry_delay: int | None = None
     retry_backoff: bool | None = None

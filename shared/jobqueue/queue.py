@@ -342,9 +342,9 @@ class Queue:
             try:
                 if self.db.in_transaction(connection):
                     with connection.transaction():  # a savepoint: a conflict must not abort the caller's work
-                        jobs = self.db.rows(query, params, connection, class_row(Job))
+                        jobs = self.db.rows(query, params, connection, _fetched_job)
                 else:
-                    jobs = self.db.rows(query, params, connection, class_row(Job))
+                    jobs = self.db.rows(query, params, connection, _fetched_job)
                 break
             except pg_errors.UniqueViolation:
                 # Two fetchers picked different jobs of one singleton key (or
@@ -610,6 +610,11 @@ class Queue:
         time) becomes exactly one job. Returns the ids of the jobs created.
         """
         return scheduling.run_schedules(self.db, now, catch_up)
+
+
+def _fetched_job(cursor: Any) -> Any:
+    """Row factory for fetch: columns in Job's field order, built positionally."""
+    return lambda values: Job(*values)
 
 
 def _as_list(ids: JobRef | Sequence[JobRef]) -> list[JobRef]:

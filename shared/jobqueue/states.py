@@ -1,7 +1,7 @@
 """Job states and the transitions between them.
 
-The database is the authority: `check_transition()` in sql/schema.sql refuses
-any other change of state. This module mirrors it for Python callers, and
+The database is the authority: the `job_state_transition` trigger in
+sql/schema.sql refuses any other change of state. This module mirrors it for Python callers, and
 tests/integration/test_states.py checks that the two agree.
 
     created --fetch--> active --complete--> completed

@@ -140,7 +140,7 @@ INSERT INTO {{schema}}.job (
     expire_in, start_after, singleton_key, singleton_on, keep_until, delete_after, dead_letter, origin
 )
 SELECT
-    coalesce(%(id)s::uuid, gen_random_uuid()),
+    coalesce(%(id)s::uuid, {{schema}}.uuid_v7()),
     q.name,
     coalesce(%(priority)s::integer, 0),
     %(data)s::jsonb,
@@ -198,7 +198,7 @@ INSERT INTO {{schema}}.job (
     expire_in, start_after, singleton_key, singleton_on, keep_until, delete_after, dead_letter
 )
 SELECT
-    coalesce(j.id, gen_random_uuid()),
+    coalesce(j.id, {{schema}}.uuid_v7()),
     q.name,
     coalesce(j.priority, 0),
     j.data,
