@@ -236,7 +236,10 @@ RETURNING id::text;
 -- The CTE is MATERIALIZED so the planner cannot fold it into the UPDATE:
 -- LIMIT with FOR UPDATE SKIP LOCKED must run exactly once, or concurrent
 -- fetchers could claim the same row. Rows another fetcher holds are skipped,
--- never waited for.
+-- never waited for. The UPDATE finds the claimed rows with `id = ANY(ARRAY(...))`
+-- rather than a join: a join's plan depends on the LIMIT's value, which made
+-- Postgres plan the statement anew at every call (its generic plan hashed the
+-- whole table); this form has one good plan, prepared once.
 WITH next AS MATERIALIZED (
     SELECT j.id
     FROM {{schema}}.job j
@@ -254,8 +257,7 @@ UPDATE {{schema}}.job j SET
         coalesce(%(now)s::timestamptz, now()) + make_interval(secs => j.expire_in),
         %(deadline)s::timestamptz
     )
-FROM next
-WHERE j.id = next.id
+WHERE j.id = ANY(ARRAY(SELECT id FROM next))
 RETURNING j.id::text, j.name, j.data, j.priority, j.retry_count, j.retry_limit,
           j.started_on, j.expire_at, j.created_on, j.singleton_key, j.origin;
 
@@ -300,8 +302,7 @@ UPDATE {{schema}}.job j SET
         coalesce(%(now)s::timestamptz, now()) + make_interval(secs => j.expire_in),
         %(deadline)s::timestamptz
     )
-FROM claimable
-WHERE j.id = claimable.id
+WHERE j.id = ANY(ARRAY(SELECT id FROM claimable))
 RETURNING j.id::text, j.name, j.data, j.priority, j.retry_count, j.retry_limit,
           j.started_on, j.expire_at, j.created_on, j.singleton_key, j.origin;
 

@@ -171,6 +171,8 @@ CREATE TABLE {{schema}}.schedule (
 -- a query cannot move a job illegally. The executor evaluates the clause
 -- itself and calls this function only for an illegal change, to refuse it
 -- (a PL/pgSQL call for every legal change would cost more than the check).
+-- AFTER, not BEFORE: a BEFORE trigger makes every update fetch the old row
+-- again, and raising in an AFTER trigger still undoes the whole statement.
 -- jobqueue/states.py mirrors the list and a test checks that they agree.
 CREATE FUNCTION {{schema}}.refuse_transition() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -180,7 +182,7 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER job_state_transition BEFORE UPDATE OF state ON {{schema}}.job
+CREATE TRIGGER job_state_transition AFTER UPDATE OF state ON {{schema}}.job
     FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state AND NOT CASE OLD.state
         WHEN 'created' THEN NEW.state IN ('active', 'cancelled', 'failed')
         WHEN 'retry' THEN NEW.state IN ('active', 'cancelled', 'failed')
