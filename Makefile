@@ -7,7 +7,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: help install postgres test lint format bench bench-quick clean
+.PHONY: help install postgres dev test lint format bench bench-quick clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ postgres: ## Install the PostgreSQL server from Debian packages if it is missing
 	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
 	  echo "installing postgresql"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+dev: install postgres ## Run the system locally on embedded defaults (ARGS="--once" for one demo round)
+	$(PY) -m local.dev $(ARGS)
 
 test: install postgres ## Run the whole test suite against a real, throwaway Postgres
 	$(PY) -m pytest $(ARGS)
