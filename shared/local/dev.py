@@ -29,11 +29,25 @@ from local.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresError
 # The seed's job types and its defaults: retry 3 times, 60 s apart with
 # exponential backoff, expire after an hour, delete after 7 days.
 QUEUES = (
-    "provision-pod", "start-pod", "stop-pod", "restart-pod", "cleanup-pod", "create-snapshot",
-    "restore-snapshot", "health-check", "health-check-all", "cleanup-old", "calculate-usage", "send-email",
+    "provision-pod",
+    "start-pod",
+    "stop-pod",
+    "restart-pod",
+    "cleanup-pod",
+    "create-snapshot",
+    "restore-snapshot",
+    "health-check",
+    "health-check-all",
+    "cleanup-old",
+    "calculate-usage",
+    "send-email",
 )
 QUEUE_DEFAULTS: dict[str, Any] = {
-    "retry_limit": 3, "retry_delay": 60, "retry_backoff": True, "expire_in": 3600, "delete_after": 7 * 86400,
+    "retry_limit": 3,
+    "retry_delay": 60,
+    "retry_backoff": True,
+    "expire_in": 3600,
+    "delete_after": 7 * 86400,
 }
 SCHEDULES = (("health-check-all", "*/5 * * * *"), ("cleanup-old", "0 2 * * *"), ("calculate-usage", "0 * * * *"))
 DEMO_QUEUE = "provision-pod"
