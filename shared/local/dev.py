@@ -80,8 +80,8 @@ def drain(queue: Queue, name: str, now: datetime | None = None) -> tuple[int, in
                 errors.append((job, exc))
         if done:
             completed += len(queue.complete(name, [j for j, _ in done], outputs=[o for _, o in done]))
-        for job, exc in errors:
-            queue.fail(name, [job], exc)
+        for job, error in errors:
+            queue.fail(name, [job], error)
             failed += 1
     return completed, failed
 
