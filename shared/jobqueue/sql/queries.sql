@@ -330,7 +330,8 @@ UPDATE {{schema}}.job j SET
     expire_at = NULL,
     output = t.output
 FROM unnest(%(ids)s::uuid[], %(outputs)s::jsonb[]) AS t(id, output)
-WHERE j.id = t.id
+WHERE j.id = ANY(%(ids)s::uuid[])
+  AND j.id = t.id
   AND j.name = %(name)s
   AND j.state = 'active'
   AND (%(started)s::timestamptz[] IS NULL OR j.started_on = ANY(%(started)s::timestamptz[]))
@@ -353,7 +354,10 @@ WITH input AS (
                WHERE r.name = j.name AND r.state = 'retry' AND r.policy = 'stately'
                  AND coalesce(r.singleton_key, '') = coalesce(j.singleton_key, ''))) AS will_retry
     FROM {{schema}}.job j JOIN input t ON j.id = t.id
-    WHERE j.name = %(name)s
+    -- Repeating the ids as an array gives the planner a primary key lookup
+    -- whatever it believes about the number of active jobs.
+    WHERE j.id = ANY(%(ids)s::uuid[])
+      AND j.name = %(name)s
       AND j.state = 'active'
       AND (%(started)s::timestamptz[] IS NULL OR j.started_on = ANY(%(started)s::timestamptz[]))
 ), updated AS (
@@ -368,7 +372,7 @@ WITH input AS (
         expire_at = NULL,
         output = f.error
     FROM failing f
-    WHERE j.id = f.id AND j.state = 'active'
+    WHERE j.id = ANY(%(ids)s::uuid[]) AND j.id = f.id AND j.state = 'active'
     RETURNING j.id, j.name, j.data, j.state, j.output, j.dead_letter
 ), dead AS (
     INSERT INTO {{schema}}.job (

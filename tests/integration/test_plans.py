@@ -1,0 +1,71 @@
+"""The hot statements use the plans they were designed for, whatever the statistics say.
+
+A queue table's statistics are often wrong (a burst of jobs arrives between
+two ANALYZE runs), so these plans must not depend on them: fetch walks the
+fetch index, complete and fail look jobs up by primary key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+
+from jobqueue import Queue
+from jobqueue.sqlfiles import queries_for
+
+Q = queries_for("jobqueue")
+
+
+def explain(conn: psycopg.Connection[Any], query: str, params: dict[str, Any]) -> str:
+    return "\n".join(row[0] for row in conn.execute("EXPLAIN " + query, params))
+
+
+@pytest.fixture
+def backlog(queue: Queue, conn: psycopg.Connection[Any]) -> Queue:
+    queue.create_queue("q")
+    queue.create_queue("single", policy="singleton")
+    for _ in range(4):
+        queue.insert("q", [{"data": n} for n in range(5000)])
+    queue.insert("single", [{"data": n, "singleton_key": str(n % 50)} for n in range(2000)])
+    conn.execute("ANALYZE jobqueue.job")
+    return queue
+
+
+def test_fetch_uses_the_fetch_index(backlog: Queue, conn: psycopg.Connection[Any]) -> None:
+    params = {"name": "q", "limit": 100, "deadline": None, "now": None}
+    plan = explain(conn, Q["fetch"], params)
+    assert "Index Scan using job_fetch" in plan
+    assert "Index Scan using job_pkey" in plan
+    assert "Seq Scan" not in plan
+
+
+def test_fetch_one_per_key_uses_indexes(backlog: Queue, conn: psycopg.Connection[Any]) -> None:
+    params = {"name": "single", "limit": 100, "deadline": None, "now": None}
+    plan = explain(conn, Q["fetch_one_per_key"], params)
+    assert "Index Scan using job_fetch" in plan
+    assert "job_policy" in plan  # the active-key check is an index lookup
+    assert "Seq Scan" not in plan
+
+
+def test_complete_and_fail_look_up_by_primary_key_even_when_stats_say_nothing_is_active(
+    backlog: Queue, conn: psycopg.Connection[Any]
+) -> None:
+    jobs = backlog.fetch("q", 500)  # statistics were taken before any job was active
+    ids = [j.id for j in jobs]
+    complete = explain(conn, Q["complete"], {"name": "q", "ids": ids, "started": None, "output": None, "now": None})
+    assert "Index Scan using job_pkey" in complete
+    fail = explain(
+        conn, Q["fail"], {"name": "q", "ids": ids, "started": None, "errors": None, "retryable": None, "now": None}
+    )
+    assert "job_expire" not in fail
+    assert "Seq Scan on job " not in fail
+
+
+def test_complete_each_looks_up_by_primary_key(backlog: Queue, conn: psycopg.Connection[Any]) -> None:
+    ids = [j.id for j in backlog.fetch("q", 500)]
+    params = {"name": "q", "ids": ids, "started": None, "outputs": ["1"] * len(ids), "now": None}
+    plan = explain(conn, Q["complete_each"], params)
+    assert "Index Scan using job_pkey" in plan
+    assert "Seq Scan on job " not in plan
