@@ -32,13 +32,13 @@ test: install postgres ## Run the whole test suite against a real, throwaway Pos
 	$(PY) -m pytest $(ARGS)
 
 lint: install ## ruff and mypy
-	$(VENV)/bin/ruff check shared tests bench
-	$(VENV)/bin/ruff format --check shared tests bench
+	$(VENV)/bin/ruff check shared tests bench functions
+	$(VENV)/bin/ruff format --check shared tests bench functions
 	$(VENV)/bin/mypy
 
 format: install ## Format and auto-fix the code
-	$(VENV)/bin/ruff format shared tests bench
-	$(VENV)/bin/ruff check --fix shared tests bench
+	$(VENV)/bin/ruff format shared tests bench functions
+	$(VENV)/bin/ruff check --fix shared tests bench functions
 
 bench: install postgres ## Benchmarks against a raw-SQL baseline (results in bench/results/)
 	$(PY) -m bench $(ARGS)

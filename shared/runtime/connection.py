@@ -1,0 +1,96 @@
+"""One queue connection per Lambda container, reused by warm invocations.
+
+DATABASE_URL comes from Secrets Manager when DB_SECRET_ARN is set (through
+Powertools' parameters, cached for SECRET_MAX_AGE seconds), else from the
+environment (the local stack). The secret may hold a URL, or the JSON that RDS
+keeps for a database user (username, password, host, port, dbname). RDS Proxy
+is a matter of configuration: point the secret's host at the proxy, and set
+PREPARE_THRESHOLD=off if it pins sessions on prepared statements.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from psycopg.conninfo import make_conninfo
+
+from jobqueue import ConfigurationError, DatabaseUnavailableError, Queue
+
+_queue: Queue | None = None
+
+
+def database_url(env: Mapping[str, str] = os.environ, *, refresh: bool = False) -> str:
+    arn = env.get("DB_SECRET_ARN")
+    if arn:
+        # Imported here: boto3 costs ~100 ms of cold start, and the local
+        # stack does not need it.
+        from aws_lambda_powertools.utilities import parameters
+
+        max_age = int(env.get("SECRET_MAX_AGE", "300"))
+        secret = parameters.get_secret(arn, max_age=max_age, force_fetch=refresh)
+        return url_from_secret(secret if isinstance(secret, str) else secret.decode())
+    url = env.get("DATABASE_URL")
+    if not url:
+        raise ConfigurationError("set DB_SECRET_ARN (a Secrets Manager secret) or DATABASE_URL")
+    return url
+
+
+def url_from_secret(secret: str) -> str:
+    secret = secret.strip()
+    if not secret.startswith("{"):
+        return secret
+    try:
+        fields: dict[str, Any] = json.loads(secret)
+    except json.JSONDecodeError:
+        raise ConfigurationError("the database secret is neither a URL nor JSON") from None
+    missing = {"username", "password", "host"} - fields.keys()
+    if missing:
+        raise ConfigurationError(f"the database secret lacks {', '.join(sorted(missing))}")
+    return make_conninfo(
+        "",
+        user=fields["username"],
+        password=fields["password"],
+        host=fields["host"],
+        port=str(fields.get("port", 5432)),
+        dbname=fields.get("dbname") or fields.get("database") or "postgres",
+        sslmode=fields.get("sslmode", env_sslmode()),
+    )
+
+
+def env_sslmode() -> str:
+    return os.environ.get("PGSSLMODE", "prefer")
+
+
+def get_queue(env: Mapping[str, str] = os.environ) -> Queue:
+    """The container's queue client, created on first use."""
+    global _queue
+    if _queue is None:
+        prepare = env.get("PREPARE_THRESHOLD", "5")
+        _queue = Queue(
+            database_url(env),
+            schema=env.get("JOBQUEUE_SCHEMA", "jobqueue"),
+            statement_timeout_ms=int(env.get("STATEMENT_TIMEOUT_MS", "30000")),
+            prepare_threshold=None if prepare == "off" else int(prepare),
+            connect_timeout=int(env.get("CONNECT_TIMEOUT", "10")),
+        )
+    return _queue
+
+
+def check(queue: Queue) -> None:
+    """Open the connection now, so that a cold start without a database fails at once."""
+    try:
+        queue.db.connection()
+    except DatabaseUnavailableError:
+        reset()
+        raise
+
+
+def reset() -> None:
+    """Forget the container's client (after a failed connect, or in tests)."""
+    global _queue
+    if _queue is not None:
+        _queue.close()
+    _queue = None

@@ -1,0 +1,88 @@
+"""Settings read from the environment, validated once per container.
+
+A bad value stops the cold start with a message that names the variable;
+nothing starts half-configured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from jobqueue import ConfigurationError
+from jobqueue.options import queue_name
+
+_MB: Final = 1
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    queue: str
+    batch_size: int  # jobs fetched per round trip
+    team_size: int  # handlers run at once (the seed's teamSize)
+    max_jobs: int  # jobs one invocation takes at most
+    safety_margin_ms: int  # stop fetching when less than this is left of the invocation
+    expiry_margin_s: int  # a claimed job expires this long after the invocation's own end
+    max_concurrency: int  # invocations of this worker at once (scale-out bound)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> WorkerSettings:
+        name = env.get("QUEUE_NAME", "")
+        if not name:
+            raise ConfigurationError("QUEUE_NAME is not set: each worker function drains one queue")
+        return cls(
+            queue=queue_name(name),
+            batch_size=_int(env, "BATCH_SIZE", 10, 1, 1000),
+            team_size=_int(env, "TEAM_SIZE", 5, 1, 100),
+            max_jobs=_int(env, "MAX_JOBS", 1000, 1, 1_000_000),
+            safety_margin_ms=_int(env, "SAFETY_MARGIN_MS", 10_000, 0, 600_000),
+            expiry_margin_s=_int(env, "EXPIRY_MARGIN_S", 60, 0, 3600),
+            max_concurrency=_int(env, "MAX_CONCURRENCY", 4, 1, 1000),
+        )
+
+
+@dataclass(frozen=True)
+class MaintenanceSettings:
+    batch_size: int
+    safety_margin_ms: int
+    backlog_warn_jobs: int  # warn when a queue holds more queued jobs than this
+    backlog_warn_seconds: int  # ... or its oldest ready job has waited longer
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> MaintenanceSettings:
+        return cls(
+            batch_size=_int(env, "MAINTENANCE_BATCH_SIZE", 1000, 1, 100_000),
+            safety_margin_ms=_int(env, "SAFETY_MARGIN_MS", 10_000, 0, 600_000),
+            backlog_warn_jobs=_int(env, "BACKLOG_WARN_JOBS", 1000, 1, 10**9),
+            backlog_warn_seconds=_int(env, "BACKLOG_WARN_SECONDS", 600, 1, 10**9),
+        )
+
+
+def worker_functions(env: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """Queue name -> worker function name, for kicks and scale-out (WORKER_FUNCTIONS, JSON)."""
+    raw = env.get("WORKER_FUNCTIONS", "")
+    if not raw:
+        return {}
+    try:
+        mapping = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"WORKER_FUNCTIONS is not JSON: {exc}") from None
+    if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+        raise ConfigurationError("WORKER_FUNCTIONS must map queue names to function names")
+    return {queue_name(k): v for k, v in mapping.items()}

@@ -1,0 +1,181 @@
+"""The API function: every route, authentication, malformed requests."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from jobqueue import Queue
+from tests.functions.conftest import API_TOKEN, FakeContext, RecordingLambda, event
+
+
+@pytest.fixture
+def api(load_function: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, Any]]:
+    monkeypatch.setenv("WORKER_FUNCTIONS", json.dumps({"provision-pod": "jobs-provision-pod"}))
+    module = load_function("api")
+
+    def call(
+        name: str,
+        *,
+        path: str | None = None,
+        body: Any = ...,
+        token: str | None = API_TOKEN,
+        query: dict[str, str] | None = None,
+        raw_body: str | None = None,
+        iam: bool = False,
+    ) -> dict[str, Any]:
+        request = copy.deepcopy(event(name))
+        if path is not None:
+            request["rawPath"] = request["requestContext"]["http"]["path"] = path
+        if body is not ...:
+            request["body"] = json.dumps(body)
+        if raw_body is not None:
+            request["body"] = raw_body
+        if query is not None:
+            request["queryStringParameters"] = query
+        headers = request["headers"]
+        headers.pop("authorization", None)
+        if token is not None:
+            headers["authorization"] = f"Bearer {token}"
+        if iam:
+            request["requestContext"]["authorizer"] = {
+                "iam": {"accessKey": "AKIA", "userArn": "arn:aws:iam::1:user/ops"}
+            }
+        response = module.handler(request, FakeContext(function_name="jobs-api"))
+        response["json"] = json.loads(response["body"]) if response.get("body") else None
+        return response
+
+    return call
+
+
+def test_health_and_stats(api: Callable[..., dict[str, Any]], dsn: str) -> None:
+    first = api("api-health.json")
+    assert first["statusCode"] == 200
+    assert first["json"] == {"healthy": True, "stats": {"pending": 0, "active": 0, "failed": 0, "completed": 0}}
+    with Queue(dsn) as q:
+        q.insert("send-email", [{"data": n} for n in range(3)])
+    stats = api("api-stats.json")
+    assert stats["statusCode"] == 200
+    queues = {row["name"]: row for row in stats["json"]["queues"]}
+    assert queues["send-email"]["queued"] == 3
+    assert set(queues) >= {"provision-pod", "health-check-all", "dead-letters"}
+
+
+def test_health_turns_unhealthy_past_the_threshold(
+    api: Callable[..., dict[str, Any]], dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api("api-health.json")
+    monkeypatch.setattr("runtime.api.HEALTH_FAILED_THRESHOLD", 2)
+    with Queue(dsn) as q:
+        q.insert("send-email", [{"data": n, "retry_limit": 0} for n in range(2)])
+        q.fail("send-email", q.fetch("send-email", 2), "boom")
+    response = api("api-health.json")
+    assert response["statusCode"] == 503
+    assert response["json"]["healthy"] is False and response["json"]["stats"]["failed"] == 2
+
+
+def test_enqueue_kicks_the_worker_then_get_cancel_and_retry(
+    api: Callable[..., dict[str, Any]], dsn: str, lambda_service: RecordingLambda
+) -> None:
+    created = api("api-enqueue.json")
+    assert created["statusCode"] == 201, created
+    job_id = created["json"]["id"]
+    assert lambda_service.calls == [
+        {
+            "FunctionName": "jobs-provision-pod",
+            "InvocationType": "Event",
+            "Payload": {"source": "kick", "queue": "provision-pod"},
+        }
+    ]
+    shown = api("api-get-job.json", path=f"/api/jobs/{job_id}")
+    assert shown["statusCode"] == 200
+    assert shown["json"]["data"]["podId"] == "pod-123" and shown["json"]["priority"] == 10
+    cancelled = api("api-cancel.json", path=f"/api/jobs/{job_id}/cancel")
+    assert cancelled["statusCode"] == 200 and cancelled["json"]["state"] == "cancelled"
+    again = api("api-cancel.json", path=f"/api/jobs/{job_id}/cancel")
+    assert again["statusCode"] == 409 and "is cancelled" in again["json"]["error"]
+    not_failed = api("api-retry.json", path=f"/api/jobs/{job_id}/retry")
+    assert not_failed["statusCode"] == 409
+    with Queue(dsn) as q:
+        failed_id = q.send("send-email", {"to": "x"}, retry_limit=0)
+        q.fail("send-email", q.fetch("send-email"), "boom")
+    listed = api("api-failed.json", query={"limit": "5"})
+    assert [j["id"] for j in listed["json"]["jobs"]] == [failed_id]
+    retried = api("api-retry.json", path=f"/api/jobs/{failed_id}/retry")
+    assert retried["statusCode"] == 200 and retried["json"]["state"] == "created"
+
+
+def test_enqueue_refused_by_policy_is_a_conflict(api: Callable[..., dict[str, Any]]) -> None:
+    body = {"queue": "cleanup-old", "data": {}}
+    assert api("api-enqueue.json", body=body)["statusCode"] == 201
+    refused = api("api-enqueue.json", body=body)
+    assert refused["statusCode"] == 409 and refused["json"]["id"] is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "message"),
+    [
+        ({"raw_body": "{not json"}, 400, "not valid JSON"),
+        ({"body": ["a list"]}, 400, "must be a JSON object"),
+        ({"body": {"data": {}}}, 400, "'queue' is required"),
+        ({"body": {"queue": "send-email", "extra": 1}}, 400, "unknown field(s) extra"),
+        ({"body": {"queue": "nope", "data": {}}}, 404, "unknown queue 'nope'"),
+        ({"body": {"queue": "bad name!", "data": {}}}, 400, "invalid queue name"),
+        ({"body": {"queue": "send-email", "options": {"priority": "high"}}}, 400, "priority must be an integer"),
+        ({"body": {"queue": "send-email", "options": {"conn": "x"}}}, 400, "unknown option(s) conn"),
+        ({"body": {"queue": "send-email", "options": []}}, 400, "'options' must be a JSON object"),
+    ],
+)
+def test_malformed_enqueue_requests(
+    api: Callable[..., dict[str, Any]], dsn: str, kwargs: dict[str, Any], status: int, message: str
+) -> None:
+    response = api("api-enqueue.json", **kwargs)
+    assert response["statusCode"] == status, response
+    assert message in response["json"]["error"]
+    with Queue(dsn) as q:
+        assert all(s.queued == 0 for s in q.get_queue_stats())
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "message"),
+    [
+        ("/api/jobs/not-a-uuid", 400, "job id must be a UUID"),
+        ("/api/jobs/01a221cc-a803-7b0d-b34b-9d342cafd700", 404, "no job"),
+        ("/api/jobs/01a221cc-a803-7b0d-b34b-9d342cafd700/retry", 404, "no job"),
+        ("/api/nothing-here", 404, "no such endpoint"),
+    ],
+)
+def test_unknown_ids_and_routes(api: Callable[..., dict[str, Any]], path: str, status: int, message: str) -> None:
+    name = "api-retry.json" if path.endswith("/retry") else "api-get-job.json"
+    response = api(name, path=path)
+    assert response["statusCode"] == status
+    assert message in response["json"]["error"]
+
+
+def test_failed_limit_must_be_a_number(api: Callable[..., dict[str, Any]]) -> None:
+    response = api("api-failed.json", query={"limit": "lots"})
+    assert response["statusCode"] == 400 and "limit must be an integer" in response["json"]["error"]
+
+
+def test_authentication(api: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = api("api-health.json", token=None)
+    assert missing["statusCode"] == 401 and "authentication required" in missing["json"]["error"]
+    wrong = api("api-health.json", token="guess")
+    assert wrong["statusCode"] == 403
+    assert api("api-health.json", token=None, iam=True)["statusCode"] == 200  # signed by IAM at the gateway
+    monkeypatch.delenv("API_TOKEN")
+    unconfigured = api("api-health.json", token="anything")
+    assert unconfigured["statusCode"] == 401 and "not configured" in unconfigured["json"]["error"]
+
+
+def test_refused_requests_change_nothing(api: Callable[..., dict[str, Any]], dsn: str) -> None:
+    api("api-health.json")  # migrate and register
+    assert api("api-enqueue.json", token="guess")["statusCode"] == 403
+    assert api("api-enqueue.json", token=None)["statusCode"] == 401
+    with Queue(dsn) as q:
+        assert q.queue_size("provision-pod") == 0

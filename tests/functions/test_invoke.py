@@ -1,0 +1,93 @@
+"""`jobs invoke`: functions from template.yaml run in a subprocess, killed at their timeout."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from jobqueue import Queue
+from local import invoke
+from local.cli import main
+from runtime import platform
+from tests.functions.conftest import EVENTS
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def ready_queue(queue: Queue) -> Queue:
+    platform.register(queue)
+    return queue
+
+
+def env(dsn: str, **extra: str) -> dict[str, str]:
+    return {
+        "DATABASE_URL": dsn,
+        "POWERTOOLS_METRICS_NAMESPACE": "JobsTest",
+        "API_TOKEN": "local-dev-token",
+        "HANDLER_MODULES": "tests.functions.sample_handlers",
+        **extra,
+    }
+
+
+def test_worker_runs_from_the_template(ready_queue: Queue, dsn: str) -> None:
+    ready_queue.insert("send-email", [{"data": {"to": f"u{n}@example.com"}} for n in range(7)])
+    outcome = invoke.invoke("SendEmailWorker", EVENTS / "schedule.json", overrides=env(dsn), timeout=30)
+    assert outcome.ok, outcome.output
+    assert outcome.result["completed"] == 7 and outcome.result["stopped"] == "empty"
+
+
+def test_worker_killed_mid_batch_loses_no_job(ready_queue: Queue, dsn: str, conn: psycopg.Connection[Any]) -> None:
+    ids = ready_queue.insert(
+        "send-email", [{"data": {"to": f"u{n}@example.com", "hang": n % 2 == 0}} for n in range(10)]
+    )
+    overrides = env(dsn, SAFETY_MARGIN_MS="0", EXPIRY_MARGIN_S="1", BATCH_SIZE="10", TEAM_SIZE="10")
+    outcome = invoke.invoke("SendEmailWorker", EVENTS / "schedule.json", overrides=overrides, timeout=4)
+    assert outcome.timed_out and not outcome.ok
+    assert outcome.result["errorType"] == "Timeout"
+    states = dict(conn.execute("SELECT state::text, count(*) FROM jobqueue.job WHERE name = 'send-email' GROUP BY 1"))
+    assert states == {"active": 10}  # claimed by the dead invocation, not lost
+    # Its jobs expire shortly after the invocation's end, not after the queue's hour.
+    (latest,) = conn.execute(
+        "SELECT max(expire_at) - now() FROM jobqueue.job WHERE name = 'send-email'"
+    ).fetchone() or (None,)
+    assert latest is not None and latest <= timedelta(seconds=6)
+    assert ready_queue.expire(now=datetime.now(UTC) + timedelta(seconds=10)) == (10, 0)
+    conn.execute("UPDATE jobqueue.job SET start_after = now(), data = data - 'hang' WHERE name = 'send-email'")
+    again = invoke.invoke("SendEmailWorker", EVENTS / "schedule.json", overrides=env(dsn), timeout=30)
+    assert again.ok, again.output
+    assert again.result["completed"] == 10
+    rows = conn.execute(
+        "SELECT id::text, state::text, retry_count FROM jobqueue.job WHERE name = 'send-email'"
+    ).fetchall()
+    assert sorted(r[0] for r in rows) == sorted(ids)
+    assert {(r[1], r[2]) for r in rows} == {("completed", 1)}
+
+
+@pytest.mark.parametrize(
+    ("logical_id", "event_file"),
+    [("Scheduler", "schedule.json"), ("Maintenance", "schedule.json"), ("Api", "api-health.json")],
+)
+def test_every_function_runs_with_its_event(ready_queue: Queue, dsn: str, logical_id: str, event_file: str) -> None:
+    outcome = invoke.invoke(logical_id, EVENTS / event_file, overrides=env(dsn), timeout=30)
+    assert outcome.ok, outcome.output
+
+
+def test_cli_invoke_and_its_errors(ready_queue: Queue, dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in env(dsn).items():
+        monkeypatch.setenv(key, value)
+    runner = CliRunner()
+    result = runner.invoke(main, ["invoke", "Scheduler", "-e", str(EVENTS / "schedule.json")])
+    assert result.exit_code == 0, result.output
+    assert '"created"' in result.output
+    unknown = runner.invoke(main, ["invoke", "Nope", "-e", str(EVENTS / "schedule.json")])
+    assert unknown.exit_code == 1 and "no function 'Nope' in template.yaml" in unknown.output
+    bad_env = runner.invoke(main, ["invoke", "Scheduler", "-e", str(EVENTS / "schedule.json"), "--env", "oops"])
+    assert bad_env.exit_code == 2 and "expected KEY=VALUE" in bad_env.output
+    missing = runner.invoke(main, ["invoke", "Scheduler", "-e", str(Path("nope.json"))])
+    assert missing.exit_code == 2

@@ -1,0 +1,146 @@
+"""The worker function through its events, against the real database."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import psycopg
+import pytest
+
+from jobqueue import Job, JobError, Queue
+from runtime import handlers
+from tests.functions.conftest import FakeContext, RecordingLambda, event
+
+
+@pytest.fixture
+def worker(load_function: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.setenv("QUEUE_NAME", "send-email")
+    monkeypatch.setenv("BATCH_SIZE", "10")
+    monkeypatch.setenv("TEAM_SIZE", "5")
+    monkeypatch.setenv("MAX_JOBS", "1000")
+    monkeypatch.setenv("SAFETY_MARGIN_MS", "1000")
+    return load_function("worker")
+
+
+def test_drains_the_queue_and_reports_counts(worker: ModuleType, dsn: str) -> None:
+    seen: list[str] = []
+
+    def send_email(job: Job) -> Any:
+        if job.data["to"] == "bounce@example.com":
+            raise JobError("mailbox does not exist", should_retry=False)
+        if job.data["to"] == "flaky@example.com":
+            raise ConnectionError("SES timed out")
+        seen.append(job.data["to"])
+        return {"messageId": f"m-{job.data['to']}"}
+
+    handlers.set_handler("send-email", send_email)
+    with Queue(dsn) as q:
+        worker.handler(event("schedule.json"), FakeContext())  # cold start: migrates and registers queues
+        recipients = [f"user{n}@example.com" for n in range(25)] + ["bounce@example.com", "flaky@example.com"]
+        q.insert("send-email", [{"data": {"to": r}} for r in recipients])
+        result = worker.handler(event("schedule.json"), FakeContext())
+        assert result["fetched"] == 27
+        assert (result["completed"], result["retried"], result["failed"], result["stopped"]) == (25, 1, 1, "empty")
+        assert sorted(seen) == sorted(recipients[:25])
+        done = q.find_jobs("send-email", state="completed", limit=100)
+        assert {j.output["messageId"] for j in done} == {f"m-{r}" for r in recipients[:25]}
+        [bounced] = q.find_jobs("send-email", state="failed")
+        assert bounced.output == {"message": "mailbox does not exist", "type": "JobError"}
+
+
+def test_runs_up_to_team_size_handlers_at_once(worker: ModuleType, dsn: str) -> None:
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+    release = threading.Event()
+
+    def slow(job: Job) -> None:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+            if running == 5:
+                release.set()
+        release.wait(timeout=5)
+        with lock:
+            running -= 1
+
+    handlers.set_handler("send-email", slow)
+    worker.handler(event("schedule.json"), FakeContext())
+    with Queue(dsn) as q:
+        q.insert("send-email", [{"data": {"n": n}} for n in range(10)])
+    result = worker.handler(event("schedule.json"), FakeContext())
+    assert result["completed"] == 10
+    assert peak == 5
+
+
+def test_stops_at_the_job_cap_and_scales_out(
+    worker: ModuleType,
+    dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    load_function: Callable[[str], ModuleType],
+    lambda_service: RecordingLambda,
+) -> None:
+    monkeypatch.setenv("MAX_JOBS", "20")
+    monkeypatch.setenv("MAX_CONCURRENCY", "3")
+    capped = load_function("worker")
+    handlers.set_handler("send-email", lambda job: None)
+    capped.handler(event("schedule.json"), FakeContext())
+    with Queue(dsn) as q:
+        q.insert("send-email", [{"data": {"n": n}} for n in range(100)])
+        result = capped.handler(event("schedule.json"), FakeContext(function_name="jobs-worker-send-email"))
+        assert (result["fetched"], result["stopped"]) == (20, "max_jobs")
+        assert result["workers_started"] == 2  # bounded by MAX_CONCURRENCY - 1
+        assert [c["FunctionName"] for c in lambda_service.calls] == ["jobs-worker-send-email"] * 2
+        assert all(c["InvocationType"] == "Event" for c in lambda_service.calls)
+        assert lambda_service.calls[0]["Payload"] == {"source": "scale-out", "queue": "send-email"}
+        # A worker started by scale-out does not scale out again.
+        lambda_service.calls.clear()
+        again = capped.handler(event("worker-scale-out.json"), FakeContext())
+        assert again["stopped"] == "max_jobs" and "workers_started" not in again
+        assert lambda_service.calls == []
+        assert q.queue_size("send-email") == 60
+
+
+def test_stops_fetching_when_time_runs_low(worker: ModuleType, dsn: str) -> None:
+    calls = 0
+
+    def handler(job: Job) -> None:
+        nonlocal calls
+        calls += 1
+
+    handlers.set_handler("send-email", handler)
+    worker.handler(event("schedule.json"), FakeContext())
+    with Queue(dsn) as q:
+        q.insert("send-email", [{"data": n} for n in range(30)])
+    # Less time left than the safety margin (1 s): nothing is fetched.
+    result = worker.handler(event("schedule.json"), FakeContext(timeout_ms=500))
+    assert (result["fetched"], result["stopped"], calls) == (0, "time", 0)
+
+
+def test_claimed_jobs_expire_shortly_after_the_invocation(
+    worker: ModuleType, dsn: str, conn: psycopg.Connection[Any]
+) -> None:
+    deadlines: list[Any] = []
+    handlers.set_handler("send-email", lambda job: deadlines.append(job.expire_at))
+    worker.handler(event("schedule.json"), FakeContext())
+    with Queue(dsn) as q:
+        q.send("send-email", {})  # the queue's expire_in is an hour
+    context = FakeContext(timeout_ms=120_000)
+    worker.handler(event("schedule.json"), context)
+    (remaining,) = conn.execute("SELECT %s::timestamptz - now()", (deadlines[0],)).fetchone() or (None,)
+    # invocation end (<= 120 s) + EXPIRY_MARGIN_S (60 s), far below the hour
+    assert remaining is not None and remaining.total_seconds() <= 181
+
+
+def test_unknown_handler_fails_the_invocation_without_touching_jobs(worker: ModuleType, dsn: str) -> None:
+    worker.handler(event("schedule.json"), FakeContext())
+    handlers._handlers.pop("send-email", None)
+    with Queue(dsn) as q:
+        q.send("send-email", {})
+        with pytest.raises(LookupError, match="no handler is registered for job type 'send-email'"):
+            worker.handler(event("schedule.json"), FakeContext())
+        assert q.queue_size("send-email") == 1
