@@ -7,7 +7,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: help install postgres dev test lint format bench bench-quick clean
+.PHONY: help install postgres dev test lint format bench bench-quick template validate clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -46,5 +46,25 @@ bench: install postgres ## Benchmarks against a raw-SQL baseline (results in ben
 bench-quick: install postgres ## The benchmarks with small counts (about a minute)
 	$(PY) -m bench --quick $(ARGS)
 
+template: install ## Regenerate template.yaml from the platform's queues (runtime/platform.py)
+	$(PY) -m local.template_gen
+
+SAM_VENV ?= .venv-sam
+# sam build needs the Lambda runtime's Python (3.12) on PATH. pyenv keeps one here;
+# its shim is no use (it answers for the global version only), so look past it.
+PY312 := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) $(shell python3.12 -c 'import sys; print(sys.executable)' 2>/dev/null))
+PY312_DIR := $(if $(PY312),$(dir $(PY312)))
+
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q aws-sam-cli cfn-lint
+	touch $@
+
+validate: $(SAM_VENV)/.installed ## cfn-lint, sam validate --lint and sam build (SAM in its own virtualenv)
+	$(SAM_VENV)/bin/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --region eu-west-1
+	@test -n "$(PY312_DIR)" || { echo "sam build needs python3.12 on PATH (e.g. pyenv install 3.12)"; exit 1; }
+	PATH="$(PY312_DIR):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --build-dir .aws-sam/build --region eu-west-1
+
 clean: ## Remove the virtualenv and caches
-	rm -rf $(VENV) .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .mypy_cache .ruff_cache

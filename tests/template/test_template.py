@@ -1,0 +1,152 @@
+"""template.yaml: one worker per job type, an event for every function, least-privilege IAM."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local import sam_template, template_gen
+from runtime.platform import QUEUE_NAMES
+
+ROOT = Path(__file__).parents[2]
+TEMPLATE = sam_template.load()
+RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+FUNCTIONS = sam_template.functions(TEMPLATE)
+SEED_JOB_TYPES = {
+    "provision-pod",
+    "start-pod",
+    "stop-pod",
+    "restart-pod",
+    "cleanup-pod",
+    "create-snapshot",
+    "restore-snapshot",
+    "health-check",
+    "health-check-all",
+    "cleanup-old",
+    "calculate-usage",
+    "send-email",
+}
+# The event files each kind of function is invoked with (sam local invoke -e, and the tests).
+EVENTS_BY_CODE = {
+    "functions/worker": ["schedule.json", "worker-kick.json", "worker-scale-out.json"],
+    "functions/scheduler": ["schedule.json"],
+    "functions/maintenance": ["schedule.json"],
+    "functions/api": [
+        "api-health.json",
+        "api-stats.json",
+        "api-failed.json",
+        "api-get-job.json",
+        "api-retry.json",
+        "api-cancel.json",
+        "api-enqueue.json",
+    ],
+}
+
+
+def test_template_is_what_the_generator_writes() -> None:
+    assert template_gen.TEMPLATE.read_text() == template_gen.render(), "run `make template`"
+
+
+def test_every_seed_job_type_has_a_worker_with_a_schedule() -> None:
+    assert set(QUEUE_NAMES) == SEED_JOB_TYPES
+    workers = {f.environment.get("QUEUE_NAME"): f for f in FUNCTIONS.values() if "QUEUE_NAME" in f.environment}
+    assert set(workers) == SEED_JOB_TYPES
+    for queue, function in workers.items():
+        assert function.code_uri == ROOT / "functions/worker", queue
+        assert function.schedules == ["rate(1 minute)"], queue
+        props = RESOURCES[function.logical_id]["Properties"]
+        assert props["ReservedConcurrentExecutions"] == {"Ref": "WorkerReservedConcurrency"}
+        assert props["Timeout"] == {"Ref": "WorkerTimeout"}
+
+
+def test_scheduler_and_maintenance_schedules() -> None:
+    assert FUNCTIONS["Scheduler"].schedules == ["rate(1 minute)"]
+    assert FUNCTIONS["Maintenance"].schedules == ["rate(5 minutes)"]
+    assert RESOURCES["Scheduler"]["Properties"]["ReservedConcurrentExecutions"] == 1
+
+
+def test_every_function_has_valid_event_files() -> None:
+    for function in FUNCTIONS.values():
+        code = function.code_uri.relative_to(ROOT).as_posix().rstrip("/")
+        assert code in EVENTS_BY_CODE, f"{function.logical_id} has no events listed"
+        for name in EVENTS_BY_CODE[code]:
+            path = ROOT / "events" / name
+            assert path.exists(), path
+            json.loads(path.read_text())
+    for name in EVENTS_BY_CODE["functions/api"]:
+        request = json.loads((ROOT / "events" / name).read_text())
+        assert request["version"] == "2.0" and request["rawPath"].startswith("/api/jobs")
+
+
+def test_functions_run_python312_on_arm64_with_shared_layers() -> None:
+    function_globals = TEMPLATE["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.12"
+    assert function_globals["Architectures"] == ["arm64"]
+    assert function_globals["Layers"] == [{"Ref": "DependenciesLayer"}, {"Ref": "AppLayer"}]
+    assert RESOURCES["DependenciesLayer"]["Metadata"]["BuildArchitecture"] == "arm64"
+    # Our own code is packaged once, in the layer: function code folders hold only app.py.
+    for code in {f.code_uri for f in FUNCTIONS.values()}:
+        assert sorted(p.name for p in code.iterdir() if not p.name.startswith("__")) == ["app.py"]
+
+
+def _statements() -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for logical_id, resource in RESOURCES.items():
+        for policy in (resource.get("Properties") or {}).get("Policies") or []:
+            if isinstance(policy, dict) and "Statement" in policy:
+                found += [(logical_id, statement) for statement in policy["Statement"]]
+    return found
+
+
+def test_no_iam_statement_is_wider_than_needed() -> None:
+    statements = _statements()
+    assert statements
+    for logical_id, statement in statements:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        assert statement["Effect"] == "Allow"
+        for action in actions:
+            assert "*" not in action, (logical_id, action)
+        for resource in resources:
+            assert resource != "*", (logical_id, statement)
+            text = json.dumps(resource)
+            assert not text.endswith(':*"') and ":function:*" not in text, (logical_id, resource)
+
+
+@pytest.mark.parametrize("queue", sorted(SEED_JOB_TYPES))
+def test_each_worker_gets_only_what_its_handler_uses(queue: str) -> None:
+    logical_id = template_gen.logical_id(queue)
+    policies = RESOURCES[logical_id]["Properties"]["Policies"]
+    text = json.dumps(policies)
+    assert ("s3:" in text) == (queue in template_gen.SNAPSHOT_QUEUES)
+    assert ("ses:" in text) == (queue in template_gen.EMAIL_QUEUES)
+    invoke = [s for s in _statements() if s[0] == logical_id and s[1]["Action"] == "lambda:InvokeFunction"]
+    [(_, statement)] = invoke
+    targets = {json.dumps(r) for r in statement["Resource"]}
+    expected = {queue, *template_gen.SENDS_TO.get(queue, [])}
+    assert len(targets) == len(expected)
+    assert all(any(f"function:${{AWS::StackName}}-{q}" in t for t in targets) for q in expected)
+
+
+def test_api_requires_iam_and_functions_read_only_their_secret() -> None:
+    auth = RESOURCES["HttpApi"]["Properties"]["Auth"]
+    assert auth["DefaultAuthorizer"] == "AWS_IAM"
+    for logical_id in ("Scheduler", "Maintenance", "Api"):
+        policies = RESOURCES[logical_id]["Properties"]["Policies"]
+        secrets = [
+            p["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"]
+            for p in policies
+            if "AWSSecretsManagerGetSecretValuePolicy" in p
+        ]
+        assert secrets == [{"Ref": "DbSecretArn"}]
+
+
+def test_alarms_watch_failures_age_and_errors() -> None:
+    alarms = {k: v["Properties"] for k, v in RESOURCES.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+    metrics = {a.get("MetricName") for a in alarms.values()}
+    assert {"FailedJobsTotal", "OldestQueuedJobAgeMax", "Errors"} <= metrics
+    assert len([a for a in alarms.values() if a.get("MetricName") == "Errors"]) == len(SEED_JOB_TYPES) + 2
+    assert all(a["AlarmActions"] == [{"Ref": "AlarmTopicArn"}] for a in alarms.values())
