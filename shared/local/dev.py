@@ -25,41 +25,9 @@ from typing import Any
 
 from jobqueue import Job, Queue
 from local.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresError
+from runtime import platform
 
-# The seed's job types and its defaults: retry 3 times, 60 s apart with
-# exponential backoff, expire after an hour, delete after 7 days.
-QUEUES = (
-    "provision-pod",
-    "start-pod",
-    "stop-pod",
-    "restart-pod",
-    "cleanup-pod",
-    "create-snapshot",
-    "restore-snapshot",
-    "health-check",
-    "health-check-all",
-    "cleanup-old",
-    "calculate-usage",
-    "send-email",
-)
-QUEUE_DEFAULTS: dict[str, Any] = {
-    "retry_limit": 3,
-    "retry_delay": 60,
-    "retry_backoff": True,
-    "expire_in": 3600,
-    "delete_after": 7 * 86400,
-}
-SCHEDULES = (("health-check-all", "*/5 * * * *"), ("cleanup-old", "0 2 * * *"), ("calculate-usage", "0 * * * *"))
 DEMO_QUEUE = "provision-pod"
-
-
-def set_up(queue: Queue) -> None:
-    queue.migrate()
-    queue.create_queue("dead-letters")
-    for name in QUEUES:
-        queue.create_queue(name, dead_letter="dead-letters", **QUEUE_DEFAULTS)
-    for name, cron in SCHEDULES:
-        queue.schedule(name, cron, {})
 
 
 def handle(job: Job) -> Any:
@@ -120,7 +88,7 @@ def run_forever(queue: Queue) -> int:
             queue.insert(DEMO_QUEUE, [{"data": {"podId": f"pod-{serial + n}"}} for n in range(10)])
             serial += 10
             queue.run_schedules()
-            for name in QUEUES:
+            for name in platform.QUEUE_NAMES:
                 drain(queue, name)
             queue.maintain()
             print_stats(queue)
@@ -147,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         url = server.url("jobs")
         print(f"Postgres is up: DATABASE_URL={url}")
         with Queue(url) as queue:
-            set_up(queue)
+            queue.migrate()
+            platform.register(queue)
             return run_once(queue) if args.once else run_forever(queue)
     finally:
         server.stop()
