@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jobqueue import Job, JobError, Queue
+from jobqueue import Job, JobError, PayloadError, Queue
+from jobqueue.options import to_json
 from runtime.handlers import Handler
 from runtime.observability import logger, metrics
 from runtime.settings import WorkerSettings
@@ -113,7 +114,17 @@ def _run_batch(
             job = futures[future]
             error = future.exception()
             if error is None:
-                done.append((job, future.result()))
+                output = future.result()
+                try:
+                    if output is not None:
+                        to_json(output, "output", queue.max_payload_bytes)
+                except PayloadError as exc:
+                    # A handler bug, not a passing fault: retrying would fail the same way.
+                    failures.append(
+                        (job, JobError(f"handler returned an unstorable output: {exc}", should_retry=False))
+                    )
+                else:
+                    done.append((job, output))
             else:
                 failures.append((job, error))
     result.unfinished += len(pending)

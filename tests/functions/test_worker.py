@@ -144,3 +144,14 @@ def test_unknown_handler_fails_the_invocation_without_touching_jobs(worker: Modu
         with pytest.raises(LookupError, match="no handler is registered for job type 'send-email'"):
             worker.handler(event("schedule.json"), FakeContext())
         assert q.queue_size("send-email") == 1
+
+
+def test_unstorable_output_fails_only_that_job(worker: ModuleType, dsn: str) -> None:
+    handlers.set_handler("send-email", lambda job: object() if job.data == 1 else {"ok": job.data})
+    worker.handler(event("schedule.json"), FakeContext())
+    with Queue(dsn) as q:
+        q.insert("send-email", [{"data": n} for n in range(3)])
+        result = worker.handler(event("schedule.json"), FakeContext())
+        assert (result["completed"], result["failed"], result["retried"]) == (2, 1, 0)
+        [failed] = q.find_jobs("send-email", state="failed")
+        assert failed.data == 1 and "unstorable output" in failed.output["message"]
