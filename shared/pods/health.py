@@ -1,0 +1,63 @@
+"""health-check and health-check-all.
+
+A healthy pod gets its last_health_check; an unhealthy one gets one
+restart-pod job (sent with the pod id as singleton key to a "short" queue, so a
+flapping pod cannot queue a storm of restarts); an unreachable one is marked
+unhealthy. health-check-all fans out one health-check per running pod in one
+batch insert.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from jobqueue import Job, Queue
+from pods.clients.host_agent import HostAgentError
+from pods.context import Platform
+from pods.lifecycle import _pod
+from pods.payloads import optional
+from pods.schema import QUERIES
+
+TEAM_SIZE = 5  # the seed's teamSize
+HEALTH_TIMEOUT_S = 5.0  # the seed's per-pod timeout
+
+
+def check_pod(platform: Platform, pod_id: str) -> str:
+    """Check one pod; returns "healthy", "unhealthy" (restart queued) or "unreachable"."""
+    with platform.connection() as conn:
+        pod = _pod(conn, pod_id)
+        if pod["host_id"] is None or pod["status"] not in ("running", "unhealthy"):
+            return "skipped"
+        agent = platform.agent(pod["host_address"], pod["host_port"])
+        try:
+            healthy = agent.health(pod_id, timeout=HEALTH_TIMEOUT_S)
+        except HostAgentError:
+            conn.execute(QUERIES["health_unreachable"], {"id": pod_id})
+            return "unreachable"
+        if healthy:
+            conn.execute(QUERIES["health_ok"], {"id": pod_id})
+            return "healthy"
+        with conn.transaction():
+            conn.execute(QUERIES["health_seen"], {"id": pod_id})
+            Queue(conn).send("restart-pod", {"podId": pod_id}, singleton_key=pod_id)
+        return "unhealthy"
+
+
+def health_check(platform: Platform, job: Job) -> dict[str, Any]:
+    pod_id = optional(job.data, "podId")
+    if pod_id is not None:
+        return {pod_id: check_pod(platform, pod_id)}
+    # No pod given: check all running pods, like the seed.
+    with platform.connection() as conn:
+        pod_ids = [row[0] for row in conn.execute(QUERIES["running_pods"]).fetchall()]
+    with ThreadPoolExecutor(TEAM_SIZE) as pool:
+        results = list(pool.map(lambda pid: check_pod(platform, pid), pod_ids))
+    return dict(zip(pod_ids, results, strict=True))
+
+
+def health_check_all(platform: Platform, job: Job) -> dict[str, Any]:
+    with platform.connection() as conn:
+        pod_ids = [row[0] for row in conn.execute(QUERIES["running_pods"]).fetchall()]
+        ids = Queue(conn).insert("health-check", [{"data": {"podId": pid}} for pid in pod_ids]) if pod_ids else []
+    return {"checks_queued": len(ids)}
