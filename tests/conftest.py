@@ -6,14 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import psycopg
 import pytest
+from moto.server import ThreadedMotoServer
 from pytest_postgresql import factories
 from pytest_postgresql.executors.noop import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from jobqueue import Queue
-from local.embedded_postgres import EmbeddedPostgres, temporary_postgres
+from local.embedded_postgres import EmbeddedPostgres, free_port, temporary_postgres
 
 
 @pytest.fixture(scope="session")
@@ -63,3 +65,27 @@ def conn(dsn: str) -> Iterator[psycopg.Connection[Any]]:
     """A second, plain autocommit connection for backdating rows and looking around."""
     with psycopg.connect(dsn, autocommit=True) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """AWS clients made by the code under test reach moto's server on loopback."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    return moto_endpoint
+
+
+@pytest.fixture
+def secrets(aws: str) -> Any:
+    return boto3.client("secretsmanager", endpoint_url=aws, region_name="eu-west-1")

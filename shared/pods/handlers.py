@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jobqueue import Job
-from pods import health, lifecycle
+from pods import cleanup, email, health, lifecycle, snapshots, usage
 from pods.context import Platform, platform
 from runtime.handlers import register
 
@@ -25,5 +25,10 @@ for _name, _function in {
     "cleanup-pod": lifecycle.cleanup,
     "health-check": health.health_check,
     "health-check-all": health.health_check_all,
+    "create-snapshot": snapshots.create,
+    "restore-snapshot": snapshots.restore,
+    "cleanup-old": cleanup.cleanup_old,
+    "calculate-usage": usage.calculate_usage,
+    "send-email": email.send_email,
 }.items():
     _bind(_name, _function)

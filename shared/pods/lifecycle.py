@@ -39,10 +39,7 @@ def provision(platform: Platform, job: Job) -> dict[str, Any]:
     with platform.connection() as conn:
         if not conn.execute(QUERIES["tier_exists"], {"tier": tier}).fetchone()[0]:  # type: ignore[index]
             raise JobError(f"unknown tier {tier!r}: no host serves it", should_retry=False)
-        conn.execute(
-            "INSERT INTO pods.pod (id, owner_id, spec, tier) VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-            (pod_id, owner, _jsonb(spec), tier),
-        )
+        conn.execute(QUERIES["insert_pod"], {"id": pod_id, "owner_id": owner, "spec": _jsonb(spec), "tier": tier})
         pod = _pod(conn, pod_id)
         if pod["status"] == "running" and pod["internal_ip"]:
             return {"internalIp": pod["internal_ip"], "host": pod["host_id"], "already": True}

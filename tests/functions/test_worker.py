@@ -136,14 +136,18 @@ def test_claimed_jobs_expire_shortly_after_the_invocation(
     assert remaining is not None and remaining.total_seconds() <= 181
 
 
-def test_unknown_handler_fails_the_invocation_without_touching_jobs(worker: ModuleType, dsn: str) -> None:
-    worker.handler(event("schedule.json"), FakeContext())
-    handlers._handlers.pop("send-email", None)
+def test_unknown_handler_fails_the_invocation_without_touching_jobs(
+    dsn: str, monkeypatch: pytest.MonkeyPatch, load_function: Callable[[str], ModuleType]
+) -> None:
+    monkeypatch.setenv("QUEUE_NAME", "orphan-jobs")
+    orphan = load_function("worker")
     with Queue(dsn) as q:
-        q.send("send-email", {})
-        with pytest.raises(LookupError, match="no handler is registered for job type 'send-email'"):
-            worker.handler(event("schedule.json"), FakeContext())
-        assert q.queue_size("send-email") == 1
+        q.migrate()
+        q.create_queue("orphan-jobs")
+        q.send("orphan-jobs", {})
+        with pytest.raises(LookupError, match="no handler is registered for job type 'orphan-jobs'"):
+            orphan.handler(event("schedule.json"), FakeContext())
+        assert q.queue_size("orphan-jobs") == 1
 
 
 def test_unstorable_output_fails_only_that_job(worker: ModuleType, dsn: str) -> None:

@@ -83,3 +83,80 @@ UPDATE pods.pod SET last_health_check = now() WHERE id = %(id)s;
 UPDATE pods.pod SET last_health_check = now(),
     status = CASE WHEN status = 'running' THEN 'unhealthy' ELSE status END
 WHERE id = %(id)s;
+
+-- name: record_snapshot
+-- Record a snapshot (again, harmlessly, when its job is retried).
+INSERT INTO pods.snapshot (id, pod_id, storage_url, size_bytes) VALUES (%(id)s, %(pod_id)s, %(url)s, %(size)s)
+ON CONFLICT (id) DO UPDATE SET storage_url = EXCLUDED.storage_url, size_bytes = EXCLUDED.size_bytes;
+
+-- name: get_snapshot
+-- Where a snapshot is stored.
+SELECT storage_url FROM pods.snapshot WHERE id = %(id)s;
+
+-- name: delete_old_server_metrics
+-- Delete up to `limit` server metrics older than `before`.
+DELETE FROM pods.server_metric WHERE ctid IN (
+    SELECT ctid FROM pods.server_metric WHERE created_on < %(before)s LIMIT %(limit)s);
+
+-- name: delete_old_pod_metrics
+-- Delete up to `limit` pod metrics older than `before`.
+DELETE FROM pods.pod_metric WHERE ctid IN (
+    SELECT ctid FROM pods.pod_metric WHERE created_on < %(before)s LIMIT %(limit)s);
+
+-- name: delete_old_pod_logs
+-- Delete up to `limit` pod log lines older than `before`.
+DELETE FROM pods.pod_log WHERE ctid IN (
+    SELECT ctid FROM pods.pod_log WHERE created_on < %(before)s LIMIT %(limit)s);
+
+-- name: old_terminated_pods
+-- Terminated pods last changed before `before`, oldest first.
+SELECT id, github_key_id FROM pods.pod
+WHERE status = 'terminated' AND updated_on < %(before)s
+ORDER BY updated_on LIMIT %(limit)s;
+
+-- name: delete_pod
+-- Delete a pod record (its status history goes with it).
+DELETE FROM pods.pod WHERE id = %(id)s;
+
+-- name: old_snapshots
+-- Snapshots created before `before`, oldest first.
+SELECT id, storage_url FROM pods.snapshot WHERE created_on < %(before)s ORDER BY created_on LIMIT %(limit)s;
+
+-- name: delete_snapshot
+-- Delete a snapshot's record.
+DELETE FROM pods.snapshot WHERE id = %(id)s;
+
+-- name: usage_for_hour
+-- Seconds each pod was running within [hour, hour + 1 hour), from its status history.
+WITH spans AS (
+    SELECT pod_id, status, changed_on AS began,
+           lead(changed_on, 1, 'infinity') OVER (PARTITION BY pod_id ORDER BY changed_on) AS ended
+    FROM pods.pod_status_history
+    WHERE changed_on < %(hour)s::timestamptz + interval '1 hour'
+)
+SELECT s.pod_id, p.owner_id,
+       sum(extract(epoch FROM least(s.ended, %(hour)s::timestamptz + interval '1 hour') - greatest(s.began, %(hour)s::timestamptz)))::integer AS seconds
+FROM spans s JOIN pods.pod p ON p.id = s.pod_id
+WHERE s.status = 'running' AND s.ended > %(hour)s::timestamptz
+GROUP BY s.pod_id, p.owner_id;
+
+-- name: upsert_usage
+-- Store one pod's usage of one hour; recomputing the hour replaces it.
+INSERT INTO pods.hourly_usage (hour, pod_id, owner_id, running_seconds)
+VALUES (%(hour)s, %(pod_id)s, %(owner_id)s, %(seconds)s)
+ON CONFLICT (hour, pod_id) DO UPDATE SET running_seconds = EXCLUDED.running_seconds, owner_id = EXCLUDED.owner_id;
+
+-- name: insert_pod
+-- Create a pod's record when its provisioning job comes first (no-op when it exists).
+INSERT INTO pods.pod (id, owner_id, spec, tier) VALUES (%(id)s, %(owner_id)s, %(spec)s, %(tier)s)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: claim_email
+-- Claim the sending of one job's email; no row when it was sent already.
+INSERT INTO pods.sent_email (job_id, recipient, template) VALUES (%(job_id)s, %(recipient)s, %(template)s)
+ON CONFLICT (job_id) DO NOTHING
+RETURNING job_id;
+
+-- name: record_email
+-- Keep the provider's message id of a sent email.
+UPDATE pods.sent_email SET message_id = %(message_id)s WHERE job_id = %(job_id)s;

@@ -1,0 +1,51 @@
+"""GitHub API client: removing the SSH keys pods were given."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import httpx
+
+from jobqueue import JobError
+
+
+class GitHubError(Exception):
+    """GitHub failed in a way worth retrying (5xx, rate limit, timeout)."""
+
+
+@dataclass(frozen=True)
+class GitHub:
+    token: str
+    base_url: str = "https://api.github.com"
+    timeout: float = 10.0
+
+    @classmethod
+    def from_env(cls) -> GitHub:
+        arn = os.environ.get("GITHUB_TOKEN_SECRET_ARN")
+        if arn:
+            from aws_lambda_powertools.utilities import parameters
+
+            secret = parameters.get_secret(arn, max_age=300)
+            token = (secret if isinstance(secret, str) else secret.decode()).strip()
+        else:
+            token = os.environ.get("GITHUB_TOKEN", "")
+        return cls(token, os.environ.get("GITHUB_API_URL", "https://api.github.com"))
+
+    def delete_key(self, key_id: str) -> bool:
+        """Remove a key; False if it was already gone."""
+        try:
+            response = httpx.delete(
+                f"{self.base_url}/user/keys/{key_id}",
+                headers={"Authorization": f"Bearer {self.token}", "Accept": "application/vnd.github+json"},
+                timeout=self.timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise GitHubError(f"GitHub unreachable deleting key {key_id}: {exc}") from exc
+        if response.status_code == 404:
+            return False
+        if response.status_code in (401, 403) and response.headers.get("x-ratelimit-remaining") != "0":
+            raise JobError(f"GitHub refused the token ({response.status_code})", should_retry=False)
+        if response.status_code >= 300:
+            raise GitHubError(f"GitHub answered {response.status_code} deleting key {key_id}")
+        return True

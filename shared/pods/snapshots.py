@@ -1,0 +1,72 @@
+"""create-snapshot and restore-snapshot: archives made by the host agent, kept in S3.
+
+The snapshot id is the job's id, so a retried job writes the same object and
+the same row again instead of a second snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from jobqueue import Job, JobError
+from pods.context import Platform
+from pods.lifecycle import _placed
+from pods.payloads import require
+from pods.schema import QUERIES
+
+
+def bucket() -> str:
+    name = os.environ.get("SNAPSHOT_BUCKET")
+    if not name:
+        raise JobError("SNAPSHOT_BUCKET is not set", should_retry=False)
+    return name
+
+
+def s3() -> Any:
+    import boto3
+
+    return boto3.client("s3")
+
+
+def key_for(pod_id: str, snapshot_id: str) -> str:
+    return f"snapshots/{pod_id}/{snapshot_id}.tar"
+
+
+def create(platform: Platform, job: Job) -> dict[str, Any]:
+    pod_id = require(job.data, "podId")
+    snapshot_id = job.id
+    with platform.connection() as conn:
+        _, agent = _placed(conn, platform, pod_id)
+        archive = agent.snapshot(pod_id)
+        key = key_for(pod_id, snapshot_id)
+        s3().put_object(Bucket=bucket(), Key=key, Body=archive)
+        url = f"s3://{bucket()}/{key}"
+        conn.execute(
+            QUERIES["record_snapshot"], {"id": snapshot_id, "pod_id": pod_id, "url": url, "size": len(archive)}
+        )
+    return {"snapshotId": snapshot_id, "url": url, "size": len(archive)}
+
+
+def restore(platform: Platform, job: Job) -> dict[str, Any]:
+    from botocore.exceptions import ClientError
+
+    pod_id = require(job.data, "podId")
+    snapshot_id = require(job.data, "snapshotId")
+    with platform.connection() as conn:
+        row = conn.execute(QUERIES["get_snapshot"], {"id": snapshot_id}).fetchone()
+        if row is None:
+            raise JobError(f"snapshot {snapshot_id} does not exist", should_retry=False)
+        storage_url = row[0]
+        _, agent = _placed(conn, platform, pod_id)
+        target_bucket, _, key = storage_url.removeprefix("s3://").partition("/")
+        try:
+            archive = s3().get_object(Bucket=target_bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
+                raise JobError(
+                    f"snapshot {snapshot_id} is missing from storage ({storage_url})", should_retry=False
+                ) from exc
+            raise
+        agent.restore(pod_id, archive)
+    return {"restored": snapshot_id, "size": len(archive)}
