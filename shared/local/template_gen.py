@@ -33,6 +33,10 @@ HOST_AGENT_QUEUES = {
 # Queues whose handlers send jobs to other queues, and may kick their workers.
 SENDS_TO = {"health-check": ["restart-pod"], "health-check-all": ["health-check"]}
 TEAM_SIZES = {"health-check": 5}
+EXTRA_ENV = {
+    "cleanup-old": {"GITHUB_TOKEN_SECRET_ARN": "!Ref GitHubTokenSecretArn"},
+    "send-email": {"EMAIL_FROM": "!Sub noreply@${EmailDomain}"},
+}
 
 
 def logical_id(queue: str) -> str:
@@ -89,6 +93,7 @@ def worker(queue: str) -> str:
         )
     team = TEAM_SIZES.get(queue)
     team_size = str(team) if team else "!Ref WorkerTeamSize"
+    extra_env = "".join(f"\n          {key}: {value}" for key, value in EXTRA_ENV.get(queue, {}).items())
     return f"""  {logical_id(queue)}:
     Type: AWS::Serverless::Function
     Properties:
@@ -104,7 +109,7 @@ def worker(queue: str) -> str:
           BATCH_SIZE: !Ref WorkerBatchSize
           TEAM_SIZE: {team_size}
           MAX_JOBS: !Ref WorkerMaxJobs
-          MAX_CONCURRENCY: !Ref WorkerReservedConcurrency
+          MAX_CONCURRENCY: !Ref WorkerReservedConcurrency{extra_env}
       Policies:
 {chr(10).join(policies)}
       Events:

@@ -180,3 +180,24 @@ def test_email_is_sent_once_even_when_the_job_runs_twice(
         email.send_email(
             platform, job("send-email", {"to": "a@b.c", "template": "pod-ready", "params": {"podId": "p"}})
         )
+
+
+def test_storage_errors_are_retried_and_record_nothing(
+    platform: Platform, aws: str, monkeypatch: pytest.MonkeyPatch, conn: psycopg.Connection[Any]
+) -> None:
+    from botocore.exceptions import ClientError
+
+    pod_id = running_pod(platform)
+    monkeypatch.setenv("SNAPSHOT_BUCKET", "no-such-bucket")
+    with pytest.raises(ClientError, match="NoSuchBucket"):
+        snapshots.create(platform, with_id(job("create-snapshot", {"podId": pod_id})))
+    assert conn.execute("SELECT count(*) FROM pods.snapshot").fetchone() == (0,)
+
+
+def test_host_api_key_from_secrets_manager(secrets: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pods import context
+
+    arn = secrets.create_secret(Name="jobs/host-api-key", SecretString="key-from-secrets-manager")["ARN"]
+    monkeypatch.setenv("HOST_API_KEY_SECRET_ARN", arn)
+    monkeypatch.delenv("HOST_API_KEY", raising=False)
+    assert context.host_api_key() == "key-from-secrets-manager"
