@@ -1,19 +1,289 @@
-"""The `jobs` command line."""
+"""The `jobs` command line: operate the queue from a terminal.
+
+Reads DATABASE_URL (or --database-url). A user's mistake (a bad option, an
+unknown queue or job, an unreachable database) is one clear line on stderr and
+a non-zero exit, never a traceback.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
+from typing import Any, NoReturn, TypeVar
 
 import click
+from rich.console import Console
+from rich.table import Table
 
+from jobqueue import Job, JobQueueError, Queue
 from local import invoke as local_invoke
+
+F = TypeVar("F", bound=Callable[..., Any])
+# Piped or captured output gets wide tables instead of names cut short.
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+@contextmanager
+def open_queue(ctx: click.Context) -> Iterator[Queue]:
+    url = ctx.obj.get("database_url")
+    if not url:
+        fail("no database: set DATABASE_URL or pass --database-url")
+    try:
+        queue = Queue(url, schema=ctx.obj.get("schema", "jobqueue"))
+        with queue:
+            yield queue
+    except JobQueueError as exc:
+        fail(str(exc))
+
+
+def json_option(value: str | None, what: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        fail(f"{what} is not valid JSON: {exc.msg} at position {exc.pos}")
+    return None
 
 
 @click.group()
-def main() -> None:
+@click.option("--database-url", envvar="DATABASE_URL", help="postgresql:// URL (default: $DATABASE_URL)")
+@click.option("--schema", default="jobqueue", show_default=True, help="the queue's Postgres schema")
+@click.pass_context
+def main(ctx: click.Context, database_url: str | None, schema: str) -> None:
     """Operate the job system: run functions locally, inspect and manage jobs."""
+    ctx.obj = {"database_url": database_url, "schema": schema}
+
+
+@main.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Install or upgrade the queue's schema (and the platform's queues)."""
+    from runtime import platform
+
+    with open_queue(ctx) as queue:
+        version = queue.migrate()
+        platform.register(queue)
+    click.echo(f"schema {ctx.obj['schema']} at version {version}; platform queues registered")
+
+
+@main.command()
+@click.argument("queue_name")
+@click.option("--data", default="null", help="the job's data, as JSON")
+@click.option("--priority", type=int)
+@click.option("--start-after", help="seconds, or an ISO 8601 time with a zone")
+@click.option("--retry-limit", type=int)
+@click.option("--singleton-key")
+@click.option("--options", "options_json", help="any other send options, as a JSON object")
+@click.pass_context
+def send(
+    ctx: click.Context,
+    queue_name: str,
+    data: str,
+    priority: int | None,
+    start_after: str | None,
+    retry_limit: int | None,
+    singleton_key: str | None,
+    options_json: str | None,
+) -> None:
+    """Send one job to QUEUE_NAME; prints its id."""
+    options = json_option(options_json, "--options") or {}
+    if not isinstance(options, dict):
+        fail("--options must be a JSON object")
+    for key, value in (("priority", priority), ("retry_limit", retry_limit), ("singleton_key", singleton_key)):
+        if value is not None:
+            options[key] = value
+    if start_after is not None:
+        options["start_after"] = float(start_after) if start_after.replace(".", "", 1).isdigit() else start_after
+    with open_queue(ctx) as queue:
+        job_id = queue.send(queue_name, json_option(data, "--data"), **options)
+    if job_id is None:
+        fail(f"the policy of queue {queue_name!r} refused the job (one with that key is already queued)")
+    click.echo(job_id)
+
+
+@main.command()
+@click.argument("queue_name")
+@click.argument("file", type=click.File("r"))
+@click.pass_context
+def insert(ctx: click.Context, queue_name: str, file: Any) -> None:
+    """Insert the jobs in FILE (a JSON array of {"data": ..., options...}, or JSON lines; - for stdin)."""
+    text = file.read()
+    try:
+        jobs = (
+            json.loads(text)
+            if text.lstrip().startswith("[")
+            else [json.loads(line) for line in text.splitlines() if line.strip()]
+        )
+    except json.JSONDecodeError as exc:
+        fail(f"{getattr(file, 'name', 'input')} is not JSON: {exc.msg} at line {exc.lineno}")
+    if not isinstance(jobs, list):
+        fail("expected a JSON array of jobs")
+    with open_queue(ctx) as queue:
+        ids = queue.insert(queue_name, jobs)
+    click.echo(f"inserted {len(ids)} of {len(jobs)} jobs into {queue_name}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_context
+def stats(ctx: click.Context, as_json: bool) -> None:
+    """Jobs per queue and state, and the wait of each queue's oldest ready job."""
+    with open_queue(ctx) as queue:
+        rows = queue.get_queue_stats()
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "queue": s.name,
+                        "created": s.created,
+                        "retry": s.retry,
+                        "active": s.active,
+                        "completed": s.completed,
+                        "cancelled": s.cancelled,
+                        "failed": s.failed,
+                        "oldest_queued_seconds": s.oldest_queued_seconds,
+                    }
+                    for s in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    table = Table("queue", "created", "retry", "active", "completed", "cancelled", "failed", "oldest wait (s)")
+    for s in rows:
+        table.add_row(
+            s.name,
+            str(s.created),
+            str(s.retry),
+            str(s.active),
+            str(s.completed),
+            str(s.cancelled),
+            str(s.failed),
+            f"{s.oldest_queued_seconds:.0f}",
+        )
+    console.print(table)
+
+
+@main.command()
+@click.argument("queue_name", required=False)
+@click.option("--limit", default=20, show_default=True)
+@click.pass_context
+def failed(ctx: click.Context, queue_name: str | None, limit: int) -> None:
+    """The most recently failed jobs (of QUEUE_NAME, or of all queues)."""
+    with open_queue(ctx) as queue:
+        jobs = queue.failed_jobs(limit=limit, name=queue_name)
+    table = Table("id", "queue", "attempts", "failed at", "error")
+    for job in jobs:
+        error = job.output.get("message", "") if isinstance(job.output, dict) else str(job.output)
+        table.add_row(job.id, job.name, str(job.attempt), _when(job.completed_on), error[:80])
+    console.print(table)
+
+
+@main.command()
+@click.argument("job_id")
+@click.pass_context
+def show(ctx: click.Context, job_id: str) -> None:
+    """Everything about one job (hot or archived)."""
+    with open_queue(ctx) as queue:
+        job = queue.get_job(job_id)
+    if job is None:
+        fail(f"no job {job_id}")
+    click.echo(json.dumps(_job_dict(job), indent=2, default=str))
+
+
+def _requeue(ctx: click.Context, job_ids: tuple[str, ...], action: str) -> None:
+    with open_queue(ctx) as queue:
+        for job_id in job_ids:
+            job = queue.get_job(job_id)
+            if job is None:
+                fail(f"no job {job_id}")
+                return
+            done = queue.retry(job.name, [job.id]) if action == "retry" else queue.cancel(job.name, [job.id])
+            if not done:
+                fail(f"job {job_id} is {job.state}: cannot {action} it")
+            click.echo(f"{action}: {job_id}")
+
+
+@main.command()
+@click.argument("job_ids", nargs=-1, required=True)
+@click.pass_context
+def retry(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
+    """Put failed jobs back in their queue."""
+    _requeue(ctx, job_ids, "retry")
+
+
+@main.command()
+@click.argument("job_ids", nargs=-1, required=True)
+@click.pass_context
+def cancel(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
+    """Cancel jobs that have not finished."""
+    _requeue(ctx, job_ids, "cancel")
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def schedules(ctx: click.Context) -> None:
+    """List, add or remove cron schedules."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(list_schedules)
+
+
+@schedules.command("list")
+@click.pass_context
+def list_schedules(ctx: click.Context) -> None:
+    """The schedules and their next fire times."""
+    from datetime import UTC
+
+    from jobqueue import next_fire_times
+
+    with open_queue(ctx) as queue:
+        rows = queue.get_schedules()
+    table = Table("queue", "key", "cron", "time zone", "last fired", "next")
+    now = datetime.now(UTC)
+    for s in rows:
+        upcoming = next_fire_times(s.cron, s.timezone, now, 1)
+        table.add_row(
+            s.name, s.key, s.cron, s.timezone, _when(s.last_fire_time), _when(upcoming[0] if upcoming else None)
+        )
+    console.print(table)
+
+
+@schedules.command("add")
+@click.argument("queue_name")
+@click.argument("cron")
+@click.option("--tz", default="UTC", show_default=True)
+@click.option("--key", default="", help="to keep several schedules on one queue")
+@click.option("--data", default="null", help="the jobs' data, as JSON")
+@click.pass_context
+def add_schedule(ctx: click.Context, queue_name: str, cron: str, tz: str, key: str, data: str) -> None:
+    """Create or replace the schedule (QUEUE_NAME, --key)."""
+    with open_queue(ctx) as queue:
+        queue.schedule(queue_name, cron, json_option(data, "--data"), tz=tz, key=key)
+    click.echo(f"scheduled {queue_name} at {cron!r} ({tz})")
+
+
+@schedules.command("remove")
+@click.argument("queue_name")
+@click.option("--key", default="")
+@click.pass_context
+def remove_schedule(ctx: click.Context, queue_name: str, key: str) -> None:
+    """Remove a schedule."""
+    with open_queue(ctx) as queue:
+        removed = queue.unschedule(queue_name, key)
+    if not removed:
+        fail(f"no schedule for {queue_name!r} with key {key!r}")
+    click.echo(f"removed the schedule of {queue_name}")
 
 
 @main.command()
@@ -44,3 +314,22 @@ def invoke(logical_id: str, event_file: Path, env_pairs: tuple[str, ...], timeou
         click.echo(outcome.output, err=True)
     click.echo(json.dumps(outcome.result, indent=2, default=str))
     sys.exit(0 if outcome.ok else 1)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def dev(ctx: click.Context) -> None:
+    """Run the whole system locally (what `make dev` runs); options as for make dev ARGS."""
+    from local.dev import main as dev_main
+
+    sys.exit(dev_main(ctx.args))
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def _job_dict(job: Job) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(job)

@@ -1,0 +1,101 @@
+"""The `jobs` command line against a real database: each command and its errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from jobqueue import Queue
+from local.cli import main
+
+
+@pytest.fixture
+def jobs(dsn: str) -> CliRunner:
+    return CliRunner(env={"DATABASE_URL": dsn})
+
+
+def run(runner: CliRunner, *args: str, input: str | None = None) -> Result:
+    return runner.invoke(main, list(args), input=input, catch_exceptions=False)
+
+
+def test_migrate_send_show_stats(jobs: CliRunner, dsn: str) -> None:
+    assert "platform queues registered" in run(jobs, "migrate").output
+    sent = run(jobs, "send", "send-email", "--data", '{"to": "a@b.c"}', "--priority", "3")
+    assert sent.exit_code == 0
+    job_id = sent.output.strip()
+    shown = json.loads(run(jobs, "show", job_id).output)
+    assert shown["data"] == {"to": "a@b.c"} and shown["priority"] == 3
+    stats = json.loads(run(jobs, "stats", "--json").output)
+    assert {s["queue"]: s["created"] for s in stats}["send-email"] == 1
+    assert "send-email" in run(jobs, "stats").output
+
+
+def test_insert_from_a_file_and_stdin(jobs: CliRunner, tmp_path: Path) -> None:
+    run(jobs, "migrate")
+    batch = tmp_path / "jobs.json"
+    batch.write_text(json.dumps([{"data": {"n": n}} for n in range(5)]))
+    assert "inserted 5 of 5 jobs" in run(jobs, "insert", "send-email", str(batch)).output
+    lines = "\n".join(json.dumps({"data": n, "priority": n}) for n in range(3))
+    assert "inserted 3 of 3" in run(jobs, "insert", "send-email", "-", input=lines).output
+
+
+def test_failed_retry_and_cancel(jobs: CliRunner, dsn: str) -> None:
+    run(jobs, "migrate")
+    with Queue(dsn) as q:
+        failed_id = q.send("send-email", {"to": "x"}, retry_limit=0)
+        q.fail("send-email", q.fetch("send-email"), "SES said no")
+        waiting = q.send("send-email", {"to": "y"})
+    listing = run(jobs, "failed", "send-email")
+    assert failed_id is not None and failed_id[:8] in listing.output and "SES said no" in listing.output
+    assert run(jobs, "retry", str(failed_id)).output.strip() == f"retry: {failed_id}"
+    assert run(jobs, "cancel", str(waiting)).exit_code == 0
+    again = run(jobs, "cancel", str(waiting))
+    assert again.exit_code == 1 and "is cancelled: cannot cancel it" in again.output
+
+
+def test_schedules_add_list_remove(jobs: CliRunner) -> None:
+    run(jobs, "migrate")
+    added = run(jobs, "schedules", "add", "send-email", "0 9 * * 1", "--tz", "Europe/Berlin", "--key", "weekly")
+    assert added.exit_code == 0
+    listing = run(jobs, "schedules", "list").output
+    assert "0 9 * * 1" in listing and "Europe/Berlin" in listing
+    assert run(jobs, "schedules", "remove", "send-email", "--key", "weekly").exit_code == 0
+    assert "no schedule" in run(jobs, "schedules", "remove", "send-email", "--key", "weekly").output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["send", "nope", "--data", "{}"], "unknown queue 'nope'"),
+        (["send", "send-email", "--data", "{oops"], "--data is not valid JSON"),
+        (["send", "send-email", "--priority", "99999999"], "priority must be between"),
+        (["send", "send-email", "--start-after", "soon"], "not an ISO 8601"),
+        (["send", "bad name!"], "invalid queue name"),
+        (["show", "not-a-uuid"], "job id must be a UUID"),
+        (["show", "01a221cc-a803-7b0d-b34b-9d342cafd700"], "no job"),
+        (["retry", "01a221cc-a803-7b0d-b34b-9d342cafd700"], "no job"),
+        (["schedules", "add", "send-email", "61 * * * *"], "invalid cron expression"),
+        (["schedules", "add", "send-email", "0 * * * *", "--tz", "Mars/Base"], "unknown time zone"),
+    ],
+)
+def test_user_mistakes_are_one_clear_line(jobs: CliRunner, args: list[str], message: str) -> None:
+    run(jobs, "migrate")
+    result = run(jobs, *args)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert result.output.startswith("error: ")
+
+
+def test_database_errors_are_one_clear_line() -> None:
+    no_url = CliRunner(env={"DATABASE_URL": ""})
+    assert "no database: set DATABASE_URL" in run(no_url, "stats").output
+    bad = CliRunner(env={"DATABASE_URL": "postgresql://app:pw-secret@127.0.0.1:1/none"})
+    result = run(bad, "stats")
+    assert result.exit_code == 1 and "cannot connect to the database" in result.output
+    assert "pw-secret" not in result.output
+    malformed = run(CliRunner(env={"DATABASE_URL": "mysql://x"}), "stats")
+    assert malformed.exit_code == 1 and "scheme must be postgresql" in malformed.output
