@@ -1,14 +1,14 @@
-"""`make dev`: the job queue running on this machine, on embedded defaults.
+"""`make dev`: the whole system running on this machine, on embedded defaults.
 
-Starts (or resumes) a Postgres server whose data lives in `.local/` (or
---data-dir), migrates the queue schema, creates the platform's queues and
-schedules, and then keeps a small demo workload moving through the queue:
-jobs are sent, drained in batches, some fail and retry, the schedules fire,
-and maintenance runs, with a line of statistics per round. Ctrl-C stops
-everything; the next run resumes with the same data.
+Starts the local stack (local/stack.py) with its data in `.local/` (or
+--data-dir), prints the API's URL and token, and drives a demo workload:
+pods are provisioned on three host agents, snapshotted and health-checked,
+with faults injected now and then (a host answering 500, an unhealthy pod);
+a live table shows jobs per queue and state. Ctrl-C stops everything; the
+next run resumes on the same data.
 
 `--once` runs a fixed demo to completion, prints a summary and exits 0 only
-if every job ended as expected (the test suite runs it).
+if every demo job ended as expected (the test suite runs it).
 """
 
 from __future__ import annotations
@@ -19,108 +19,215 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from jobqueue import Job, Queue
-from local.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresError
-from runtime import platform
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
 
-DEMO_QUEUE = "provision-pod"
+from jobqueue import Queue
+from local.embedded_postgres import EmbeddedPostgresError
+from local.stack import LocalStack
 
-
-def handle(job: Job) -> Any:
-    """A stand-in handler: pods whose id ends in 7 fail on their first attempt."""
-    if job.data.get("podId", "").endswith("7") and job.attempt == 1:
-        raise RuntimeError(f"host agent answered 503 for {job.data['podId']}")
-    return {"internalIp": f"10.0.0.{random.randint(2, 254)}"}
+console = Console()
+ONCE_TIMEOUT_S = 120.0
 
 
-def drain(queue: Queue, name: str, now: datetime | None = None) -> tuple[int, int]:
-    completed = failed = 0
-    while jobs := queue.fetch(name, 50, now=now):
-        done, errors = [], []
-        for job in jobs:
-            try:
-                done.append((job, handle(job)))
-            except Exception as exc:
-                errors.append((job, exc))
-        if done:
-            completed += len(queue.complete(name, [j for j, _ in done], outputs=[o for _, o in done]))
-        for job, error in errors:
-            queue.fail(name, [job], error)
-            failed += 1
-    return completed, failed
+def stats_table(queue: Queue, started: float, completed_before: int) -> Table:
+    rows = queue.get_queue_stats()
+    completed = sum(s.completed for s in rows)
+    rate = (completed - completed_before) / max(1e-6, time.monotonic() - started)
+    table = Table(title=f"jobs per queue  (completed {completed}, {rate:.1f}/s since start)")
+    for column in ("queue", "created", "retry", "active", "completed", "failed", "oldest wait (s)"):
+        table.add_column(column, justify="left" if column == "queue" else "right")
+    for s in rows:
+        if s.created + s.retry + s.active + s.completed + s.failed:
+            table.add_row(
+                s.name,
+                str(s.created),
+                str(s.retry),
+                str(s.active),
+                str(s.completed),
+                f"[red]{s.failed}[/red]" if s.failed else "0",
+                f"{s.oldest_queued_seconds:.0f}",
+            )
+    return table
 
 
-def print_stats(queue: Queue) -> None:
-    rows = [s for s in queue.get_queue_stats() if s.created + s.retry + s.active + s.completed + s.failed]
-    line = "  ".join(f"{s.name}: {s.queued} queued, {s.completed} done, {s.failed} failed" for s in rows)
-    print(f"[{datetime.now().strftime('%H:%M:%S')}] {line or 'no jobs yet'}", flush=True)
+def stack_started(stack: LocalStack) -> float:
+    return stack.started_at
 
 
-def run_once(queue: Queue) -> int:
-    """A fixed demo: 20 pods provisioned, a few failing once, all completing after one retry."""
-    ids = queue.insert(DEMO_QUEUE, [{"data": {"podId": f"demo-{n}"}} for n in range(20)])
-    completed, failed = drain(queue, DEMO_QUEUE)
-    # The failed ones wait 30-60 s for their retry; look an hour ahead instead of waiting.
-    later = datetime.now(UTC) + timedelta(hours=1)
-    more, _ = drain(queue, DEMO_QUEUE, now=later)
-    jobs = [queue.get_job(i) for i in ids]
-    ok = all(j is not None and j.state == "completed" for j in jobs)
-    print(f"demo: {len(ids)} sent, {completed + more} completed ({failed} after one retry); all completed: {ok}")
-    print(f"{DEMO_QUEUE}: {queue.queue_size(DEMO_QUEUE, ['completed'])} jobs completed in this data directory")
-    return 0 if ok else 1
+def demo_round(queue: Queue, stack: LocalStack, serial: int) -> None:
+    """Three pods provisioned, an older one snapshotted, an older one cleaned up, an email; a fault now and then."""
+    pods = [f"pod-{serial + n}" for n in range(3)]
+    queue.insert(
+        "provision-pod",
+        [
+            {
+                "data": {
+                    "podId": pod,
+                    "spec": {"tier": "dev.large" if (serial + n) % 6 == 0 else "dev.small"},
+                    "userId": f"user-{n % 3}",
+                }
+            }
+            for n, pod in enumerate(pods)
+        ],
+    )
+    if serial >= 6:
+        queue.send("create-snapshot", {"podId": f"pod-{serial - 6}"})
+        queue.send(
+            "send-email",
+            {
+                "to": "user-1@example.com",
+                "template": "pod-ready",
+                "params": {"podId": f"pod-{serial - 6}", "url": "http://localhost"},
+            },
+        )
+    if serial >= 12:
+        queue.insert("cleanup-pod", [{"data": {"podId": f"pod-{serial - 12 + n}"}} for n in range(3)])
+    if serial % 12 == 0:
+        random.choice(stack.agents).faults.fail_next = 1  # one 500 from a host: retried
+    if serial % 15 == 0 and serial:
+        stack.agents[0].faults.unhealthy.add(f"pod-{serial - 15}")  # restarted by health checks
 
 
-def run_forever(queue: Queue) -> int:
-    stop = False
+def run_forever(stack: LocalStack, queue: Queue) -> int:
+    stopping = False
 
-    def request_stop(*_: object) -> None:
-        nonlocal stop
-        stop = True
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
 
-    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGTERM, stop)
+    started = time.monotonic()
+    completed_before = sum(s.completed for s in queue.get_queue_stats())
     serial = 0
+    next_demo = 0.0
     try:
-        while not stop:
-            queue.insert(DEMO_QUEUE, [{"data": {"podId": f"pod-{serial + n}"}} for n in range(10)])
-            serial += 10
-            queue.run_schedules()
-            for name in platform.QUEUE_NAMES:
-                drain(queue, name)
-            queue.maintain()
-            print_stats(queue)
-            time.sleep(2)
+        with Live(stats_table(queue, started, completed_before), console=console, refresh_per_second=2) as live:
+            while not stopping:
+                if time.monotonic() >= next_demo:
+                    demo_round(queue, stack, serial)
+                    serial += 3
+                    next_demo = time.monotonic() + 2
+                stack.step()
+                live.update(stats_table(queue, started, completed_before))
+                time.sleep(0.2)
     except KeyboardInterrupt:
         pass
-    print("stopping")
+    console.print("stopping: the data stays in", stack.data_dir)
     return 0
+
+
+def run_once(stack: LocalStack, queue: Queue) -> int:
+    """Six pods provisioned (a host fails once: retried), two snapshots, an email, health checks."""
+    stack.agents[0].faults.fail_next = 1
+    ids = queue.insert(
+        "provision-pod",
+        [{"data": {"podId": f"demo-{n}", "spec": {"tier": "dev.small"}, "userId": "user-1"}} for n in range(6)],
+    )
+    expected: dict[str, str] = dict.fromkeys(ids, "completed")
+    deadline = time.monotonic() + ONCE_TIMEOUT_S
+    phase = 0
+    while time.monotonic() < deadline:
+        stack.step()
+        states = {job_id: (job.state if (job := queue.get_job(job_id)) else "missing") for job_id in expected}
+        if all(state in ("completed", "failed", "cancelled") for state in states.values()):
+            if phase == 0:
+                more = [queue.send("create-snapshot", {"podId": f"demo-{n}"}) for n in (0, 1)]
+                more.append(
+                    queue.send(
+                        "send-email",
+                        {
+                            "to": "user-1@example.com",
+                            "template": "pod-ready",
+                            "params": {"podId": "demo-0", "url": "http://localhost"},
+                        },
+                    )
+                )
+                more.append(queue.send("health-check", {}))
+                expected.update({str(job_id): "completed" for job_id in more})
+                phase = 1
+                continue
+            break
+        time.sleep(0.1)
+    states = {job_id: (job.state if (job := queue.get_job(job_id)) else "missing") for job_id in expected}
+    wrong = {job_id: state for job_id, state in states.items() if state != expected[job_id]}
+    console.print(stats_table(queue, stack_started(stack), 0))
+    console.print(
+        f"demo: {len(expected)} jobs, {len(expected) - len(wrong)} ended as expected; functions ran "
+        f"{sum(f.runs for f in stack.functions.values())} times"
+    )
+    if wrong:
+        for job_id, state in wrong.items():
+            job = queue.get_job(job_id)
+            console.print(
+                f"  {job.name if job else '?'} {job_id}: {state} (expected {expected[job_id]})"
+                f" {job.output if job else ''}"
+            )
+        return 1
+    if not api_answers(stack):
+        return 1
+    console.print("all demo jobs ended as expected")
+    return 0
+
+
+def api_answers(stack: LocalStack) -> bool:
+    """The API on localhost serves health with the token and refuses a request without it."""
+    import httpx
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with_token = httpx.get(
+                f"{stack.api_url}/health", headers={"Authorization": f"Bearer {stack.env['API_TOKEN']}"}
+            )
+            without = httpx.get(f"{stack.api_url}/health")
+            break
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                console.print("[red]the API did not start[/red]")
+                return False
+            time.sleep(0.2)
+    console.print(f"API: health {with_token.status_code} {with_token.json()}; without a token {without.status_code}")
+    return with_token.status_code == 200 and without.status_code == 401
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make dev", description=__doc__)
-    parser.add_argument("--data-dir", type=Path, default=Path(".local"), help="where Postgres keeps its data")
+    parser.add_argument("--data-dir", type=Path, default=Path(".local"), help="where the stack keeps its data")
+    parser.add_argument(
+        "--speed", type=float, default=60.0, help="simulated seconds per real second (60: a minute a second)"
+    )
     parser.add_argument("--once", action="store_true", help="run the demo once, print a summary, exit")
+    parser.add_argument("--verbose", action="store_true", help="show the functions' log lines")
     args = parser.parse_args(argv)
-    server = EmbeddedPostgres(args.data_dir / "postgres", port=0)
+    errors: list[str] = []
+    stack = LocalStack(
+        args.data_dir,
+        speed=args.speed,
+        quiet=not args.verbose,
+        on_error=lambda name, exc: errors.append(f"{name}: {type(exc).__name__}: {exc}"),
+    )
     try:
-        server.start()
+        stack.start()
     except EmbeddedPostgresError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        console.print(f"[red]error:[/red] {exc}")
+        stack.stop()
         return 1
     try:
-        server.create_database("jobs")
-        url = server.url("jobs")
-        print(f"Postgres is up: DATABASE_URL={url}")
-        with Queue(url) as queue:
-            queue.migrate()
-            platform.register(queue)
-            return run_once(queue) if args.once else run_forever(queue)
+        console.print(f"API:   {stack.api_url}  (Authorization: Bearer {stack.env['API_TOKEN']})")
+        console.print(f"DB:    DATABASE_URL={stack.env['DATABASE_URL']}")
+        console.print(f"Speed: {args.speed:g}x (a minute of schedules every {60 / args.speed:g} s)")
+        with Queue(stack.env["DATABASE_URL"]) as queue:
+            code = run_once(stack, queue) if args.once else run_forever(stack, queue)
+        for line in errors[:10]:
+            console.print(f"[yellow]function error[/yellow] {line}")
+        return code
     finally:
-        server.stop()
+        stack.stop()
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -39,14 +40,17 @@ def run(
         unit=MetricUnit.Seconds,
         value=max((s.oldest_queued_seconds for s in all_stats), default=0.0),
     )
+    # single_metric writes at once and ignores POWERTOOLS_METRICS_DISABLED; honour it here.
+    per_queue_metrics = os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() != "true"
     for stats in all_stats:
-        for name, unit, value in (
-            ("QueueDepth", MetricUnit.Count, stats.queued),
-            ("OldestQueuedJobAge", MetricUnit.Seconds, stats.oldest_queued_seconds),
-            ("FailedJobs", MetricUnit.Count, stats.failed),
-        ):
-            with single_metric(name=name, unit=unit, value=value, namespace=metrics.namespace) as metric:
-                metric.add_dimension(name="queue", value=stats.name)
+        if per_queue_metrics:
+            for name, unit, value in (
+                ("QueueDepth", MetricUnit.Count, stats.queued),
+                ("OldestQueuedJobAge", MetricUnit.Seconds, stats.oldest_queued_seconds),
+                ("FailedJobs", MetricUnit.Count, stats.failed),
+            ):
+                with single_metric(name=name, unit=unit, value=value, namespace=metrics.namespace) as metric:
+                    metric.add_dimension(name="queue", value=stats.name)
         if stats.queued > settings.backlog_warn_jobs or stats.oldest_queued_seconds > settings.backlog_warn_seconds:
             logger.warning(
                 "queue backlog",

@@ -1,0 +1,81 @@
+"""The API function served over HTTP on localhost (what API Gateway does in AWS).
+
+Each request becomes an HTTP API (payload v2) event for runtime.api, in this
+process of its own, so that it has its own database connection like a Lambda.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from runtime.api import handle
+
+_lock = threading.Lock()
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _serve(self, method: str) -> None:
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else None
+        event = {
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": url.path,
+            "rawQueryString": url.query,
+            "queryStringParameters": dict(parse_qsl(url.query)) or None,
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+            "requestContext": {
+                "http": {"method": method, "path": url.path, "sourceIp": self.client_address[0]},
+                "stage": "$default",
+                "requestId": "local",
+            },
+            "body": body,
+            "isBase64Encoded": False,
+        }
+        with _lock:  # one connection, one request at a time, as in one Lambda container
+            response = handle(event, _Context())
+        payload = (response.get("body") or "").encode()
+        self.send_response(int(response["statusCode"]))
+        for key, value in (response.get("headers") or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+
+class _Context:
+    function_name = "local-api"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:local:000000000000:function:local-api"
+    aws_request_id = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 29_000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    print(json.dumps({"listening": args.port}), flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
