@@ -16,9 +16,9 @@ from typing import Any
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
-from jobqueue import ConfigurationError
 from pods import schema
 from pods.clients.host_agent import HostAgent
+from runtime.secrets import secret_or_env
 
 
 @dataclass
@@ -40,16 +40,7 @@ _platform: Platform | None = None
 
 
 def host_api_key() -> str:
-    arn = os.environ.get("HOST_API_KEY_SECRET_ARN")
-    if arn:
-        from aws_lambda_powertools.utilities import parameters
-
-        secret = parameters.get_secret(arn, max_age=300)
-        return (secret if isinstance(secret, str) else secret.decode()).strip()
-    key = os.environ.get("HOST_API_KEY")
-    if not key:
-        raise ConfigurationError("set HOST_API_KEY_SECRET_ARN (Secrets Manager) or HOST_API_KEY")
-    return key
+    return str(secret_or_env("HOST_API_KEY_SECRET_ARN", "HOST_API_KEY"))
 
 
 def platform() -> Platform:

@@ -31,6 +31,7 @@ from jobqueue.options import integer, job_id, queue_name
 from jobqueue.sending import SEND_OPTIONS
 from runtime import bootstrap, scale
 from runtime.observability import logger
+from runtime.secrets import secret_or_env
 from runtime.settings import worker_functions
 
 app = APIGatewayHttpResolver()
@@ -193,13 +194,7 @@ def no_route(error: Exception) -> Response[str]:
 
 
 def expected_token() -> str | None:
-    arn = os.environ.get("API_TOKEN_SECRET_ARN")
-    if arn:
-        from aws_lambda_powertools.utilities import parameters
-
-        secret = parameters.get_secret(arn, max_age=300)
-        return (secret if isinstance(secret, str) else secret.decode()).strip()
-    return os.environ.get("API_TOKEN") or None
+    return secret_or_env("API_TOKEN_SECRET_ARN", "API_TOKEN", required=False)
 
 
 def authorize(event: dict[str, Any]) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ from typing import Any
 from psycopg.conninfo import make_conninfo
 
 from jobqueue import ConfigurationError, DatabaseUnavailableError, Queue
+from runtime.secrets import secret_value
 
 _queue: Queue | None = None
 
@@ -25,13 +26,7 @@ _queue: Queue | None = None
 def database_url(env: Mapping[str, str] = os.environ, *, refresh: bool = False) -> str:
     arn = env.get("DB_SECRET_ARN")
     if arn:
-        # Imported here: boto3 costs ~100 ms of cold start, and the local
-        # stack does not need it.
-        from aws_lambda_powertools.utilities import parameters
-
-        max_age = int(env.get("SECRET_MAX_AGE", "300"))
-        secret = parameters.get_secret(arn, max_age=max_age, force_fetch=refresh)
-        return url_from_secret(secret if isinstance(secret, str) else secret.decode())
+        return url_from_secret(secret_value(arn, refresh=refresh))
     url = env.get("DATABASE_URL")
     if not url:
         raise ConfigurationError("set DB_SECRET_ARN (a Secrets Manager secret) or DATABASE_URL")

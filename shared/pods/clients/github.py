@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import httpx
 
 from jobqueue import JobError
+from runtime.secrets import secret_or_env
 
 
 class GitHubError(Exception):
@@ -22,14 +23,7 @@ class GitHub:
 
     @classmethod
     def from_env(cls) -> GitHub:
-        arn = os.environ.get("GITHUB_TOKEN_SECRET_ARN")
-        if arn:
-            from aws_lambda_powertools.utilities import parameters
-
-            secret = parameters.get_secret(arn, max_age=300)
-            token = (secret if isinstance(secret, str) else secret.decode()).strip()
-        else:
-            token = os.environ.get("GITHUB_TOKEN", "")
+        token = secret_or_env("GITHUB_TOKEN_SECRET_ARN", "GITHUB_TOKEN", required=False) or ""
         return cls(token, os.environ.get("GITHUB_API_URL", "https://api.github.com"))
 
     def delete_key(self, key_id: str) -> bool:
