@@ -45,10 +45,7 @@ def provision(platform: Platform, job: Job) -> dict[str, Any]:
             return {"internalIp": pod["internal_ip"], "host": pod["host_id"], "already": True}
         try:
             if pod["host_id"] is None:
-                placed = conn.execute(QUERIES["claim_host"], {"tier": tier, "pod_id": pod_id}).fetchone()
-                if placed is None:
-                    raise NoCapacity(f"no host of tier {tier} has a free slot")
-                host_id, address, port = placed
+                host_id, address, port = _claim_host(conn, tier, pod_id)
             else:
                 # A retry after a partial success: stay on the host that may already run the pod.
                 conn.execute(QUERIES["set_status"], {"id": pod_id, "status": "provisioning", "error": None})
@@ -61,6 +58,23 @@ def provision(platform: Platform, job: Job) -> dict[str, Any]:
             conn.execute(QUERIES["set_status"], {"id": pod_id, "status": "failed", "error": str(exc)[:1000]})
             raise
     return {"internalIp": internal_ip, "host": host_id}
+
+
+CLAIM_ATTEMPTS = 10
+
+
+def _claim_host(conn: Any, tier: str, pod_id: str) -> tuple[str, str, int]:
+    for _ in range(CLAIM_ATTEMPTS):
+        placed = conn.execute(QUERIES["claim_host"], {"tier": tier, "pod_id": pod_id}).fetchone()
+        if placed is not None:
+            return placed  # type: ignore[no-any-return]
+        pod = _pod(conn, pod_id)
+        if pod["host_id"] is not None:  # a concurrent provision of this pod placed it
+            return pod["host_id"], pod["host_address"], pod["host_port"]
+        if not conn.execute(QUERIES["tier_has_room"], {"tier": tier}).fetchone()[0]:
+            break
+        # Another provision took the chosen host's last slot meanwhile: choose again.
+    raise NoCapacity(f"no host of tier {tier} has a free slot")
 
 
 def _placed(conn: Any, platform: Platform, pod_id: str) -> tuple[dict[str, Any], Any]:

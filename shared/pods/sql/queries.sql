@@ -24,8 +24,9 @@ UPDATE pods.pod SET status = %(status)s, error = %(error)s WHERE id = %(id)s RET
 
 -- name: claim_host
 -- Place a pod: take one slot on the least used host of its tier that has room, in one statement.
--- FOR UPDATE SKIP LOCKED plus the capacity check in the UPDATE make concurrent provisions
--- take different slots or fail; a host can never be overbooked (the CHECK is the last guard).
+-- Concurrent provisions queue on the host row (FOR UPDATE) and Postgres re-checks the room
+-- after the wait, so a host is never overbooked (the CHECK is the last guard). A claim that
+-- lost its host to others that way finds no row; the caller tries again while the tier has room.
 WITH target AS (
     -- The pod, locked: two provisions of one pod cannot both place it.
     SELECT id FROM pods.pod WHERE id = %(pod_id)s AND host_id IS NULL FOR UPDATE
@@ -34,7 +35,7 @@ WITH target AS (
     WHERE h.tier = %(tier)s AND h.used < h.capacity
     ORDER BY h.used::float / greatest(h.capacity, 1), h.id
     LIMIT 1
-    FOR UPDATE OF h SKIP LOCKED
+    FOR UPDATE OF h
 ), placed AS (
     UPDATE pods.host h SET used = h.used + 1
     FROM candidate WHERE h.id = candidate.id AND h.used < h.capacity
@@ -59,6 +60,10 @@ RETURNING h.id;
 -- A pod is up on its host at internal_ip.
 UPDATE pods.pod SET status = 'running', internal_ip = %(internal_ip)s, error = NULL
 WHERE id = %(id)s RETURNING id;
+
+-- name: tier_has_room
+-- Whether any host of a tier has a free slot.
+SELECT EXISTS (SELECT 1 FROM pods.host WHERE tier = %(tier)s AND used < capacity) AS present;
 
 -- name: tier_exists
 -- Whether any host serves a tier.
