@@ -47,7 +47,7 @@ def test_worker_killed_mid_batch_loses_no_job(ready_queue: Queue, dsn: str, conn
         "send-email", [{"data": {"to": f"u{n}@example.com", "hang": n % 2 == 0}} for n in range(10)]
     )
     overrides = env(dsn, SAFETY_MARGIN_MS="0", EXPIRY_MARGIN_S="1", BATCH_SIZE="10", TEAM_SIZE="10")
-    outcome = invoke.invoke("SendEmailWorker", EVENTS / "schedule.json", overrides=overrides, timeout=4)
+    outcome = invoke.invoke("SendEmailWorker", EVENTS / "schedule.json", overrides=overrides, timeout=8)
     assert outcome.timed_out and not outcome.ok
     assert outcome.result["errorType"] == "Timeout"
     states = dict(conn.execute("SELECT state::text, count(*) FROM jobqueue.job WHERE name = 'send-email' GROUP BY 1"))
