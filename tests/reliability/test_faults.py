@@ -1,0 +1,135 @@
+"""Faults: the database restarting or unreachable, secrets kept out of logs.
+
+| fault                                   | outcome checked here                                          |
+|-----------------------------------------|---------------------------------------------------------------|
+| Postgres restarted mid-drain            | the invocation fails with a clear error; the next one resumes; |
+|                                         | every job completed, none lost or stuck                        |
+| database unreachable at cold start      | DatabaseUnavailableError naming host and port, no password,   |
+|                                         | nothing written                                               |
+| secrets in logs                         | DB password, API token, host API key never printed            |
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from types import ModuleType
+
+import pytest
+
+from jobqueue import DatabaseUnavailableError, Job, Queue
+from local.embedded_postgres import EmbeddedPostgres, free_port, temporary_postgres
+from runtime import handlers
+from tests.functions.conftest import API_TOKEN, FakeContext, event
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def own_server() -> Iterator[EmbeddedPostgres]:
+    """A server of this test's own: it is restarted, which the shared one must not be."""
+    with temporary_postgres() as server:
+        yield server
+
+
+def test_postgres_restart_mid_drain_loses_nothing(
+    own_server: EmbeddedPostgres,
+    load_function: Callable[[str], ModuleType],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = own_server.url()
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("QUEUE_NAME", "send-email")
+    monkeypatch.setenv("EXPIRY_MARGIN_S", "0")
+    monkeypatch.setenv("SAFETY_MARGIN_MS", "500")
+    worker = load_function("worker")
+    with Queue(url) as setup:
+        setup.migrate()
+        setup.create_queue("send-email")
+        ids = setup.insert("send-email", [{"data": n} for n in range(60)])
+    done: list[int] = []
+    restarted = threading.Event()
+
+    def handler(job: Job) -> None:
+        if job.data == 25 and not restarted.is_set():
+            restarted.set()
+            own_server.restart()  # the database goes away under the worker
+        done.append(job.data)
+
+    handlers.set_handler("send-email", handler)
+    with pytest.raises(DatabaseUnavailableError, match="lost the database connection"):
+        worker.handler(event("schedule.json"), FakeContext(timeout_ms=5_000))
+    assert "database unavailable; this invocation stops" in caplog.text
+    # The jobs of the interrupted batch stay claimed until their invocation's end, then expire.
+    with Queue(url) as q:
+        assert q.expire(now=datetime.now(UTC) + timedelta(seconds=10))[0] >= 1
+        q.db.connection().execute("UPDATE jobqueue.job SET start_after = now() WHERE state = 'retry'")
+    result = worker.handler(event("schedule.json"), FakeContext())  # the next invocation reconnects
+    assert result["stopped"] == "empty"
+    with Queue(url) as q:
+        states = dict(q.db.connection().execute("SELECT state::text, count(*) FROM jobqueue.job GROUP BY 1").fetchall())
+        assert states == {"completed": 60}
+        assert sorted(j.id for j in q.find_jobs("send-email", limit=100)) == sorted(ids)
+    assert set(done) == set(range(60))  # every job ran; some twice (at least once, as documented)
+
+
+def test_database_unreachable_at_cold_start(
+    load_function: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://app:db-pass-123@127.0.0.1:{port}/jobs")
+    monkeypatch.setenv("QUEUE_NAME", "send-email")
+    monkeypatch.setenv("CONNECT_TIMEOUT", "2")
+    worker = load_function("worker")
+    with pytest.raises(DatabaseUnavailableError, match=f"cannot connect to the database .*port={port}") as info:
+        worker.handler(event("schedule.json"), FakeContext())
+    assert "db-pass-123" not in str(info.value)
+    out, err = capfd.readouterr()
+    assert "db-pass-123" not in out + err
+
+
+def test_secrets_never_reach_the_logs(
+    dsn: str,
+    load_function: Callable[[str], ModuleType],
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    password = "pg-secret-pass-9f1"
+    host_key = "host-key-7c2e"
+    parts = dict(item.split("=", 1) for item in dsn.split())
+    # The test server trusts local connections: the password travels but is not checked.
+    monkeypatch.setenv(
+        "DATABASE_URL", f"postgresql://{parts['user']}:{password}@{parts['host']}:{parts['port']}/{parts['dbname']}"
+    )
+    monkeypatch.setenv("HOST_API_KEY", host_key)
+    monkeypatch.setenv("QUEUE_NAME", "send-email")
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "DEBUG")
+    worker = load_function("worker")
+
+    def leaky(job: Job) -> None:
+        raise RuntimeError("the SMTP relay said no")
+
+    handlers.set_handler("send-email", leaky)
+    worker.handler(event("schedule.json"), FakeContext())
+    with Queue(dsn) as q:
+        q.send("send-email", {"to": "a@b.c"})
+    worker.handler(event("schedule.json"), FakeContext())
+    api = load_function("api")
+    for token in (API_TOKEN, "wrong", None):
+        request = event("api-failed.json")
+        request["headers"].pop("authorization", None)
+        if token:
+            request["headers"]["authorization"] = f"Bearer {token}"
+        api.handler(request, FakeContext())
+    scheduler = load_function("scheduler")
+    scheduler.handler(event("schedule.json"), FakeContext())
+    out, err = capfd.readouterr()
+    logged = out + err + caplog.text
+    assert "job failed" in logged  # the logs were captured
+    for secret in (password, API_TOKEN, host_key):
+        assert secret not in logged, f"{secret!r} appeared in the logs"
+    assert json.loads(out.splitlines()[0])  # structured (JSON) log lines
