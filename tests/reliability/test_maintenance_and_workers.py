@@ -1,0 +1,51 @@
+"""Maintenance overlapping itself and a draining worker: no errors, no double expiry."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from jobqueue import Queue
+
+
+def test_expiry_races_with_a_worker_and_itself(queue: Queue, dsn: str, conn: psycopg.Connection[Any]) -> None:
+    queue.create_queue("q", retry_limit=5)
+    queue.insert("q", [{"data": n} for n in range(600)])
+    held = queue.fetch("q", 300)  # a worker holding 300 jobs when they expire
+    errors: list[BaseException] = []
+    expired: list[int] = []
+    barrier = threading.Barrier(4)
+
+    def maintenance() -> None:
+        try:
+            with Queue(dsn) as own:
+                barrier.wait()
+                retried, failed = own.expire(batch_size=50, now=datetime.now(UTC) + timedelta(hours=1))
+                expired.append(retried + failed)
+                own.maintain(batch_size=50)
+        except BaseException as exc:
+            errors.append(exc)
+
+    def worker() -> None:
+        try:
+            with Queue(dsn) as own:
+                barrier.wait()
+                while jobs := own.fetch("q", 50):
+                    own.complete("q", jobs)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=maintenance) for _ in range(3)] + [threading.Thread(target=worker)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    retry_counts = dict(conn.execute("SELECT retry_count, count(*) FROM jobqueue.job GROUP BY 1").fetchall())
+    assert sum(expired) == retry_counts.get(1, 0)  # every expiry counted once, on the job it expired
+    assert set(retry_counts) <= {0, 1}
+    # The worker that held the expired jobs cannot complete them late.
+    assert queue.complete("q", held) == []
