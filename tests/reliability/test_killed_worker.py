@@ -1,0 +1,50 @@
+"""A worker process killed mid-batch (SIGKILL at its timeout, as Lambda does) loses no job."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from jobqueue import Queue
+from local import invoke
+from runtime import platform
+from tests.functions.conftest import EVENTS
+from tests.functions.test_invoke import env
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def ready_queue(queue: Queue) -> Queue:
+    platform.register(queue)
+    return queue
+
+
+def test_worker_killed_mid_batch_loses_no_job(ready_queue: Queue, dsn: str, conn: psycopg.Connection[Any]) -> None:
+    ids = ready_queue.insert(
+        "send-email", [{"data": {"to": f"u{n}@example.com", "hang": n % 2 == 0}} for n in range(10)]
+    )
+    overrides = env(dsn, SAFETY_MARGIN_MS="0", EXPIRY_MARGIN_S="1", BATCH_SIZE="10", TEAM_SIZE="10")
+    outcome = invoke.invoke("SendEmailWorker", EVENTS / "schedule.json", overrides=overrides, timeout=8)
+    assert outcome.timed_out and not outcome.ok
+    assert outcome.result["errorType"] == "Timeout"
+    states = dict(conn.execute("SELECT state::text, count(*) FROM jobqueue.job WHERE name = 'send-email' GROUP BY 1"))
+    assert states == {"active": 10}  # claimed by the dead invocation, not lost
+    # Its jobs expire shortly after the invocation's end, not after the queue's hour.
+    (latest,) = conn.execute(
+        "SELECT max(expire_at) - now() FROM jobqueue.job WHERE name = 'send-email'"
+    ).fetchone() or (None,)
+    assert latest is not None and latest <= timedelta(seconds=6)
+    assert ready_queue.expire(now=datetime.now(UTC) + timedelta(seconds=10)) == (10, 0)
+    conn.execute("UPDATE jobqueue.job SET start_after = now(), data = data - 'hang' WHERE name = 'send-email'")
+    again = invoke.invoke("SendEmailWorker", EVENTS / "schedule.json", overrides=env(dsn), timeout=30)
+    assert again.ok, again.output
+    assert again.result["completed"] == 10
+    rows = conn.execute(
+        "SELECT id::text, state::text, retry_count FROM jobqueue.job WHERE name = 'send-email'"
+    ).fetchall()
+    assert sorted(r[0] for r in rows) == sorted(ids)
+    assert {(r[1], r[2]) for r in rows} == {("completed", 1)}
