@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import extra
 from bench.raw_queue import RawQueue
 from jobqueue import Queue
 from local.embedded_postgres import temporary_postgres
@@ -200,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
         raw_drain = statistics.median(r for _, r in drains)
         figures.append(Figure("drain, 2 workers, batch 100", "jobs/s", ours_drain, raw_drain, 0.75))
 
+        small, large = (10_000, 100_000) if args.quick else (10_000, 1_000_000)
+        scale = extra.scaling(dsn, small, large)
+        rss = extra.worker_rss(dsn, 20_000 if args.quick else 100_000)
+    imports = extra.cold_start()
+
     latencies.sort()
     p50 = statistics.median(latencies) * 1000
     p99 = latencies[int(len(latencies) * 0.99)] * 1000
@@ -214,6 +220,19 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"single send latency: p50 {p50:.3f} ms, p99 {p99:.3f} ms")
     print(f"runs per figure: {runs}; Postgres pinned to its own CPU: {'yes' if pinned else 'no'}")
+    print("\nlatency at scale (median of 50 rounds of fetch 100 + complete 100):")
+    for label, row in scale.items():
+        print(
+            f"  {label:34} {row['jobs']:>9,} jobs  fetch {row['fetch_ms']:.2f} ms  complete {row['complete_ms']:.2f} ms"
+        )
+    ratio = scale["queued_large"]["fetch_ms"] / scale["queued_small"]["fetch_ms"]
+    print(f"  fetch at {large:,} queued / at {small:,} queued: {ratio:.2f}x (target <= 2x)")
+    print(
+        "cold import of each function module (fresh interpreter, best of 3): "
+        + ", ".join(f"{name} {ms:.0f} ms" for name, ms in imports.items())
+        + " (target < 300 ms)"
+    )
+    print(f"worker draining {rss['drained']:,} jobs: peak RSS {rss['max_rss_mb']:.0f} MB (target < 150 MB)")
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = RESULTS / f"{'quick-' if args.quick else ''}{stamp}.json"
@@ -227,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
                 "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
                 "figures": [asdict(f) | {"ratio": f.ratio} for f in figures],
                 "send_latency_ms": {"p50": p50, "p99": p99},
+                "scaling": scale,
+                "cold_import_ms": imports,
+                "worker_rss": rss,
             },
             indent=2,
         )
