@@ -44,8 +44,11 @@ def test_expiry_races_with_a_worker_and_itself(queue: Queue, dsn: str, conn: psy
     for thread in threads:
         thread.join()
     assert errors == []
-    retry_counts = dict(conn.execute("SELECT retry_count, count(*) FROM jobqueue.job GROUP BY 1").fetchall())
-    assert sum(expired) == retry_counts.get(1, 0)  # every expiry counted once, on the job it expired
-    assert set(retry_counts) <= {0, 1}
+    # Each expiry moved one attempt to retry exactly once: the expiries reported add up to the
+    # retries recorded. (A job retried, fetched again by the worker and expired again under the
+    # fake clock is a second attempt expiring, which is legitimate.)
+    (retries,) = conn.execute("SELECT sum(retry_count) FROM jobqueue.job").fetchone() or (0,)
+    assert sum(expired) == retries
+    assert sum(expired) >= len(held)
     # The worker that held the expired jobs cannot complete them late.
     assert queue.complete("q", held) == []
