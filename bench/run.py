@@ -136,11 +136,12 @@ def _drain_worker(kind: str, dsn: str, batch_size: int, barrier: Any, done: Any)
 
 def drain(dsn: str, kind: str, count: int, workers: int, batch_size: int) -> float:
     queue, raw = fresh(dsn)
-    for _ in range(0, count, 5000):
+    for start in range(0, count, 5000):
+        size = min(5000, count - start)
         if kind == "ours":
-            queue.insert(QUEUE, [{"data": PAYLOAD}] * 5000)
+            queue.insert(QUEUE, [{"data": PAYLOAD}] * size)
         else:
-            raw.copy(QUEUE, [PAYLOAD] * 5000)
+            raw.copy(QUEUE, [PAYLOAD] * size)
     queue.db.connection().execute("VACUUM ANALYZE")
     queue.close()
     raw.close()
@@ -156,7 +157,7 @@ def drain(dsn: str, kind: str, count: int, workers: int, batch_size: int) -> flo
     elapsed = time.perf_counter() - start
     for p in procs:
         p.join()
-    if total != count - count % 5000:
+    if total != count:
         raise RuntimeError(f"{kind} drained {total} jobs, expected {count}")
     return total / elapsed
 
@@ -201,6 +202,14 @@ def main(argv: list[str] | None = None) -> int:
         raw_drain = statistics.median(r for _, r in drains)
         figures.append(Figure("drain, 2 workers, batch 100", "jobs/s", ours_drain, raw_drain, 0.75))
 
+        matrix_jobs = 5_000 if args.quick else 50_000
+        matrix = {
+            f"{workers} workers, batch {batch}": drain(
+                dsn, "ours", matrix_jobs if batch > 1 else matrix_jobs // 5, workers, batch
+            )
+            for workers in (1, 2, 4)
+            for batch in (1, 10, 100)
+        }
         small, large = (10_000, 100_000) if args.quick else (10_000, 1_000_000)
         scale = extra.scaling(dsn, small, large)
         rss = extra.worker_rss(dsn, 20_000 if args.quick else 100_000)
@@ -220,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"single send latency: p50 {p50:.3f} ms, p99 {p99:.3f} ms")
     print(f"runs per figure: {runs}; Postgres pinned to its own CPU: {'yes' if pinned else 'no'}")
+    print(f"\ndrain, every job completed exactly once ({matrix_jobs:,} jobs; {matrix_jobs // 5:,} at batch 1):")
+    for label, rate in matrix.items():
+        print(f"  {label:24} {rate:>10,.0f} jobs/s")
     print("\nlatency at scale (median of 50 rounds of fetch 100 + complete 100):")
     for label, row in scale.items():
         print(
@@ -246,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                 "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
                 "figures": [asdict(f) | {"ratio": f.ratio} for f in figures],
                 "send_latency_ms": {"p50": p50, "p99": p99},
+                "drain_matrix": matrix,
                 "scaling": scale,
                 "cold_import_ms": imports,
                 "worker_rss": rss,
