@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from jobqueue import Job, JobQueueError, Queue
+from jobqueue import JobQueueError, Queue
 from local import invoke as local_invoke
 
-F = TypeVar("F", bound=Callable[..., Any])
 # Piped or captured output gets wide tables instead of names cut short.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -199,7 +199,7 @@ def show(ctx: click.Context, job_id: str) -> None:
         job = queue.get_job(job_id)
     if job is None:
         fail(f"no job {job_id}")
-    click.echo(json.dumps(_job_dict(job), indent=2, default=str))
+    click.echo(json.dumps(asdict(job), indent=2, default=str))
 
 
 def _requeue(ctx: click.Context, job_ids: tuple[str, ...], action: str) -> None:
@@ -327,9 +327,3 @@ def dev(ctx: click.Context) -> None:
 
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
-
-
-def _job_dict(job: Job) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(job)

@@ -54,10 +54,6 @@ def stats_table(queue: Queue, started: float, completed_before: int) -> Table:
     return table
 
 
-def stack_started(stack: LocalStack) -> float:
-    return stack.started_at
-
-
 def demo_round(queue: Queue, stack: LocalStack, serial: int) -> None:
     """Three pods provisioned, an older one snapshotted, an older one cleaned up, an email; a fault now and then."""
     pods = [f"pod-{serial + n}" for n in range(3)]
@@ -154,7 +150,7 @@ def run_once(stack: LocalStack, queue: Queue) -> int:
         time.sleep(0.1)
     states = {job_id: (job.state if (job := queue.get_job(job_id)) else "missing") for job_id in expected}
     wrong = {job_id: state for job_id, state in states.items() if state != expected[job_id]}
-    console.print(stats_table(queue, stack_started(stack), 0))
+    console.print(stats_table(queue, stack.started_at, 0))
     console.print(
         f"demo: {len(expected)} jobs, {len(expected) - len(wrong)} ended as expected; functions ran "
         f"{sum(f.runs for f in stack.functions.values())} times"

@@ -11,7 +11,6 @@ the simulator's next step, as Lambda would start it.
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import os
 import re
@@ -257,11 +256,3 @@ class LocalStack:
             self.moto.stop()
         if getattr(self, "postgres", None) is not None:
             self.postgres.stop()
-
-    def status(self) -> dict[str, Any]:
-        return {name: {"runs": f.runs, "errors": f.errors} for name, f in self.functions.items()}
-
-
-def write_info(stack: LocalStack) -> str:
-    info = {"api": stack.api_url, "token": stack.env["API_TOKEN"], "database_url": stack.env["DATABASE_URL"]}
-    return json.dumps(info, indent=2)

@@ -51,12 +51,8 @@ def url_from_secret(secret: str) -> str:
         host=fields["host"],
         port=str(fields.get("port", 5432)),
         dbname=fields.get("dbname") or fields.get("database") or "postgres",
-        sslmode=fields.get("sslmode", env_sslmode()),
+        sslmode=fields.get("sslmode", os.environ.get("PGSSLMODE", "prefer")),
     )
-
-
-def env_sslmode() -> str:
-    return os.environ.get("PGSSLMODE", "prefer")
 
 
 def get_queue(env: Mapping[str, str] = os.environ) -> Queue:

@@ -451,66 +451,34 @@ SELECT id::text FROM hot UNION ALL SELECT id::text FROM cold;
 
 -- name: get_job
 -- One job by id from the hot table or the archive, optionally of one queue.
-SELECT * FROM (
-    SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
-           retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
-           singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin,
-           false AS archived
-    FROM {{schema}}.job WHERE id = %(id)s::uuid
-    UNION ALL
-    SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
-           retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
-           singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin,
-           true AS archived
-    FROM {{schema}}.archive WHERE id = %(id)s::uuid
-) found
-WHERE %(name)s::text IS NULL OR name = %(name)s::text
+SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
+       retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
+       singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, archived
+FROM {{schema}}.any_job
+WHERE id = %(id)s::uuid AND (%(name)s::text IS NULL OR name = %(name)s::text)
 LIMIT 1;
 
 -- name: find_jobs
 -- Jobs of a queue filtered by state, singleton key and data containment, newest first.
-SELECT * FROM (
-    SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
-           retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
-           singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin,
-           false AS archived
-    FROM {{schema}}.job
-    WHERE name = %(name)s
-      AND (%(states)s::text[] IS NULL OR state::text = ANY(%(states)s::text[]))
-      AND (%(key)s::text IS NULL OR singleton_key = %(key)s::text)
-      AND (%(data)s::jsonb IS NULL OR data @> %(data)s::jsonb)
-    UNION ALL
-    SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
-           retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
-           singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin,
-           true AS archived
-    FROM {{schema}}.archive
-    WHERE %(include_archive)s
-      AND name = %(name)s
-      AND (%(states)s::text[] IS NULL OR state::text = ANY(%(states)s::text[]))
-      AND (%(key)s::text IS NULL OR singleton_key = %(key)s::text)
-      AND (%(data)s::jsonb IS NULL OR data @> %(data)s::jsonb)
-) found
+SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
+       retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
+       singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, archived
+FROM {{schema}}.any_job
+WHERE name = %(name)s
+  AND (NOT archived OR %(include_archive)s)
+  AND (%(states)s::text[] IS NULL OR state::text = ANY(%(states)s::text[]))
+  AND (%(key)s::text IS NULL OR singleton_key = %(key)s::text)
+  AND (%(data)s::jsonb IS NULL OR data @> %(data)s::jsonb)
 ORDER BY created_on DESC, id
 LIMIT %(limit)s;
 
 -- name: failed_jobs
 -- The most recently failed jobs, hot and archived, optionally of one queue.
-SELECT * FROM (
-    SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
-           retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
-           singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin,
-           false AS archived
-    FROM {{schema}}.job
-    WHERE state = 'failed' AND (%(name)s::text IS NULL OR name = %(name)s::text)
-    UNION ALL
-    SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
-           retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
-           singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin,
-           true AS archived
-    FROM {{schema}}.archive
-    WHERE state = 'failed' AND (%(name)s::text IS NULL OR name = %(name)s::text)
-) found
+SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
+       retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
+       singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, archived
+FROM {{schema}}.any_job
+WHERE state = 'failed' AND (%(name)s::text IS NULL OR name = %(name)s::text)
 ORDER BY completed_on DESC NULLS LAST, id
 LIMIT %(limit)s;
 

@@ -155,6 +155,17 @@ CREATE INDEX archive_delete ON {{schema}}.archive (delete_at);
 CREATE INDEX archive_failed ON {{schema}}.archive (completed_on) WHERE state = 'failed';
 CREATE INDEX archive_name ON {{schema}}.archive (name);
 
+-- Every job, hot or archived, for the lookups that must find either
+-- (get_job, find_jobs, failed_jobs). Filters on it reach both tables' indexes.
+CREATE VIEW {{schema}}.any_job AS
+SELECT id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
+       retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
+       keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, false AS archived FROM {{schema}}.job
+UNION ALL
+SELECT id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
+       retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
+       keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, true AS archived FROM {{schema}}.archive;
+
 CREATE TABLE {{schema}}.schedule (
     name text NOT NULL REFERENCES {{schema}}.queue (name) ON DELETE CASCADE,
     key text NOT NULL DEFAULT '',
