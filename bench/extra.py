@@ -122,3 +122,107 @@ def worker_rss(dsn: str, count: int) -> dict[str, float]:
     queue.close()
     out = subprocess.run([sys.executable, "-c", _RSS_WORKER, dsn], capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+_PROBE = """
+import json, sys, time
+from jobqueue import Queue
+# Fetch and complete on a queue of its own until told to stop; report the slowest round.
+with Queue(sys.argv[1]) as q:
+    print("ready", flush=True)
+    slowest = 0.0
+    rounds = 0
+    while sys.stdin.readline().strip() == "go":
+        start = time.perf_counter()
+        q.complete("probe", q.fetch("probe", 10))
+        slowest = max(slowest, time.perf_counter() - start)
+        rounds += 1
+        print("ok", flush=True)
+print(json.dumps({"slowest_ms": slowest * 1000, "rounds": rounds}), flush=True)
+"""
+
+
+def purge(dsn: str, count: int, batch_size: int = 1000) -> dict[str, float]:
+    """Archive then delete `count` finished jobs in maintenance batches, while a worker keeps fetching.
+
+    Reports rows/s for each step, the longest batch transaction (the longest
+    any row lock is held) and the slowest fetch+complete of the concurrent
+    probe, which would show any lock that blocks workers.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    queue = _fresh(dsn)
+    queue.create_queue("probe")
+    queue.insert("probe", [{"data": {"n": 1}}] * 50_000)
+    _fill(queue, count)
+    conn = queue.db.connection()
+    conn.execute("ALTER TABLE jobqueue.job DISABLE TRIGGER job_state_transition")
+    conn.execute(
+        "UPDATE jobqueue.job SET state = 'completed', completed_on = now() - interval '1 hour' WHERE name = %s",
+        (QUEUE,),
+    )
+    conn.execute("ALTER TABLE jobqueue.job ENABLE TRIGGER job_state_transition")
+    conn.execute("VACUUM ANALYZE jobqueue.job")
+    later = datetime.now(UTC) + timedelta(days=400)  # past every archive_after and delete_after
+
+    probe = subprocess.Popen(
+        [sys.executable, "-c", _PROBE, dsn], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    assert probe.stdin is not None and probe.stdout is not None
+    probe.stdout.readline()
+    stop = False
+
+    def probing() -> None:
+        assert probe.stdin is not None and probe.stdout is not None
+        while not stop:
+            probe.stdin.write("go\n")
+            probe.stdin.flush()
+            probe.stdout.readline()
+
+    import threading
+
+    prober = threading.Thread(target=probing)
+    prober.start()
+    results: dict[str, float] = {"jobs": count, "batch_size": batch_size}
+    longest = 0.0
+    try:
+        for step, run in (
+            ("archive", lambda: queue.archive(batch_size=batch_size, now=later, time_budget=0)),
+            ("delete", lambda: queue.purge(batch_size=batch_size, now=later, time_budget=0)[0]),
+        ):
+            done = 0
+            started = time.perf_counter()
+            while True:
+                t = time.perf_counter()
+                moved = run()
+                longest = max(longest, time.perf_counter() - t)
+                done += moved
+                if moved < batch_size:
+                    break
+            elapsed = time.perf_counter() - started
+            if done < count:
+                raise RuntimeError(f"{step} handled {done} jobs, expected {count}")
+            results[f"{step}_rows_per_s"] = done / elapsed
+    finally:
+        stop = True
+        prober.join()
+        probe.stdin.write("stop\n")
+        probe.stdin.flush()
+        report = json.loads(probe.stdout.readline())
+        probe.wait()
+        queue.close()
+    results["longest_batch_ms"] = longest * 1000
+    results["probe_slowest_fetch_complete_ms"] = report["slowest_ms"]
+    results["probe_rounds"] = report["rounds"]
+    # Finished job to gone: both steps, one after the other.
+    results["rows_per_s"] = 1 / (1 / results["archive_rows_per_s"] + 1 / results["delete_rows_per_s"])
+    return results
+
+
+def send_to_start(dsn: str, rounds: int) -> dict[str, Any]:
+    """Send-to-handler-start latency through a kick and on a tick (bench/latency.py, fresh interpreter)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.latency", dsn, str(rounds)], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result

@@ -20,13 +20,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import extra
+import psycopg
+
+from bench import extra, peer, report
 from bench.raw_queue import RawQueue
 from jobqueue import Queue
 from local.embedded_postgres import temporary_postgres
 
 RESULTS = Path(__file__).parent / "results"
 QUEUE = "bench"
+PEER_QUEUE = "bench"  # in pg-boss's own schema
 PAYLOAD = {"podId": "pod-123", "spec": {"tier": "dev.small", "image": "ubuntu:24.04"}, "userId": "user-1"}
 # Durable writes, but commits do not wait for the disk flush: this measures the
 # queue's own work rather than the machine's fsync latency, for both sides.
@@ -40,10 +43,16 @@ class Figure:
     ours: float
     raw: float
     target: float  # minimum acceptable ours/raw
+    peer: float | None = None  # pg-boss, when it could be measured
+    peer_target: float | None = None  # minimum acceptable ours/peer
 
     @property
     def ratio(self) -> float:
         return self.ours / self.raw if self.raw else 0.0
+
+    @property
+    def peer_ratio(self) -> float | None:
+        return self.ours / self.peer if self.peer else None
 
 
 def pin(server_pid: int) -> bool:
@@ -162,22 +171,47 @@ def drain(dsn: str, kind: str, count: int, workers: int, batch_size: int) -> flo
     return total / elapsed
 
 
+def _peer(label: str, measure: Any) -> float | None:
+    try:
+        return float(measure())
+    except Exception as exc:  # the peer is a comparison, not a requirement
+        print(f"pg-boss {label}: not measured ({exc})", file=sys.stderr)
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small counts: proves the benchmark works (< 1 min)")
     parser.add_argument("--runs", type=int, default=None, help="repetitions per figure (the median is kept)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin Postgres and the benchmark to separate CPUs")
+    parser.add_argument("--no-peer", action="store_true", help="do not measure pg-boss")
     args = parser.parse_args(argv)
     sends, inserts, drained = (1_000, 20_000, 20_000) if args.quick else (5_000, 200_000, 50_000)
     runs = args.runs or (1 if args.quick else 3)
+    peer_version: str | None = None
+    if not args.no_peer:
+        try:
+            peer_version = peer.install()
+        except peer.PeerUnavailable as exc:
+            print(f"pg-boss baseline skipped: {exc}", file=sys.stderr)
 
     figures: list[Figure] = []
-    latencies: list[float] = []
     with temporary_postgres(SERVER_SETTINGS) as server:
         dsn = server.url()
         pinned = not args.no_pin and pin(server.pid)
+
+        def vacuum() -> None:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("VACUUM ANALYZE")
+
+        def median_peer(label: str, measure: Any) -> float | None:
+            if peer_version is None:
+                return None
+            values = [v for v in (_peer(label, measure) for _ in range(runs)) if v is not None]
+            return statistics.median(values) if values else None
+
         sends_runs = [single_sends(dsn, sends) for _ in range(runs)]
-        latencies = [lat for _, _, run in sends_runs for lat in run]
+        latencies = sorted(lat for _, _, run in sends_runs for lat in run)
         figures.append(
             Figure(
                 "single send",
@@ -185,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                 statistics.median(o for o, _, _ in sends_runs),
                 statistics.median(r for _, r, _ in sends_runs),
                 0.80,
+                median_peer("send", lambda: peer.single_sends(dsn, PEER_QUEUE, sends)),
             )
         )
         pairs = [batch_inserts(dsn, inserts) for _ in range(runs)]
@@ -195,12 +230,23 @@ def main(argv: list[str] | None = None) -> int:
                 statistics.median(o for o, _ in pairs),
                 statistics.median(r for _, r in pairs),
                 0.50,
+                median_peer("insert", lambda: peer.batch_inserts(dsn, PEER_QUEUE, inserts)),
             )
         )
         drains = [(drain(dsn, "ours", drained, 2, 100), drain(dsn, "raw", drained, 2, 100)) for _ in range(runs)]
-        ours_drain = statistics.median(o for o, _ in drains)
-        raw_drain = statistics.median(r for _, r in drains)
-        figures.append(Figure("drain, 2 workers, batch 100", "jobs/s", ours_drain, raw_drain, 0.75))
+        figures.append(
+            Figure(
+                "drain, 2 workers, batch 100",
+                "jobs/s",
+                statistics.median(o for o, _ in drains),
+                statistics.median(r for _, r in drains),
+                0.80,
+                median_peer(
+                    "drain", lambda: peer.drain(dsn, PEER_QUEUE, drained, workers=2, batch_size=100, vacuum=vacuum)
+                ),
+                1.5,
+            )
+        )
 
         matrix_jobs = 5_000 if args.quick else 50_000
         matrix = {
@@ -212,61 +258,46 @@ def main(argv: list[str] | None = None) -> int:
         }
         small, large = (10_000, 100_000) if args.quick else (10_000, 1_000_000)
         scale = extra.scaling(dsn, small, large)
+        purged = extra.purge(dsn, large)
         rss = extra.worker_rss(dsn, 20_000 if args.quick else 100_000)
+        queue, _ = fresh(dsn)
+        queue.close()
+        latency = extra.send_to_start(dsn, 50 if args.quick else 500)
     imports = extra.cold_start()
 
-    latencies.sort()
-    p50 = statistics.median(latencies) * 1000
-    p99 = latencies[int(len(latencies) * 0.99)] * 1000
-    print(f"\n{'figure':42} {'ours':>12} {'raw ceiling':>12} {'ratio':>7} {'target':>7}")
-    ok = True
-    for f in figures:
-        met = f.ratio >= f.target
-        ok &= met
-        print(
-            f"{f.name:42} {f.ours:>12,.0f} {f.raw:>12,.0f} {f.ratio:>7.2f} {'>=' + format(f.target, '.2f'):>7}"
-            f" {'met' if met else 'MISSED'}"
-        )
-    print(f"single send latency: p50 {p50:.3f} ms, p99 {p99:.3f} ms")
-    print(f"runs per figure: {runs}; Postgres pinned to its own CPU: {'yes' if pinned else 'no'}")
-    print(f"\ndrain, every job completed exactly once ({matrix_jobs:,} jobs; {matrix_jobs // 5:,} at batch 1):")
-    for label, rate in matrix.items():
-        print(f"  {label:24} {rate:>10,.0f} jobs/s")
-    print("\nlatency at scale (median of 50 rounds of fetch 100 + complete 100):")
-    for label, row in scale.items():
-        print(
-            f"  {label:34} {row['jobs']:>9,} jobs  fetch {row['fetch_ms']:.2f} ms  complete {row['complete_ms']:.2f} ms"
-        )
-    ratio = scale["queued_large"]["fetch_ms"] / scale["queued_small"]["fetch_ms"]
-    print(f"  fetch at {large:,} queued / at {small:,} queued: {ratio:.2f}x (target <= 2x)")
-    print(
-        "cold import of each function module (fresh interpreter, best of 3): "
-        + ", ".join(f"{name} {ms:.0f} ms" for name, ms in imports.items())
-        + " (target < 300 ms)"
-    )
-    print(f"worker draining {rss['drained']:,} jobs: peak RSS {rss['max_rss_mb']:.0f} MB (target < 150 MB)")
+    results: dict[str, Any] = {
+        "when": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
+        "quick": args.quick,
+        "runs": runs,
+        "pinned": pinned,
+        "machine": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "pg_boss": peer_version,
+        },
+        "counts": {"sends": sends, "inserts": inserts, "drained": drained, "matrix": matrix_jobs},
+        "figures": [asdict(f) | {"ratio": f.ratio, "peer_ratio": f.peer_ratio} for f in figures],
+        "send_latency_ms": {
+            "p50": statistics.median(latencies) * 1000,
+            "p99": latencies[int(len(latencies) * 0.99)] * 1000,
+        },
+        "drain_matrix": matrix,
+        "scaling": scale,
+        "purge": purged,
+        "send_to_start": latency,
+        "cold_import_ms": imports,
+        "worker_rss": rss,
+    }
+    text = report.markdown(results)
+    print("\n" + text)
     RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = RESULTS / f"{'quick-' if args.quick else ''}{stamp}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "when": stamp,
-                "quick": args.quick,
-                "runs": runs,
-                "pinned": pinned,
-                "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
-                "figures": [asdict(f) | {"ratio": f.ratio} for f in figures],
-                "send_latency_ms": {"p50": p50, "p99": p99},
-                "drain_matrix": matrix,
-                "scaling": scale,
-                "cold_import_ms": imports,
-                "worker_rss": rss,
-            },
-            indent=2,
-        )
-    )
+    out = RESULTS / f"{'quick-' if args.quick else ''}{results['when']}.json"
+    out.write_text(json.dumps(results, indent=2))
     print(f"results written to {out}")
+    if not args.quick:
+        report.write_docs(text)
+        print(f"figures written to {report.DOCS}")
     # Targets are reported, not enforced: shared machines are too noisy to fail on.
     return 0
 

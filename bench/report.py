@@ -1,0 +1,134 @@
+"""The benchmark's results as Markdown: printed after a run, and written to docs/benchmarks.md by a full run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).parents[1]
+DOCS = ROOT / "docs" / "benchmarks.md"
+NOTES = Path(__file__).parent / "notes.md"  # what limits the figures: analysis kept by hand
+
+INTRO = """# Benchmarks
+
+This file is written by `make bench`; edit `bench/report.py` (layout) or
+`bench/notes.md` (analysis) instead.
+
+`make bench` starts a PostgreSQL server of its own and measures, on it and in
+the same run, our queue, a minimal raw-SQL queue (`bench/raw_queue.py`: COPY to
+enqueue, one `UPDATE ... FOR UPDATE SKIP LOCKED` to claim a batch, one UPDATE
+to finish it) as the ceiling, and pg-boss (the seed design's queue, from the
+npm registry, driven by `bench/pgboss/bench.mjs` with batch insert, fetch with
+batchSize and complete by ids) when Node.js is present. Ours and raw alternate
+so that the machine's drift hits both alike. Postgres is pinned to CPU 0, the
+benchmark and its workers to the other CPUs (`--no-pin` turns this off); the
+server runs with `synchronous_commit = off` for every contender, so the figures
+measure the queues rather than the disk's flush latency. Each throughput figure
+is the median of `--runs` runs; raw results are kept in `bench/results/*.json`.
+
+The ratios are the figures that travel between machines.
+"""
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def _met(value: float | None, target: float | None, above: bool = True) -> str:
+    if value is None or target is None:
+        return ""
+    return "met" if (value >= target if above else value <= target) else "**missed**"
+
+
+def markdown(r: dict[str, Any]) -> str:
+    counts = r["counts"]
+    lines = [
+        f"## Figures ({'make bench-quick' if r['quick'] else 'make bench'}, {r['when']})",
+        "",
+        f"Machine: {r['machine']['cpus']} CPUs, {r['machine']['platform']}, Python {r['machine']['python']}; "
+        f"pg-boss {r['machine']['pg_boss'] or 'not measured'}. "
+        f"{counts['sends']:,} single sends, {counts['inserts']:,} jobs inserted, {counts['drained']:,} drained; "
+        f"median of {r['runs']} run(s); Postgres pinned: {'yes' if r['pinned'] else 'no'}.",
+        "",
+        "### Throughput against the baselines",
+        "",
+        "| figure | ours | raw ceiling | ours/raw | target | pg-boss | ours/pg-boss | target |",
+        "|---|---:|---:|---:|---|---:|---:|---|",
+    ]
+    for f in r["figures"]:
+        peer_target = f.get("peer_target")
+        peer_goal = f">= {peer_target:.1f} {_met(f.get('peer_ratio'), peer_target)}" if peer_target else ""
+        lines.append(
+            f"| {f['name']} ({f['unit']}) | {_num(f['ours'])} | {_num(f['raw'])} | {f['ratio']:.2f} "
+            f"| >= {f['target']:.2f} {_met(f['ratio'], f['target'])} | {_num(f.get('peer'))} "
+            f"| {_num(f.get('peer_ratio'), 2)} "
+            f"| {peer_goal} |"
+        )
+    lat = r["send_latency_ms"]
+    lines += ["", f"Single send latency: p50 {lat['p50']:.3f} ms, p99 {lat['p99']:.3f} ms.", ""]
+
+    s2s = r["send_to_start"]
+    kick, tick = s2s["kick"], s2s["tick"]
+    lines += [
+        f"### Send to handler start (through the worker function, {s2s['rounds']:,} rounds)",
+        "",
+        "| path | p50 | p99 | max | target |",
+        "|---|---:|---:|---:|---|",
+        f"| send, kick, warm worker | {kick['p50_ms']:.2f} ms | {kick['p99_ms']:.2f} ms | {kick['max_ms']:.2f} ms "
+        f"| p50 < 50 ms {_met(kick['p50_ms'], 50, above=False)} |",
+        f"| tick with the job queued, warm worker | {tick['p50_ms']:.2f} ms | {tick['p99_ms']:.2f} ms "
+        f"| {tick['max_ms']:.2f} ms | |",
+        f"| first invocation of a new container | {s2s['first_invocation_to_handler_ms']:.1f} ms | | | |",
+        "",
+        "A kick is an asynchronous Lambda invoke, replaced here by a thread on a warm",
+        "container: add the Lambda service's dispatch (tens of ms) in AWS. On a tick a",
+        "job first waits for the next EventBridge minute: 30 s on average, 60 s at most.",
+        "A new container also pays the module import (cold start, below).",
+        "",
+    ]
+
+    scale = r["scaling"]
+    small, large = scale["queued_small"], scale["queued_large"]
+    finished = scale["finished_large_plus_queued_small"]
+    ratio = large["fetch_ms"] / small["fetch_ms"]
+    purge = r["purge"]
+    rss = r["worker_rss"]
+    imports = r["cold_import_ms"]
+    lines += [
+        "### Scale, maintenance, cold start",
+        "",
+        "| measure | figure | target |",
+        "|---|---|---|",
+        f"| fetch 100 + complete 100, {small['jobs']:,} queued | {small['fetch_ms']:.2f} ms + "
+        f"{small['complete_ms']:.2f} ms | |",
+        f"| same, {large['jobs']:,} queued | {large['fetch_ms']:.2f} ms + {large['complete_ms']:.2f} ms "
+        f"(fetch {ratio:.2f}x) | fetch within 2x {_met(ratio, 2.0, above=False)} |",
+        f"| same, {finished['jobs']:,} finished jobs not yet archived + {small['jobs']:,} queued "
+        f"| {finished['fetch_ms']:.2f} ms + {finished['complete_ms']:.2f} ms | |",
+        f"| purge {purge['jobs']:,} finished jobs (archive, then delete; batches of {purge['batch_size']:,}) "
+        f"| {purge['rows_per_s']:,.0f} jobs/s (archive {purge['archive_rows_per_s']:,.0f}/s, "
+        f"delete {purge['delete_rows_per_s']:,.0f}/s) | |",
+        f"| longest maintenance transaction meanwhile | {purge['longest_batch_ms']:.1f} ms | |",
+        f"| slowest fetch + complete of a worker meanwhile ({purge['probe_rounds']:,} rounds) "
+        f"| {purge['probe_slowest_fetch_complete_ms']:.1f} ms "
+        f"| < 100 ms {_met(purge['probe_slowest_fetch_complete_ms'], 100, above=False)} |",
+        "| cold import, fresh interpreter | "
+        + ", ".join(f"{name} {ms:.0f} ms" for name, ms in imports.items())
+        + f" | worker < 300 ms {_met(imports['worker'], 300, above=False)} |",
+        f"| peak RSS of a worker draining {rss['drained']:,} jobs | {rss['max_rss_mb']:.0f} MB "
+        f"| < 150 MB {_met(rss['max_rss_mb'], 150, above=False)} |",
+        "",
+        f"### Drain by workers and batch size ({counts['matrix']:,} jobs; {counts['matrix'] // 5:,} at batch 1)",
+        "",
+        "| workers | batch 1 | batch 10 | batch 100 |",
+        "|--------:|--------:|---------:|----------:|",
+    ]
+    for workers in (1, 2, 4):
+        cells = [f"{r['drain_matrix'][f'{workers} workers, batch {b}']:,.0f}/s" for b in (1, 10, 100)]
+        lines.append(f"| {workers} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_docs(figures: str) -> None:
+    DOCS.write_text(INTRO + "\n" + figures + "\n" + NOTES.read_text())
