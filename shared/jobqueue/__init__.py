@@ -19,7 +19,7 @@ from jobqueue.errors import (
     QueueInUseError,
     UnknownQueueError,
 )
-from jobqueue.models import FailResult, Job, MaintenanceResult, QueueInfo, QueueStats, Schedule
+from jobqueue.models import FailResult, Job, MaintenanceResult, QueueInfo, QueueStats, Schedule, Throughput
 from jobqueue.queue import Queue
 from jobqueue.states import FINISHED, QUEUED, TRANSITIONS, JobState
 
@@ -46,6 +46,7 @@ __all__ = [
     "QueueInfo",
     "QueueStats",
     "Schedule",
+    "Throughput",
     "UnknownQueueError",
     "due_fire_times",
     "next_fire_times",

@@ -70,12 +70,18 @@ def due_fire_times(cron: str, tz: str, since: datetime, until: datetime, *, limi
 
 
 def next_fire_times(cron: str, tz: str, after: datetime, count: int = 1) -> list[datetime]:
-    """The next `count` fire times after `after` (for display)."""
+    """The next `count` fire times after `after` (for display).
+
+    Searches windows that double in length from an hour, so that a schedule
+    firing every minute costs an hour's worth of times and a yearly one a few
+    windows. due_fire_times keeps the latest times of a window; the earliest
+    are wanted here, so no limit is passed down.
+    """
     times: list[datetime] = []
-    window = timedelta(days=1)
+    window = timedelta(hours=1)
     since = after
-    while len(times) < count and window <= timedelta(days=366 * 8):
-        found = due_fire_times(cron, tz, since, since + window, limit=count)
+    while len(times) < count and window <= timedelta(days=366 * 16):
+        found = due_fire_times(cron, tz, since, since + window, limit=100_000)
         times += found[: count - len(times)]
         since = since + window
         window *= 2

@@ -100,9 +100,16 @@ def archive(db: Database, batch_size: int, now: datetime | None, time_budget: fl
 
 def purge(db: Database, batch_size: int, now: datetime | None, time_budget: float | None) -> tuple[int, int]:
     """Delete archived jobs past delete_at; fail queued jobs past their retention."""
-    purged = _loop(
-        lambda: db.execute("purge_archive", {"limit": batch_size, "now": now}).rowcount, batch_size, time_budget
-    )
+    after: datetime | None = None
+
+    def purge_batch() -> int:
+        nonlocal after
+        rows = db.rows("purge_archive", {"limit": batch_size, "now": now, "after": after})
+        if rows:
+            after = max(row["delete_at"] for row in rows)
+        return len(rows)
+
+    purged = _loop(purge_batch, batch_size, time_budget)
     unstarted = _loop(
         lambda: db.execute("fail_unstarted", {"limit": batch_size, "now": now}).rowcount, batch_size, time_budget
     )

@@ -96,6 +96,16 @@ class Schedule:
 
 
 @dataclass(slots=True, frozen=True)
+class Throughput:
+    """Jobs of one queue that finished within one time bucket (starting at `bucket`)."""
+
+    name: str
+    bucket: datetime
+    completed: int
+    failed: int
+
+
+@dataclass(slots=True, frozen=True)
 class FailResult:
     """What `fail` did to a batch: ids by outcome."""
 

@@ -34,6 +34,7 @@ BOUNDS: Final[dict[str, tuple[int, int]]] = {
     "singleton_seconds": (1, 365 * DAY),
     "batch_size": (1, 10_000),
     "limit": (1, 100_000),
+    "bucket_seconds": (1, DAY),
 }
 MAX_START_IN: Final = 366 * DAY
 MAX_SINGLETON_KEY: Final = 255

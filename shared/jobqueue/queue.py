@@ -25,7 +25,7 @@ from jobqueue.errors import (
     QueueInUseError,
     UnknownQueueError,
 )
-from jobqueue.models import FailResult, Job, MaintenanceResult, QueueInfo, QueueStats, Schedule
+from jobqueue.models import FailResult, Job, MaintenanceResult, QueueInfo, QueueStats, Schedule, Throughput
 from jobqueue.sending import batch_record, data_only_batch, job_params
 from jobqueue.states import QUEUED, JobState
 
@@ -526,6 +526,16 @@ class Queue:
     def get_queue_stats(self, now: datetime | None = None, conn: Conn = None) -> list[QueueStats]:
         """Per queue: jobs by state not yet archived, and the wait of the oldest ready job."""
         return self.db.rows("queue_stats", {"now": options.now_or_none(now)}, conn, class_row(QueueStats))
+
+    def throughput(self, since: datetime, bucket_seconds: int = 300, conn: Conn = None) -> list[Throughput]:
+        """Jobs completed and failed per queue and time bucket since `since` (archived ones included).
+
+        Buckets start at `since` and are `bucket_seconds` long; empty buckets are not returned.
+        """
+        if not isinstance(since, datetime):
+            raise InvalidOptionError(f"since must be a datetime, got {since!r}")
+        params = {"since": options.aware("since", since), "bucket": options.integer("bucket_seconds", bucket_seconds)}
+        return self.db.rows("throughput", params, conn, class_row(Throughput))
 
     def failed_jobs(self, limit: int = 100, name: str | None = None, conn: Conn = None) -> list[Job]:
         """The most recently failed jobs, archived ones included."""

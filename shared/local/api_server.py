@@ -26,13 +26,17 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode() if length else None
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        # As API Gateway does with payload v2: cookies travel in their own list.
+        cookies = [c.strip() for c in headers.pop("cookie", "").split(";") if c.strip()]
         event = {
             "version": "2.0",
             "routeKey": "$default",
             "rawPath": url.path,
             "rawQueryString": url.query,
             "queryStringParameters": dict(parse_qsl(url.query)) or None,
-            "headers": {k.lower(): v for k, v in self.headers.items()},
+            "headers": headers,
+            "cookies": cookies or None,
             "requestContext": {
                 "http": {"method": method, "path": url.path, "sourceIp": self.client_address[0]},
                 "stage": "$default",
@@ -47,6 +51,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(int(response["statusCode"]))
         for key, value in (response.get("headers") or {}).items():
             self.send_header(key, value)
+        for cookie in response.get("cookies") or []:
+            self.send_header("Set-Cookie", cookie)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)

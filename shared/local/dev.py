@@ -214,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         console.print(f"API:   {stack.api_url}  (Authorization: Bearer {stack.env['API_TOKEN']})")
+        console.print(f"Web:   {stack.dashboard_url}  (sign in with the same token)")
         console.print(f"DB:    DATABASE_URL={stack.env['DATABASE_URL']}")
         console.print(f"Speed: {args.speed:g}x (a minute of schedules every {60 / args.speed:g} s)")
         with Queue(stack.env["DATABASE_URL"]) as queue:

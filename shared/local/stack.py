@@ -203,6 +203,10 @@ class LocalStack:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}/api/jobs"
 
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}/dashboard"
+
     def simulated_now(self) -> datetime:
         return self.sim_start + timedelta(seconds=(time.monotonic() - self.started_at) * self.speed)
 

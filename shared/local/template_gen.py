@@ -181,6 +181,9 @@ Parameters:
   GitHubTokenSecretArn:
     Type: String
     Description: Secrets Manager secret with the GitHub token used to remove pods' deploy keys
+  DashboardTokenSecretArn:
+    Type: String
+    Description: Secrets Manager secret with the token people sign in to the dashboard with
   SubnetIds:
     Type: List<AWS::EC2::Subnet::Id>
     Description: Private subnets that reach the database (and Secrets Manager, through an endpoint or NAT)
@@ -332,16 +335,19 @@ FOOTER = """\
     Type: AWS::Serverless::Function
     Properties:
       FunctionName: !Sub ${AWS::StackName}-api
-      Description: /api/jobs health, stats and operations
+      Description: /api/jobs health, stats and operations; the /dashboard pages
       CodeUri: functions/api/
       Handler: app.handler
       Timeout: 29
       Environment:
         Variables:
           WORKER_FUNCTIONS: !Sub "@WORKER_FUNCTIONS@"
+          API_TOKEN_SECRET_ARN: !Ref DashboardTokenSecretArn
       Policies:
         - AWSSecretsManagerGetSecretValuePolicy:
             SecretArn: !Ref DbSecretArn
+        - AWSSecretsManagerGetSecretValuePolicy:
+            SecretArn: !Ref DashboardTokenSecretArn
         - Statement:
             - Effect: Allow
               Action: lambda:InvokeFunction
@@ -360,6 +366,24 @@ FOOTER = """\
             ApiId: !Ref HttpApi
             Path: /api/jobs/{proxy+}
             Method: ANY
+        # Browsers cannot sign requests with IAM: the dashboard's routes skip the
+        # IAM authorizer and the function signs people in with the dashboard token.
+        Dashboard:
+          Type: HttpApi
+          Properties:
+            ApiId: !Ref HttpApi
+            Path: /dashboard
+            Method: ANY
+            Auth:
+              Authorizer: NONE
+        DashboardProxy:
+          Type: HttpApi
+          Properties:
+            ApiId: !Ref HttpApi
+            Path: /dashboard/{proxy+}
+            Method: ANY
+            Auth:
+              Authorizer: NONE
 
   HttpApi:
     Type: AWS::Serverless::HttpApi
@@ -441,6 +465,9 @@ FOOTER = """\
   ApiUrl:
     Description: Base URL of the jobs API (IAM-signed requests)
     Value: !Sub https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}/api/jobs
+  DashboardUrl:
+    Description: The jobs dashboard (sign in with the token in DashboardTokenSecretArn)
+    Value: !Sub https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}/dashboard
 """
 
 

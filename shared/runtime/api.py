@@ -1,6 +1,7 @@
 """The HTTP API: health, statistics and operations on jobs.
 
-Behind API Gateway (HTTP API, payload v2) with IAM authorization. Where IAM is
+Behind API Gateway (HTTP API, payload v2) with IAM authorization. The same
+function serves the dashboard's pages under /dashboard (runtime.dashboard). Where IAM is
 absent (the local stack, or an API without an authorizer) a bearer token is
 required, read from Secrets Manager (API_TOKEN_SECRET_ARN) or, locally, the
 environment (API_TOKEN). With neither configured every request is refused:
@@ -30,6 +31,7 @@ from jobqueue import (
 from jobqueue.options import integer, job_id, queue_name
 from jobqueue.sending import SEND_OPTIONS
 from runtime import bootstrap, scale
+from runtime.dashboard import routes as dashboard
 from runtime.observability import logger
 from runtime.secrets import secret_or_env
 from runtime.settings import worker_functions
@@ -224,7 +226,20 @@ def _denial(status: int, message: str) -> dict[str, Any]:
     }
 
 
+def _path(event: dict[str, Any]) -> str:
+    """The request path without the API stage's prefix (as the resolver sees it)."""
+    raw = str(event.get("rawPath") or "/")
+    stage = (event.get("requestContext") or {}).get("stage") or "$default"
+    if stage != "$default" and raw.startswith(f"/{stage}"):
+        return raw[len(stage) + 1 :] or "/"
+    return raw
+
+
 def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    path = _path(event)
+    if dashboard.is_dashboard(path):
+        # Pages for browsers: the dashboard signs people in with the same token (or accepts IAM/bearer).
+        return dashboard.handle(event, context, path, authorize, expected_token)
     denial = authorize(event)
     if denial is not None:
         return denial

@@ -81,6 +81,23 @@ def test_purge_deletes_archived_jobs_after_delete_after(work: Queue) -> None:
     assert work.find_jobs("work") == []
 
 
+def test_purge_continues_batch_after_batch_through_equal_delete_times(
+    work: Queue, conn: psycopg.Connection[Any]
+) -> None:
+    # Each batch starts where the previous one ended; rows sharing a delete_at
+    # across a batch boundary must still all go.
+    work.insert("work", [{"data": n} for n in range(25)])
+    work.complete("work", work.fetch("work", 25))
+    assert work.archive(now=_in(3700)) == 25
+    conn.execute(
+        "UPDATE jobqueue.archive SET delete_at = now() - make_interval(hours => (n % 3)::int) "
+        "FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM jobqueue.archive) o "
+        "WHERE archive.id = o.id"
+    )
+    assert work.purge(batch_size=4) == (25, 0)
+    assert conn.execute("SELECT count(*) FROM jobqueue.archive").fetchone() == (0,)
+
+
 def test_purge_fails_jobs_never_started_within_retention(work: Queue, conn: psycopg.Connection[Any]) -> None:
     stale = str(work.send("work", {}))
     fresh = str(work.send("work", {}, retention=30 * 86400))

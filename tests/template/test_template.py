@@ -134,14 +134,24 @@ def test_each_worker_gets_only_what_its_handler_uses(queue: str) -> None:
 def test_api_requires_iam_and_functions_read_only_their_secret() -> None:
     auth = RESOURCES["HttpApi"]["Properties"]["Auth"]
     assert auth["DefaultAuthorizer"] == "AWS_IAM"
-    for logical_id in ("Scheduler", "Maintenance", "Api"):
+    own = {"Scheduler": [], "Maintenance": [], "Api": [{"Ref": "DashboardTokenSecretArn"}]}
+    for logical_id, extra in own.items():
         policies = RESOURCES[logical_id]["Properties"]["Policies"]
         secrets = [
             p["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"]
             for p in policies
             if "AWSSecretsManagerGetSecretValuePolicy" in p
         ]
-        assert secrets == [{"Ref": "DbSecretArn"}]
+        assert secrets == [{"Ref": "DbSecretArn"}, *extra]
+
+
+def test_only_the_dashboard_skips_iam_and_it_checks_its_own_token() -> None:
+    events = RESOURCES["Api"]["Properties"]["Events"]
+    open_paths = {e["Properties"]["Path"] for e in events.values() if "Auth" in e["Properties"]}
+    assert open_paths == {"/dashboard", "/dashboard/{proxy+}"}
+    assert all(e["Properties"]["Auth"] == {"Authorizer": "NONE"} for e in events.values() if "Auth" in e["Properties"])
+    variables = RESOURCES["Api"]["Properties"]["Environment"]["Variables"]
+    assert variables["API_TOKEN_SECRET_ARN"] == {"Ref": "DashboardTokenSecretArn"}
 
 
 def test_alarms_watch_failures_age_and_errors() -> None:

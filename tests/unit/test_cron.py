@@ -62,6 +62,16 @@ def test_next_fire_times() -> None:
     assert next_fire_times("0 0 29 2 *", "UTC", utc(2026, 1, 1)) == [utc(2028, 2, 29)]
 
 
+def test_next_fire_times_of_a_frequent_schedule_are_the_earliest() -> None:
+    after = datetime(2026, 11, 28, 12, 0, 30, tzinfo=UTC)
+    assert next_fire_times("* * * * *", "UTC", after, count=3) == [
+        utc(2026, 11, 28, 12, 1),
+        utc(2026, 11, 28, 12, 2),
+        utc(2026, 11, 28, 12, 3),
+    ]
+    assert next_fire_times("*/5 * * * *", "Europe/Berlin", after, count=1) == [utc(2026, 11, 28, 12, 5)]
+
+
 @pytest.mark.parametrize(
     ("expression", "message"),
     [

@@ -504,6 +504,25 @@ LEFT JOIN {{schema}}.job j ON j.name = q.name
 GROUP BY q.name
 ORDER BY q.name;
 
+-- name: throughput
+-- Per queue and time bucket since `since`: jobs completed and failed, hot and archived.
+-- A lateral scan per queue keeps both lookups on the (name, completed_on) indexes.
+SELECT q.name,
+       date_bin(make_interval(secs => %(bucket)s), f.completed_on, %(since)s::timestamptz) AS bucket,
+       count(*) FILTER (WHERE f.state = 'completed') AS completed,
+       count(*) FILTER (WHERE f.state = 'failed') AS failed
+FROM {{schema}}.queue q
+CROSS JOIN LATERAL (
+    SELECT j.state, j.completed_on FROM {{schema}}.job j
+    WHERE j.name = q.name AND j.state > 'active' AND j.completed_on >= %(since)s::timestamptz
+    UNION ALL
+    SELECT a.state, a.completed_on FROM {{schema}}.archive a
+    WHERE a.name = q.name AND a.completed_on >= %(since)s::timestamptz
+) f
+WHERE f.state IN ('completed', 'failed')
+GROUP BY q.name, bucket
+ORDER BY q.name, bucket;
+
 -- name: archive
 -- Move up to `limit` finished jobs past their queue's archive_after into the archive.
 WITH due AS (
@@ -535,15 +554,22 @@ SELECT id, name, priority, data, state, policy, retry_limit, retry_count, retry_
 FROM moved;
 
 -- name: purge_archive
--- Delete up to `limit` archived jobs past their delete_at.
-DELETE FROM {{schema}}.archive
-WHERE id IN (
+-- Delete up to `limit` archived jobs past their delete_at, oldest first, from `after` on.
+-- The caller passes the latest delete_at of its previous batch: without that
+-- lower bound each batch would walk again over the index entries of every row
+-- the batches before it deleted (dead, not yet vacuumed), and a long purge
+-- would slow down batch after batch.
+WITH doomed AS (
     SELECT id FROM {{schema}}.archive
     WHERE delete_at < coalesce(%(now)s::timestamptz, now())
+      AND delete_at >= coalesce(%(after)s::timestamptz, '-infinity')
     ORDER BY delete_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
-);
+)
+DELETE FROM {{schema}}.archive a USING doomed
+WHERE a.id = doomed.id
+RETURNING a.delete_at;
 
 -- name: fail_unstarted
 -- Fail up to `limit` queued jobs that were not started within their retention.

@@ -153,7 +153,9 @@ CREATE TABLE {{schema}}.archive (
 
 CREATE INDEX archive_delete ON {{schema}}.archive (delete_at);
 CREATE INDEX archive_failed ON {{schema}}.archive (completed_on) WHERE state = 'failed';
-CREATE INDEX archive_name ON {{schema}}.archive (name);
+-- By queue, and by completion time within a queue: finding a queue's archived
+-- jobs, and counting what each queue finished in the last hour (dashboard).
+CREATE INDEX archive_finished ON {{schema}}.archive (name, completed_on);
 
 -- Every job, hot or archived, for the lookups that must find either
 -- (get_job, find_jobs, failed_jobs). Filters on it reach both tables' indexes.

@@ -1,0 +1,171 @@
+"""The dashboard in a real browser: headless Chromium (Debian's package) driven by Playwright.
+
+The pages are served by the local stack's API server (`local.api_server`, what
+`make dev` runs) on the test database. The screenshots are kept in
+artifacts/ (ARTIFACTS_DIR) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from jobqueue import Queue
+from local.embedded_postgres import free_port
+
+ROOT = Path(__file__).parents[2]
+ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR", ROOT / "artifacts"))
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+TOKEN = "e2e-dashboard-token"
+# Chromium as root in a container, on a machine without network: no sandbox, and
+# no background connections to Google's services.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("REQUIRE_BROWSER") == "1":
+        pytest.fail(f"Chromium is not installed at {CHROMIUM}: run `make browser`", pytrace=False)
+    pytest.skip("Chromium is not installed (make browser installs it)", allow_module_level=True)
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+
+@pytest.fixture
+def server(dsn: str) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "API_TOKEN": TOKEN,
+        "POWERTOOLS_METRICS_NAMESPACE": "JobsE2E",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "WORKER_FUNCTIONS": "",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local.api_server", "--port", str(port)], env=env, cwd=ROOT, stdout=subprocess.PIPE
+    )
+    assert process.stdout is not None
+    assert json.loads(process.stdout.readline()) == {"listening": port}
+    url = f"http://127.0.0.1:{port}"
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def jobs(dsn: str, server: str) -> Iterator[Queue]:
+    with Queue(dsn) as q:
+        q.migrate()
+        q.create_queue("e2e-dead")
+        q.create_queue("e2e", retry_limit=0, dead_letter="e2e-dead")
+        yield q
+
+
+def sign_in(page: Page, url: str) -> None:
+    page.goto(f"{url}/dashboard")
+    expect(page).to_have_url(f"{url}/dashboard/login")
+    page.fill("#token", TOKEN)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{url}/dashboard")
+
+
+def test_requests_without_credentials_are_refused(server: str, browser: Browser, jobs: Queue) -> None:
+    assert httpx.get(f"{server}/dashboard").status_code == 401
+    assert httpx.get(f"{server}/dashboard", headers={"Authorization": "Bearer wrong"}).status_code == 403
+    page = browser.new_page()
+    page.goto(f"{server}/dashboard")
+    expect(page).to_have_url(f"{server}/dashboard/login")  # sent to sign in, no data shown
+    expect(page.locator("tr[data-queue]")).to_have_count(0)
+    page.fill("#token", "not-the-token")
+    page.click("button[type=submit]")
+    expect(page.locator(".error-box")).to_contain_text("not valid")
+    page.close()
+
+
+def test_counts_retry_and_cancel_in_the_browser(server: str, browser: Browser, jobs: Queue) -> None:
+    for n in range(3):
+        jobs.send("e2e", {"n": n})
+    jobs.complete("e2e", jobs.fetch("e2e", 1))
+    failing = jobs.fetch("e2e", 1)
+    jobs.fail("e2e", failing, {"message": "host agent unreachable"})
+    failed_id = failing[0].id
+    (waiting,) = jobs.find_jobs("e2e", state="created")
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    sign_in(page, server)
+    row = page.locator('tr[data-queue="e2e"]')
+    expect(row.locator('[data-state="created"]')).to_have_text("1")
+    expect(row.locator('[data-state="completed"]')).to_have_text("1")
+    expect(row.locator('[data-state="failed"]')).to_have_text("1")
+    expect(page.locator('[data-dlq="e2e-dead"]')).to_be_visible()
+    expect(page.locator(".chart svg rect.ok")).not_to_have_count(0)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-overview.png"), full_page=True)
+
+    page.click("text=Failed")
+    failed_row = page.locator(f'#failed tr[data-job="{failed_id}"]')
+    expect(failed_row).to_contain_text("host agent unreachable")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-failed.png"), full_page=True)
+    failed_row.locator('button[data-action="retry"]').click()
+    expect(page.locator(".notice")).to_contain_text(f"Job {failed_id} is queued again")
+    assert jobs.get_job(failed_id).state == "created"  # type: ignore[union-attr]
+
+    # Cancel asks first; dismissing the question changes nothing.
+    page.goto(f"{server}/dashboard/jobs/{waiting.id}")
+    expect(page.locator("#job-data")).to_contain_text('"n"')
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.click('button[data-action="cancel"]')
+    assert jobs.get_job(waiting.id).state == "created"  # type: ignore[union-attr]
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click('button[data-action="cancel"]')
+    expect(page.locator(".notice")).to_contain_text("is cancelled")
+    assert jobs.get_job(waiting.id).state == "cancelled"  # type: ignore[union-attr]
+    assert errors == []
+    context.close()
+
+
+def test_readable_on_a_phone(server: str, browser: Browser, jobs: Queue) -> None:
+    jobs.send("e2e", {"n": 1})
+    jobs.schedule("e2e", "0 * * * *", tz="Europe/Berlin")
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    sign_in(page, server)
+    # Wide tables scroll inside their box; the page itself does not scroll sideways.
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0
+    expect(page.locator('tr[data-queue="e2e"] [data-state="created"]')).to_have_text("1")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
+    page.click("text=Schedules")
+    expect(page.locator('tr[data-schedule="e2e"]')).to_contain_text("Europe/Berlin")
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    expect(page.locator('tr[data-schedule="e2e"] time')).to_have_count(3)  # the next three fire times
+    context.close()

@@ -1,0 +1,253 @@
+"""The dashboard through the API function: sign-in, pages, and the retry/cancel/resume forms."""
+
+from __future__ import annotations
+
+import copy
+import html
+import re
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from jobqueue import Queue
+from runtime.dashboard import session
+from tests.functions.conftest import API_TOKEN, FakeContext, event
+
+Call = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def web(load_function: Callable[[str], ModuleType]) -> Call:
+    module = load_function("api")
+
+    def call(
+        path: str,
+        *,
+        method: str = "GET",
+        form: dict[str, str] | None = None,
+        cookie: str | None = None,
+        token: str | None = None,
+        browser: bool = True,
+        query: dict[str, str] | None = None,
+        stage: str = "$default",
+    ) -> dict[str, Any]:
+        request = copy.deepcopy(event("api-health.json"))
+        raw = path if stage == "$default" else f"/{stage}{path}"
+        request["rawPath"] = request["requestContext"]["http"]["path"] = raw
+        request["requestContext"]["http"]["method"] = method
+        request["requestContext"]["stage"] = stage
+        headers = request["headers"]
+        headers.pop("authorization", None)
+        if token is not None:
+            headers["authorization"] = f"Bearer {token}"
+        if browser:
+            headers["accept"] = "text/html,application/xhtml+xml"
+        if cookie is not None:
+            request["cookies"] = [f"{session.COOKIE}={cookie}"]
+        if form is not None:
+            headers["content-type"] = "application/x-www-form-urlencoded"
+            request["body"] = urlencode(form)
+        if query is not None:
+            request["queryStringParameters"] = query
+            request["rawQueryString"] = urlencode(query)
+        response = module.handler(request, FakeContext(function_name="jobs-api"))
+        response.setdefault("headers", {})
+        return response
+
+    return call
+
+
+def sign_in(web: Call) -> str:
+    response = web("/dashboard/login", method="POST", form={"token": API_TOKEN})
+    assert response["statusCode"] == 303
+    (set_cookie,) = response["cookies"]
+    match = re.match(rf"{session.COOKIE}=([^;]+)", set_cookie)
+    assert match
+    return match.group(1)
+
+
+def csrf(page: str) -> str:
+    match = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+    assert match, "the page has no form with a CSRF token"
+    return match.group(1)
+
+
+def row_counts(page: str, queue: str) -> dict[str, int]:
+    row = re.search(rf'<tr data-queue="{re.escape(queue)}".*?</tr>', page, re.S)
+    assert row, f"no row for queue {queue}"
+    cells = re.findall(r'data-state="(\w+)">(?:<a [^>]*>)?(\d+)', row.group(0))
+    return {state: int(count) for state, count in cells}
+
+
+@pytest.fixture
+def jobs(dsn: str) -> Iterator[Queue]:
+    with Queue(dsn) as q:
+        q.create_queue("dash-dead")
+        q.create_queue("dash", retry_limit=1, retry_delay=3600, dead_letter="dash-dead")
+        yield q
+
+
+def test_without_credentials_the_dashboard_is_refused(web: Call, jobs: Queue) -> None:
+    jobs.send("dash", {"secret": "payload-marker"})
+    browser = web("/dashboard")
+    assert browser["statusCode"] == 303
+    assert browser["headers"]["Location"] == "/dashboard/login"
+    script = web("/dashboard", browser=False)
+    assert script["statusCode"] == 401
+    assert "payload-marker" not in script["body"] and "data-queue" not in script["body"]
+    assert web("/dashboard", token="wrong")["statusCode"] == 403
+    for forged in ("0.abc", f"{int(time.time()) + 3600}.{'0' * 64}", "garbage", ""):
+        assert web("/dashboard", cookie=forged)["statusCode"] == 303
+    # An expired session, correctly signed, is refused too.
+    expired = session.issue(API_TOKEN, now=time.time() - session.LIFETIME_S - 1)
+    assert web("/dashboard", cookie=expired)["statusCode"] == 303
+    # Actions too: nothing changes without credentials.
+    failed_id = jobs.send("dash", {})
+    assert web(f"/dashboard/jobs/{failed_id}/cancel", method="POST", form={}, browser=False)["statusCode"] == 401
+    assert jobs.get_job(failed_id).state == "created"  # type: ignore[union-attr]
+
+
+def test_sign_in_sets_a_strict_http_only_session(web: Call) -> None:
+    login = web("/dashboard/login")
+    assert login["statusCode"] == 200 and 'name="token"' in login["body"]
+    assert "default-src 'none'" in login["headers"]["Content-Security-Policy"]
+    wrong = web("/dashboard/login", method="POST", form={"token": "nope"})
+    assert wrong["statusCode"] == 403 and "not valid" in wrong["body"]
+    assert not wrong.get("cookies")
+    response = web("/dashboard/login", method="POST", form={"token": API_TOKEN})
+    (cookie,) = response["cookies"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/dashboard" in cookie
+    assert "Secure" in cookie  # the request came through API Gateway's HTTPS endpoint
+    assert API_TOKEN not in cookie
+    assert response["headers"]["Location"] == "/dashboard"
+    signed_out = web("/dashboard/logout", method="POST", cookie=sign_in(web), form={})
+    assert "Max-Age=0" in signed_out["cookies"][0]
+
+
+def test_overview_shows_counts_throughput_and_dead_letters(web: Call, jobs: Queue) -> None:
+    for n in range(5):
+        jobs.send("dash", {"n": n})
+    done = jobs.fetch("dash", 2)
+    jobs.complete("dash", done)
+    broken = jobs.fetch("dash", 1)
+    jobs.fail("dash", broken, {"message": "host unreachable"})  # one attempt left: retry
+    cookie = sign_in(web)
+    page = web("/dashboard", cookie=cookie)
+    assert page["statusCode"] == 200, page["body"]
+    body = page["body"]
+    assert row_counts(body, "dash") == {
+        "created": 2,
+        "retry": 1,
+        "active": 0,
+        "completed": 2,
+        "failed": 0,
+        "cancelled": 0,
+    }
+    assert 'data-dlq="dash-dead"' in body
+    assert "2 / <span" in body  # two completed in the last hour
+    # The same with a bearer token instead of a session.
+    assert row_counts(web("/dashboard", token=API_TOKEN)["body"], "dash")["completed"] == 2
+
+
+def test_retry_from_the_failed_page_needs_the_form_token(web: Call, jobs: Queue) -> None:
+    job_id = jobs.send("dash", {"to": "x"}, retry_limit=0)
+    assert job_id
+    jobs.fail("dash", jobs.fetch("dash", 1), {"message": "<b>boom</b>"})
+    cookie = sign_in(web)
+    page = web("/dashboard/failed", cookie=cookie)["body"]
+    assert f'data-job="{job_id}"' in page
+    assert html.escape("<b>boom</b>") in page and "<b>boom</b>" not in page
+    forged = web(f"/dashboard/jobs/{job_id}/retry", method="POST", cookie=cookie, form={"csrf": "0" * 64})
+    assert forged["statusCode"] == 403
+    assert jobs.get_job(job_id).state == "failed"  # type: ignore[union-attr]
+    response = web(
+        f"/dashboard/jobs/{job_id}/retry",
+        method="POST",
+        cookie=cookie,
+        form={"csrf": csrf(page), "next": "/dashboard/failed"},
+    )
+    assert response["statusCode"] == 303
+    assert response["headers"]["Location"] == f"/dashboard/failed?done=retry&job={job_id}"
+    assert jobs.get_job(job_id).state == "created"  # type: ignore[union-attr]
+    again = web(f"/dashboard/jobs/{job_id}/retry", method="POST", cookie=cookie, form={"csrf": csrf(page)})
+    assert again["statusCode"] == 409 and "is created" in again["body"]
+
+
+def test_cancel_and_resume_and_no_open_redirect(web: Call, jobs: Queue) -> None:
+    job_id = jobs.send("dash", {})
+    assert job_id
+    cookie = sign_in(web)
+    token = csrf(web(f"/dashboard/jobs/{job_id}", cookie=cookie)["body"])
+    cancel = web(
+        f"/dashboard/jobs/{job_id}/cancel",
+        method="POST",
+        cookie=cookie,
+        form={"csrf": token, "next": "https://evil.example/"},
+    )
+    assert cancel["headers"]["Location"] == f"/dashboard/jobs/{job_id}?done=cancel&job={job_id}"
+    assert jobs.get_job(job_id).state == "cancelled"  # type: ignore[union-attr]
+    page = web(f"/dashboard/jobs/{job_id}", cookie=cookie, query={"done": "cancel", "job": job_id})["body"]
+    assert f"Job {job_id} is cancelled." in page
+    web(f"/dashboard/jobs/{job_id}/resume", method="POST", cookie=cookie, form={"csrf": token})
+    assert jobs.get_job(job_id).state == "created"  # type: ignore[union-attr]
+    unknown = web(f"/dashboard/jobs/{job_id}/explode", method="POST", cookie=cookie, form={"csrf": token})
+    assert unknown["statusCode"] == 404
+
+
+def test_job_page_shows_data_and_error_escaped(web: Call, jobs: Queue) -> None:
+    job_id = jobs.send("dash", {"note": "<script>alert(1)</script>"}, retry_limit=0)
+    assert job_id
+    jobs.fail("dash", jobs.fetch("dash", 1), {"message": "disk full"})
+    page = web(f"/dashboard/jobs/{job_id}", token=API_TOKEN)
+    assert page["statusCode"] == 200
+    body = page["body"]
+    assert "<script>alert(1)</script>" not in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+    assert "disk full" in body and "Started" in body and "Failed" in body
+    missing = web("/dashboard/jobs/01939c59-0000-7000-8000-000000000000", token=API_TOKEN)
+    assert missing["statusCode"] == 404
+    assert web("/dashboard/jobs/not-a-uuid", token=API_TOKEN)["statusCode"] == 400
+
+
+def test_queue_page_filters_by_state(web: Call, jobs: Queue) -> None:
+    first = jobs.send("dash", {"n": 1})
+    second = jobs.send("dash", {"n": 2})
+    jobs.complete("dash", jobs.fetch("dash", 1))
+    page = web("/dashboard/queue", token=API_TOKEN, query={"name": "dash", "state": "created"})["body"]
+    assert f'data-job="{second}"' in page and f'data-job="{first}"' not in page
+    assert "dash-dead" in page  # where its dead letters go
+    assert web("/dashboard/queue", token=API_TOKEN, query={"name": "nope"})["statusCode"] == 404
+    bad = web("/dashboard/queue", token=API_TOKEN, query={"name": "dash", "state": "sleeping"})
+    assert bad["statusCode"] == 400
+
+
+def test_schedules_show_next_fire_times(web: Call, jobs: Queue) -> None:
+    jobs.schedule("dash", "*/5 * * * *", tz="Europe/Berlin")
+    page = web("/dashboard/schedules", token=API_TOKEN)["body"]
+    row = re.search(r'<tr data-schedule="dash">.*?</tr>', page, re.S)
+    assert row, "the schedule is not listed"
+    assert "*/5 * * * *" in row.group(0) and "Europe/Berlin" in row.group(0) and "not yet" in row.group(0)
+    fires = [datetime.fromisoformat(t) for t in re.findall(r'<time datetime="([^"]+)"', row.group(0))]
+    assert len(fires) == 3
+    assert all(f > datetime.now(UTC) and f.minute % 5 == 0 and f.second == 0 for f in fires)
+    assert fires == sorted(fires) and fires[1] - fires[0] == timedelta(minutes=5)
+    # After a fire, the time it fired for is shown.
+    jobs.run_schedules(now=fires[0] + timedelta(seconds=1))
+    row = re.search(r'<tr data-schedule="dash">.*?</tr>', web("/dashboard/schedules", token=API_TOKEN)["body"], re.S)
+    assert row and "not yet" not in row.group(0) and fires[0].isoformat() in row.group(0)
+
+
+def test_static_files_and_stage_prefix(web: Call) -> None:
+    css = web("/dashboard/static/dashboard.css")
+    assert css["statusCode"] == 200 and css["headers"]["Content-Type"].startswith("text/css")
+    for name in ("..%2Fsession.py", ".hidden", "nope.css"):
+        assert web(f"/dashboard/static/{name}")["statusCode"] == 404
+    staged = web("/dashboard", token=API_TOKEN, stage="prod")
+    assert staged["statusCode"] == 200
+    assert 'href="/prod/dashboard/failed"' in staged["body"]
+    assert web("/dashboard", stage="prod")["headers"]["Location"] == "/prod/dashboard/login"
