@@ -187,7 +187,16 @@ def api_answers(stack: LocalStack) -> bool:
                 return False
             time.sleep(0.2)
     console.print(f"API: health {with_token.status_code} {with_token.json()}; without a token {without.status_code}")
-    return with_token.status_code == 200 and without.status_code == 401
+    page = httpx.get(stack.dashboard_url, headers={"Authorization": f"Bearer {stack.env['API_TOKEN']}"})
+    refused = httpx.get(stack.dashboard_url)
+    console.print(f"Dashboard: {page.status_code} with the token; without {refused.status_code}")
+    return (
+        with_token.status_code == 200
+        and without.status_code == 401
+        and page.status_code == 200
+        and 'data-queue="provision-pod"' in page.text
+        and refused.status_code == 401
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

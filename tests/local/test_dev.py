@@ -22,6 +22,7 @@ def test_make_dev_once_runs_the_demo_and_resumes(tmp_path: Path) -> None:
     assert "demo: 10 jobs, 10 ended as expected" in first.stdout
     assert "all demo jobs ended as expected" in first.stdout
     assert "without a token 401" in first.stdout
+    assert "Dashboard: 200 with the token; without 401" in first.stdout
     # The data directory is kept: a second run resumes on it, with the first run's jobs still there.
     second = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
