@@ -162,6 +162,8 @@ def test_retry_from_the_failed_page_needs_the_form_token(web: Call, jobs: Queue)
     page = web("/dashboard/failed", cookie=cookie)["body"]
     assert f'data-job="{job_id}"' in page
     assert html.escape("<b>boom</b>") in page and "<b>boom</b>" not in page
+    dead_letters = re.search(r'<li data-dlq="dash-dead">.*?</li>', page, re.S)
+    assert dead_letters and "<strong>1</strong> waiting" in dead_letters.group(0)  # the failed job's copy
     forged = web(f"/dashboard/jobs/{job_id}/retry", method="POST", cookie=cookie, form={"csrf": "0" * 64})
     assert forged["statusCode"] == 403
     assert jobs.get_job(job_id).state == "failed"  # type: ignore[union-attr]

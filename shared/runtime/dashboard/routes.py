@@ -166,7 +166,13 @@ def failed() -> Response[str]:
     if name is not None:
         name = queue_name(name)
     failed_jobs, retrying = views.failing(queue(), name)
-    return page("failed.html", failed=failed_jobs, retrying=retrying, queue_name=name)
+    return page(
+        "failed.html",
+        failed=failed_jobs,
+        retrying=retrying,
+        queue_name=name,
+        dead_letters=views.dead_letter_queues(queue()),
+    )
 
 
 @app.get(PREFIX + "/queue")

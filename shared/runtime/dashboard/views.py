@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -70,10 +71,7 @@ def overview(queue: Queue, now: datetime | None = None) -> Overview:
             cells = per_queue.setdefault(row.name, [[0, 0] for _ in range(BUCKETS)])
             cells[index][0] += row.completed
             cells[index][1] += row.failed
-    sources: dict[str, list[str]] = {}
-    for info in infos.values():
-        if info.dead_letter:
-            sources.setdefault(info.dead_letter, []).append(info.name)
+    sources = _dead_letter_sources(infos.values())
     rows = []
     for stats in queue.get_queue_stats(now=now):
         cells = per_queue.get(stats.name, [[0, 0] for _ in range(BUCKETS)])
@@ -85,7 +83,7 @@ def overview(queue: Queue, now: datetime | None = None) -> Overview:
                 failed_hour=sum(f for _, f in cells),
                 buckets=[(c, f) for c, f in cells],
                 warnings=backlog_warnings(stats, settings),
-                dead_letter_for=sorted(sources.get(stats.name, [])),
+                dead_letter_for=sources.get(stats.name, []),
             )
         )
     chart: list[dict[str, Any]] = [
@@ -120,6 +118,21 @@ def failing(queue: Queue, name: str | None = None, limit: int = 100) -> tuple[li
         retrying.extend(queue.find_jobs(each, state="retry", include_archive=False, limit=limit))
     retrying.sort(key=lambda j: j.created_on or datetime.min.replace(tzinfo=UTC), reverse=True)
     return failed, retrying[:limit]
+
+
+def dead_letter_queues(queue: Queue) -> list[tuple[QueueStats, list[str]]]:
+    """Each queue that receives other queues' failures, with its counts and those queues."""
+    sources = _dead_letter_sources(queue.get_queues())
+    return [(s, sources[s.name]) for s in queue.get_queue_stats() if s.name in sources]
+
+
+def _dead_letter_sources(infos: Iterable[QueueInfo]) -> dict[str, list[str]]:
+    """Dead letter queue -> the queues whose failures it receives."""
+    sources: dict[str, list[str]] = {}
+    for info in infos:
+        if info.dead_letter:
+            sources.setdefault(info.dead_letter, []).append(info.name)
+    return {name: sorted(names) for name, names in sources.items()}
 
 
 def next_fires(cron: str, timezone: str, now: datetime, count: int = 3) -> list[datetime]:
