@@ -81,6 +81,21 @@ def test_purge_deletes_archived_jobs_after_delete_after(work: Queue) -> None:
     assert work.find_jobs("work") == []
 
 
+def test_archive_continues_batch_after_batch_per_queue(work: Queue, conn: psycopg.Connection[Any]) -> None:
+    # Two queues, finish times shared across batch boundaries: every finished job is moved, once.
+    work.create_queue("other", archive_after=60)
+    for name in ("work", "other"):
+        work.insert(name, [{"data": n} for n in range(13)])
+        work.complete(name, work.fetch(name, 13))
+    conn.execute(
+        "UPDATE jobqueue.job SET completed_on = now() - make_interval(mins => (n % 3)::int) "
+        "FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM jobqueue.job) o WHERE job.id = o.id"
+    )
+    assert work.archive(batch_size=4, now=_in(3700)) == 26
+    assert conn.execute("SELECT count(*) FROM jobqueue.job").fetchone() == (0,)
+    assert conn.execute("SELECT count(DISTINCT id) FROM jobqueue.archive").fetchone() == (26,)
+
+
 def test_purge_continues_batch_after_batch_through_equal_delete_times(
     work: Queue, conn: psycopg.Connection[Any]
 ) -> None:
