@@ -94,7 +94,7 @@ def measure(dsn: str, rounds: int) -> dict[str, Any]:
         }
     )
     from jobqueue import Job, Queue
-    from runtime import bootstrap, handlers, scale
+    from runtime import bootstrap, handlers, platform, scale
 
     started = threading.Event()
     start_times: list[float] = []
@@ -105,11 +105,7 @@ def measure(dsn: str, rounds: int) -> dict[str, Any]:
 
     producer = Queue(dsn)
     producer.migrate()
-    bootstrap_queue = Queue(dsn)
-    from runtime import platform
-
-    platform.register(bootstrap_queue)  # so that the producer can send before the first worker runs
-    bootstrap_queue.close()
+    platform.register(producer)  # so that the producer can send before the first worker runs
     handlers.set_handler(QUEUE, handler)
 
     # A job waits; a new container imports the function and is invoked for the first time.

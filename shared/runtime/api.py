@@ -19,6 +19,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from jobqueue import (
     DatabaseUnavailableError,
@@ -226,17 +227,8 @@ def _denial(status: int, message: str) -> dict[str, Any]:
     }
 
 
-def _path(event: dict[str, Any]) -> str:
-    """The request path without the API stage's prefix (as the resolver sees it)."""
-    raw = str(event.get("rawPath") or "/")
-    stage = (event.get("requestContext") or {}).get("stage") or "$default"
-    if stage != "$default" and raw.startswith(f"/{stage}"):
-        return raw[len(stage) + 1 :] or "/"
-    return raw
-
-
 def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    path = _path(event)
+    path = APIGatewayProxyEventV2(event).path  # without the stage's prefix, as the resolver sees it
     if dashboard.is_dashboard(path):
         # Pages for browsers: the dashboard signs people in with the same token (or accepts IAM/bearer).
         return dashboard.handle(event, context, path, authorize, expected_token)

@@ -61,10 +61,14 @@ def _base(event: dict[str, Any]) -> str:
     return "" if stage == "$default" else f"/{stage}"
 
 
+def _headers(event: dict[str, Any]) -> dict[str, str]:
+    return {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+
+
 def _cookies(event: dict[str, Any]) -> dict[str, str]:
     # API Gateway (payload v2) moves Cookie headers into event["cookies"].
     raw = list(event.get("cookies") or [])
-    header = {k.lower(): v for k, v in (event.get("headers") or {}).items()}.get("cookie")
+    header = _headers(event).get("cookie")
     if header:
         raw.append(header)
     jar: SimpleCookie = SimpleCookie()
@@ -77,7 +81,7 @@ def _cookies(event: dict[str, Any]) -> dict[str, str]:
 
 
 def _is_https(event: dict[str, Any]) -> bool:
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    headers = _headers(event)
     default = "https" if (event.get("requestContext") or {}).get("domainName") else "http"
     return bool(headers.get("x-forwarded-proto", default) == "https")
 
@@ -112,15 +116,12 @@ def queue() -> Queue:
     return bootstrap.ready()
 
 
-def _html(
-    status: int, body: str, headers: dict[str, str] | None = None, cookies: list[Cookie] | None = None
-) -> Response[str]:
+def _html(status: int, body: str) -> Response[str]:
     return Response(
         status_code=status,
         content_type="text/html; charset=utf-8",
         body=body,
-        headers={**SECURITY_HEADERS, "Cache-Control": "no-store", **(headers or {})},
-        cookies=cookies,
+        headers={**SECURITY_HEADERS, "Cache-Control": "no-store"},
     )
 
 
@@ -165,13 +166,15 @@ def failed() -> Response[str]:
     name = params.get("queue") or None
     if name is not None:
         name = queue_name(name)
-    failed_jobs, retrying = views.failing(queue(), name)
+    q = queue()
+    infos = q.get_queues()
+    failed_jobs, retrying = views.failing(q, infos, name)
     return page(
         "failed.html",
         failed=failed_jobs,
         retrying=retrying,
         queue_name=name,
-        dead_letters=views.dead_letter_queues(queue()),
+        dead_letters=views.dead_letter_queues(q, infos),
     )
 
 
@@ -204,11 +207,10 @@ def schedules_page() -> Response[str]:
     return page("schedules.html", schedules=views.schedules(queue()))
 
 
-def _checked(request: Request, id: str, action: str) -> tuple[Queue, Job] | Response[str]:
+def _checked(request: Request, form: dict[str, str], id: str, action: str) -> tuple[Queue, Job] | Response[str]:
     """The queue and job an action applies to, or the page that says why it cannot."""
     if action not in ACTIONS:
         return page("error.html", 404, message=f"unknown action {action!r}")
-    form = _form(request.event)
     if request.cookie and not session.csrf_valid(form.get("csrf"), request.cookie, request.token or ""):
         return page("error.html", 403, message="the form has expired; reload the page and try again")
     q = queue()
@@ -224,7 +226,8 @@ def _checked(request: Request, id: str, action: str) -> tuple[Queue, Job] | Resp
 @app.post(PREFIX + "/jobs/<id>/<action>")
 def act(id: str, action: str) -> Response[str]:
     request = current()
-    checked = _checked(request, id, action)
+    form = _form(request.event)
+    checked = _checked(request, form, id, action)
     if isinstance(checked, Response):
         return checked
     q, job = checked
@@ -236,7 +239,7 @@ def act(id: str, action: str) -> Response[str]:
     if not changed:
         return page("error.html", 409, message=f"job {id} changed meanwhile; reload the page")
     logger.info("dashboard action", extra={"action": action, "job_id": job.id, "queue": job.name})
-    back = _form(request.event).get("next", "")
+    back = form.get("next", "")
     # Only paths of this dashboard: an open redirect would let a link send people anywhere.
     if not back.startswith(request.base + PREFIX) or "//" in back or "\\" in back:
         back = request.url(f"/jobs/{job.id}")
@@ -326,7 +329,7 @@ def handle(event: dict[str, Any], context: Any, path: str, authorize: Any, expec
     token = expected_token()
     cookie = _cookies(event).get(session.COOKIE)
     signed_in = bool(token) and session.valid(cookie, token)
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    headers = _headers(event)
     open_path = path in OPEN or path.startswith(PREFIX + "/static/")
     if not open_path and not signed_in:
         if headers.get("authorization") or (event.get("requestContext") or {}).get("authorizer", {}).get("iam"):

@@ -109,10 +109,12 @@ def overview(queue: Queue, now: datetime | None = None) -> Overview:
     )
 
 
-def failing(queue: Queue, name: str | None = None, limit: int = 100) -> tuple[list[Job], list[Job]]:
+def failing(
+    queue: Queue, infos: list[QueueInfo], name: str | None = None, limit: int = 100
+) -> tuple[list[Job], list[Job]]:
     """Failed jobs (newest first, archived included) and jobs waiting for another attempt."""
     failed = queue.failed_jobs(limit=limit, name=name)
-    names = [name] if name else [q.name for q in queue.get_queues()]
+    names = [name] if name else [info.name for info in infos]
     retrying: list[Job] = []
     for each in names:
         retrying.extend(queue.find_jobs(each, state="retry", include_archive=False, limit=limit))
@@ -120,9 +122,9 @@ def failing(queue: Queue, name: str | None = None, limit: int = 100) -> tuple[li
     return failed, retrying[:limit]
 
 
-def dead_letter_queues(queue: Queue) -> list[tuple[QueueStats, list[str]]]:
+def dead_letter_queues(queue: Queue, infos: list[QueueInfo]) -> list[tuple[QueueStats, list[str]]]:
     """Each queue that receives other queues' failures, with its counts and those queues."""
-    sources = _dead_letter_sources(queue.get_queues())
+    sources = _dead_letter_sources(infos)
     return [(s, sources[s.name]) for s in queue.get_queue_stats() if s.name in sources]
 
 
