@@ -21,11 +21,15 @@ from jobqueue.errors import (
 )
 from jobqueue.models import FailResult, Job, MaintenanceResult, QueueInfo, QueueStats, Schedule, Throughput
 from jobqueue.queue import Queue
-from jobqueue.states import FINISHED, QUEUED, TRANSITIONS, JobState
+from jobqueue.settings import Policy, QueueSettings, SendOptions
+from jobqueue.states import CANCELLABLE, FINISHED, QUEUED, RESUMABLE, RETRYABLE, TRANSITIONS, JobState
 
 __all__ = [
+    "CANCELLABLE",
     "FINISHED",
     "QUEUED",
+    "RESUMABLE",
+    "RETRYABLE",
     "TRANSITIONS",
     "ConfigurationError",
     "DatabaseUnavailableError",
@@ -40,12 +44,15 @@ __all__ = [
     "JobState",
     "MaintenanceResult",
     "PayloadError",
+    "Policy",
     "PolicyConflictError",
     "Queue",
     "QueueInUseError",
     "QueueInfo",
+    "QueueSettings",
     "QueueStats",
     "Schedule",
+    "SendOptions",
     "Throughput",
     "UnknownQueueError",
     "due_fire_times",

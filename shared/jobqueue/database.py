@@ -1,5 +1,9 @@
 """The queue's access to Postgres: one connection, the named queries, errors.
 
+Postgres' errors become the library's here and only here (`translate`): a
+caller of the queue never has to catch a psycopg exception for something it
+did wrong.
+
 A `Database` either owns its connection (made from a conninfo string or URL,
 in autocommit mode, re-opened when broken) or uses one the caller lends it.
 Every call may also pass `conn=`: the statement then runs on the caller's
@@ -8,6 +12,7 @@ connection, inside the caller's transaction, and commits or rolls back with it.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -19,10 +24,43 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
 from psycopg.rows import RowFactory, dict_row
 
-from jobqueue.errors import ConfigurationError, DatabaseUnavailableError
+from jobqueue.errors import (
+    ConfigurationError,
+    DatabaseUnavailableError,
+    InvalidOptionError,
+    PolicyConflictError,
+    QueueInUseError,
+    UnknownQueueError,
+)
 from jobqueue.sqlfiles import queries_for, quote_schema
 
 Params = Mapping[str, Any]
+_MISSING_KEY = re.compile(r"Key \(\w+\)=\((.*)\) is not present")
+# The constraints whose violation is the caller's doing (schema.sql names them).
+DEAD_LETTER_FK = "queue_dead_letter_fkey"
+NOT_OWN_DEAD_LETTER = "queue_check"
+POLICY_INDEXES = frozenset({"job_policy", "job_throttle"})
+
+
+def translate(error: psycopg.errors.IntegrityError, query: str, params: Params | None) -> Exception:
+    """The library's error for a constraint violation, or the violation itself if it is a bug of ours."""
+    constraint = error.diag.constraint_name or ""
+    name = (params or {}).get("name")
+    if isinstance(error, psycopg.errors.ForeignKeyViolation) and constraint == DEAD_LETTER_FK:
+        if query == "delete_queue":
+            return QueueInUseError(f"queue {name!r} became another queue's dead letter queue meanwhile")
+        missing = _MISSING_KEY.search(error.diag.message_detail or "")
+        return UnknownQueueError(missing.group(1) if missing else "?", "dead letter queue")
+    if isinstance(error, psycopg.errors.CheckViolation) and constraint == NOT_OWN_DEAD_LETTER:
+        return InvalidOptionError(f"queue {name!r} cannot be its own dead letter queue")
+    if isinstance(error, psycopg.errors.UniqueViolation) and constraint in POLICY_INDEXES:
+        if query == "requeue":
+            return PolicyConflictError(
+                f"cannot requeue: the queue {name!r}'s policy allows one queued job per key, and two of these "
+                "jobs (or a job sent meanwhile) share a key"
+            )
+        return PolicyConflictError(f"the policy of queue {name!r} refused the change ({constraint})")
+    return error
 
 
 def parse_conninfo(conninfo: str) -> dict[str, Any]:
@@ -128,6 +166,11 @@ class Database:
         cursor = connection.cursor(row_factory=row_factory)
         try:
             return cursor.execute(self.queries[name], params)
+        except psycopg.errors.IntegrityError as exc:
+            translated = translate(exc, name, params)
+            if translated is exc:
+                raise
+            raise translated from None
         except psycopg.OperationalError as exc:
             if connection.broken and conn is None:
                 raise DatabaseUnavailableError(

@@ -14,8 +14,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from jobqueue import options
+from jobqueue.client import Client
 from jobqueue.database import Database
 from jobqueue.models import MaintenanceResult
+from jobqueue.states import JobState
 
 EXPIRED_ERROR = {"message": "job expired: it was still active at its deadline", "type": "JobExpired"}
 
@@ -38,7 +41,7 @@ def fail_batch(
     name: str | None,
     ids: list[str],
     started: list[datetime] | None,
-    errors: list[str | None] | None,
+    errors: list[str | None] | list[str] | None,
     retryable: list[bool] | None,
     now: datetime | None,
     conn: Any = None,
@@ -74,7 +77,7 @@ def expire_batch(db: Database, batch_size: int, now: datetime | None) -> tuple[i
                 conn=tx,
             )
             for row in result:
-                if row["state"] == "retry":
+                if row["state"] == JobState.RETRY:
                     retried += 1
                 else:
                     failed += 1
@@ -136,3 +139,31 @@ def maintain(db: Database, batch_size: int, now: datetime | None, time_budget: f
     finally:
         if not conn.closed and not conn.broken:
             db.execute("unlock_maintenance", {"schema": db.schema})
+
+
+class Maintaining(Client):
+    def expire(
+        self, *, batch_size: int = 1000, now: datetime | None = None, time_budget: float | None = None
+    ) -> tuple[int, int]:
+        """Move active jobs past their deadline to retry or failed; returns (retried, failed)."""
+        return expire(self.db, options.integer("batch_size", batch_size), options.now_or_none(now), time_budget)
+
+    def archive(self, *, batch_size: int = 1000, now: datetime | None = None, time_budget: float | None = None) -> int:
+        """Move finished jobs older than their queue's archive_after to the archive; returns the count."""
+        return archive(self.db, options.integer("batch_size", batch_size), options.now_or_none(now), time_budget)
+
+    def purge(
+        self, *, batch_size: int = 1000, now: datetime | None = None, time_budget: float | None = None
+    ) -> tuple[int, int]:
+        """Delete archived jobs past delete_after, and fail queued jobs past their retention.
+
+        Returns (deleted, failed for retention). Queued jobs that outlive their
+        retention are failed (visible in failed_jobs) rather than deleted.
+        """
+        return purge(self.db, options.integer("batch_size", batch_size), options.now_or_none(now), time_budget)
+
+    def maintain(
+        self, *, batch_size: int = 1000, now: datetime | None = None, time_budget: float | None = None
+    ) -> MaintenanceResult:
+        """expire + archive + purge, skipped (skipped=True) if another process is already at it."""
+        return maintain(self.db, options.integer("batch_size", batch_size), options.now_or_none(now), time_budget)

@@ -11,14 +11,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
 from jobqueue import options
+from jobqueue.client import Client
 from jobqueue.cron import due_fire_times, validate_cron, zone
 from jobqueue.database import Database
 from jobqueue.errors import InvalidOptionError, UnknownQueueError
 from jobqueue.models import Schedule
 from jobqueue.sending import job_params
+from jobqueue.settings import SendOptions
 
 DEFAULT_CATCH_UP = timedelta(hours=1)
 MAX_FIRES_PER_TICK = 1_000
@@ -96,3 +98,44 @@ def run_schedules(db: Database, now: datetime | None, catch_up: timedelta = DEFA
 
 def get_schedules(db: Database, name: str | None) -> list[Schedule]:
     return [Schedule(**row) for row in db.rows("get_schedules", {"name": name})]
+
+
+class Scheduling(Client):
+    def schedule(
+        self,
+        name: str,
+        cron: str,
+        data: Any = None,
+        *,
+        tz: str = "UTC",
+        key: str = "",
+        now: datetime | None = None,
+        **send_options: Unpack[SendOptions],
+    ) -> None:
+        """Create or replace the schedule (name, key): a job on `name` at each fire time of `cron` in `tz`."""
+        schedule(
+            self.db,
+            name=name,
+            cron=cron,
+            data=data,
+            tz=tz,
+            key=key,
+            now=now,
+            send_options=send_options,
+            max_payload_bytes=self.max_payload_bytes,
+        )
+
+    def unschedule(self, name: str, key: str | None = "") -> int:
+        """Remove a schedule (key=None removes every key of the queue); returns how many."""
+        return len(self.db.rows("delete_schedule", {"name": options.queue_name(name), "key": key}))
+
+    def get_schedules(self, name: str | None = None) -> list[Schedule]:
+        return get_schedules(self.db, None if name is None else options.queue_name(name))
+
+    def run_schedules(self, now: datetime | None = None, *, catch_up: timedelta = DEFAULT_CATCH_UP) -> list[str]:
+        """Create one job per due fire time since the last run (at most `catch_up` back).
+
+        Safe to call repeatedly and concurrently: each (schedule, key, fire
+        time) becomes exactly one job. Returns the ids of the jobs created.
+        """
+        return run_schedules(self.db, now, catch_up)

@@ -1,62 +1,23 @@
-"""Turning send options into query parameters (validated, defaults left to the queue)."""
+"""Sending jobs: one (`send` and its throttled, debounced and delayed forms) or many (`insert`)."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
-from datetime import datetime
-from typing import Any, Final
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Unpack
 
 from jobqueue import options
-from jobqueue.errors import InvalidOptionError
-
-SEND_OPTIONS: Final = frozenset(
-    {
-        "priority",
-        "start_after",
-        "retry_limit",
-        "retry_delay",
-        "retry_backoff",
-        "retry_delay_max",
-        "expire_in",
-        "singleton_key",
-        "singleton_seconds",
-        "singleton_next_slot",
-        "retention",
-        "delete_after",
-        "dead_letter",
-        "id",
-    }
-)
-_INTEGER_OPTIONS: Final = (
-    "priority",
-    "retry_limit",
-    "retry_delay",
-    "retry_delay_max",
-    "expire_in",
-    "singleton_seconds",
-    "retention",
-    "delete_after",
-)
+from jobqueue.client import Client, Conn
+from jobqueue.errors import InvalidOptionError, PolicyConflictError
+from jobqueue.settings import POLICIES_THAT_REFUSE_SENDS, SEND_OPTIONS, SendOptions, check_all
 
 
 def job_params(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate send options; None means "use the queue's setting"."""
-    unknown = set(values) - SEND_OPTIONS
-    if unknown:
-        raise InvalidOptionError(
-            f"unknown send option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(SEND_OPTIONS))}"
-        )
-    params: dict[str, Any] = {name: options.optional_integer(name, values.get(name)) for name in _INTEGER_OPTIONS}
-    backoff = values.get("retry_backoff")
-    params["retry_backoff"] = None if backoff is None else options.boolean("retry_backoff", backoff)
-    params["start_after"], params["start_in"] = options.start_after(values.get("start_after"))
-    params["singleton_key"] = options.singleton_key(values.get("singleton_key"))
-    dead_letter = values.get("dead_letter")
-    params["dead_letter"] = None if dead_letter is None else options.queue_name(dead_letter, "dead letter queue")
-    params["id"] = None if values.get("id") is None else options.job_id(values["id"])
-    next_slot = values.get("singleton_next_slot", False)
-    params["singleton_next_slot"] = options.boolean("singleton_next_slot", next_slot)
+    """Send options as query parameters, checked; None means "use the queue's setting"."""
+    params = check_all(SEND_OPTIONS, values, "send option")
+    params["start_after"], params["start_in"] = params["start_after"] or (None, None)
+    params["singleton_next_slot"] = bool(params["singleton_next_slot"])
     if params["singleton_next_slot"] and params["singleton_seconds"] is None:
         raise InvalidOptionError("singleton_next_slot needs singleton_seconds (the length of a slot)")
     return params
@@ -83,8 +44,7 @@ def batch_record(job: Mapping[str, Any], max_payload_bytes: int) -> str:
     """One job of `insert` as a JSON object for json_to_recordset."""
     if not isinstance(job, Mapping):
         raise InvalidOptionError(f"each job given to insert must be a mapping, got {job!r}")
-    opts = {k: v for k, v in job.items() if k != "data"}
-    params = job_params(opts)
+    params = job_params({k: v for k, v in job.items() if k != "data"})
     if params.pop("singleton_next_slot"):
         raise InvalidOptionError("singleton_next_slot is not supported by insert; use send_debounced")
     record: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
@@ -93,3 +53,103 @@ def batch_record(job: Mapping[str, Any], max_payload_bytes: int) -> str:
     data = options.to_json(job.get("data"), "data", max_payload_bytes)
     rest = options.to_json(record, "job options")
     return '{"data":' + data + ("," + rest[1:] if rest != "{}" else "}")
+
+
+class Sending(Client):
+    def send(
+        self, name: str, data: Any = None, *, conn: Conn = None, **send_options: Unpack[SendOptions]
+    ) -> str | None:
+        """Send one job; return its id, or None when a policy or throttle refused it.
+
+        Options (jobqueue.settings.SendOptions; absent or None: the queue's
+        setting): priority, start_after, retry_limit, retry_delay,
+        retry_backoff, retry_delay_max, expire_in, singleton_key,
+        singleton_seconds, singleton_next_slot, retention, delete_after,
+        dead_letter, id. Sending to a queue that does not exist raises
+        UnknownQueueError: queues are created explicitly.
+        """
+        options.queue_name(name)
+        if not send_options:
+            return self._send_plain(name, self._json(data, "data"), conn)
+        params = job_params(send_options)
+        next_slot = params.pop("singleton_next_slot")
+        params.update(name=name, data=self._json(data, "data"), origin=None, singleton_offset=None)
+        row = self.db.execute("send", params, conn).fetchone()
+        if row is None and next_slot:
+            params["singleton_offset"] = params["singleton_seconds"]
+            row = self.db.execute("send", params, conn).fetchone()
+        if row is None:
+            self._require_queue(name, conn, params["dead_letter"])
+            return None
+        return str(row["id"])
+
+    def _send_plain(self, name: str, data: str, conn: Conn) -> str | None:
+        connection = self.db.connection(conn)
+        params = {"name": name, "data": data}
+        # Inside the caller's transaction a unique violation would abort it,
+        # so there only the checked statement is used.
+        if self.db.in_transaction(connection) or self.policies.get(name, connection) in POLICIES_THAT_REFUSE_SENDS:
+            row = self.db.execute("send_plain_checked", params, connection).fetchone()
+        else:
+            try:
+                row = self.db.execute("send_plain", params, connection).fetchone()
+            except PolicyConflictError:
+                self.policies.forget(name)  # the policy changed meanwhile: it can refuse sends now
+                row = self.db.execute("send_plain_checked", params, connection).fetchone()
+        if row is None:
+            self._require_queue(name, conn)
+            return None
+        return str(row["id"])
+
+    def send_after(
+        self,
+        name: str,
+        data: Any,
+        start_after: int | float | timedelta | datetime | str,
+        /,
+        **send_options: Unpack[SendOptions],
+    ) -> str | None:
+        delayed: SendOptions = {**send_options, "start_after": start_after}
+        return self.send(name, data, **delayed)
+
+    def send_throttled(
+        self, name: str, data: Any, seconds: int, key: str | None = None, **send_options: Unpack[SendOptions]
+    ) -> str | None:
+        """At most one job per `seconds`-long slot (per key); later sends in the slot return None."""
+        throttled: SendOptions = {**send_options, "singleton_seconds": seconds, "singleton_key": key}
+        return self.send(name, data, **throttled)
+
+    def send_debounced(
+        self, name: str, data: Any, seconds: int, key: str | None = None, **send_options: Unpack[SendOptions]
+    ) -> str | None:
+        """Like send_throttled, but a send that finds its slot taken goes into the next slot."""
+        debounced: SendOptions = {
+            **send_options,
+            "singleton_seconds": seconds,
+            "singleton_key": key,
+            "singleton_next_slot": True,
+        }
+        return self.send(name, data, **debounced)
+
+    def insert(self, name: str, jobs: Iterable[Mapping[str, Any]], conn: Conn = None) -> list[str]:
+        """Insert many jobs in one statement; return the ids of those inserted.
+
+        Each job is a mapping with "data" and any send option except
+        singleton_next_slot. All or nothing: an invalid job raises before
+        anything is written; jobs a policy or throttle refuses are skipped.
+        """
+        options.queue_name(name)
+        batch = list(jobs)
+        if not batch:
+            return []
+        data_only = data_only_batch(batch, self.max_payload_bytes)
+        if data_only is not None:
+            rows = self.db.rows("insert_data", {"name": name, "data": data_only}, conn)
+        else:
+            records = [batch_record(job, self.max_payload_bytes) for job in batch]
+            for dead_letter in {job.get("dead_letter") for job in batch} - {None}:
+                self._require_queue(name, conn, str(dead_letter))
+            rows = self.db.rows("insert", {"name": name, "jobs": "[" + ",".join(records) + "]"}, conn)
+        if not rows:
+            self._require_queue(name, conn)
+        return [row["id"] for row in rows]

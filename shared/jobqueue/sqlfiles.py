@@ -3,6 +3,8 @@
 Queries are parsed once at import. `{{schema}}` in them is replaced by the
 quoted schema name, which `quote_schema` only produces for names that match a
 strict identifier pattern: the schema name never reaches SQL unchecked.
+`{{queue_settings}}` becomes the column list of the queue settings declared in
+jobqueue/settings.py (declared names, not input).
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from functools import cache
 from pathlib import Path
 
 from jobqueue.errors import InvalidNameError
+from jobqueue.settings import QUEUE_SETTINGS
 
 SQL_DIR = Path(__file__).parent / "sql"
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 PLACEHOLDER = "{{schema}}"
+QUEUE_SETTINGS_PLACEHOLDER = "{{queue_settings}}"
 
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _HEADER = re.compile(r"^-- name: ([a-z_]+)\s*$", re.MULTILINE)
@@ -60,7 +64,11 @@ QUERIES: dict[str, NamedQuery] = parse_queries((SQL_DIR / "queries.sql").read_te
 @cache
 def queries_for(schema: str) -> dict[str, str]:
     quoted = quote_schema(schema)
-    return {name: query.sql.replace(PLACEHOLDER, quoted) for name, query in QUERIES.items()}
+    columns = ", ".join(QUEUE_SETTINGS)
+    return {
+        name: query.sql.replace(PLACEHOLDER, quoted).replace(QUEUE_SETTINGS_PLACEHOLDER, columns)
+        for name, query in QUERIES.items()
+    }
 
 
 def schema_sql(schema: str) -> str:

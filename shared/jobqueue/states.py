@@ -48,5 +48,12 @@ TRANSITIONS: frozenset[tuple[JobState, JobState]] = frozenset(
 )
 
 
+# What the operations on jobs accept, derived from the transitions above.
+CANCELLABLE: frozenset[JobState] = frozenset(old for old, new in TRANSITIONS if new is JobState.CANCELLED)
+RETRYABLE: frozenset[JobState] = frozenset({JobState.FAILED})  # retry(): failed -> created
+RESUMABLE: frozenset[JobState] = frozenset({JobState.CANCELLED})  # resume(): cancelled -> created
+assert all((old, JobState.CREATED) in TRANSITIONS for old in RETRYABLE | RESUMABLE)
+
+
 def can_transition(old: JobState, new: JobState) -> bool:
     return (old, new) in TRANSITIONS

@@ -30,7 +30,7 @@ from jobqueue import (
     UnknownQueueError,
 )
 from jobqueue.options import integer, job_id, queue_name
-from jobqueue.sending import SEND_OPTIONS
+from jobqueue.settings import SEND_OPTIONS
 from runtime import bootstrap, scale
 from runtime.dashboard import routes as dashboard
 from runtime.observability import logger
@@ -133,7 +133,7 @@ def enqueue() -> Response[str]:
         options = {}
     if not isinstance(options, dict):
         raise BadRequestError("'options' must be a JSON object")
-    unknown_options = set(options) - SEND_OPTIONS
+    unknown_options = set(options) - set(SEND_OPTIONS)
     if unknown_options:
         raise BadRequestError(f"unknown option(s) {', '.join(sorted(unknown_options))}")
     name = queue_name(body["queue"])

@@ -25,3 +25,12 @@ def test_core_source_mentions_no_aws_library() -> None:
         text = path.read_text()
         for name in ("boto3", "botocore", "aws_lambda_powertools"):
             assert f"import {name}" not in text and f"from {name}" not in text, path
+
+
+def test_postgres_errors_are_translated_in_one_place() -> None:
+    """Only jobqueue/database.py catches psycopg's exceptions; the rest of the core sees the library's own."""
+    for path in CORE.rglob("*.py"):
+        if path.name == "database.py":
+            continue
+        text = path.read_text()
+        assert "except psycopg" not in text and "psycopg.errors" not in text and "pg_errors" not in text, path

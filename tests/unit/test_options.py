@@ -7,6 +7,7 @@ import pytest
 from jobqueue import InvalidNameError, InvalidOptionError, PayloadError
 from jobqueue import options as opt
 from jobqueue.sending import job_params
+from jobqueue.settings import SEND_OPTIONS
 
 
 def test_start_after_forms() -> None:
@@ -25,7 +26,7 @@ def test_bad_start_after(value: object) -> None:
 
 
 def test_integer_bounds_are_inclusive() -> None:
-    low, high = opt.BOUNDS["priority"]
+    low, high = SEND_OPTIONS["priority"].check.low, SEND_OPTIONS["priority"].check.high  # type: ignore[attr-defined]
     assert opt.integer("priority", low) == low and opt.integer("priority", high) == high
     with pytest.raises(InvalidOptionError, match=f"between {low} and {high}, got {high + 1}"):
         opt.integer("priority", high + 1)

@@ -32,53 +32,32 @@ SELECT pg_try_advisory_lock(hashtextextended('jobqueue.maintenance:' || %(schema
 SELECT pg_advisory_unlock(hashtextextended('jobqueue.maintenance:' || %(schema)s, 0)) AS unlocked;
 
 -- name: create_queue
--- Create a queue; an existing queue of that name is left as it is.
-INSERT INTO {{schema}}.queue (
-    name, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
-    expire_in, retention, archive_after, delete_after, dead_letter
-) VALUES (
-    %(name)s,
-    coalesce(%(policy)s, 'standard'),
-    coalesce(%(retry_limit)s, 2),
-    coalesce(%(retry_delay)s, 0),
-    coalesce(%(retry_backoff)s, false),
-    %(retry_delay_max)s,
-    coalesce(%(expire_in)s, 900),
-    coalesce(%(retention)s, 1209600),
-    coalesce(%(archive_after)s, 3600),
-    coalesce(%(delete_after)s, 604800),
-    %(dead_letter)s
-)
+-- Create a queue from all its settings (one JSON object); an existing queue of that name is left as it is.
+-- {{queue_settings}} is the column list of the settings declared in jobqueue/settings.py.
+INSERT INTO {{schema}}.queue (name, {{queue_settings}})
+SELECT %(name)s, {{queue_settings}}
+FROM jsonb_populate_record(NULL::{{schema}}.queue, %(settings)s::jsonb)
 ON CONFLICT (name) DO NOTHING
 RETURNING name;
 
 -- name: update_queue
--- Change the given options of a queue (set_<option> says which); jobs already sent keep theirs.
-UPDATE {{schema}}.queue SET
-    policy = CASE WHEN %(set_policy)s THEN %(policy)s ELSE policy END,
-    retry_limit = CASE WHEN %(set_retry_limit)s THEN %(retry_limit)s ELSE retry_limit END,
-    retry_delay = CASE WHEN %(set_retry_delay)s THEN %(retry_delay)s ELSE retry_delay END,
-    retry_backoff = CASE WHEN %(set_retry_backoff)s THEN %(retry_backoff)s ELSE retry_backoff END,
-    retry_delay_max = CASE WHEN %(set_retry_delay_max)s THEN %(retry_delay_max)s ELSE retry_delay_max END,
-    expire_in = CASE WHEN %(set_expire_in)s THEN %(expire_in)s ELSE expire_in END,
-    retention = CASE WHEN %(set_retention)s THEN %(retention)s ELSE retention END,
-    archive_after = CASE WHEN %(set_archive_after)s THEN %(archive_after)s ELSE archive_after END,
-    delete_after = CASE WHEN %(set_delete_after)s THEN %(delete_after)s ELSE delete_after END,
-    dead_letter = CASE WHEN %(set_dead_letter)s THEN %(dead_letter)s ELSE dead_letter END,
-    updated_on = now()
-WHERE name = %(name)s
-RETURNING name;
+-- Change the settings present in `changes` (a JSON object); the others keep their values.
+-- jsonb_populate_record over the row itself replaces exactly the keys given.
+UPDATE {{schema}}.queue AS q
+SET ({{queue_settings}}, updated_on) = (
+    SELECT {{queue_settings}}, now() FROM jsonb_populate_record(q, %(changes)s::jsonb)
+)
+WHERE q.name = %(name)s
+RETURNING q.name;
 
 -- name: get_queue
 -- One queue's settings.
-SELECT name, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max, expire_in,
-       retention, archive_after, delete_after, dead_letter, created_on, updated_on
+SELECT name, {{queue_settings}}, created_on, updated_on
 FROM {{schema}}.queue WHERE name = %(name)s;
 
 -- name: get_queues
 -- Every queue's settings, by name.
-SELECT name, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max, expire_in,
-       retention, archive_after, delete_after, dead_letter, created_on, updated_on
+SELECT name, {{queue_settings}}, created_on, updated_on
 FROM {{schema}}.queue ORDER BY name;
 
 -- name: queue_exists
@@ -398,13 +377,13 @@ LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
 -- name: cancel
--- Cancel jobs that have not finished (an active one's later completion is ignored).
+-- Cancel jobs in `states` (those that have not finished; an active one's later completion is ignored).
 UPDATE {{schema}}.job SET state = 'cancelled', completed_on = now(), expire_at = NULL
-WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[]) AND state < 'completed'
+WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[]) AND state = ANY(%(states)s::{{schema}}.job_state[])
 RETURNING id::text;
 
 -- name: requeue
--- Put failed (retry) or cancelled (resume) jobs back in the queue as new, with
+-- Put jobs in `states`, failed (retry) or cancelled (resume), back in the queue as new, with
 -- a fresh set of attempts, from the hot table or the archive. A job whose key
 -- already has a queued job under a short or stately policy is left where it is.
 WITH hot AS (
@@ -412,7 +391,7 @@ WITH hot AS (
         state = 'created', retry_count = 0, start_after = now(), started_on = NULL,
         expire_at = NULL, completed_on = NULL,
         keep_until = now() + (j.keep_until - j.start_after)
-    WHERE j.name = %(name)s AND j.id = ANY(%(ids)s::uuid[]) AND j.state = %(from_state)s::{{schema}}.job_state
+    WHERE j.name = %(name)s AND j.id = ANY(%(ids)s::uuid[]) AND j.state = ANY(%(states)s::{{schema}}.job_state[])
       AND NOT (j.policy IN ('short', 'stately') AND EXISTS (
           SELECT 1 FROM {{schema}}.job c
           WHERE c.name = j.name AND c.state = 'created' AND c.policy = j.policy
@@ -420,7 +399,7 @@ WITH hot AS (
     RETURNING j.id
 ), cold AS (
     DELETE FROM {{schema}}.archive a
-    WHERE a.name = %(name)s AND a.id = ANY(%(ids)s::uuid[]) AND a.state = %(from_state)s::{{schema}}.job_state
+    WHERE a.name = %(name)s AND a.id = ANY(%(ids)s::uuid[]) AND a.state = ANY(%(states)s::{{schema}}.job_state[])
       AND NOT (a.policy IN ('short', 'stately') AND EXISTS (
           SELECT 1 FROM {{schema}}.job c
           WHERE c.name = a.name AND c.state = 'created' AND c.policy = a.policy

@@ -33,18 +33,20 @@ CREATE TABLE {{schema}}.version (
     migrated_on timestamptz NOT NULL DEFAULT now()
 );
 
+-- A queue's settings have no defaults here: jobqueue/settings.py declares
+-- them, and create_queue always gives every one.
 CREATE TABLE {{schema}}.queue (
     name text PRIMARY KEY,
-    policy text NOT NULL DEFAULT 'standard'
+    policy text NOT NULL
         CHECK (policy IN ('standard', 'short', 'singleton', 'stately')),
-    retry_limit integer NOT NULL DEFAULT 2 CHECK (retry_limit >= 0),
-    retry_delay integer NOT NULL DEFAULT 0 CHECK (retry_delay >= 0),
-    retry_backoff boolean NOT NULL DEFAULT false,
+    retry_limit integer NOT NULL CHECK (retry_limit >= 0),
+    retry_delay integer NOT NULL CHECK (retry_delay >= 0),
+    retry_backoff boolean NOT NULL,
     retry_delay_max integer CHECK (retry_delay_max > 0),
-    expire_in integer NOT NULL DEFAULT 900 CHECK (expire_in > 0),
-    retention integer NOT NULL DEFAULT 1209600 CHECK (retention > 0),
-    archive_after integer NOT NULL DEFAULT 3600 CHECK (archive_after >= 0),
-    delete_after integer NOT NULL DEFAULT 604800 CHECK (delete_after >= 0),
+    expire_in integer NOT NULL CHECK (expire_in > 0),
+    retention integer NOT NULL CHECK (retention > 0),
+    archive_after integer NOT NULL CHECK (archive_after >= 0),
+    delete_after integer NOT NULL CHECK (delete_after >= 0),
     -- A queue cannot be deleted while another queue uses it as dead letter queue.
     dead_letter text REFERENCES {{schema}}.queue (name),
     created_on timestamptz NOT NULL DEFAULT now(),

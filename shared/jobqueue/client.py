@@ -1,0 +1,114 @@
+"""What every part of the `Queue` facade shares: the database, the payload limit, the policy cache."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Final
+
+from psycopg import Connection
+
+from jobqueue import options
+from jobqueue.database import Database
+from jobqueue.errors import InvalidOptionError, UnknownQueueError
+from jobqueue.models import Job
+from jobqueue.settings import Policy
+
+Conn = Connection[Any] | None
+JobRef = str | Job
+
+# How long a queue's policy is trusted before it is read again: a policy
+# change reaches running workers within this time (or at once, on a conflict).
+POLICY_TTL_S: Final = 60.0
+
+
+class PolicyCache:
+    """Queue name -> policy, read from the database at most once per POLICY_TTL_S."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._entries: dict[str, tuple[Policy, float]] = {}
+
+    def get(self, name: str, conn: Connection[Any]) -> Policy:
+        cached = self._entries.get(name)
+        now = time.monotonic()
+        if cached is None or now - cached[1] > POLICY_TTL_S:
+            # An unknown queue reads as standard: fetch then simply finds nothing.
+            policy = Policy(self._db.scalar("queue_policy", {"name": name}, conn) or Policy.STANDARD)
+            cached = self._entries[name] = (policy, now)
+        return cached[0]
+
+    def forget(self, name: str) -> None:
+        """The policy changed under us (a conflict said so): read it again next time."""
+        self._entries.pop(name, None)
+
+
+class Client:
+    """A client of the job queue in one Postgres schema.
+
+    `target` is a conninfo string / postgresql:// URL (the queue then owns one
+    autocommit connection, re-opened when broken) or a psycopg connection you
+    manage. Not safe for concurrent use from several threads at once: give each
+    worker thread its own `Queue`.
+    """
+
+    def __init__(
+        self,
+        target: str | Connection[Any],
+        *,
+        schema: str = "jobqueue",
+        max_payload_bytes: int = options.DEFAULT_MAX_PAYLOAD_BYTES,
+        statement_timeout_ms: int | None = None,
+        prepare_threshold: int | None = 5,
+        connect_timeout: int = 10,
+    ) -> None:
+        self.db = Database(
+            target,
+            schema,
+            connect_timeout=connect_timeout,
+            statement_timeout_ms=statement_timeout_ms,
+            prepare_threshold=prepare_threshold,
+        )
+        if isinstance(max_payload_bytes, bool) or not isinstance(max_payload_bytes, int) or max_payload_bytes < 1:
+            raise InvalidOptionError(f"max_payload_bytes must be a positive integer, got {max_payload_bytes!r}")
+        self.max_payload_bytes = max_payload_bytes
+        self.policies = PolicyCache(self.db)
+
+    @property
+    def schema(self) -> str:
+        return self.db.schema
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _json(self, value: Any, what: str) -> str:
+        return options.to_json(value, what, self.max_payload_bytes)
+
+    def _require_queue(self, name: str, conn: Conn, dead_letter: str | None = None) -> None:
+        """Explain why a write touched nothing: a missing queue is an error, a policy is not."""
+        if not self.db.scalar("queue_exists", {"name": name}, conn):
+            raise UnknownQueueError(name)
+        if dead_letter is not None and not self.db.scalar("queue_exists", {"name": dead_letter}, conn):
+            raise UnknownQueueError(dead_letter, "dead letter queue")
+
+
+def as_list(ids: JobRef | Sequence[JobRef]) -> list[JobRef]:
+    if isinstance(ids, str | Job):
+        return [ids]
+    if not isinstance(ids, Sequence) and not isinstance(ids, set | frozenset):
+        raise InvalidOptionError(f"ids must be a job id, a Job or a list of them, got {ids!r}")
+    return list(ids)
+
+
+def refs(items: list[JobRef]) -> tuple[list[str], list[datetime] | None]:
+    """The ids, and the attempts (started_on) that fence them when all are fetched Jobs.
+
+    Jobs fetched together share one started_on, so the fence is a short list.
+    Ids of Job objects come from the database and are not parsed again.
+    """
+    ids = [ref.id if isinstance(ref, Job) else options.job_id(ref) for ref in items]
+    started = {ref.started_on if isinstance(ref, Job) else None for ref in items}
+    if not started or None in started:
+        return ids, None
+    return ids, sorted(s for s in started if s is not None)

@@ -1,0 +1,81 @@
+"""Reading jobs and statistics: one job, a queue's jobs, sizes, stats, throughput, failures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import class_row
+
+from jobqueue import options
+from jobqueue.client import Client, Conn
+from jobqueue.errors import InvalidOptionError
+from jobqueue.models import Job, QueueStats, Throughput
+from jobqueue.states import QUEUED, JobState
+
+
+def job_states(states: Iterable[str]) -> list[JobState]:
+    """States named by the caller, each checked against the states that exist."""
+    checked = []
+    for state in states:
+        try:
+            checked.append(JobState(state))
+        except ValueError:
+            raise InvalidOptionError(f"unknown job state {state!r}; known: {', '.join(JobState)}") from None
+    return checked
+
+
+class Inspecting(Client):
+    def get_job(self, id: str, name: str | None = None, conn: Conn = None) -> Job | None:
+        """A job by id, from the hot table or the archive (then `job.archived` is True)."""
+        params = {"id": options.job_id(id), "name": None if name is None else options.queue_name(name)}
+        rows = self.db.rows("get_job", params, conn, class_row(Job))
+        return rows[0] if rows else None
+
+    def find_jobs(
+        self,
+        name: str,
+        *,
+        state: str | Iterable[str] | None = None,
+        key: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        include_archive: bool = True,
+        limit: int = 100,
+        conn: Conn = None,
+    ) -> list[Job]:
+        """Jobs of a queue, newest first; `data` matches jobs whose data contains it."""
+        states = None if state is None else job_states([state] if isinstance(state, str) else state)
+        params = {
+            "name": options.queue_name(name),
+            "states": states,
+            "key": key,
+            "data": None if data is None else options.to_json(data, "data filter"),
+            "include_archive": options.boolean("include_archive", include_archive),
+            "limit": options.integer("limit", limit),
+        }
+        return self.db.rows("find_jobs", params, conn, class_row(Job))
+
+    def queue_size(self, name: str, states: Iterable[str] = QUEUED, conn: Conn = None) -> int:
+        """Jobs of a queue in `states` (default: queued, i.e. created or retry)."""
+        params = {"name": options.queue_name(name), "states": job_states(states)}
+        return int(self.db.scalar("queue_size", params, conn))
+
+    def get_queue_stats(self, now: datetime | None = None, conn: Conn = None) -> list[QueueStats]:
+        """Per queue: jobs by state not yet archived, and the wait of the oldest ready job."""
+        return self.db.rows("queue_stats", {"now": options.now_or_none(now)}, conn, class_row(QueueStats))
+
+    def throughput(self, since: datetime, bucket_seconds: int = 300, conn: Conn = None) -> list[Throughput]:
+        """Jobs completed and failed per queue and time bucket since `since` (archived ones included).
+
+        Buckets start at `since` and are `bucket_seconds` long; empty buckets are not returned.
+        """
+        if not isinstance(since, datetime):
+            raise InvalidOptionError(f"since must be a datetime, got {since!r}")
+        params = {"since": options.aware("since", since), "bucket": options.integer("bucket_seconds", bucket_seconds)}
+        return self.db.rows("throughput", params, conn, class_row(Throughput))
+
+    def failed_jobs(self, limit: int = 100, name: str | None = None, conn: Conn = None) -> list[Job]:
+        """The most recently failed jobs, archived ones included."""
+        params = {"limit": options.integer("limit", limit), "name": None if name is None else options.queue_name(name)}
+        return self.db.rows("failed_jobs", params, conn, class_row(Job))

@@ -1,0 +1,72 @@
+"""Creating, changing, deleting and reading queues."""
+
+from __future__ import annotations
+
+from typing import Any, Unpack
+
+from psycopg.rows import class_row
+
+from jobqueue import options
+from jobqueue.client import Client, Conn
+from jobqueue.errors import InvalidOptionError, QueueInUseError, UnknownQueueError
+from jobqueue.models import QueueInfo
+from jobqueue.settings import QUEUE_SETTINGS, QueueSettings, check_all, with_defaults
+
+
+class Queues(Client):
+    def create_queue(self, name: str, *, conn: Conn = None, **settings: Unpack[QueueSettings]) -> bool:
+        """Create a queue; True if created, False if it already existed (left unchanged).
+
+        Policies (each enforced by a unique index, so no race can break it):
+
+        - ``standard``: no limit.
+        - ``short``: at most one *queued* (created) job per singleton key; a
+          send while one waits returns None.
+        - ``singleton``: at most one *active* job per key; more may wait.
+        - ``stately``: at most one job per key in each of created, retry and
+          active; a send while one is created returns None.
+
+        Jobs without a singleton key share the key "" under these policies.
+        Unset settings take the defaults declared in jobqueue.settings.
+        """
+        checked = with_defaults(self._checked_settings(name, settings))
+        row = self.db.execute("create_queue", {"name": name, "settings": options.to_json(checked)}, conn).fetchone()
+        return row is not None
+
+    def update_queue(self, name: str, conn: Conn = None, **changes: Unpack[QueueSettings]) -> None:
+        """Change some of a queue's settings; jobs already sent keep theirs.
+
+        A setting given as None goes back to its default.
+        """
+        checked = self._checked_settings(name, changes)
+        given = {key: checked[key] for key in changes}
+        defaults = with_defaults({})
+        values = {key: defaults[key] if value is None else value for key, value in given.items()}
+        row = self.db.execute("update_queue", {"name": name, "changes": options.to_json(values)}, conn).fetchone()
+        if row is None:
+            raise UnknownQueueError(name)
+
+    def _checked_settings(self, name: str, settings: Any) -> dict[str, Any]:
+        options.queue_name(name)
+        checked = check_all(QUEUE_SETTINGS, settings, "queue setting")
+        if checked["dead_letter"] is not None and checked["dead_letter"] == name:
+            raise InvalidOptionError(f"queue {name!r} cannot be its own dead letter queue")
+        return checked
+
+    def delete_queue(self, name: str, conn: Conn = None) -> int:
+        """Delete a queue with all its jobs and schedules; returns the number of jobs deleted."""
+        options.queue_name(name)
+        users = [r["name"] for r in self.db.rows("dead_letter_users", {"name": name}, conn)]
+        if users:
+            raise QueueInUseError(f"queue {name!r} is the dead letter queue of {', '.join(users)}: change those first")
+        row = self.db.execute("delete_queue", {"name": name}, conn).fetchone()
+        if row is None:
+            raise UnknownQueueError(name)
+        return int(row["jobs"])
+
+    def get_queue(self, name: str, conn: Conn = None) -> QueueInfo | None:
+        rows = self.db.rows("get_queue", {"name": options.queue_name(name)}, conn, class_row(QueueInfo))
+        return rows[0] if rows else None
+
+    def get_queues(self, conn: Conn = None) -> list[QueueInfo]:
+        return self.db.rows("get_queues", None, conn, class_row(QueueInfo))

@@ -1,0 +1,170 @@
+"""Working jobs: claim them (`fetch`), finish them (`complete`, `fail`), and change their course
+(`cancel`, `resume`, `retry`, `delete_job`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Final
+
+from jobqueue import maintenance, options
+from jobqueue.client import Client, Conn, JobRef, as_list, refs
+from jobqueue.errors import InvalidOptionError, PolicyConflictError
+from jobqueue.models import FailResult, Job
+from jobqueue.settings import POLICIES_ONE_ACTIVE_PER_KEY
+from jobqueue.states import CANCELLABLE, RESUMABLE, RETRYABLE, JobState
+
+FETCH_ATTEMPTS: Final = 3
+
+
+def _fetched_job(cursor: Any) -> Any:
+    """Row factory for fetch: columns in Job's field order, built positionally."""
+    return lambda values: Job(*values)
+
+
+class Working(Client):
+    def fetch(
+        self,
+        name: str,
+        batch_size: int = 1,
+        *,
+        deadline: datetime | None = None,
+        now: datetime | None = None,
+        conn: Conn = None,
+    ) -> list[Job]:
+        """Claim up to `batch_size` queued jobs, highest priority first, then oldest.
+
+        One statement with FOR UPDATE SKIP LOCKED: concurrent fetchers never
+        claim the same job and never wait for each other. A claimed job
+        expires at the earlier of its expire_in and `deadline` (the caller's
+        own end of life, such as a Lambda invocation's).
+        """
+        params = {
+            "name": options.queue_name(name),
+            "limit": options.integer("batch_size", batch_size),
+            "deadline": options.deadline(deadline),
+            "now": options.now_or_none(now),
+        }
+        connection = self.db.connection(conn)
+        jobs: list[Job] = []
+        for attempt in range(FETCH_ATTEMPTS):
+            one_per_key = self.policies.get(name, connection) in POLICIES_ONE_ACTIVE_PER_KEY
+            query = "fetch_one_per_key" if one_per_key else "fetch"
+            try:
+                if self.db.in_transaction(connection):
+                    with connection.transaction():  # a savepoint: a conflict must not abort the caller's work
+                        jobs = self.db.rows(query, params, connection, _fetched_job)
+                else:
+                    jobs = self.db.rows(query, params, connection, _fetched_job)
+                break
+            except PolicyConflictError:
+                # Two fetchers picked different jobs of one singleton key (or
+                # the policy changed under us): read the policy again, retry.
+                self.policies.forget(name)
+                if attempt == FETCH_ATTEMPTS - 1:
+                    return []
+        if len(jobs) > 1:
+            jobs.sort(key=lambda job: (-job.priority, job.created_on or 0))
+        return jobs
+
+    def complete(
+        self,
+        name: str,
+        ids: JobRef | Sequence[JobRef],
+        output: Any = None,
+        *,
+        outputs: Sequence[Any] | None = None,
+        now: datetime | None = None,
+        conn: Conn = None,
+    ) -> list[str]:
+        """Complete active jobs in one statement; return the ids completed.
+
+        `output` is stored on every job; `outputs` gives one per job instead.
+        Pass the Job objects from fetch (not bare ids) to complete only the
+        attempt you ran: a job that expired and was fetched again meanwhile is
+        left alone.
+        """
+        items = as_list(ids)
+        job_ids, started = refs(items)
+        params: dict[str, Any] = {
+            "name": options.queue_name(name),
+            "ids": job_ids,
+            "started": started,
+            "now": options.now_or_none(now),
+        }
+        query = "complete"
+        if outputs is not None:
+            if len(outputs) != len(items):
+                raise InvalidOptionError(f"outputs has {len(outputs)} items for {len(items)} jobs")
+            if any(value is not None for value in outputs):
+                query = "complete_each"
+                params["outputs"] = [None if value is None else self._json(value, "output") for value in outputs]
+        params.setdefault("output", None if output is None else self._json(output, "output"))
+        return [row["id"] for row in self.db.rows(query, params, conn)]
+
+    def fail(
+        self,
+        name: str,
+        ids: JobRef | Sequence[JobRef],
+        error: Any = None,
+        *,
+        errors: Sequence[Any] | None = None,
+        retryable: bool | Sequence[bool] = True,
+        now: datetime | None = None,
+        conn: Conn = None,
+    ) -> FailResult:
+        """Fail active jobs in one statement: to retry while attempts last, else failed.
+
+        `error` (an exception, a message or a dict) is stored on every job;
+        `errors` gives one per job. `retryable=False` (or a per-job sequence)
+        fails at once, as a handler's JobError(should_retry=False) does. A job
+        that ends failed is copied to its dead letter queue, if it has one.
+        """
+        items = as_list(ids)
+        job_ids, started = refs(items)
+        if errors is not None and len(errors) != len(items):
+            raise InvalidOptionError(f"errors has {len(errors)} items for {len(items)} jobs")
+        per_job = errors if errors is not None else [error] * len(items)
+        encoded: list[str | None] = [self._json(options.error_payload(e), "error") for e in per_job]
+        if isinstance(retryable, bool):
+            flags: list[bool] | None = None if retryable else [False] * len(items)
+        else:
+            flags = [options.boolean("retryable", r) for r in retryable]
+            if len(flags) != len(items):
+                raise InvalidOptionError(f"retryable has {len(flags)} items for {len(items)} jobs")
+        rows = maintenance.fail_batch(
+            self.db,
+            name=options.queue_name(name),
+            ids=job_ids,
+            started=started,
+            errors=encoded,
+            retryable=flags,
+            now=options.now_or_none(now),
+            conn=conn,
+        )
+        return FailResult(
+            retried=[r["id"] for r in rows if r["state"] == JobState.RETRY],
+            failed=[r["id"] for r in rows if r["state"] == JobState.FAILED],
+            dead_lettered=int(rows[0]["dead_lettered"]) if rows else 0,
+        )
+
+    def cancel(self, name: str, ids: JobRef | Sequence[JobRef], conn: Conn = None) -> list[str]:
+        """Cancel jobs that have not finished (CANCELLABLE states); returns the ids cancelled."""
+        return self._ids_query("cancel", name, ids, conn, states=sorted(CANCELLABLE))
+
+    def resume(self, name: str, ids: JobRef | Sequence[JobRef], conn: Conn = None) -> list[str]:
+        """Put cancelled jobs back in the queue (from the archive too)."""
+        return self._ids_query("requeue", name, ids, conn, states=sorted(RESUMABLE))
+
+    def retry(self, name: str, ids: JobRef | Sequence[JobRef], conn: Conn = None) -> list[str]:
+        """Put failed jobs back in the queue with a fresh set of attempts (from the archive too)."""
+        return self._ids_query("requeue", name, ids, conn, states=sorted(RETRYABLE))
+
+    def delete_job(self, name: str, ids: JobRef | Sequence[JobRef], conn: Conn = None) -> list[str]:
+        """Delete jobs wherever they are (hot table or archive)."""
+        return self._ids_query("delete_jobs", name, ids, conn)
+
+    def _ids_query(self, query: str, name: str, ids: JobRef | Sequence[JobRef], conn: Conn, **extra: Any) -> list[str]:
+        job_ids, _ = refs(as_list(ids))
+        params = {"name": options.queue_name(name), "ids": job_ids, **extra}
+        return [row["id"] for row in self.db.rows(query, params, conn)]
