@@ -36,10 +36,11 @@ dev: install postgres ## Run the system locally on embedded defaults (ARGS="--on
 test: install postgres browser ## Run the whole test suite against a real, throwaway Postgres (and Chromium)
 	REQUIRE_BROWSER=1 $(PY) -m pytest $(ARGS)
 
-lint: install ## ruff and mypy
+lint: install ## ruff, mypy and the import contracts of the layers (pyproject.toml)
 	$(VENV)/bin/ruff check shared tests bench functions
 	$(VENV)/bin/ruff format --check shared tests bench functions
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 format: install ## Format and auto-fix the code
 	$(VENV)/bin/ruff format shared tests bench functions
@@ -51,7 +52,7 @@ bench: install postgres ## Benchmarks against a raw-SQL baseline (results in ben
 bench-quick: install postgres ## The benchmarks with small counts (about a minute)
 	$(PY) -m bench --quick $(ARGS)
 
-template: install ## Regenerate template.yaml from the platform's queues (runtime/platform.py)
+template: install ## Regenerate template.yaml from the platform's job types (JOBS_PLATFORM, default pods.jobs)
 	$(PY) -m local.template_gen
 
 SAM_VENV ?= .venv-sam

@@ -3,6 +3,7 @@ template database built once, and a cheap clone of it for every test."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,19 @@ from pytest_postgresql.janitor import DatabaseJanitor
 
 from jobqueue import Queue
 from local.embedded_postgres import EmbeddedPostgres, free_port, temporary_postgres
+from local.template_gen import DEFAULT_PLATFORM
+from runtime import handlers, platform
+
+# The runtime serves the platform JOBS_PLATFORM names, here as in template.yaml
+# (functions run in subprocesses inherit it).
+os.environ.setdefault(platform.VARIABLE, DEFAULT_PLATFORM)
+
+
+@pytest.fixture(autouse=True)
+def _declared_handlers() -> Iterator[None]:
+    """A test that replaces a handler (handlers.set_handler) does so for itself only."""
+    yield
+    handlers.reset()
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,8 @@ from rich.table import Table
 
 from jobqueue import JobQueueError, Queue
 from local import invoke as local_invoke
+from local import template_gen
+from runtime import platform
 
 # Piped or captured output gets wide tables instead of names cut short.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -58,18 +61,25 @@ def json_option(value: str | None, what: str) -> Any:
 @click.group()
 @click.option("--database-url", envvar="DATABASE_URL", help="postgresql:// URL (default: $DATABASE_URL)")
 @click.option("--schema", default="jobqueue", show_default=True, help="the queue's Postgres schema")
+@click.option(
+    "--platform",
+    "platform_spec",
+    envvar=platform.VARIABLE,
+    default=template_gen.DEFAULT_PLATFORM,
+    show_default=True,
+    help=f"module of the platform's job types (default: ${platform.VARIABLE})",
+)
 @click.pass_context
-def main(ctx: click.Context, database_url: str | None, schema: str) -> None:
+def main(ctx: click.Context, database_url: str | None, schema: str, platform_spec: str) -> None:
     """Operate the job system: run functions locally, inspect and manage jobs."""
     ctx.obj = {"database_url": database_url, "schema": schema}
+    os.environ[platform.VARIABLE] = platform_spec  # what the runtime (and `invoke`) read
 
 
 @main.command()
 @click.pass_context
 def migrate(ctx: click.Context) -> None:
     """Install or upgrade the queue's schema (and the platform's queues)."""
-    from runtime import platform
-
     with open_queue(ctx) as queue:
         version = queue.migrate()
         platform.register(queue)

@@ -19,12 +19,11 @@ from typing import Any
 
 from local import sam_template
 from local.lambda_runner import RESULT_MARK
+from runtime import platform
 
 LOCAL_DEFAULTS = {"AWS_DEFAULT_REGION": "eu-west-1"}
 # Locally there is no X-Ray daemon to send traces to, whatever the template says.
 LOCAL_FORCED = {"POWERTOOLS_TRACE_DISABLED": "true"}
-# Values the template takes from AWS that the local environment replaces.
-AWS_ONLY = {"DB_SECRET_ARN", "HOST_API_KEY_SECRET_ARN"}
 
 
 @dataclass
@@ -38,10 +37,12 @@ class Invocation:
 
 
 def environment(function: sam_template.Function, overrides: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in function.environment.items() if k not in AWS_ONLY}
+    # Secrets' ARNs come from AWS; locally the environment has the values themselves (or moto's ARNs).
+    from_aws = {k for k in function.environment if k.endswith("_SECRET_ARN")}
+    env = {k: v for k, v in function.environment.items() if k not in from_aws}
     merged = {**LOCAL_DEFAULTS, **os.environ, **env, **LOCAL_FORCED, **(overrides or {})}
     # The local environment wins for what the template gets from AWS or the user sets.
-    for key in ("DATABASE_URL", "API_TOKEN", "HANDLER_MODULES", "AWS_ENDPOINT_URL", *AWS_ONLY):
+    for key in ("DATABASE_URL", "API_TOKEN", platform.VARIABLE, "AWS_ENDPOINT_URL", *from_aws):
         if key in os.environ:
             merged[key] = os.environ[key]
         if overrides and key in overrides:

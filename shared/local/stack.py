@@ -29,8 +29,8 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from jobqueue import Queue
-from local import invoke, sam_template
+from jobqueue import Queue, QueueSettings
+from local import invoke, sam_template, template_gen
 from local.embedded_postgres import EmbeddedPostgres, free_port
 from local.fake_github import FakeGitHub
 from local.fake_host_agent import FakeHostAgent
@@ -41,7 +41,7 @@ HOSTS = (("host-1", "dev.small", 10), ("host-2", "dev.small", 10), ("host-3", "d
 SNAPSHOT_BUCKET = "pod-snapshots"
 EMAIL_FROM = "noreply@pods.local"
 # Retries wait seconds, not minutes, so that the demo visibly recovers from faults.
-LOCAL_RETRY: dict[str, Any] = {"retry_delay": 2, "retry_backoff": False}
+LOCAL_RETRY: QueueSettings = {"retry_delay": 2, "retry_backoff": False}
 
 
 def rate_seconds(expression: str) -> float:
@@ -107,6 +107,7 @@ class LocalStack:
         self.github = FakeGitHub(github_token)
         self.github.__enter__()
         self.env = {
+            platform.VARIABLE: template_gen.platform_spec(),
             "DATABASE_URL": self.postgres.url("jobs"),
             "AWS_ENDPOINT_URL": moto_url,
             "AWS_ACCESS_KEY_ID": "local",
@@ -134,8 +135,8 @@ class LocalStack:
         with Queue(self.env["DATABASE_URL"]) as queue:
             queue.migrate()
             platform.register(queue)
-            for spec in platform.QUEUES:
-                queue.update_queue(spec.name, None, **LOCAL_RETRY)
+            for name in platform.load().names:
+                queue.update_queue(name, None, **LOCAL_RETRY)
         self._seed_hosts()
         scale.set_lambda_client(self.lambda_service)
         self._load_functions()

@@ -1,478 +1,454 @@
-"""Writes template.yaml from the platform's declarations (runtime.platform).
+"""Writes template.yaml from the platform's declarations (runtime.jobtypes.Catalog).
 
-One worker resource per job type is repetitive to write by hand and easy to
-get out of step with the code; this generator keeps them in step, and a test
-fails when the committed template.yaml differs from what it would write.
-Run `make template` after changing the platform's queues.
+The template is built as data (dicts, lists, and `Ref`/`Sub` for
+CloudFormation's intrinsic functions) and dumped by PyYAML: one worker
+function and one alarm per job type, with the IAM, secrets, environment and
+sizing its declaration lists, beside the scheduler, maintenance and API
+functions. A test fails when the committed template.yaml differs from what
+this writes: run `make template` after changing a declaration.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 from pathlib import Path
+from typing import Any, Final
 
-from runtime.platform import QUEUES
+import yaml
+
+from runtime import platform
+from runtime.jobtypes import Catalog, JobType
 
 ROOT = Path(__file__).parents[2]
 TEMPLATE = ROOT / "template.yaml"
+DEFAULT_PLATFORM: Final = "pods.jobs"
+FUNCTION_ARN: Final = "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
 
-# What each job type's handler touches beyond the database (least privilege).
-SNAPSHOT_QUEUES = {"create-snapshot", "restore-snapshot", "cleanup-old"}
-EMAIL_QUEUES = {"send-email"}
-HOST_AGENT_QUEUES = {
-    "provision-pod",
-    "start-pod",
-    "stop-pod",
-    "restart-pod",
-    "cleanup-pod",
-    "create-snapshot",
-    "restore-snapshot",
-    "health-check",
-    "cleanup-old",
-}
-# Queues whose handlers send jobs to other queues, and may kick their workers.
-SENDS_TO = {"health-check": ["restart-pod"], "health-check-all": ["health-check"]}
-TEAM_SIZES = {"health-check": 5}
-EXTRA_ENV = {
-    "cleanup-old": {"GITHUB_TOKEN_SECRET_ARN": "!Ref GitHubTokenSecretArn"},
-    "send-email": {"EMAIL_FROM": "!Sub noreply@${EmailDomain}"},
-}
+
+class Ref(str):
+    """`!Ref name`"""
+
+
+class Sub(str):
+    """`!Sub text`: ${Name} in the text are parameters or pseudo parameters."""
+
+
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # the same dict used twice is written out twice, not as an anchor
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)  # list items indented under their key, as people write them
+
+    def choose_scalar_style(self) -> str:
+        style: str = super().choose_scalar_style()
+        # `!Ref Name` rather than `!Ref 'Name'`: plain wherever YAML allows it.
+        event = self.event
+        if isinstance(event, yaml.ScalarEvent) and event.tag in ("!Ref", "!Sub") and style == "'":
+            analysis = self.analysis
+            if analysis is not None and analysis.allow_block_plain and not analysis.multiline and not analysis.empty:
+                return ""
+        return style
+
+
+_Dumper.add_representer(Ref, lambda dumper, value: dumper.represent_scalar("!Ref", str(value)))
+_Dumper.add_representer(Sub, lambda dumper, value: dumper.represent_scalar("!Sub", str(value)))
 
 
 def logical_id(queue: str) -> str:
-    return "".join(part.capitalize() for part in queue.split("-")) + "Worker"
+    return "".join(part.capitalize() for part in queue.replace("/", "-").replace(".", "-").split("-")) + "Worker"
 
 
 def function_name(queue: str) -> str:
     return "${AWS::StackName}-" + queue
 
 
-def function_arn(queue: str) -> str:
-    return "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:" + function_name(queue)
+def function_arn(queue: str) -> Sub:
+    return Sub(FUNCTION_ARN + function_name(queue))
 
 
-def worker(queue: str) -> str:
-    policies = [
-        "        - AWSSecretsManagerGetSecretValuePolicy:\n            SecretArn: !Ref DbSecretArn",
-        # Scale-out: a worker may start more of itself, and kick the workers it sends to.
-        "        - Statement:\n"
-        "            - Effect: Allow\n"
-        "              Action: lambda:InvokeFunction\n"
-        "              Resource:\n"
-        + "".join(f"                - !Sub {function_arn(q)}\n" for q in [queue, *SENDS_TO.get(queue, [])]).rstrip(
-            "\n"
+def read_secret(parameter: str) -> dict[str, Any]:
+    return {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": Ref(parameter)}}
+
+
+def invoke(queues: list[str]) -> dict[str, Any]:
+    return {
+        "Statement": [
+            {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": [function_arn(q) for q in queues]}
+        ]
+    }
+
+
+def schedule(rate: str, description: str | None = None) -> dict[str, Any]:
+    properties: dict[str, Any] = {"Schedule": rate}
+    if description:
+        properties["Description"] = description
+    return {"Tick": {"Type": "Schedule", "Properties": properties}}
+
+
+def alarm(
+    description: str,
+    metric: str,
+    threshold: Any,
+    *,
+    namespace: str,
+    dimensions: list[dict[str, Any]],
+    statistic: str = "Sum",
+    period: int = 300,
+    periods: int = 1,
+    comparison: str = "GreaterThanOrEqualToThreshold",
+    missing: str = "notBreaching",
+) -> dict[str, Any]:
+    return {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmDescription": description,
+            "Namespace": namespace,
+            "MetricName": metric,
+            "Dimensions": dimensions,
+            "Statistic": statistic,
+            "Period": period,
+            "EvaluationPeriods": periods,
+            "Threshold": threshold,
+            "ComparisonOperator": comparison,
+            "TreatMissingData": missing,
+            "AlarmActions": [Ref("AlarmTopicArn")],
+        },
+    }
+
+
+def errors_alarm(description: str, function: str, threshold: int, period: int = 300) -> dict[str, Any]:
+    dimensions = [{"Name": "FunctionName", "Value": Ref(function)}]
+    return alarm(description, "Errors", threshold, namespace="AWS/Lambda", dimensions=dimensions, period=period)
+
+
+# -- the parts --------------------------------------------------------------------
+
+
+def parameters(catalog: Catalog) -> dict[str, Any]:
+    def text(description: str) -> dict[str, Any]:
+        return {"Type": "String", "Description": description}
+
+    def number(default: int, low: int, high: int | None = None, description: str | None = None) -> dict[str, Any]:
+        spec: dict[str, Any] = {"Type": "Number", "Default": default, "MinValue": low}
+        if high is not None:
+            spec["MaxValue"] = high
+        if description:
+            spec["Description"] = description
+        return spec
+
+    found: dict[str, Any] = {
+        "Stage": {"Type": "String", "AllowedValues": ["dev", "prod"], "Default": "dev"},
+        "DbSecretArn": text(
+            "Secrets Manager secret with the database URL, or RDS's JSON (username, password, host, port, dbname)"
+        ),
+        "DashboardTokenSecretArn": text("Secrets Manager secret with the token people sign in to the dashboard with"),
+    }
+    for secret in catalog.secrets():
+        found[secret.parameter] = text(secret.description)
+    for parameter in catalog.parameters:
+        found[parameter.name] = text(parameter.description)
+    found |= {
+        "SubnetIds": {
+            "Type": "List<AWS::EC2::Subnet::Id>",
+            "Description": "Private subnets that reach the database (and Secrets Manager, through an endpoint or NAT)",
+        },
+        "SecurityGroupIds": {
+            "Type": "List<AWS::EC2::SecurityGroup::Id>",
+            "Description": "Security groups allowed to connect to the database",
+        },
+        "AlarmTopicArn": text("SNS topic that receives the alarms"),
+        "WorkerTimeout": number(300, 30, 900, "Seconds one worker invocation may run"),
+        "WorkerBatchSize": number(10, 1, 1000),
+        "WorkerTeamSize": number(5, 1, 100, "Handlers a worker runs at once"),
+        "WorkerMaxJobs": number(1000, 1, None, "Jobs one worker invocation takes at most"),
+        "WorkerReservedConcurrency": number(
+            2, 1, None, "Invocations of each worker at once (protects the database's connections)"
+        ),
+        "FailedJobsThreshold": {"Type": "Number", "Default": 100},
+        "OldestQueuedJobAgeThreshold": number(
+            900, 0, None, "Seconds the oldest ready job may wait before the alarm fires"
+        ),
+    }
+    del found["OldestQueuedJobAgeThreshold"]["MinValue"]
+    return found
+
+
+def globals_(platform_spec: str) -> dict[str, Any]:
+    return {
+        "Function": {
+            "Runtime": "python3.12",
+            "Architectures": ["arm64"],
+            "MemorySize": 512,
+            "Timeout": 60,
+            "Tracing": "Active",
+            "Layers": [Ref("DependenciesLayer"), Ref("AppLayer")],
+            "VpcConfig": {"SubnetIds": Ref("SubnetIds"), "SecurityGroupIds": Ref("SecurityGroupIds")},
+            "Environment": {
+                "Variables": {
+                    "JOBS_PLATFORM": platform_spec,
+                    "DB_SECRET_ARN": Ref("DbSecretArn"),
+                    "STAGE": Ref("Stage"),
+                    "POWERTOOLS_SERVICE_NAME": "jobs",
+                    "POWERTOOLS_METRICS_NAMESPACE": "Jobs",
+                    "POWERTOOLS_TRACE_DISABLED": "false",
+                    "POWERTOOLS_LOG_LEVEL": "INFO",
+                    "STATEMENT_TIMEOUT_MS": "30000",
+                }
+            },
+        }
+    }
+
+
+def layers() -> dict[str, Any]:
+    def layer(description: str, content: str, method: str) -> dict[str, Any]:
+        return {
+            "Type": "AWS::Serverless::LayerVersion",
+            "Properties": {
+                "Description": description,
+                "ContentUri": content,
+                "CompatibleRuntimes": ["python3.12"],
+                "CompatibleArchitectures": ["arm64"],
+            },
+            "Metadata": {"BuildMethod": method, "BuildArchitecture": "arm64"},
+        }
+
+    return {
+        "DependenciesLayer": layer(
+            "Third-party packages (psycopg, croniter, Powertools)", "layers/dependencies/", "python3.12"
+        ),
+        "AppLayer": layer(
+            "The project's own packages (jobqueue, runtime and the platform), packaged once for every function",
+            "layers/app/",
+            "makefile",
+        ),
+    }
+
+
+def worker(job_type: JobType) -> dict[str, Any]:
+    variables: dict[str, Any] = {
+        "QUEUE_NAME": job_type.name,
+        "BATCH_SIZE": job_type.batch_size if job_type.batch_size else Ref("WorkerBatchSize"),
+        "TEAM_SIZE": job_type.team_size if job_type.team_size else Ref("WorkerTeamSize"),
+        "MAX_JOBS": Ref("WorkerMaxJobs"),
+        "MAX_CONCURRENCY": Ref("WorkerReservedConcurrency"),
+    }
+    variables |= {secret.arn_env: Ref(secret.parameter) for secret in job_type.secrets}
+    variables |= {name: Sub(value) if "${" in value else value for name, value in job_type.environment.items()}
+    policies: list[dict[str, Any]] = [
+        read_secret("DbSecretArn"),
+        # Scale-out: a worker with work left may start more of itself, nothing else.
+        invoke([job_type.name]),
+        *(read_secret(secret.parameter) for secret in job_type.secrets),
+        *(
+            {
+                "Statement": [
+                    {"Effect": "Allow", "Action": list(permission.actions), "Resource": Sub(permission.resource)}
+                ]
+            }
+            for permission in job_type.permissions
         ),
     ]
-    if queue in HOST_AGENT_QUEUES:
-        policies.append(
-            "        - AWSSecretsManagerGetSecretValuePolicy:\n            SecretArn: !Ref HostApiKeySecretArn"
+    properties: dict[str, Any] = {
+        "FunctionName": Sub(function_name(job_type.name)),
+        "Description": f"{job_type.name} worker. {job_type.description}",
+        "CodeUri": "functions/worker/",
+        "Handler": "app.handler",
+        "Timeout": Ref("WorkerTimeout"),
+        "ReservedConcurrentExecutions": Ref("WorkerReservedConcurrency"),
+    }
+    if job_type.memory_mb:
+        properties["MemorySize"] = job_type.memory_mb
+    properties |= {
+        "Environment": {"Variables": variables},
+        "Policies": policies,
+        "Events": schedule("rate(1 minute)", f"Drain {job_type.name} every minute"),
+    }
+    return {"Type": "AWS::Serverless::Function", "Properties": properties}
+
+
+def worker_functions(catalog: Catalog) -> Sub:
+    """WORKER_FUNCTIONS: the JSON map queue -> worker function name (for kicks and scale-out)."""
+    pairs = ", ".join(f'"{name}": "{function_name(name)}"' for name in catalog.names)
+    return Sub("{" + pairs + "}")
+
+
+def scheduler() -> dict[str, Any]:
+    return {
+        "Type": "AWS::Serverless::Function",
+        "Properties": {
+            "FunctionName": Sub("${AWS::StackName}-scheduler"),
+            "Description": "Turns due cron fire times into jobs, exactly once each",
+            "CodeUri": "functions/scheduler/",
+            "Handler": "app.handler",
+            "Timeout": 60,
+            "ReservedConcurrentExecutions": 1,
+            "Policies": [read_secret("DbSecretArn")],
+            "Events": schedule("rate(1 minute)"),
+        },
+    }
+
+
+def maintenance(catalog: Catalog) -> dict[str, Any]:
+    return {
+        "Type": "AWS::Serverless::Function",
+        "Properties": {
+            "FunctionName": Sub("${AWS::StackName}-maintenance"),
+            "Description": "Expires, archives and purges jobs; records queue stats; scales out on backlog",
+            "CodeUri": "functions/maintenance/",
+            "Handler": "app.handler",
+            "Timeout": 300,
+            "ReservedConcurrentExecutions": 1,
+            "Environment": {
+                "Variables": {
+                    "WORKER_FUNCTIONS": worker_functions(catalog),
+                    "SCALE_JOBS_PER_WORKER": Ref("WorkerMaxJobs"),
+                    "SCALE_MAX_WORKERS": Ref("WorkerReservedConcurrency"),
+                }
+            },
+            "Policies": [read_secret("DbSecretArn"), invoke(list(catalog.names))],
+            "Events": schedule("rate(5 minutes)"),
+        },
+    }
+
+
+def api(catalog: Catalog) -> dict[str, Any]:
+    def route(path: str, open_to_browsers: bool = False) -> dict[str, Any]:
+        properties: dict[str, Any] = {"ApiId": Ref("HttpApi"), "Path": path, "Method": "ANY"}
+        if open_to_browsers:
+            # Browsers cannot sign requests with IAM: these routes skip the IAM
+            # authorizer and the function signs people in with the dashboard token.
+            properties["Auth"] = {"Authorizer": "NONE"}
+        return {"Type": "HttpApi", "Properties": properties}
+
+    return {
+        "Type": "AWS::Serverless::Function",
+        "Properties": {
+            "FunctionName": Sub("${AWS::StackName}-api"),
+            "Description": "/api/jobs health, stats and operations; the /dashboard pages",
+            "CodeUri": "functions/api/",
+            "Handler": "app.handler",
+            "Timeout": 29,
+            "Environment": {
+                "Variables": {
+                    "WORKER_FUNCTIONS": worker_functions(catalog),
+                    "API_TOKEN_SECRET_ARN": Ref("DashboardTokenSecretArn"),
+                }
+            },
+            "Policies": [
+                read_secret("DbSecretArn"),
+                read_secret("DashboardTokenSecretArn"),
+                invoke(list(catalog.names)),
+            ],
+            "Events": {
+                "Jobs": route("/api/jobs"),
+                "JobsProxy": route("/api/jobs/{proxy+}"),
+                "Dashboard": route("/dashboard", open_to_browsers=True),
+                "DashboardProxy": route("/dashboard/{proxy+}", open_to_browsers=True),
+            },
+        },
+    }
+
+
+def alarms(catalog: Catalog) -> dict[str, Any]:
+    service = [{"Name": "service", "Value": "jobs"}]
+    found = {
+        "FailedJobsAlarm": alarm(
+            "Too many failed jobs (not yet archived)",
+            "FailedJobsTotal",
+            Ref("FailedJobsThreshold"),
+            namespace="Jobs",
+            dimensions=service,
+            statistic="Maximum",
+        ),
+        "OldestQueuedJobAlarm": alarm(
+            "A ready job has waited too long (workers down or overwhelmed)",
+            "OldestQueuedJobAgeMax",
+            Ref("OldestQueuedJobAgeThreshold"),
+            namespace="Jobs",
+            dimensions=service,
+            statistic="Maximum",
+            periods=2,
+            comparison="GreaterThanThreshold",
+            missing="breaching",
+        ),
+        "SchedulerErrorsAlarm": errors_alarm("The scheduler function is failing", "Scheduler", 1),
+        "MaintenanceErrorsAlarm": errors_alarm("The maintenance function is failing", "Maintenance", 1, period=900),
+    }
+    for name in catalog.names:
+        found[logical_id(name) + "ErrorsAlarm"] = errors_alarm(
+            f"The {name} worker is failing (its claimed jobs expire and are retried)", logical_id(name), 3
         )
-    if queue in SNAPSHOT_QUEUES:
-        actions = {
-            "create-snapshot": ["s3:PutObject"],
-            "restore-snapshot": ["s3:GetObject"],
-            "cleanup-old": ["s3:DeleteObject"],
-        }[queue]
-        policies.append(
-            "        - Statement:\n"
-            "            - Effect: Allow\n"
-            f"              Action: [{', '.join(actions)}]\n"
-            "              Resource: !Sub arn:${AWS::Partition}:s3:::${SnapshotBucketName}/snapshots/*"
-        )
-    if queue == "cleanup-old":
-        policies.append(
-            "        - AWSSecretsManagerGetSecretValuePolicy:\n            SecretArn: !Ref GitHubTokenSecretArn"
-        )
-    if queue in EMAIL_QUEUES:
-        policies.append(
-            "        - Statement:\n"
-            "            - Effect: Allow\n"
-            "              Action: [ses:SendEmail, ses:SendRawEmail]\n"
-            "              Resource: !Sub "
-            "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${EmailDomain}"
-        )
-    team = TEAM_SIZES.get(queue)
-    team_size = str(team) if team else "!Ref WorkerTeamSize"
-    extra_env = "".join(f"\n          {key}: {value}" for key, value in EXTRA_ENV.get(queue, {}).items())
-    return f"""  {logical_id(queue)}:
-    Type: AWS::Serverless::Function
-    Properties:
-      FunctionName: !Sub {function_name(queue)}
-      Description: Drains the {queue} queue
-      CodeUri: functions/worker/
-      Handler: app.handler
-      Timeout: !Ref WorkerTimeout
-      ReservedConcurrentExecutions: !Ref WorkerReservedConcurrency
-      Environment:
-        Variables:
-          QUEUE_NAME: {queue}
-          BATCH_SIZE: !Ref WorkerBatchSize
-          TEAM_SIZE: {team_size}
-          MAX_JOBS: !Ref WorkerMaxJobs
-          MAX_CONCURRENCY: !Ref WorkerReservedConcurrency{extra_env}
-      Policies:
-{chr(10).join(policies)}
-      Events:
-        Tick:
-          Type: Schedule
-          Properties:
-            Schedule: rate(1 minute)
-            Description: Drain {queue} every minute
-"""
+    return found
 
 
-def worker_functions_json() -> str:
-    pairs = ", ".join(f'"{spec.name}": "{function_name(spec.name)}"' for spec in QUEUES)
-    return "{" + pairs + "}"
+def template(catalog: Catalog, platform_spec: str) -> dict[str, Any]:
+    resources: dict[str, Any] = layers()
+    resources |= {logical_id(job_type.name): worker(job_type) for job_type in catalog.job_types}
+    resources |= {"Scheduler": scheduler(), "Maintenance": maintenance(catalog), "Api": api(catalog)}
+    resources["HttpApi"] = {
+        "Type": "AWS::Serverless::HttpApi",
+        "Properties": {
+            "StageName": Ref("Stage"),
+            "Auth": {"DefaultAuthorizer": "AWS_IAM", "EnableIamAuthorizer": True},
+        },
+    }
+    resources |= alarms(catalog)
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Transform": "AWS::Serverless-2016-10-31",
+        "Description": f"{catalog.description} on a Postgres job queue (workers, scheduler, maintenance, API)",
+        "Parameters": parameters(catalog),
+        "Globals": globals_(platform_spec),
+        "Resources": resources,
+        "Outputs": {
+            "ApiUrl": {
+                "Description": "Base URL of the jobs API (IAM-signed requests)",
+                "Value": Sub("https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}/api/jobs"),
+            },
+            "DashboardUrl": {
+                "Description": "The jobs dashboard (sign in with the token in DashboardTokenSecretArn)",
+                "Value": Sub("https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}/dashboard"),
+            },
+        },
+    }
 
 
-def worker_alarm(queue: str) -> str:
-    return f"""  {logical_id(queue)}ErrorsAlarm:
-    Type: AWS::CloudWatch::Alarm
-    Properties:
-      AlarmDescription: The {queue} worker is failing (its claimed jobs expire and are retried)
-      Namespace: AWS/Lambda
-      MetricName: Errors
-      Dimensions:
-        - Name: FunctionName
-          Value: !Ref {logical_id(queue)}
-      Statistic: Sum
-      Period: 300
-      EvaluationPeriods: 1
-      Threshold: 3
-      ComparisonOperator: GreaterThanOrEqualToThreshold
-      TreatMissingData: notBreaching
-      AlarmActions: [!Ref AlarmTopicArn]
-
-"""
+def platform_spec() -> str:
+    return os.environ.get(platform.VARIABLE) or DEFAULT_PLATFORM
 
 
-def render() -> str:
-    workers = "".join(worker(spec.name) + "\n" for spec in QUEUES)
-    all_worker_arns = "".join(f"                - !Sub {function_arn(spec.name)}\n" for spec in QUEUES).rstrip("\n")
-    alarms = "".join(worker_alarm(spec.name) for spec in QUEUES)
-    return (
-        HEADER
-        + workers
-        + FOOTER.replace("@WORKER_ALARMS@", alarms)
-        .replace("@WORKER_ARNS@", all_worker_arns)
-        .replace("@WORKER_FUNCTIONS@", worker_functions_json().replace('"', '\\"'))
+def render(spec: str | None = None) -> str:
+    spec = spec or platform_spec()
+    catalog = platform.load({platform.VARIABLE: spec})
+    text = yaml.dump(template(catalog, spec), Dumper=_Dumper, sort_keys=False, width=200, allow_unicode=True)
+    # A blank line before each top-level section and each resource, for people reading the file.
+    lines: list[str] = []
+    section = ""
+    for line in text.splitlines():
+        if not line.startswith(" "):
+            section = line
+            if lines:
+                lines.append("")
+        elif section == "Resources:" and line.startswith("  ") and not line.startswith("   ") and lines[-1] != section:
+            lines.append("")
+        lines.append(line)
+    header = [
+        f"# Generated by `make template` (shared/local/template_gen.py) from the {catalog.name} platform's",
+        f"# job types (JOBS_PLATFORM={spec}). Edit the declarations, not this file: a test fails when they disagree.",
+    ]
+    return "\n".join([*header, *lines]) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--platform", default=None, help=f"module of the Catalog (default: ${platform.VARIABLE} or {DEFAULT_PLATFORM})"
     )
-
-
-HEADER = """\
-# Generated by `make template` (shared/local/template_gen.py) from runtime/platform.py.
-# Edit the generator, not this file: a test fails when they disagree.
-AWSTemplateFormatVersion: "2010-09-09"
-Transform: AWS::Serverless-2016-10-31
-Description: Background jobs of the pods platform on a Postgres job queue (workers, scheduler, maintenance, API)
-
-Parameters:
-  Stage:
-    Type: String
-    AllowedValues: [dev, prod]
-    Default: dev
-  DbSecretArn:
-    Type: String
-    Description: Secrets Manager secret with the database URL, or RDS's JSON (username, password, host, port, dbname)
-  HostApiKeySecretArn:
-    Type: String
-    Description: Secrets Manager secret with the host agents' X-Api-Key
-  GitHubTokenSecretArn:
-    Type: String
-    Description: Secrets Manager secret with the GitHub token used to remove pods' deploy keys
-  DashboardTokenSecretArn:
-    Type: String
-    Description: Secrets Manager secret with the token people sign in to the dashboard with
-  SubnetIds:
-    Type: List<AWS::EC2::Subnet::Id>
-    Description: Private subnets that reach the database (and Secrets Manager, through an endpoint or NAT)
-  SecurityGroupIds:
-    Type: List<AWS::EC2::SecurityGroup::Id>
-    Description: Security groups allowed to connect to the database
-  SnapshotBucketName:
-    Type: String
-    Description: S3 bucket for pod snapshots (objects under snapshots/)
-  EmailDomain:
-    Type: String
-    Description: SES identity (domain) the platform's email is sent from
-  AlarmTopicArn:
-    Type: String
-    Description: SNS topic that receives the alarms
-  WorkerTimeout:
-    Type: Number
-    Default: 300
-    MinValue: 30
-    MaxValue: 900
-    Description: Seconds one worker invocation may run
-  WorkerBatchSize:
-    Type: Number
-    Default: 10
-    MinValue: 1
-    MaxValue: 1000
-  WorkerTeamSize:
-    Type: Number
-    Default: 5
-    MinValue: 1
-    MaxValue: 100
-    Description: Handlers a worker runs at once
-  WorkerMaxJobs:
-    Type: Number
-    Default: 1000
-    MinValue: 1
-    Description: Jobs one worker invocation takes at most
-  WorkerReservedConcurrency:
-    Type: Number
-    Default: 2
-    MinValue: 1
-    Description: Invocations of each worker at once (protects the database's connections)
-  FailedJobsThreshold:
-    Type: Number
-    Default: 100
-  OldestQueuedJobAgeThreshold:
-    Type: Number
-    Default: 900
-    Description: Seconds the oldest ready job may wait before the alarm fires
-
-Globals:
-  Function:
-    Runtime: python3.12
-    Architectures: [arm64]
-    MemorySize: 512
-    Timeout: 60
-    Tracing: Active
-    Layers:
-      - !Ref DependenciesLayer
-      - !Ref AppLayer
-    VpcConfig:
-      SubnetIds: !Ref SubnetIds
-      SecurityGroupIds: !Ref SecurityGroupIds
-    Environment:
-      Variables:
-        DB_SECRET_ARN: !Ref DbSecretArn
-        HOST_API_KEY_SECRET_ARN: !Ref HostApiKeySecretArn
-        SNAPSHOT_BUCKET: !Ref SnapshotBucketName
-        STAGE: !Ref Stage
-        POWERTOOLS_SERVICE_NAME: jobs
-        POWERTOOLS_METRICS_NAMESPACE: Jobs
-        POWERTOOLS_TRACE_DISABLED: "false"
-        POWERTOOLS_LOG_LEVEL: INFO
-        STATEMENT_TIMEOUT_MS: "30000"
-
-Resources:
-  DependenciesLayer:
-    Type: AWS::Serverless::LayerVersion
-    Properties:
-      Description: Third-party packages (psycopg, croniter, Powertools)
-      ContentUri: layers/dependencies/
-      CompatibleRuntimes: [python3.12]
-      CompatibleArchitectures: [arm64]
-    Metadata:
-      BuildMethod: python3.12
-      BuildArchitecture: arm64
-
-  AppLayer:
-    Type: AWS::Serverless::LayerVersion
-    Properties:
-      Description: The project's own packages (jobqueue, runtime, pods), packaged once for every function
-      ContentUri: layers/app/
-      CompatibleRuntimes: [python3.12]
-      CompatibleArchitectures: [arm64]
-    Metadata:
-      BuildMethod: makefile
-      BuildArchitecture: arm64
-
-"""
-
-FOOTER = """\
-  Scheduler:
-    Type: AWS::Serverless::Function
-    Properties:
-      FunctionName: !Sub ${AWS::StackName}-scheduler
-      Description: Turns due cron fire times into jobs, exactly once each
-      CodeUri: functions/scheduler/
-      Handler: app.handler
-      Timeout: 60
-      ReservedConcurrentExecutions: 1
-      Policies:
-        - AWSSecretsManagerGetSecretValuePolicy:
-            SecretArn: !Ref DbSecretArn
-      Events:
-        Tick:
-          Type: Schedule
-          Properties:
-            Schedule: rate(1 minute)
-
-  Maintenance:
-    Type: AWS::Serverless::Function
-    Properties:
-      FunctionName: !Sub ${AWS::StackName}-maintenance
-      Description: Expires, archives and purges jobs; records queue stats; scales out on backlog
-      CodeUri: functions/maintenance/
-      Handler: app.handler
-      Timeout: 300
-      ReservedConcurrentExecutions: 1
-      Environment:
-        Variables:
-          WORKER_FUNCTIONS: !Sub "@WORKER_FUNCTIONS@"
-          SCALE_JOBS_PER_WORKER: !Ref WorkerMaxJobs
-          SCALE_MAX_WORKERS: !Ref WorkerReservedConcurrency
-      Policies:
-        - AWSSecretsManagerGetSecretValuePolicy:
-            SecretArn: !Ref DbSecretArn
-        - Statement:
-            - Effect: Allow
-              Action: lambda:InvokeFunction
-              Resource:
-@WORKER_ARNS@
-      Events:
-        Tick:
-          Type: Schedule
-          Properties:
-            Schedule: rate(5 minutes)
-
-  Api:
-    Type: AWS::Serverless::Function
-    Properties:
-      FunctionName: !Sub ${AWS::StackName}-api
-      Description: /api/jobs health, stats and operations; the /dashboard pages
-      CodeUri: functions/api/
-      Handler: app.handler
-      Timeout: 29
-      Environment:
-        Variables:
-          WORKER_FUNCTIONS: !Sub "@WORKER_FUNCTIONS@"
-          API_TOKEN_SECRET_ARN: !Ref DashboardTokenSecretArn
-      Policies:
-        - AWSSecretsManagerGetSecretValuePolicy:
-            SecretArn: !Ref DbSecretArn
-        - AWSSecretsManagerGetSecretValuePolicy:
-            SecretArn: !Ref DashboardTokenSecretArn
-        - Statement:
-            - Effect: Allow
-              Action: lambda:InvokeFunction
-              Resource:
-@WORKER_ARNS@
-      Events:
-        Jobs:
-          Type: HttpApi
-          Properties:
-            ApiId: !Ref HttpApi
-            Path: /api/jobs
-            Method: ANY
-        JobsProxy:
-          Type: HttpApi
-          Properties:
-            ApiId: !Ref HttpApi
-            Path: /api/jobs/{proxy+}
-            Method: ANY
-        # Browsers cannot sign requests with IAM: the dashboard's routes skip the
-        # IAM authorizer and the function signs people in with the dashboard token.
-        Dashboard:
-          Type: HttpApi
-          Properties:
-            ApiId: !Ref HttpApi
-            Path: /dashboard
-            Method: ANY
-            Auth:
-              Authorizer: NONE
-        DashboardProxy:
-          Type: HttpApi
-          Properties:
-            ApiId: !Ref HttpApi
-            Path: /dashboard/{proxy+}
-            Method: ANY
-            Auth:
-              Authorizer: NONE
-
-  HttpApi:
-    Type: AWS::Serverless::HttpApi
-    Properties:
-      StageName: !Ref Stage
-      Auth:
-        DefaultAuthorizer: AWS_IAM
-        EnableIamAuthorizer: true
-
-  FailedJobsAlarm:
-    Type: AWS::CloudWatch::Alarm
-    Properties:
-      AlarmDescription: Too many failed jobs (not yet archived)
-      Namespace: Jobs
-      MetricName: FailedJobsTotal
-      Dimensions:
-        - Name: service
-          Value: jobs
-      Statistic: Maximum
-      Period: 300
-      EvaluationPeriods: 1
-      Threshold: !Ref FailedJobsThreshold
-      ComparisonOperator: GreaterThanOrEqualToThreshold
-      TreatMissingData: notBreaching
-      AlarmActions: [!Ref AlarmTopicArn]
-
-  OldestQueuedJobAlarm:
-    Type: AWS::CloudWatch::Alarm
-    Properties:
-      AlarmDescription: A ready job has waited too long (workers down or overwhelmed)
-      Namespace: Jobs
-      MetricName: OldestQueuedJobAgeMax
-      Dimensions:
-        - Name: service
-          Value: jobs
-      Statistic: Maximum
-      Period: 300
-      EvaluationPeriods: 2
-      Threshold: !Ref OldestQueuedJobAgeThreshold
-      ComparisonOperator: GreaterThanThreshold
-      TreatMissingData: breaching
-      AlarmActions: [!Ref AlarmTopicArn]
-
-  SchedulerErrorsAlarm:
-    Type: AWS::CloudWatch::Alarm
-    Properties:
-      AlarmDescription: The scheduler function is failing
-      Namespace: AWS/Lambda
-      MetricName: Errors
-      Dimensions:
-        - Name: FunctionName
-          Value: !Ref Scheduler
-      Statistic: Sum
-      Period: 300
-      EvaluationPeriods: 1
-      Threshold: 1
-      ComparisonOperator: GreaterThanOrEqualToThreshold
-      TreatMissingData: notBreaching
-      AlarmActions: [!Ref AlarmTopicArn]
-
-  MaintenanceErrorsAlarm:
-    Type: AWS::CloudWatch::Alarm
-    Properties:
-      AlarmDescription: The maintenance function is failing
-      Namespace: AWS/Lambda
-      MetricName: Errors
-      Dimensions:
-        - Name: FunctionName
-          Value: !Ref Maintenance
-      Statistic: Sum
-      Period: 900
-      EvaluationPeriods: 1
-      Threshold: 1
-      ComparisonOperator: GreaterThanOrEqualToThreshold
-      TreatMissingData: notBreaching
-      AlarmActions: [!Ref AlarmTopicArn]
-
-@WORKER_ALARMS@Outputs:
-  ApiUrl:
-    Description: Base URL of the jobs API (IAM-signed requests)
-    Value: !Sub https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}/api/jobs
-  DashboardUrl:
-    Description: The jobs dashboard (sign in with the token in DashboardTokenSecretArn)
-    Value: !Sub https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}/dashboard
-"""
-
-
-def main() -> int:
-    TEMPLATE.write_text(render())
+    args = parser.parse_args(argv)
+    TEMPLATE.write_text(render(args.platform))
     print(f"wrote {TEMPLATE.relative_to(ROOT)}")
     return 0
 

@@ -16,15 +16,19 @@ from typing import Any
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
+from jobqueue import Queue
 from pods import schema
 from pods.clients.host_agent import HostAgent
+from runtime.connection import queue_on
 from runtime.secrets import secret_or_env
 
 
 @dataclass
 class Platform:
     pool: ConnectionPool[Any]
-    host_api_key: str
+    # None: read when a handler first talks to a host agent. Only the job types
+    # that do may read the secret (template.yaml grants it to them alone).
+    host_api_key: str | None = None
     agent_timeout: float = 10.0
 
     @contextmanager
@@ -33,7 +37,14 @@ class Platform:
             yield conn
 
     def agent(self, address: str, port: int) -> HostAgent:
+        if self.host_api_key is None:
+            self.host_api_key = host_api_key()
         return HostAgent(address, port, self.host_api_key, self.agent_timeout)
+
+    @staticmethod
+    def queue(conn: Connection[Any]) -> Queue:
+        """The job queue on a handler's connection (in the runtime's configured schema)."""
+        return queue_on(conn)
 
 
 _platform: Platform | None = None
@@ -59,7 +70,7 @@ def platform() -> Platform:
         )
         with pool.connection() as conn:
             schema.migrate(conn)
-        _platform = Platform(pool, host_api_key(), float(os.environ.get("HOST_AGENT_TIMEOUT", "10")))
+        _platform = Platform(pool, None, float(os.environ.get("HOST_AGENT_TIMEOUT", "10")))
     return _platform
 
 

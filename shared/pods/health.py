@@ -12,7 +12,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from jobqueue import Job, Queue
+from jobqueue import Job
 from pods.clients.host_agent import HostAgentError
 from pods.context import Platform
 from pods.lifecycle import _pod
@@ -40,7 +40,7 @@ def check_pod(platform: Platform, pod_id: str) -> str:
             return "healthy"
         with conn.transaction():
             conn.execute(QUERIES["health_seen"], {"id": pod_id})
-            Queue(conn).send("restart-pod", {"podId": pod_id}, singleton_key=pod_id)
+            platform.queue(conn).send("restart-pod", {"podId": pod_id}, singleton_key=pod_id)
         return "unhealthy"
 
 
@@ -59,5 +59,9 @@ def health_check(platform: Platform, job: Job) -> dict[str, Any]:
 def health_check_all(platform: Platform, job: Job) -> dict[str, Any]:
     with platform.connection() as conn:
         pod_ids = [row[0] for row in conn.execute(QUERIES["running_pods"]).fetchall()]
-        ids = Queue(conn).insert("health-check", [{"data": {"podId": pid}} for pid in pod_ids]) if pod_ids else []
+        ids = (
+            platform.queue(conn).insert("health-check", [{"data": {"podId": pid}} for pid in pod_ids])
+            if pod_ids
+            else []
+        )
     return {"checks_queued": len(ids)}

@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from psycopg import Connection
 from psycopg.conninfo import make_conninfo
 
 from jobqueue import ConfigurationError, DatabaseUnavailableError, Queue
@@ -55,6 +56,16 @@ def url_from_secret(secret: str) -> str:
     )
 
 
+def schema(env: Mapping[str, str] = os.environ) -> str:
+    """The queue's Postgres schema (JOBQUEUE_SCHEMA, default jobqueue)."""
+    return env.get("JOBQUEUE_SCHEMA", "jobqueue")
+
+
+def queue_on(conn: Connection[Any], env: Mapping[str, str] = os.environ) -> Queue:
+    """A queue client on a connection someone else manages (a handler's, inside its transaction)."""
+    return Queue(conn, schema=schema(env))
+
+
 def get_queue(env: Mapping[str, str] = os.environ) -> Queue:
     """The container's queue client, created on first use."""
     global _queue
@@ -62,7 +73,7 @@ def get_queue(env: Mapping[str, str] = os.environ) -> Queue:
         prepare = env.get("PREPARE_THRESHOLD", "5")
         _queue = Queue(
             database_url(env),
-            schema=env.get("JOBQUEUE_SCHEMA", "jobqueue"),
+            schema=schema(env),
             statement_timeout_ms=int(env.get("STATEMENT_TIMEOUT_MS", "30000")),
             prepare_threshold=None if prepare == "off" else int(prepare),
             connect_timeout=int(env.get("CONNECT_TIMEOUT", "10")),

@@ -1,4 +1,4 @@
-"""Which function handles which job type.
+"""Which function handles which job type: the platform's declaration, unless overridden.
 
 A handler takes a Job and returns its output (any JSON value or None). It
 raises to fail the job: `JobError(msg, should_retry=False)` fails it at once,
@@ -8,47 +8,29 @@ run twice: delivery is at least once.
 
 from __future__ import annotations
 
-import importlib
-import os
-from collections.abc import Callable
-from typing import Any
+from runtime import platform
+from runtime.jobtypes import Handler
 
-from jobqueue import Job
-
-Handler = Callable[[Job], Any]
-
-_handlers: dict[str, Handler] = {}
-# Modules that register the platform's handlers when imported; HANDLER_MODULES
-# (comma-separated) adds more, e.g. a test's own handlers.
-HANDLER_MODULES = ("pods.handlers",)
+_overrides: dict[str, Handler] = {}
 
 
-def _modules() -> list[str]:
-    extra = [m.strip() for m in os.environ.get("HANDLER_MODULES", "").split(",") if m.strip()]
-    return [*HANDLER_MODULES, *extra]
+def set_handler(name: str, function: Handler | None) -> None:
+    """Run `function` for job type `name` instead of the declared handler (None: the declared one again)."""
+    if function is None:
+        _overrides.pop(name, None)
+    else:
+        _overrides[name] = function
 
 
-def register(name: str) -> Callable[[Handler], Handler]:
-    def decorate(function: Handler) -> Handler:
-        _handlers[name] = function
-        return function
-
-    return decorate
-
-
-def set_handler(name: str, function: Handler) -> None:
-    _handlers[name] = function
+def reset() -> None:
+    """Every job type runs its declared handler again."""
+    _overrides.clear()
 
 
 def handler_for(name: str) -> Handler:
-    if name not in _handlers:
-        for module in _modules():
-            try:
-                importlib.import_module(module)
-            except ModuleNotFoundError as exc:
-                if exc.name != module.split(".")[0] and exc.name != module:
-                    raise
+    if name in _overrides:
+        return _overrides[name]
     try:
-        return _handlers[name]
-    except KeyError:
-        raise LookupError(f"no handler is registered for job type {name!r}") from None
+        return platform.load().job_type(name).handler
+    except LookupError as exc:
+        raise LookupError(f"no handler is registered for job type {name!r}: {exc}") from None

@@ -1,89 +1,65 @@
-"""The platform's queues and schedules, declared once.
+"""Which platform the runtime serves, learnt from configuration, and its registration.
 
-The seed's settings are the defaults: retry 3 times, 60 s apart with
-exponential backoff, expire after an hour, delete 7 days after finishing.
-The worker functions in template.yaml, `make dev` and the tests all read
-these declarations, and `register()` applies them idempotently.
+The runtime knows no platform of its own: JOBS_PLATFORM names the module
+(optionally `module:attribute`, default attribute CATALOG) that holds the
+platform's `Catalog`. template.yaml sets it for every function; the local
+stack and the tests set it too.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Final
+import importlib
+import os
+from collections.abc import Mapping
+from typing import Final
 
-from jobqueue import Queue
+from jobqueue import ConfigurationError, Queue
+from runtime.jobtypes import Catalog
 
-DEAD_LETTERS: Final = "dead-letters"
+VARIABLE: Final = "JOBS_PLATFORM"
+DEFAULT_ATTRIBUTE: Final = "CATALOG"
 
-DEFAULTS: Final[dict[str, Any]] = {
-    "retry_limit": 3,
-    "retry_delay": 60,
-    "retry_backoff": True,
-    "retry_delay_max": 3600,
-    "expire_in": 3600,
-    "delete_after": 7 * 86400,
-    "dead_letter": DEAD_LETTERS,
-}
+_loaded: dict[str, Catalog] = {}
 
 
-@dataclass(frozen=True)
-class QueueSpec:
-    name: str
-    policy: str = "standard"
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def settings(self) -> dict[str, Any]:
-        return {**DEFAULTS, **self.options, "policy": self.policy}
-
-
-# One worker function per job type (template.yaml has one resource for each).
-QUEUES: Final[tuple[QueueSpec, ...]] = (
-    QueueSpec("provision-pod"),
-    QueueSpec("start-pod"),
-    QueueSpec("stop-pod"),
-    # Senders pass the pod id as singleton_key: a flapping pod queues at most one restart.
-    QueueSpec("restart-pod", "short"),
-    QueueSpec("cleanup-pod"),
-    QueueSpec("create-snapshot"),
-    QueueSpec("restore-snapshot"),
-    QueueSpec("health-check", options={"expire_in": 300}),
-    # Scheduled work: a tick that finds the previous run still waiting adds nothing.
-    QueueSpec("health-check-all", "short", {"expire_in": 300}),
-    QueueSpec("cleanup-old", "short"),
-    QueueSpec("calculate-usage", "short"),
-    QueueSpec("send-email"),
-)
-QUEUE_NAMES: Final = tuple(spec.name for spec in QUEUES)
+def load(env: Mapping[str, str] = os.environ) -> Catalog:
+    """The configured platform's catalog (imported once per container)."""
+    spec = env.get(VARIABLE, "").strip()
+    if not spec:
+        raise ConfigurationError(f"{VARIABLE} is not set: name the module of the platform's job types, e.g. pods.jobs")
+    if spec not in _loaded:
+        _loaded[spec] = _import(spec)
+    return _loaded[spec]
 
 
-@dataclass(frozen=True)
-class ScheduleSpec:
-    name: str
-    cron: str
-    tz: str = "UTC"
-    data: dict[str, Any] = field(default_factory=dict)
+def _import(spec: str) -> Catalog:
+    module_name, _, attribute = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ConfigurationError(f"{VARIABLE}={spec!r}: cannot import {module_name!r} ({exc})") from None
+    catalog = getattr(module, attribute or DEFAULT_ATTRIBUTE, None)
+    if not isinstance(catalog, Catalog):
+        raise ConfigurationError(f"{VARIABLE}={spec!r}: {attribute or DEFAULT_ATTRIBUTE} is not a runtime Catalog")
+    return catalog
 
 
-# The seed's schedules.
-SCHEDULES: Final[tuple[ScheduleSpec, ...]] = (
-    ScheduleSpec("health-check-all", "*/5 * * * *"),
-    ScheduleSpec("cleanup-old", "0 2 * * *"),
-    ScheduleSpec("calculate-usage", "0 * * * *"),
-)
+def register(queue: Queue, catalog: Catalog | None = None) -> None:
+    """Create the dead letter queue, the job types' queues and their schedules (idempotent).
 
-
-def register(queue: Queue) -> None:
-    """Create the dead letter queue, the platform's queues and schedules (idempotent).
-
-    Existing queues are brought to the declared settings, so a change here
-    reaches the database with the next deployment.
+    Existing queues are brought to the declared settings, so a change of a
+    declaration reaches the database with the next deployment.
     """
-    queue.create_queue(DEAD_LETTERS, retention=30 * 86400, delete_after=30 * 86400)
-    for spec in QUEUES:
-        settings = spec.settings()
-        if not queue.create_queue(spec.name, **settings):
-            queue.update_queue(spec.name, **settings)
-    for schedule in SCHEDULES:
-        existing = {(s.key, s.cron, s.timezone) for s in queue.get_schedules(schedule.name)}
-        if ("", schedule.cron, schedule.tz) not in existing:
-            queue.schedule(schedule.name, schedule.cron, schedule.data, tz=schedule.tz)
+    catalog = catalog or load()
+    if catalog.dead_letter is not None:
+        queue.create_queue(catalog.dead_letter, **catalog.dead_letter_settings)
+    for job_type in catalog.job_types:
+        settings = job_type.queue_settings(catalog.defaults)
+        if catalog.dead_letter is not None:
+            settings.setdefault("dead_letter", catalog.dead_letter)
+        if not queue.create_queue(job_type.name, **settings):
+            queue.update_queue(job_type.name, **settings)
+        existing = {(s.key, s.cron, s.timezone) for s in queue.get_schedules(job_type.name)}
+        for schedule in job_type.schedules:
+            if (schedule.key, schedule.cron, schedule.tz) not in existing:
+                queue.schedule(job_type.name, schedule.cron, schedule.data, tz=schedule.tz, key=schedule.key)

@@ -16,9 +16,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jobqueue import Job, JobError, PayloadError, Queue
+from jobqueue import DatabaseUnavailableError, Job, JobError, PayloadError, Queue
 from jobqueue.options import to_json
-from runtime.handlers import Handler
+from runtime import bootstrap, scale
+from runtime.handlers import handler_for
+from runtime.jobtypes import Handler
 from runtime.observability import logger, metrics
 from runtime.settings import WorkerSettings
 
@@ -41,6 +43,29 @@ class DrainResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def invocation(settings: WorkerSettings, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """One invocation of a worker function: drain, then start more workers if work is left."""
+    logger.append_keys(queue=settings.queue, source=event.get("source", "schedule"))
+    queue = bootstrap.ready()
+    try:
+        result = drain(queue, settings, handler_for(settings.queue), context.get_remaining_time_in_millis)
+    except DatabaseUnavailableError as exc:
+        # Claimed jobs stay claimed until shortly after this invocation's end, then expire and are retried.
+        logger.error(
+            "database unavailable; this invocation stops, its claimed jobs will expire and retry",
+            extra={"error": str(exc)},
+        )
+        raise
+    response = result.as_dict()
+    if result.work_left and event.get("source") != scale.SCALE_OUT:
+        backlog = queue.queue_size(settings.queue)
+        response["workers_started"] = scale.scale_out(
+            context.function_name, settings.queue, backlog, settings.max_jobs, settings.max_concurrency
+        )
+    logger.info("drained", extra=response)
+    return response
 
 
 def drain(queue: Queue, settings: WorkerSettings, handler: Handler, remaining_ms: RemainingMs) -> DrainResult:

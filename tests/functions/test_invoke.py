@@ -27,7 +27,7 @@ def env(dsn: str, **extra: str) -> dict[str, str]:
         "DATABASE_URL": dsn,
         "POWERTOOLS_METRICS_NAMESPACE": "JobsTest",
         "API_TOKEN": "local-dev-token",
-        "HANDLER_MODULES": "tests.functions.sample_handlers",
+        "JOBS_PLATFORM": "tests.functions.sample_platform",
         **extra,
     }
 

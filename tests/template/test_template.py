@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 
 from local import sam_template, template_gen
-from runtime.platform import QUEUE_NAMES
+from runtime import platform
+
+CATALOG = platform.load()
+QUEUE_NAMES = CATALOG.names
 
 ROOT = Path(__file__).parents[2]
 TEMPLATE = sam_template.load()
@@ -50,10 +53,10 @@ def test_template_is_what_the_generator_writes() -> None:
     assert template_gen.TEMPLATE.read_text() == template_gen.render(), "run `make template`"
 
 
-def test_every_seed_job_type_has_a_worker_with_a_schedule() -> None:
-    assert set(QUEUE_NAMES) == SEED_JOB_TYPES
+def test_every_declared_job_type_has_a_worker_with_a_schedule() -> None:
+    assert set(QUEUE_NAMES) >= SEED_JOB_TYPES
     workers = {f.environment.get("QUEUE_NAME"): f for f in FUNCTIONS.values() if "QUEUE_NAME" in f.environment}
-    assert set(workers) == SEED_JOB_TYPES
+    assert set(workers) == set(QUEUE_NAMES)
     for queue, function in workers.items():
         assert function.code_uri == ROOT / "functions/worker", queue
         assert function.schedules == ["rate(1 minute)"], queue
@@ -116,19 +119,33 @@ def test_no_iam_statement_is_wider_than_needed() -> None:
             assert not text.endswith(':*"') and ":function:*" not in text, (logical_id, resource)
 
 
-@pytest.mark.parametrize("queue", sorted(SEED_JOB_TYPES))
-def test_each_worker_gets_only_what_its_handler_uses(queue: str) -> None:
+@pytest.mark.parametrize("queue", sorted(QUEUE_NAMES))
+def test_each_worker_gets_only_what_its_declaration_lists(queue: str) -> None:
+    declared = CATALOG.job_type(queue)
     logical_id = template_gen.logical_id(queue)
-    policies = RESOURCES[logical_id]["Properties"]["Policies"]
-    text = json.dumps(policies)
-    assert ("s3:" in text) == (queue in template_gen.SNAPSHOT_QUEUES)
-    assert ("ses:" in text) == (queue in template_gen.EMAIL_QUEUES)
-    invoke = [s for s in _statements() if s[0] == logical_id and s[1]["Action"] == "lambda:InvokeFunction"]
-    [(_, statement)] = invoke
-    targets = {json.dumps(r) for r in statement["Resource"]}
-    expected = {queue, *template_gen.SENDS_TO.get(queue, [])}
-    assert len(targets) == len(expected)
-    assert all(any(f"function:${{AWS::StackName}}-{q}" in t for t in targets) for q in expected)
+    props = RESOURCES[logical_id]["Properties"]
+    text = json.dumps(props["Policies"])
+    actions = {action for permission in declared.permissions for action in permission.actions}
+    assert ("s3:" in text) == any(a.startswith("s3:") for a in actions)
+    assert ("ses:" in text) == any(a.startswith("ses:") for a in actions)
+    statements = [s for s in _statements() if s[0] == logical_id]
+    granted = {a for _, s in statements for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+    assert granted == actions | {"lambda:InvokeFunction"}
+    # Scale-out starts more of itself; handlers send jobs in their own transaction and start nothing.
+    [(_, invoke)] = [s for s in statements if s[1]["Action"] == "lambda:InvokeFunction"]
+    assert invoke["Resource"] == [{"Fn::Sub": str(template_gen.function_arn(queue))}]
+    secrets = [
+        p["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"]["Ref"]
+        for p in props["Policies"]
+        if "AWSSecretsManagerGetSecretValuePolicy" in p
+    ]
+    assert secrets == ["DbSecretArn", *(s.parameter for s in declared.secrets)]
+    variables = props["Environment"]["Variables"]
+    assert {s.arn_env for s in declared.secrets} <= set(variables)
+    assert not any(k.endswith("_SECRET_ARN") for k in TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+                   if k != "DB_SECRET_ARN")  # fmt: skip
+    if declared.team_size:
+        assert variables["TEAM_SIZE"] == declared.team_size
 
 
 def test_api_requires_iam_and_functions_read_only_their_secret() -> None:
@@ -158,5 +175,5 @@ def test_alarms_watch_failures_age_and_errors() -> None:
     alarms = {k: v["Properties"] for k, v in RESOURCES.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
     metrics = {a.get("MetricName") for a in alarms.values()}
     assert {"FailedJobsTotal", "OldestQueuedJobAgeMax", "Errors"} <= metrics
-    assert len([a for a in alarms.values() if a.get("MetricName") == "Errors"]) == len(SEED_JOB_TYPES) + 2
+    assert len([a for a in alarms.values() if a.get("MetricName") == "Errors"]) == len(QUEUE_NAMES) + 2
     assert all(a["AlarmActions"] == [{"Ref": "AlarmTopicArn"}] for a in alarms.values())

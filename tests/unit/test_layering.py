@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -34,3 +35,18 @@ def test_postgres_errors_are_translated_in_one_place() -> None:
             continue
         text = path.read_text()
         assert "except psycopg" not in text and "psycopg.errors" not in text and "pg_errors" not in text, path
+
+
+def test_functions_import_the_runtime_only() -> None:
+    """The Lambda entry points are thin: they reach our code through `runtime` alone."""
+    ours = {"jobqueue", "runtime", "pods", "local"}
+    for path in (CORE.parents[1] / "functions").glob("*/app.py"):
+        tree = ast.parse(path.read_text())
+        imported = {
+            (node.module or "").split(".")[0] if isinstance(node, ast.ImportFrom) else alias.name.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in node.names
+        }
+        assert imported & ours <= {"runtime"}, (path, imported & ours)
+        assert "runtime" in imported, path

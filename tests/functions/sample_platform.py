@@ -1,4 +1,5 @@
-"""Handlers for tests that run functions in a subprocess (loaded through HANDLER_MODULES)."""
+"""The pods platform with a stand-in send-email handler, for functions run in a subprocess
+(JOBS_PLATFORM=tests.functions.sample_platform)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import time
 from typing import Any
 
 from jobqueue import Job
-from runtime.handlers import register
+from pods.jobs import CATALOG as PODS
 
 
-@register("send-email")
 def send_email(job: Job) -> Any:
     if job.data.get("hang"):
         time.sleep(600)  # stands in for a stuck SMTP connection
     return {"sent": job.data.get("to")}
+
+
+CATALOG = PODS.with_handler("send-email", send_email)

@@ -1,0 +1,144 @@
+"""The pods platform's job types, each declared once.
+
+Everything about a job type is here: its handler, its queue's policy and
+settings, its schedules, its worker's sizing, and what its handler touches
+beyond the database (IAM statements, secrets, environment). The worker
+functions in template.yaml (`make template`), the queues registered at cold
+start, `make dev` and the tests all read this catalog; the runtime finds it
+through JOBS_PLATFORM=pods.jobs.
+
+The defaults: retry 3 times, 60 s apart with exponential backoff, expire after
+an hour, delete 7 days after finishing, failures copied to "dead-letters".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+from jobqueue import Job, Policy
+from pods import cleanup, email, health, lifecycle, snapshots, usage
+from pods.context import Platform, platform
+from runtime.jobtypes import Catalog, Handler, JobType, Parameter, Permission, Schedule, Secret
+
+DEAD_LETTERS: Final = "dead-letters"
+DAY: Final = 86_400
+
+HOST_API_KEY = Secret(
+    parameter="HostApiKeySecretArn",
+    arn_env="HOST_API_KEY_SECRET_ARN",
+    local_env="HOST_API_KEY",
+    description="Secrets Manager secret with the host agents' X-Api-Key",
+)
+GITHUB_TOKEN = Secret(
+    parameter="GitHubTokenSecretArn",
+    arn_env="GITHUB_TOKEN_SECRET_ARN",
+    local_env="GITHUB_TOKEN",
+    description="Secrets Manager secret with the GitHub token used to remove pods' deploy keys",
+)
+SNAPSHOTS = "arn:${AWS::Partition}:s3:::${SnapshotBucketName}/snapshots/*"
+BUCKET_ENV = {"SNAPSHOT_BUCKET": "${SnapshotBucketName}"}
+
+
+def with_platform(function: Callable[[Platform, Job], Any]) -> Handler:
+    """A handler that gets the container's shared Platform (pool, host agents' key) with each job."""
+
+    def handle(job: Job) -> Any:
+        return function(platform(), job)
+
+    handle.__name__ = handle.__qualname__ = function.__name__
+    return handle
+
+
+def on_host(name: str, function: Callable[[Platform, Job], Any], description: str, **more: Any) -> JobType:
+    """A job type whose handler talks to the host agents (and so reads their key)."""
+    return JobType(name, with_platform(function), description, secrets=(HOST_API_KEY,), **more)
+
+
+CATALOG: Final = Catalog(
+    name="pods",
+    description="Background jobs of the pods platform",
+    defaults={
+        "retry_limit": 3,
+        "retry_delay": 60,
+        "retry_backoff": True,
+        "retry_delay_max": 3600,
+        "expire_in": 3600,
+        "delete_after": 7 * DAY,
+    },
+    dead_letter=DEAD_LETTERS,
+    dead_letter_settings={"retention": 30 * DAY, "delete_after": 30 * DAY},
+    parameters=(
+        Parameter("SnapshotBucketName", "S3 bucket for pod snapshots (objects under snapshots/)"),
+        Parameter("EmailDomain", "SES identity (domain) the platform's email is sent from"),
+    ),
+    job_types=(
+        on_host("provision-pod", lifecycle.provision, "Places a pod on a host of its tier and starts it"),
+        on_host("start-pod", lifecycle.start, "Starts a stopped pod"),
+        on_host("stop-pod", lifecycle.stop, "Stops a running pod"),
+        # Senders pass the pod id as singleton_key: a flapping pod queues at most one restart.
+        on_host("restart-pod", lifecycle.restart, "Restarts a pod", policy=Policy.SHORT),
+        on_host("cleanup-pod", lifecycle.cleanup, "Removes a pod from its host and frees its slot"),
+        on_host(
+            "create-snapshot",
+            snapshots.create,
+            "Archives a pod on its host and stores the archive in S3",
+            permissions=(Permission(("s3:PutObject",), SNAPSHOTS),),
+            environment=BUCKET_ENV,
+        ),
+        on_host(
+            "restore-snapshot",
+            snapshots.restore,
+            "Restores a pod from a snapshot in S3",
+            permissions=(Permission(("s3:GetObject",), SNAPSHOTS),),
+            environment=BUCKET_ENV,
+        ),
+        on_host(
+            "health-check",
+            health.health_check,
+            "Checks a pod's health; an unhealthy pod gets one restart",
+            settings={"expire_in": 300},
+            team_size=5,
+            sends_to=("restart-pod",),
+        ),
+        # Scheduled work under "short": a tick that finds the previous run still waiting adds nothing.
+        JobType(
+            "health-check-all",
+            with_platform(health.health_check_all),
+            "Queues a health check of every running pod",
+            policy=Policy.SHORT,
+            settings={"expire_in": 300},
+            schedules=(Schedule("*/5 * * * *"),),
+            sends_to=("health-check",),
+        ),
+        JobType(
+            "cleanup-old",
+            with_platform(cleanup.cleanup_old),
+            "Deletes old metrics, logs, terminated pods (and their deploy keys) and snapshots",
+            policy=Policy.SHORT,
+            schedules=(Schedule("0 2 * * *"),),
+            permissions=(Permission(("s3:DeleteObject",), SNAPSHOTS),),
+            secrets=(GITHUB_TOKEN,),
+            environment=BUCKET_ENV,
+        ),
+        JobType(
+            "calculate-usage",
+            with_platform(usage.calculate_usage),
+            "Records each owner's pod hours of the past hour",
+            policy=Policy.SHORT,
+            schedules=(Schedule("0 * * * *"),),
+        ),
+        JobType(
+            "send-email",
+            with_platform(email.send_email),
+            "Sends a templated email through SES, once",
+            permissions=(
+                Permission(
+                    ("ses:SendEmail", "ses:SendRawEmail"),
+                    "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${EmailDomain}",
+                ),
+            ),
+            environment={"EMAIL_FROM": "noreply@${EmailDomain}"},
+        ),
+    ),
+)

@@ -1,0 +1,87 @@
+"""The pods platform's declarations: every seed job type, each with only what its handler needs."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobqueue import ConfigurationError, Policy, Queue
+from pods.jobs import CATALOG, DEAD_LETTERS
+from runtime import platform
+from runtime.jobtypes import Catalog, JobType, Permission, Schedule
+
+SEED_SCHEDULES = {"health-check-all": "*/5 * * * *", "cleanup-old": "0 2 * * *", "calculate-usage": "0 * * * *"}
+
+
+def test_the_platform_the_runtime_loads_is_the_pods_catalog() -> None:
+    assert platform.load({platform.VARIABLE: "pods.jobs"}) is CATALOG
+    assert platform.load({platform.VARIABLE: "pods.jobs:CATALOG"}) is CATALOG
+
+
+def test_snapshots_alone_touch_s3_and_email_alone_ses() -> None:
+    def services(name: str) -> set[str]:
+        return {a.split(":")[0] for p in CATALOG.job_type(name).permissions for a in p.actions}
+
+    assert {n for n in CATALOG.names if "s3" in services(n)} == {"create-snapshot", "restore-snapshot", "cleanup-old"}
+    assert {n for n in CATALOG.names if "ses" in services(n)} == {"send-email"}
+
+
+def test_only_handlers_that_talk_to_hosts_read_their_key() -> None:
+    readers = {t.name for t in CATALOG.job_types if any(s.arn_env == "HOST_API_KEY_SECRET_ARN" for s in t.secrets)}
+    assert readers == {
+        "provision-pod",
+        "start-pod",
+        "stop-pod",
+        "restart-pod",
+        "cleanup-pod",
+        "create-snapshot",
+        "restore-snapshot",
+        "health-check",
+    }
+
+
+def test_seed_schedules_and_policies() -> None:
+    assert {t.name: t.schedules[0].cron for t in CATALOG.job_types if t.schedules} == SEED_SCHEDULES
+    assert CATALOG.job_type("restart-pod").policy is Policy.SHORT
+
+
+def test_register_creates_queues_with_the_declared_settings(queue: Queue) -> None:
+    platform.register(queue, CATALOG)
+    platform.register(queue, CATALOG)  # idempotent
+    provision = queue.get_queue("provision-pod")
+    assert provision is not None
+    assert (provision.retry_limit, provision.retry_delay, provision.retry_backoff) == (3, 60, True)
+    assert provision.dead_letter == DEAD_LETTERS
+    health = queue.get_queue("health-check")
+    assert health is not None and health.expire_in == 300
+    assert {s.name: s.cron for s in queue.get_schedules()} == SEED_SCHEDULES
+
+
+def _job(name: str = "a", **more: object) -> JobType:
+    return JobType(name, lambda job: None, "test", **more)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: Catalog("x", "x", (_job(), _job())), "declared twice"),
+        (lambda: Catalog("x", "x", (_job(sends_to=("b",)),)), "sends to undeclared b"),
+        (lambda: _job(permissions=(Permission(("s3:*",), "arn:aws:s3:::b/*"),)), "no wildcards"),
+        (lambda: _job(permissions=(Permission(("s3:GetObject",), "*"),)), "narrower than"),
+        (lambda: Catalog("x", "x", (_job(environment={"B": "${Bucket}"}),)), r"\$\{Bucket\} is used"),
+        (lambda: Catalog("x", "x", (_job(settings={"retry_limit": -1}),)), "retry_limit must be between"),
+        (lambda: _job(schedules=(Schedule("not cron"),)), "cron"),
+        (lambda: _job("bad name!"), "invalid job type name"),
+    ],
+)
+def test_bad_declarations_fail_when_the_platform_loads(build: object, message: str) -> None:
+    with pytest.raises((ConfigurationError, ValueError), match=message):
+        build()  # type: ignore[operator]
+
+
+def test_the_runtime_needs_to_be_told_its_platform() -> None:
+    with pytest.raises(ConfigurationError, match="JOBS_PLATFORM is not set"):
+        platform.load({})
+    with pytest.raises(ConfigurationError, match="cannot import 'no_such_platform'"):
+        platform.load({platform.VARIABLE: "no_such_platform"})
+    with pytest.raises(ConfigurationError, match="is not a runtime Catalog"):
+        platform.load({platform.VARIABLE: "pods.jobs:DEAD_LETTERS"})
