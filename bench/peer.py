@@ -1,4 +1,4 @@
-"""pg-boss, the seed design's queue, as a baseline measured in the same run.
+"""pg-boss, the Node.js queue whose semantics we follow, as a baseline measured in the same run.
 
 Driven from Node.js (bench/pgboss/bench.mjs) with its best settings: insert()
 in batches, fetch() with batchSize, complete() by ids. Skipped, with the

@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from runtime.api import handle
 from runtime.observability import logger, tracer
+from runtime.webapp import handle
 
 
 @logger.inject_lambda_context(clear_state=True)

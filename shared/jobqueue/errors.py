@@ -2,7 +2,7 @@
 
 Every error a caller can cause names the offending value, so that a message in
 a log is enough to fix the call. `JobError` is different: handlers raise it to
-tell the queue how a job failed (the seed's `JobError(message, shouldRetry)`).
+tell the queue how a job failed (pg-boss users know it as `JobError(message, shouldRetry)`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The API function served over HTTP on localhost (what API Gateway does in AWS).
 
-Each request becomes an HTTP API (payload v2) event for runtime.api, in this
+Each request becomes an HTTP API (payload v2) event for runtime.webapp, in this
 process of its own, so that it has its own database connection like a Lambda.
 """
 
@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from runtime.api import handle
+from runtime.webapp import handle
 
 _lock = threading.Lock()
 

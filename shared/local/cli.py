@@ -24,7 +24,7 @@ from rich.table import Table
 from jobqueue import JobQueueError, Queue
 from local import invoke as local_invoke
 from local import template_gen
-from runtime import platform
+from runtime import job_actions, platform
 
 # Piped or captured output gets wide tables instead of names cut short.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -212,25 +212,22 @@ def show(ctx: click.Context, job_id: str) -> None:
     click.echo(json.dumps(asdict(job), indent=2, default=str))
 
 
-def _requeue(ctx: click.Context, job_ids: tuple[str, ...], action: str) -> None:
+def _act(ctx: click.Context, job_ids: tuple[str, ...], chosen: job_actions.Action) -> None:
     with open_queue(ctx) as queue:
         for job_id in job_ids:
-            job = queue.get_job(job_id)
-            if job is None:
-                fail(f"no job {job_id}")
-                return
-            done = queue.retry(job.name, [job.id]) if action == "retry" else queue.cancel(job.name, [job.id])
-            if not done:
-                fail(f"job {job_id} is {job.state}: cannot {action} it")
-            click.echo(f"{action}: {job_id}")
+            try:
+                job_actions.apply(queue, chosen, job_id)
+            except JobQueueError as exc:
+                fail(str(exc))
+            click.echo(f"{chosen}: {job_id}")
 
 
 @main.command()
 @click.argument("job_ids", nargs=-1, required=True)
 @click.pass_context
 def retry(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
-    """Put failed jobs back in their queue."""
-    _requeue(ctx, job_ids, "retry")
+    """Put failed jobs back in their queue, with a fresh set of attempts."""
+    _act(ctx, job_ids, job_actions.Action.RETRY)
 
 
 @main.command()
@@ -238,7 +235,15 @@ def retry(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
 @click.pass_context
 def cancel(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
     """Cancel jobs that have not finished."""
-    _requeue(ctx, job_ids, "cancel")
+    _act(ctx, job_ids, job_actions.Action.CANCEL)
+
+
+@main.command()
+@click.argument("job_ids", nargs=-1, required=True)
+@click.pass_context
+def resume(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
+    """Put cancelled jobs back in their queue."""
+    _act(ctx, job_ids, job_actions.Action.RESUME)
 
 
 @main.group(invoke_without_command=True)

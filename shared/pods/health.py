@@ -19,8 +19,8 @@ from pods.lifecycle import _pod
 from pods.payloads import optional
 from pods.schema import QUERIES
 
-TEAM_SIZE = 5  # the seed's teamSize
-HEALTH_TIMEOUT_S = 5.0  # the seed's per-pod timeout
+TEAM_SIZE = 5  # pods checked at once by one health-check job
+HEALTH_TIMEOUT_S = 5.0  # a pod that has not answered by then is unhealthy
 
 
 def check_pod(platform: Platform, pod_id: str) -> str:
@@ -48,7 +48,7 @@ def health_check(platform: Platform, job: Job) -> dict[str, Any]:
     pod_id = optional(job.data, "podId")
     if pod_id is not None:
         return {pod_id: check_pod(platform, pod_id)}
-    # No pod given: check all running pods, like the seed.
+    # No pod given: check all running pods.
     with platform.connection() as conn:
         pod_ids = [row[0] for row in conn.execute(QUERIES["running_pods"]).fetchall()]
     with ThreadPoolExecutor(TEAM_SIZE) as pool:

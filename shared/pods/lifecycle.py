@@ -52,7 +52,7 @@ def provision(platform: Platform, job: Job) -> dict[str, Any]:
                 host_id, address, port = pod["host_id"], pod["host_address"], pod["host_port"]
             agent = platform.agent(address, port)
             internal_ip = agent.create_pod(pod_id, spec)
-            agent.set_route(pod_id, internal_ip)  # the seed's nginx routing, through the agent
+            agent.set_route(pod_id, internal_ip)  # the pod's route on the host's proxy, through the agent
             conn.execute(QUERIES["mark_running"], {"id": pod_id, "internal_ip": internal_ip})
         except Exception as exc:
             conn.execute(QUERIES["set_status"], {"id": pod_id, "status": "failed", "error": str(exc)[:1000]})

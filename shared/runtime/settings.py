@@ -10,12 +10,10 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
 
 from jobqueue import ConfigurationError
 from jobqueue.options import queue_name
 
-_MB: Final = 1
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -35,7 +33,7 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
 class WorkerSettings:
     queue: str
     batch_size: int  # jobs fetched per round trip
-    team_size: int  # handlers run at once (the seed's teamSize)
+    team_size: int  # handlers run at once (pg-boss's teamSize)
     max_jobs: int  # jobs one invocation takes at most
     safety_margin_ms: int  # stop fetching when less than this is left of the invocation
     expiry_margin_s: int  # a claimed job expires this long after the invocation's own end

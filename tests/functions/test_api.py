@@ -101,6 +101,8 @@ def test_enqueue_kicks_the_worker_then_get_cancel_and_retry(
     assert again["statusCode"] == 409 and "is cancelled" in again["json"]["error"]
     not_failed = api("api-retry.json", path=f"/api/jobs/{job_id}/retry")
     assert not_failed["statusCode"] == 409
+    resumed = api("api-retry.json", path=f"/api/jobs/{job_id}/resume")
+    assert resumed["statusCode"] == 200 and resumed["json"]["state"] == "created"
     with Queue(dsn) as q:
         failed_id = q.send("send-email", {"to": "x"}, retry_limit=0)
         q.fail("send-email", q.fetch("send-email"), "boom")

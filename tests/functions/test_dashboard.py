@@ -160,6 +160,7 @@ def test_retry_from_the_failed_page_needs_the_form_token(web: Call, jobs: Queue)
     jobs.fail("dash", jobs.fetch("dash", 1), {"message": "<b>boom</b>"})
     cookie = sign_in(web)
     page = web("/dashboard/failed", cookie=cookie)["body"]
+    assert "<title>Failed jobs · Jobs dashboard</title>" in page
     assert f'data-job="{job_id}"' in page
     assert html.escape("<b>boom</b>") in page and "<b>boom</b>" not in page
     dead_letters = re.search(r'<li data-dlq="dash-dead">.*?</li>', page, re.S)
@@ -178,6 +179,9 @@ def test_retry_from_the_failed_page_needs_the_form_token(web: Call, jobs: Queue)
     assert jobs.get_job(job_id).state == "created"  # type: ignore[union-attr]
     again = web(f"/dashboard/jobs/{job_id}/retry", method="POST", cookie=cookie, form={"csrf": csrf(page)})
     assert again["statusCode"] == 409 and "is created" in again["body"]
+    # "retried" is no state and no action: the actions and their states come from one module.
+    retried = web(f"/dashboard/jobs/{job_id}/retried", method="POST", cookie=cookie, form={"csrf": csrf(page)})
+    assert retried["statusCode"] == 404 and "unknown action" in retried["body"]
 
 
 def test_cancel_and_resume_and_no_open_redirect(web: Call, jobs: Queue) -> None:

@@ -54,6 +54,7 @@ def test_failed_retry_and_cancel(jobs: CliRunner, dsn: str) -> None:
     assert run(jobs, "cancel", str(waiting)).exit_code == 0
     again = run(jobs, "cancel", str(waiting))
     assert again.exit_code == 1 and "is cancelled: cannot cancel it" in again.output
+    assert run(jobs, "resume", str(waiting)).output.strip() == f"resume: {waiting}"
 
 
 def test_schedules_add_list_remove(jobs: CliRunner) -> None:

@@ -94,7 +94,7 @@ class HostAgent:
             self._expect(response, f"remove route {pod_id}")
 
     def health(self, pod_id: str, timeout: float = 5.0) -> bool:
-        """True if the pod answers healthy within `timeout` (the seed's 5 s); 503 means unhealthy."""
+        """True if the pod answers healthy within `timeout` (5 s by default); 503 means unhealthy."""
         response = self._request("GET", f"/pods/{pod_id}/health", timeout=timeout, accept=(503,))
         return response.status_code == 200
 

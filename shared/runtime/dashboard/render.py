@@ -8,6 +8,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from jobqueue import Job
+from runtime import job_actions
 from runtime.dashboard import views
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -35,6 +37,19 @@ def since(moment: datetime | None, now: datetime) -> str:
     return f"{views.age(seconds)} ago" if seconds >= 0 else f"in {views.age(-seconds)}"
 
 
+# How each action's button looks; which buttons a job gets comes from runtime.job_actions.
+BUTTONS = {
+    job_actions.Action.RETRY: ("Retry", "primary"),
+    job_actions.Action.CANCEL: ("Cancel", "danger"),
+    job_actions.Action.RESUME: ("Resume", ""),
+}
+
+
+def actions_for(job: Job) -> list[tuple[str, str, str]]:
+    """(action, label, style) of each action the job's state allows."""
+    return [(str(action), *BUTTONS[action]) for action, states in job_actions.ALLOWED.items() if job.state in states]
+
+
 @cache
 def environment() -> Any:
     # Imported here: the JSON API's requests never pay for it.
@@ -48,7 +63,7 @@ def environment() -> Any:
         lstrip_blocks=True,
     )
     env.filters.update(when=when, iso=iso, pretty=pretty, age=views.age, message=views.error_message)
-    env.globals.update(since=since)
+    env.globals.update(since=since, actions_for=actions_for)
     return env
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Iterable
+from http.cookies import CookieError, SimpleCookie
 
 COOKIE = "jobs_session"
 LIFETIME_S = 12 * 3600
@@ -48,3 +50,15 @@ def csrf_valid(supplied: str | None, cookie: str, token: str) -> bool:
 def same(supplied: str, expected: str) -> bool:
     """Constant-time comparison of a supplied token with the expected one."""
     return hmac.compare_digest(supplied.encode(), expected.encode())
+
+
+def read_cookie(headers: Iterable[str]) -> str | None:
+    """The session cookie among Cookie header values ("a=1; b=2"), if there is one."""
+    jar: SimpleCookie = SimpleCookie()
+    for item in headers:
+        try:
+            jar.load(item)
+        except CookieError:  # a malformed cookie from elsewhere on the domain is ignored, not fatal
+            continue
+    morsel = jar.get(COOKIE)
+    return None if morsel is None else morsel.value

@@ -1,0 +1,77 @@
+"""What an operator may do to one job (retry, cancel, resume), for every front end alike.
+
+The API, the dashboard and the `jobs` CLI call `apply`: look the job up, check
+that its state allows the action (the states come from the queue core's
+transitions), do it, and say exactly why when it cannot be done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+from typing import Final
+
+from jobqueue import CANCELLABLE, RESUMABLE, RETRYABLE, Job, JobQueueError, JobState, Queue
+from jobqueue.options import job_id
+
+
+class Action(StrEnum):
+    RETRY = "retry"  # failed -> created, with a fresh set of attempts
+    CANCEL = "cancel"  # created, retry or active -> cancelled
+    RESUME = "resume"  # cancelled -> created
+
+
+ALLOWED: Final[Mapping[Action, frozenset[JobState]]] = {
+    Action.RETRY: RETRYABLE,
+    Action.CANCEL: CANCELLABLE,
+    Action.RESUME: RESUMABLE,
+}
+DONE: Final[Mapping[Action, str]] = {
+    Action.RETRY: "Job {id} is queued again with a fresh set of attempts.",
+    Action.CANCEL: "Job {id} is cancelled.",
+    Action.RESUME: "Job {id} is queued again.",
+}
+_OPERATIONS: Final[Mapping[Action, Callable[[Queue, Job], list[str]]]] = {
+    Action.RETRY: lambda queue, job: queue.retry(job.name, [job.id]),
+    Action.CANCEL: lambda queue, job: queue.cancel(job.name, [job.id]),
+    Action.RESUME: lambda queue, job: queue.resume(job.name, [job.id]),
+}
+
+
+class ActionRefused(JobQueueError):
+    """The action cannot be applied; `status` is the HTTP status that says why."""
+
+    status = 409
+
+
+class JobNotFound(ActionRefused):
+    status = 404
+
+
+class UnknownAction(ActionRefused):
+    status = 404
+
+
+def action(name: str) -> Action:
+    try:
+        return Action(name)
+    except ValueError:
+        raise UnknownAction(f"unknown action {name!r}; known: {', '.join(Action)}") from None
+
+
+def allowed_states(chosen: Action) -> str:
+    return " or ".join(state for state in JobState if state in ALLOWED[chosen])
+
+
+def apply(queue: Queue, chosen: Action, id: str) -> Job:
+    """Apply `chosen` to the job `id`; return the job as it is now. Raises ActionRefused (or PolicyConflictError)."""
+    job = queue.get_job(job_id(id))
+    if job is None:
+        raise JobNotFound(f"no job {id}")
+    if job.state not in ALLOWED[chosen]:
+        raise ActionRefused(
+            f"job {job.id} is {job.state}: cannot {chosen} it; to {chosen} a job it must be {allowed_states(chosen)}"
+        )
+    if not _OPERATIONS[chosen](queue, job):
+        raise ActionRefused(f"job {job.id} changed meanwhile or its queue's policy refused it; reload and try again")
+    return queue.get_job(job.id) or job

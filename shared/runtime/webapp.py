@@ -1,0 +1,78 @@
+"""The HTTP application: the JSON API and the dashboard, one resolver behind API Gateway.
+
+Served by the API function (HTTP API, payload v2). One middleware
+authenticates every request before routing (runtime.auth); the API
+(runtime.api, /api/jobs) and the dashboard (runtime.dashboard.routes,
+/dashboard) are Routers included here; the library's errors become statuses
+here, once, answered as JSON for the API and as a page for the dashboard.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import BadRequestError
+
+from jobqueue import DatabaseUnavailableError, JobQueueError, PolicyConflictError, UnknownQueueError
+from runtime import api, auth, job_actions
+from runtime.dashboard import routes as dashboard
+from runtime.observability import logger
+
+app = APIGatewayHttpResolver()
+app.use(middlewares=[auth.authenticate])
+app.include_router(api.router)
+app.include_router(dashboard.router)
+
+
+def error(status: int, message: str) -> Response[str]:
+    """An error answered the way the part of the app that was asked speaks: a page or JSON."""
+    if auth.is_dashboard(app.current_event.path) and "identity" in app.context:
+        return dashboard.error_page(status, message)
+    return api.json_response(status, {"error": message})
+
+
+@app.exception_handler(job_actions.ActionRefused)
+def action_refused(exc: job_actions.ActionRefused) -> Response[str]:
+    return error(exc.status, str(exc))
+
+
+@app.exception_handler(UnknownQueueError)
+def unknown_queue(exc: UnknownQueueError) -> Response[str]:
+    return error(404, str(exc))
+
+
+@app.exception_handler(PolicyConflictError)
+def policy_conflict(exc: PolicyConflictError) -> Response[str]:
+    return error(409, str(exc))
+
+
+@app.exception_handler(DatabaseUnavailableError)
+def database_down(exc: DatabaseUnavailableError) -> Response[str]:
+    logger.error("database unavailable", extra={"error": str(exc)})
+    return error(503, "the job database is unavailable; try again shortly")
+
+
+@app.exception_handler(JobQueueError)
+def bad_input(exc: JobQueueError) -> Response[str]:
+    return error(400, str(exc))
+
+
+@app.exception_handler(BadRequestError)
+def bad_request(exc: BadRequestError) -> Response[str]:
+    return error(400, str(exc.msg))
+
+
+@app.exception_handler(json.JSONDecodeError)
+def malformed_json(exc: json.JSONDecodeError) -> Response[str]:
+    return error(400, f"the body is not valid JSON: {exc.msg} at position {exc.pos}")
+
+
+@app.not_found
+def no_route(exc: Exception) -> Response[str]:
+    return error(404, "no such page" if auth.is_dashboard(app.current_event.path) else "no such endpoint")
+
+
+def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return app.resolve(event, context)
