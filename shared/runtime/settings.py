@@ -15,7 +15,6 @@ from jobqueue import ConfigurationError
 from jobqueue.options import queue_name
 
 
-
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
