@@ -81,6 +81,7 @@ def cold_start(repeats: int = 3) -> dict[str, float]:
     env = {
         **os.environ,
         "QUEUE_NAME": "send-email",
+        "JOBS_PLATFORM": os.environ.get("JOBS_PLATFORM", "pods.jobs"),
         "POWERTOOLS_METRICS_NAMESPACE": "Bench",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "DATABASE_URL": "postgresql://localhost/unused",

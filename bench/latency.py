@@ -86,6 +86,7 @@ def measure(dsn: str, rounds: int) -> dict[str, Any]:
         {
             "DATABASE_URL": dsn,
             "QUEUE_NAME": QUEUE,
+            "JOBS_PLATFORM": os.environ.get("JOBS_PLATFORM", "pods.jobs"),
             "POWERTOOLS_METRICS_NAMESPACE": "Bench",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": "WARNING",

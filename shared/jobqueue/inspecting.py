@@ -11,7 +11,7 @@ from psycopg.rows import class_row
 from jobqueue import options
 from jobqueue.client import Client, Conn
 from jobqueue.errors import InvalidOptionError
-from jobqueue.models import Job, QueueStats, Throughput
+from jobqueue.models import Job, QueueStats, Throughput, job_row
 from jobqueue.states import QUEUED, JobState
 
 
@@ -30,7 +30,7 @@ class Inspecting(Client):
     def get_job(self, id: str, name: str | None = None, conn: Conn = None) -> Job | None:
         """A job by id, from the hot table or the archive (then `job.archived` is True)."""
         params = {"id": options.job_id(id), "name": None if name is None else options.queue_name(name)}
-        rows = self.db.rows("get_job", params, conn, class_row(Job))
+        rows = self.db.rows("get_job", params, conn, job_row)
         return rows[0] if rows else None
 
     def find_jobs(
@@ -54,7 +54,7 @@ class Inspecting(Client):
             "include_archive": options.boolean("include_archive", include_archive),
             "limit": options.integer("limit", limit),
         }
-        return self.db.rows("find_jobs", params, conn, class_row(Job))
+        return self.db.rows("find_jobs", params, conn, job_row)
 
     def queue_size(self, name: str, states: Iterable[str] = QUEUED, conn: Conn = None) -> int:
         """Jobs of a queue in `states` (default: queued, i.e. created or retry)."""
@@ -78,4 +78,4 @@ class Inspecting(Client):
     def failed_jobs(self, limit: int = 100, name: str | None = None, conn: Conn = None) -> list[Job]:
         """The most recently failed jobs, archived ones included."""
         params = {"limit": options.integer("limit", limit), "name": None if name is None else options.queue_name(name)}
-        return self.db.rows("failed_jobs", params, conn, class_row(Job))
+        return self.db.rows("failed_jobs", params, conn, job_row)

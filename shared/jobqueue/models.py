@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from jobqueue.settings import Policy
+from jobqueue.states import JobState
+
 
 @dataclass(slots=True)
 class Job:
@@ -26,8 +29,8 @@ class Job:
     created_on: datetime | None = None
     singleton_key: str | None = None
     origin: dict[str, Any] | None = None
-    state: str = "active"  # fetch returns only active jobs and does not send the column
-    policy: str | None = None
+    state: JobState = JobState.ACTIVE  # fetch returns only active jobs and does not send the column
+    policy: Policy | None = None
     retry_delay: int | None = None
     retry_backoff: bool | None = None
     retry_delay_max: int | None = None
@@ -50,7 +53,7 @@ class Job:
 @dataclass(slots=True, frozen=True)
 class QueueInfo:
     name: str
-    policy: str
+    policy: Policy
     retry_limit: int
     retry_delay: int
     retry_backoff: bool
@@ -122,3 +125,29 @@ class MaintenanceResult:
     purged: int = 0
     unstarted_failed: int = 0
     skipped: bool = False  # another process held the maintenance lock
+
+
+def job_row(cursor: Any) -> Any:
+    """Row factory: a Job with its state and policy as the enums (not the database's text)."""
+    names = [column.name for column in cursor.description or ()]
+
+    def make(values: Any) -> Job:
+        row = dict(zip(names, values, strict=True))
+        row["state"] = JobState(row["state"])
+        if row.get("policy") is not None:
+            row["policy"] = Policy(row["policy"])
+        return Job(**row)
+
+    return make
+
+
+def queue_info_row(cursor: Any) -> Any:
+    """Row factory: a QueueInfo with its policy as the enum."""
+    names = [column.name for column in cursor.description or ()]
+
+    def make(values: Any) -> QueueInfo:
+        row = dict(zip(names, values, strict=True))
+        row["policy"] = Policy(row["policy"])
+        return QueueInfo(**row)
+
+    return make

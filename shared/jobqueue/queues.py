@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Unpack
 
-from psycopg.rows import class_row
-
 from jobqueue import options
 from jobqueue.client import Client, Conn
 from jobqueue.errors import InvalidOptionError, QueueInUseError, UnknownQueueError
-from jobqueue.models import QueueInfo
+from jobqueue.models import QueueInfo, queue_info_row
 from jobqueue.settings import QUEUE_SETTINGS, QueueSettings, check_all, with_defaults
 
 
@@ -65,8 +63,8 @@ class Queues(Client):
         return int(row["jobs"])
 
     def get_queue(self, name: str, conn: Conn = None) -> QueueInfo | None:
-        rows = self.db.rows("get_queue", {"name": options.queue_name(name)}, conn, class_row(QueueInfo))
+        rows = self.db.rows("get_queue", {"name": options.queue_name(name)}, conn, queue_info_row)
         return rows[0] if rows else None
 
     def get_queues(self, conn: Conn = None) -> list[QueueInfo]:
-        return self.db.rows("get_queues", None, conn, class_row(QueueInfo))
+        return self.db.rows("get_queues", None, conn, queue_info_row)

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from jobqueue import Queue
+from jobqueue import FINISHED, Queue
 from local.embedded_postgres import EmbeddedPostgresError
 from local.stack import LocalStack
 
@@ -129,7 +129,7 @@ def run_once(stack: LocalStack, queue: Queue) -> int:
     while time.monotonic() < deadline:
         stack.step()
         states = {job_id: (job.state if (job := queue.get_job(job_id)) else "missing") for job_id in expected}
-        if all(state in ("completed", "failed", "cancelled") for state in states.values()):
+        if all(state in FINISHED for state in states.values()):
             if phase == 0:
                 more = [queue.send("create-snapshot", {"podId": f"demo-{n}"}) for n in (0, 1)]
                 more.append(

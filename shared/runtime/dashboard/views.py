@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jobqueue import Job, Queue, QueueInfo, QueueStats
+from jobqueue import Job, JobState, Queue, QueueInfo, QueueStats
 from jobqueue.cron import next_fire_times
 from runtime.settings import MaintenanceSettings
 
@@ -94,10 +94,7 @@ def overview(queue: Queue, now: datetime | None = None) -> Overview:
         }
         for i, start in enumerate(starts)
     ]
-    totals = {
-        state: sum(int(getattr(r.stats, state)) for r in rows)
-        for state in ("created", "retry", "active", "completed", "failed", "cancelled")
-    }
+    totals = {str(state): sum(int(getattr(r.stats, state)) for r in rows) for state in JobState}
     return Overview(
         now=now,
         since=starts[0],
@@ -117,7 +114,7 @@ def failing(
     names = [name] if name else [info.name for info in infos]
     retrying: list[Job] = []
     for each in names:
-        retrying.extend(queue.find_jobs(each, state="retry", include_archive=False, limit=limit))
+        retrying.extend(queue.find_jobs(each, state=JobState.RETRY, include_archive=False, limit=limit))
     retrying.sort(key=lambda j: j.created_on or datetime.min.replace(tzinfo=UTC), reverse=True)
     return failed, retrying[:limit]
 
