@@ -28,6 +28,7 @@ from rich.table import Table
 from jobqueue import FINISHED, Queue
 from local.embedded_postgres import EmbeddedPostgresError
 from local.stack import LocalStack
+from runtime import platform
 
 console = Console()
 ONCE_TIMEOUT_S = 120.0
@@ -117,7 +118,8 @@ def run_forever(stack: LocalStack, queue: Queue) -> int:
 
 
 def run_once(stack: LocalStack, queue: Queue) -> int:
-    """Six pods provisioned (a host fails once: retried), two snapshots, an email, health checks."""
+    """Six pods provisioned (a host fails once: retried), two snapshots, an email, health checks,
+    and one job of each scheduled job type."""
     stack.agents[0].faults.fail_next = 1
     ids = queue.insert(
         "provision-pod",
@@ -143,7 +145,10 @@ def run_once(stack: LocalStack, queue: Queue) -> int:
                     )
                 )
                 more.append(queue.send("health-check", {}))
-                expected.update({str(job_id): "completed" for job_id in more})
+                # What the scheduler sends for each scheduled job type, through its worker.
+                for job_type in platform.load().job_types:
+                    more += [queue.send(job_type.name, dict(s.data)) for s in job_type.schedules]
+                expected.update({str(job_id): "completed" for job_id in more if job_id is not None})
                 phase = 1
                 continue
             break

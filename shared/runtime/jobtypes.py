@@ -64,7 +64,7 @@ class Schedule:
 
     cron: str
     tz: str = "UTC"
-    data: Any = None
+    data: Mapping[str, Any] = field(default_factory=dict)  # handlers take an object, as from any sender
     key: str = ""
 
 

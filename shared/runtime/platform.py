@@ -9,6 +9,7 @@ stack and the tests set it too.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from collections.abc import Mapping
 from typing import Final
@@ -59,7 +60,8 @@ def register(queue: Queue, catalog: Catalog | None = None) -> None:
             settings.setdefault("dead_letter", catalog.dead_letter)
         if not queue.create_queue(job_type.name, **settings):
             queue.update_queue(job_type.name, **settings)
-        existing = {(s.key, s.cron, s.timezone) for s in queue.get_schedules(job_type.name)}
+        existing = {(s.key, s.cron, s.timezone, json.dumps(s.data)) for s in queue.get_schedules(job_type.name)}
         for schedule in job_type.schedules:
-            if (schedule.key, schedule.cron, schedule.tz) not in existing:
-                queue.schedule(job_type.name, schedule.cron, schedule.data, tz=schedule.tz, key=schedule.key)
+            declared = (schedule.key, schedule.cron, schedule.tz, json.dumps(dict(schedule.data)))
+            if declared not in existing:
+                queue.schedule(job_type.name, schedule.cron, dict(schedule.data), tz=schedule.tz, key=schedule.key)

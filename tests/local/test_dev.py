@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,7 +20,10 @@ def test_make_dev_once_runs_the_demo_and_resumes(tmp_path: Path) -> None:
     command = ["make", "-s", "--no-print-directory", "dev", f"ARGS=--once --data-dir {data}"]
     first = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    assert "demo: 10 jobs, 10 ended as expected" in first.stdout
+    # Six provisions, two snapshots, an email, a health check, and a job of each scheduled job
+    # type (unless the scheduler's own tick already queued one under the short policy).
+    demo = re.search(r"demo: (\d+) jobs, \1 ended as expected", first.stdout)
+    assert demo is not None and int(demo.group(1)) >= 10, first.stdout[-3000:]
     assert "all demo jobs ended as expected" in first.stdout
     assert "without a token 401" in first.stdout
     assert "Dashboard: 200 with the token; without 401" in first.stdout

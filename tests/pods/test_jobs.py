@@ -54,6 +54,16 @@ def test_register_creates_queues_with_the_declared_settings(queue: Queue) -> Non
     health = queue.get_queue("health-check")
     assert health is not None and health.expire_in == 300
     assert {s.name: s.cron for s in queue.get_schedules()} == SEED_SCHEDULES
+    # Scheduled jobs carry an object, as the handlers expect from any sender.
+    assert all(s.data == {} for s in queue.get_schedules())
+
+
+def test_register_brings_a_changed_schedule_to_its_declaration(queue: Queue) -> None:
+    platform.register(queue, CATALOG)
+    queue.schedule("calculate-usage", "0 * * * *", None)  # as an earlier version stored it
+    platform.register(queue, CATALOG)
+    [usage] = queue.get_schedules("calculate-usage")
+    assert usage.data == {}
 
 
 def _job(name: str = "a", **more: object) -> JobType:
