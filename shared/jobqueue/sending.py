@@ -10,7 +10,7 @@ from typing import Any, Unpack
 from jobqueue import options
 from jobqueue.client import Client, Conn
 from jobqueue.errors import InvalidOptionError, PolicyConflictError
-from jobqueue.settings import POLICIES_THAT_REFUSE_SENDS, SEND_OPTIONS, SendOptions, check_all
+from jobqueue.settings import POLICIES_THAT_REFUSE_SENDS, SEND_OPTIONS, NewJob, SendOptions, check_all
 
 
 def job_params(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -131,7 +131,7 @@ class Sending(Client):
         }
         return self.send(name, data, **debounced)
 
-    def insert(self, name: str, jobs: Iterable[Mapping[str, Any]], conn: Conn = None) -> list[str]:
+    def insert(self, name: str, jobs: Iterable[NewJob], conn: Conn = None) -> list[str]:
         """Insert many jobs in one statement; return the ids of those inserted.
 
         Each job is a mapping with "data" and any send option except
@@ -139,7 +139,7 @@ class Sending(Client):
         anything is written; jobs a policy or throttle refuses are skipped.
         """
         options.queue_name(name)
-        batch = list(jobs)
+        batch: list[Mapping[str, Any]] = list(jobs)  # checked below, key by key: callers may pass any mapping
         if not batch:
             return []
         data_only = data_only_batch(batch, self.max_payload_bytes)

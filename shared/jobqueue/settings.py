@@ -258,6 +258,12 @@ class SendOptions(JobSettings, total=False):
     id: Annotated[str | uuid.UUID | None, JobId(), Default(None), Doc("the job's id (default: a new UUID v7)")]
 
 
+class NewJob(SendOptions, total=False):
+    """One job of `insert`: its data and any send option but singleton_next_slot."""
+
+    data: Any
+
+
 @dataclass(frozen=True)
 class Option:
     """One declared option, read from its annotation."""

@@ -54,6 +54,7 @@ def test_mypy_refuses_a_misspelt_option(tmp_path: Path) -> None:
         "    queue.send('q', None, retry_limit=3)\n"
         "    queue.send('q', None, retry_limt=3)\n"
         "    queue.create_queue('q', polcy='short')\n"
+        "    queue.insert('q', [{'data': 1, 'priorty': 2}])\n"
     )
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--no-incremental", "--follow-imports=silent", str(sample)],
@@ -65,4 +66,5 @@ def test_mypy_refuses_a_misspelt_option(tmp_path: Path) -> None:
     )
     assert 'Unexpected keyword argument "retry_limt"' in result.stdout, result.stdout + result.stderr
     assert 'Unexpected keyword argument "polcy"' in result.stdout, result.stdout
+    assert '"priorty"' in result.stdout, result.stdout
     assert "sample.py:3:" not in result.stdout
