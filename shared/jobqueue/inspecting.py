@@ -56,10 +56,18 @@ class Inspecting(Client):
         }
         return self.db.rows("find_jobs", params, conn, job_row)
 
-    def queue_size(self, name: str, states: Iterable[str] = QUEUED, conn: Conn = None) -> int:
-        """Jobs of a queue in `states` (default: queued, i.e. created or retry)."""
-        params = {"name": options.queue_name(name), "states": job_states(states)}
-        return int(self.db.scalar("queue_size", params, conn))
+    def queue_size(
+        self, name: str, states: Iterable[str] = QUEUED, conn: Conn = None, *, limit: int | None = None
+    ) -> int:
+        """Jobs of a queue in `states` (default: queued, i.e. created or retry); at most `limit` if given."""
+        wanted = job_states(states)
+        params = {
+            "name": options.queue_name(name),
+            "states": wanted,
+            "limit": None if limit is None else options.integer("limit", limit),
+        }
+        query = "queued_size" if set(wanted) == QUEUED else "queue_size"
+        return int(self.db.scalar(query, params, conn))
 
     def get_queue_stats(self, now: datetime | None = None, conn: Conn = None) -> list[QueueStats]:
         """Per queue: jobs by state not yet archived, and the wait of the oldest ready job."""

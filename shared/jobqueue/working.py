@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
+from psycopg.rows import tuple_row
+
 from jobqueue import maintenance, options
 from jobqueue.client import Client, Conn, JobRef, as_list, refs
 from jobqueue.errors import InvalidOptionError, PolicyConflictError
@@ -100,7 +102,7 @@ class Working(Client):
                 query = "complete_each"
                 params["outputs"] = [None if value is None else self._json(value, "output") for value in outputs]
         params.setdefault("output", None if output is None else self._json(output, "output"))
-        return [row["id"] for row in self.db.rows(query, params, conn)]
+        return [row[0] for row in self.db.rows(query, params, conn, tuple_row)]
 
     def fail(
         self,

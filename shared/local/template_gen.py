@@ -161,7 +161,12 @@ def parameters(catalog: Catalog) -> dict[str, Any]:
         },
         "AlarmTopicArn": text("SNS topic that receives the alarms"),
         "WorkerTimeout": number(300, 30, 900, "Seconds one worker invocation may run"),
-        "WorkerBatchSize": number(10, 1, 1000),
+        "WorkerBatchSize": number(
+            100,
+            1,
+            1000,
+            "Most jobs one fetch claims; fewer while handlers are slow (the worker claims what its team can run)",
+        ),
         "WorkerTeamSize": number(5, 1, 100, "Handlers a worker runs at once"),
         "WorkerMaxJobs": number(1000, 1, None, "Jobs one worker invocation takes at most"),
         "WorkerReservedConcurrency": number(

@@ -45,7 +45,7 @@ class WorkerSettings:
             raise ConfigurationError("QUEUE_NAME is not set: each worker function drains one queue")
         return cls(
             queue=queue_name(name),
-            batch_size=_int(env, "BATCH_SIZE", 10, 1, 1000),
+            batch_size=_int(env, "BATCH_SIZE", 100, 1, 1000),
             team_size=_int(env, "TEAM_SIZE", 5, 1, 100),
             max_jobs=_int(env, "MAX_JOBS", 1000, 1, 1_000_000),
             safety_margin_ms=_int(env, "SAFETY_MARGIN_MS", 10_000, 0, 600_000),

@@ -1,30 +1,57 @@
-"""The worker: drain one queue within one invocation's time.
+"""The worker: drain one queue within one invocation's time, as a pipeline.
 
-fetch a batch -> run the handlers (up to team_size at once) -> complete the
-successes and fail the failures, one statement each -> repeat, until the queue
-is empty, the job cap is reached or the time left falls below the safety
-margin. Each claimed job expires shortly after the invocation's own end, so a
-killed invocation's jobs come back within minutes; nothing is lost.
+TEAM_SIZE handler threads take jobs one at a time from an inbox; the
+invocation's own thread keeps them fed (it fetches the next jobs while the
+current ones run), collects their outcomes, and completes and fails them in
+groups, one statement per group. It claims no more than the team can finish
+in the time left (learnt from the handlers' durations so far), and stops
+fetching when the queue is empty, the job cap is reached or the time left
+falls below the safety margin.
+
+The invocation never waits for a handler beyond its budget: handler threads
+are daemons that are never joined, so a handler that never returns is left
+behind, its job reported as unfinished. Each claimed job expires shortly
+after the invocation's own end, so a job left running, or claimed by an
+invocation that was killed, is retried within minutes: nothing is lost.
+
+Metrics are aggregated per invocation on the invocation's thread (counts, and
+p50/p99/max of handler duration and enqueue-to-start latency): one EMF blob
+per invocation, whatever the number of jobs.
 """
 
 from __future__ import annotations
 
+import math
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from queue import Empty, SimpleQueue
+from typing import Any, Final
 
 from jobqueue import DatabaseUnavailableError, Job, JobError, PayloadError, Queue
 from jobqueue.options import to_json
 from runtime import bootstrap, scale
 from runtime.handlers import handler_for
 from runtime.jobtypes import Handler
-from runtime.observability import logger, metrics
+from runtime.observability import job_context, logger, metrics
 from runtime.settings import WorkerSettings
 
 RemainingMs = Callable[[], int]
+# Handler durations are learnt as an exponentially weighted average (this weight for the newest).
+DURATION_WEIGHT: Final = 0.2
+# A finished job is completed (or failed) in the database within this time, or as soon as a
+# batch's worth has finished: slow jobs are not left looking active, fast ones finish in groups.
+FINISH_WITHIN_S: Final = 0.2
+# What the handlers of each queue have taught this container (average duration, fetch time):
+# a warm invocation starts with full batches instead of learning again.
+_learnt: dict[str, tuple[float | None, float]] = {}
+
+
+def forget_learnt() -> None:
+    """As a new container: nothing learnt about any queue's handlers yet."""
+    _learnt.clear()
 
 
 @dataclass
@@ -34,7 +61,7 @@ class DrainResult:
     completed: int = 0
     retried: int = 0
     failed: int = 0
-    unfinished: int = 0  # still running when time ran out: they expire and are retried
+    unfinished: int = 0  # claimed but not finished when time ran out: they expire and are retried
     stopped: str = ""  # "empty", "max_jobs" or "time"
 
     @property
@@ -43,6 +70,262 @@ class DrainResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(slots=True)
+class Outcome:
+    job: Job
+    output: Any
+    error: BaseException | None
+    duration_s: float
+
+
+class Team:
+    """Handler threads fed from an inbox; they report to an outbox and are never waited for."""
+
+    def __init__(self, size: int, handler: Handler, queue_name: str) -> None:
+        self.inbox: SimpleQueue[Job | None] = SimpleQueue()
+        self.outbox: SimpleQueue[Outcome] = SimpleQueue()
+        self.size = size
+        self._handler = handler
+        self._queue_name = queue_name
+        self._threads = [
+            threading.Thread(target=self._work, name=f"job-{queue_name}-{n}", daemon=True) for n in range(size)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _work(self) -> None:
+        inbox, outbox, handler, context = self.inbox, self.outbox, self._handler, job_context
+        while (job := inbox.get()) is not None:
+            started = time.perf_counter()
+            context.job = job  # the job's keys go on this thread's log lines (observability.JobKeys)
+            try:
+                output = handler(job)
+            except Exception as exc:
+                logger.warning("job failed", extra={"error": str(exc), "error_type": type(exc).__name__})
+                outbox.put(Outcome(job, None, exc, time.perf_counter() - started))
+            else:
+                outbox.put(Outcome(job, output, None, time.perf_counter() - started))
+            finally:
+                context.job = None
+
+    def submit(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            self.inbox.put(job)
+
+    def close(self) -> int:
+        """Stop the threads once they are done; returns how many jobs were never started."""
+        unstarted = 0
+        while True:
+            try:
+                if self.inbox.get_nowait() is not None:
+                    unstarted += 1
+            except Empty:
+                break
+        for _ in self._threads:
+            self.inbox.put(None)
+        return unstarted
+
+
+@dataclass
+class Observations:
+    """What the invocation saw, aggregated on its own thread (never from handler threads)."""
+
+    durations_ms: list[float] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def publish(self, result: DrainResult) -> None:
+        metrics.add_metric(name="JobsCompleted", unit="Count", value=result.completed)
+        metrics.add_metric(name="JobsRetried", unit="Count", value=result.retried)
+        metrics.add_metric(name="JobsFailed", unit="Count", value=result.failed)
+        if result.unfinished:
+            metrics.add_metric(name="JobsUnfinished", unit="Count", value=result.unfinished)
+        for name, values in (("HandlerDuration", self.durations_ms), ("EnqueueToStartLatency", self.latencies_ms)):
+            for suffix, value in summary(values).items():
+                metrics.add_metric(name=f"{name}{suffix}", unit="Milliseconds", value=value)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    """p50, p99 and max of the values (none for no values)."""
+    if not values:
+        return {}
+    ordered = sorted(values)
+    last = len(ordered) - 1
+    return {
+        "P50": round(ordered[last // 2], 3),
+        "P99": round(ordered[min(last, math.ceil(0.99 * last))], 3),
+        "Max": round(ordered[last], 3),
+    }
+
+
+class Drain:
+    """One invocation's pipeline: fetch ahead, run on the team, finish in groups."""
+
+    def __init__(self, queue: Queue, settings: WorkerSettings, handler: Handler, remaining_ms: RemainingMs) -> None:
+        self.queue = queue
+        self.settings = settings
+        self.remaining_ms = remaining_ms
+        self.result = DrainResult(queue=settings.queue)
+        self.observed = Observations()
+        self.team = Team(settings.team_size, handler, settings.queue)
+        self.in_flight = 0  # submitted to the team, outcome not yet collected
+        self.done: list[tuple[Job, Any]] = []
+        self.failures: list[tuple[Job, BaseException]] = []
+        self.first_pending = 0.0  # when the oldest outcome not yet written came in
+        # A handler's duration and one fetch's round trip, learnt as jobs finish.
+        self.average_s, self.fetch_s = _learnt.get(settings.queue, (None, 0.005))
+        self.fetching = True
+
+    # -- how much to claim ------------------------------------------------------------
+
+    def wanted_in_flight(self, left_s: float) -> int:
+        """Jobs to hold: one per thread, plus what the team finishes during one fetch, within the time left."""
+        team = self.settings.team_size
+        if self.average_s is None:
+            return team  # nothing learnt yet: one job per thread
+        per_job_s = max(self.average_s, 1e-6) / team  # wall time per job with every thread busy
+        ahead = min(self.settings.batch_size, max(1, math.ceil(self.fetch_s / per_job_s)))
+        affordable = math.floor(left_s / per_job_s)  # what can still finish before the budget ends
+        return max(0, min(team + ahead, affordable))
+
+    def fetch(self) -> None:
+        settings = self.settings
+        if self.result.fetched >= settings.max_jobs:
+            self.fetching, self.result.stopped = False, "max_jobs"
+            return
+        left_ms = self.remaining_ms()
+        if left_ms < settings.safety_margin_ms:
+            self.fetching, self.result.stopped = False, "time"
+            return
+        wanted = self.wanted_in_flight((left_ms - settings.safety_margin_ms) / 1000) - self.in_flight
+        if wanted <= 0 and self.in_flight == 0:
+            # Not even one more job can finish in the time left, as far as the handlers so far tell.
+            self.fetching, self.result.stopped = False, "time"
+            return
+        # Fetch when the team is about to run out, a batch's worth at a time.
+        if self.in_flight > settings.team_size or wanted <= 0:
+            return
+        limit = min(wanted, settings.batch_size, settings.max_jobs - self.result.fetched)
+        # No job may outlive the invocation that claimed it.
+        deadline = datetime.now(UTC) + timedelta(milliseconds=left_ms, seconds=settings.expiry_margin_s)
+        started = time.perf_counter()
+        jobs = self.queue.fetch(settings.queue, limit, deadline=deadline)
+        self.fetch_s = 0.7 * self.fetch_s + 0.3 * (time.perf_counter() - started)
+        if not jobs:
+            self.fetching = False
+            self.result.stopped = self.result.stopped or "empty"
+            return
+        now = datetime.now(UTC)
+        self.observed.latencies_ms += [
+            max(0.0, (now - job.created_on).total_seconds() * 1000) for job in jobs if job.created_on is not None
+        ]
+        self.result.fetched += len(jobs)
+        self.in_flight += len(jobs)
+        self.team.submit(jobs)
+
+    # -- outcomes ----------------------------------------------------------------
+
+    def collect(self, outcome: Outcome) -> None:
+        self.in_flight -= 1
+        if not self.done and not self.failures:
+            self.first_pending = time.monotonic()
+        duration = outcome.duration_s
+        self.observed.durations_ms.append(duration * 1000)
+        average = self.average_s
+        self.average_s = duration if average is None else average + DURATION_WEIGHT * (duration - average)
+        if outcome.error is not None:
+            self.failures.append((outcome.job, outcome.error))
+            return
+        output = outcome.output
+        if output is not None:
+            try:
+                to_json(output, "output", self.queue.max_payload_bytes)
+            except PayloadError as exc:
+                # A handler bug, not a passing fault: retrying would fail the same way.
+                error = JobError(f"handler returned an unstorable output: {exc}", should_retry=False)
+                self.failures.append((outcome.job, error))
+                return
+        self.done.append((outcome.job, output))
+
+    def collect_finished(self) -> None:
+        """Every outcome already reported, without waiting."""
+        outbox = self.team.outbox
+        while True:
+            try:
+                self.collect(outbox.get_nowait())
+            except Empty:
+                return
+
+    def finish_group(self) -> None:
+        """Complete the successes and fail the failures collected so far: one statement each."""
+        if self.done:
+            jobs, outputs = [j for j, _ in self.done], [o for _, o in self.done]
+            self.done = []
+            self.result.completed += len(self.queue.complete(self.settings.queue, jobs, outputs=outputs))
+        if self.failures:
+            failures, self.failures = self.failures, []
+            outcome = self.queue.fail(
+                self.settings.queue,
+                [j for j, _ in failures],
+                errors=[describe(e) for _, e in failures],
+                retryable=[not (isinstance(e, JobError) and not e.should_retry) for _, e in failures],
+            )
+            self.result.retried += len(outcome.retried)
+            self.result.failed += len(outcome.failed)
+
+    # -- the loop ----------------------------------------------------------------
+
+    def run(self) -> DrainResult:
+        settings = self.settings
+        outbox = self.team.outbox
+        group = settings.batch_size
+        try:
+            while True:
+                if self.fetching:
+                    self.fetch()
+                if self.in_flight == 0:
+                    if not self.fetching:
+                        break
+                    continue
+                # Wait for the next outcome no longer than the invocation can afford, nor than
+                # the outcomes already in may wait to be written.
+                budget_s = (self.remaining_ms() - settings.safety_margin_ms / 2) / 1000
+                if budget_s <= 0:
+                    break
+                pending = len(self.done) + len(self.failures)
+                if pending:
+                    budget_s = min(budget_s, max(0.0, self.first_pending + FINISH_WITHIN_S - time.monotonic()))
+                try:
+                    self.collect(outbox.get(timeout=budget_s))
+                    self.collect_finished()
+                except Empty:
+                    pass
+                pending = len(self.done) + len(self.failures)
+                if pending and (
+                    pending >= group or self.in_flight == 0 or time.monotonic() - self.first_pending >= FINISH_WITHIN_S
+                ):
+                    self.finish_group()
+        finally:
+            _learnt[settings.queue] = (self.average_s, self.fetch_s)
+            self.collect_finished()
+            self.finish_group()
+            self.result.unfinished = self.in_flight
+            unstarted = self.team.close()
+            if self.in_flight:
+                self.result.stopped = "time"
+                logger.warning(
+                    "jobs still claimed when the invocation's time ran out; they will expire and be retried",
+                    extra={"queue": settings.queue, "running": self.in_flight - unstarted, "not_started": unstarted},
+                )
+        return self.result
+
+
+def drain(queue: Queue, settings: WorkerSettings, handler: Handler, remaining_ms: RemainingMs) -> DrainResult:
+    pipeline = Drain(queue, settings, handler, remaining_ms)
+    result = pipeline.run()
+    pipeline.observed.publish(result)
+    return result
 
 
 def invocation(settings: WorkerSettings, event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -60,7 +343,8 @@ def invocation(settings: WorkerSettings, event: dict[str, Any], context: Any) ->
         raise
     response = result.as_dict()
     if result.work_left and event.get("source") != scale.SCALE_OUT:
-        backlog = queue.queue_size(settings.queue)
+        # Enough to decide how many workers to start, without counting a whole backlog.
+        backlog = queue.queue_size(settings.queue, limit=settings.max_jobs * settings.max_concurrency)
         response["workers_started"] = scale.scale_out(
             context.function_name, settings.queue, backlog, settings.max_jobs, settings.max_concurrency
         )
@@ -68,124 +352,5 @@ def invocation(settings: WorkerSettings, event: dict[str, Any], context: Any) ->
     return response
 
 
-def drain(queue: Queue, settings: WorkerSettings, handler: Handler, remaining_ms: RemainingMs) -> DrainResult:
-    result = DrainResult(queue=settings.queue)
-    with ThreadPoolExecutor(max_workers=settings.team_size, thread_name_prefix="job") as pool:
-        while True:
-            if result.fetched >= settings.max_jobs:
-                result.stopped = "max_jobs"
-                break
-            left_ms = remaining_ms()
-            if left_ms < settings.safety_margin_ms:
-                result.stopped = "time"
-                break
-            # No job may outlive the invocation that claimed it.
-            deadline = datetime.now(UTC) + timedelta(milliseconds=left_ms, seconds=settings.expiry_margin_s)
-            jobs = queue.fetch(
-                settings.queue, min(settings.batch_size, settings.max_jobs - result.fetched), deadline=deadline
-            )
-            if not jobs:
-                result.stopped = "empty"
-                break
-            result.fetched += len(jobs)
-            _run_batch(
-                queue,
-                settings=settings,
-                handler=handler,
-                jobs=jobs,
-                pool=pool,
-                remaining_ms=remaining_ms,
-                result=result,
-            )
-            if result.unfinished:
-                result.stopped = "time"
-                break
-    metrics.add_metric(name="JobsCompleted", unit="Count", value=result.completed)
-    metrics.add_metric(name="JobsRetried", unit="Count", value=result.retried)
-    metrics.add_metric(name="JobsFailed", unit="Count", value=result.failed)
-    return result
-
-
-def _run_batch(
-    queue: Queue,
-    *,
-    settings: WorkerSettings,
-    handler: Handler,
-    jobs: list[Job],
-    pool: ThreadPoolExecutor,
-    remaining_ms: RemainingMs,
-    result: DrainResult,
-) -> None:
-    now = datetime.now(UTC)
-    for job in jobs:
-        if job.created_on is not None:
-            metrics.add_metric(
-                name="EnqueueToStartLatency",
-                unit="Milliseconds",
-                value=max(0.0, (now - job.created_on).total_seconds() * 1000),
-            )
-    futures: dict[Future[Any], Job] = {pool.submit(_run_one, handler, job): job for job in jobs}
-    done: list[tuple[Job, Any]] = []
-    failures: list[tuple[Job, BaseException]] = []
-    pending = set(futures)
-    while pending:
-        # Wait no longer than the invocation can afford: what is still running
-        # then is left to expire, never completed or failed by guesswork.
-        budget_s = (remaining_ms() - settings.safety_margin_ms / 2) / 1000
-        if budget_s <= 0:
-            break
-        finished, pending = wait(pending, timeout=budget_s, return_when=FIRST_COMPLETED)
-        for future in finished:
-            job = futures[future]
-            error = future.exception()
-            if error is None:
-                output = future.result()
-                try:
-                    if output is not None:
-                        to_json(output, "output", queue.max_payload_bytes)
-                except PayloadError as exc:
-                    # A handler bug, not a passing fault: retrying would fail the same way.
-                    failures.append(
-                        (job, JobError(f"handler returned an unstorable output: {exc}", should_retry=False))
-                    )
-                else:
-                    done.append((job, output))
-            else:
-                failures.append((job, error))
-    result.unfinished += len(pending)
-    for future in pending:
-        logger.warning(
-            "job still running when the invocation's time ran out; it will expire and be retried",
-            extra={"queue": settings.queue, "job_id": futures[future].id},
-        )
-    if done:
-        result.completed += len(queue.complete(settings.queue, [j for j, _ in done], outputs=[o for _, o in done]))
-    if failures:
-        outcome = queue.fail(
-            settings.queue,
-            [j for j, _ in failures],
-            errors=[_describe(e) for _, e in failures],
-            retryable=[not (isinstance(e, JobError) and not e.should_retry) for _, e in failures],
-        )
-        result.retried += len(outcome.retried)
-        result.failed += len(outcome.failed)
-
-
-def _run_one(handler: Handler, job: Job) -> Any:
-    started = time.perf_counter()
-    # Handlers run in threads: the job's keys go on this thread's log lines only.
-    logger.thread_safe_append_keys(queue=job.name, job_id=job.id, attempt=job.attempt)
-    try:
-        output = handler(job)
-    except Exception as exc:
-        logger.warning("job failed", extra={"error": str(exc), "error_type": type(exc).__name__})
-        raise
-    finally:
-        metrics.add_metric(name="HandlerDuration", unit="Milliseconds", value=(time.perf_counter() - started) * 1000)
-        logger.thread_safe_remove_keys(["queue", "job_id", "attempt"])
-    logger.debug("job completed")
-    return output
-
-
-def _describe(error: BaseException) -> dict[str, Any]:
+def describe(error: BaseException) -> dict[str, Any]:
     return {"message": str(error) or type(error).__name__, "type": type(error).__name__}

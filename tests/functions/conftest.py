@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from runtime import bootstrap, scale
+from runtime import bootstrap, scale, worker
 
 ROOT = Path(__file__).parents[2]
 EVENTS = ROOT / "events"
@@ -71,6 +71,7 @@ def runtime_env(monkeypatch: pytest.MonkeyPatch, dsn: str, lambda_service: Recor
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     monkeypatch.delenv("DB_SECRET_ARN", raising=False)
     bootstrap.reset()
+    worker.forget_learnt()
     yield
     bootstrap.reset()
 

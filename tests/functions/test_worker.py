@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import json
 import threading
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
@@ -12,6 +16,7 @@ import pytest
 
 from jobqueue import Job, JobError, Queue
 from runtime import handlers
+from runtime.observability import logger
 from tests.functions.conftest import FakeContext, RecordingLambda, event
 
 
@@ -159,3 +164,107 @@ def test_unstorable_output_fails_only_that_job(worker: ModuleType, dsn: str) -> 
         assert (result["completed"], result["failed"], result["retried"]) == (2, 1, 0)
         [failed] = q.find_jobs("send-email", state="failed")
         assert failed.data == 1 and "unstorable output" in failed.output["message"]
+
+
+def test_a_handler_that_never_returns_cannot_hold_the_invocation(
+    worker: ModuleType, dsn: str, conn: psycopg.Connection[Any]
+) -> None:
+    """The invocation returns within its budget; the stuck jobs are reported, expire and are retried."""
+    forever = threading.Event()  # set only when the test ends, so that the stuck threads go away
+
+    def handler(job: Job) -> None:
+        if job.data["stuck"]:
+            forever.wait()
+
+    handlers.set_handler("send-email", handler)
+    worker.handler(event("schedule.json"), FakeContext())
+    with Queue(dsn) as q:
+        q.insert("send-email", [{"data": {"stuck": n < 2}} for n in range(12)])
+        started = time.monotonic()
+        try:
+            # 4 s to live, a safety margin of 1 s: the invocation must be back after about 3.5 s.
+            result = worker.handler(event("schedule.json"), FakeContext(timeout_ms=4000))
+            elapsed = time.monotonic() - started
+            assert elapsed < 4.0, elapsed
+            assert (result["completed"], result["unfinished"], result["stopped"]) == (10, 2, "time")
+            stuck = conn.execute(
+                "SELECT max(expire_at) - now() FROM jobqueue.job WHERE name = 'send-email' AND state = 'active'"
+            ).fetchone()
+            assert stuck is not None and stuck[0].total_seconds() <= 61  # the invocation's end + EXPIRY_MARGIN_S
+            assert q.expire(now=datetime.now(UTC) + timedelta(seconds=120)) == (2, 0)
+        finally:
+            forever.set()
+
+
+def test_claims_no_more_than_the_team_can_run(
+    worker: ModuleType, dsn: str, monkeypatch: pytest.MonkeyPatch, load_function: Callable[[str], ModuleType]
+) -> None:
+    """With slow handlers the worker holds about one job per thread, not a whole batch."""
+    monkeypatch.setenv("BATCH_SIZE", "100")
+    monkeypatch.setenv("TEAM_SIZE", "2")
+    big_batches = load_function("worker")
+    started = 0
+    lock = threading.Lock()
+    too_many: list[tuple[int, int]] = []
+    with Queue(dsn) as observer:
+
+        def slow(job: Job) -> None:
+            nonlocal started
+            with lock:
+                started += 1
+                waiting = observer.queue_size("send-email", states=["created"])
+                # Claimed so far: at most what has started, plus one per thread and one fetched ahead.
+                if 20 - waiting > started + 3:
+                    too_many.append((started, 20 - waiting))
+            time.sleep(0.05)
+
+        handlers.set_handler("send-email", slow)
+        big_batches.handler(event("schedule.json"), FakeContext())
+        observer.insert("send-email", [{"data": n} for n in range(20)])
+        result = big_batches.handler(event("schedule.json"), FakeContext())
+    assert result["completed"] == 20
+    assert too_many == []  # (jobs started, jobs claimed) whenever more were claimed than the team can use
+
+
+def test_metrics_are_exact_and_printed_once(worker: ModuleType, dsn: str, capfd: pytest.CaptureFixture[str]) -> None:
+    handlers.set_handler("send-email", lambda job: (_ for _ in ()).throw(ValueError("no")) if job.data < 3 else None)
+    worker.handler(event("schedule.json"), FakeContext())
+    with Queue(dsn) as q:
+        q.insert("send-email", [{"data": n, "retry_limit": n % 2} for n in range(250)])
+    capfd.readouterr()
+    result = worker.handler(event("schedule.json"), FakeContext())
+    blobs = [json.loads(line) for line in capfd.readouterr().out.splitlines() if '"_aws"' in line]
+    assert len(blobs) == 1, blobs  # one EMF document per invocation, whatever the number of jobs
+    [blob] = blobs
+    assert (blob["JobsCompleted"], blob["JobsRetried"], blob["JobsFailed"]) == ([247], [1], [2])
+    assert (result["completed"], result["retried"], result["failed"]) == (247, 1, 2)
+    declared = {m["Name"] for m in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert {"HandlerDurationP50", "HandlerDurationP99", "HandlerDurationMax", "EnqueueToStartLatencyP99"} <= declared
+    assert all(len(blob[name]) == 1 for name in declared)  # aggregated: one value each, not one per job
+
+
+def test_a_no_op_drain_logs_under_two_bytes_per_job(
+    worker: ModuleType, dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    handlers.set_handler("send-email", lambda job: None)
+    worker.handler(event("schedule.json"), FakeContext())
+    with Queue(dsn) as q:
+        q.insert("send-email", [{"data": {"to": "someone@example.com"}} for _ in range(2000)])
+    log = io.StringIO()
+    stream = logger.registered_handler.setStream(log)  # the JSON log lines (EMF blobs are printed)
+    logger.setLevel("INFO")
+    capsys.readouterr()
+    drained = invocations = 0
+    try:
+        while True:
+            result = worker.handler(event("schedule.json"), FakeContext())
+            drained, invocations = drained + result["completed"], invocations + 1
+            if result["stopped"] == "empty":
+                break
+    finally:
+        logger.registered_handler.setStream(stream)
+    printed = capsys.readouterr().out
+    assert drained == 2000 and invocations == 3  # MAX_JOBS 1000 per invocation
+    assert log.getvalue().count('"message":"drained"') == 3  # the operator's line is still there
+    assert printed.count('"_aws"') == 3  # and one EMF blob per invocation
+    assert (len(log.getvalue()) + len(printed)) / drained < 2

@@ -461,10 +461,22 @@ WHERE state = 'failed' AND (%(name)s::text IS NULL OR name = %(name)s::text)
 ORDER BY completed_on DESC NULLS LAST, id
 LIMIT %(limit)s;
 
+-- name: queued_size
+-- How many jobs of a queue are queued (created or retry), counting at most `limit`: the
+-- predicate is the fetch index's own, so this is an index-only count.
+SELECT count(*) AS size FROM (
+    SELECT 1 FROM {{schema}}.job WHERE name = %(name)s AND state < 'active' LIMIT %(limit)s
+) counted;
+
 -- name: queue_size
--- How many jobs of a queue are in the given states (in the hot table).
-SELECT count(*) AS size FROM {{schema}}.job
-WHERE name = %(name)s AND state::text = ANY(%(states)s::text[]);
+-- How many jobs of a queue are in the given states (in the hot table), counting at most `limit`.
+-- The enum array (not text) lets the planner use the partial indexes; the limit keeps a
+-- caller that only needs "at least n" (scale-out) from counting a whole backlog.
+SELECT count(*) AS size FROM (
+    SELECT 1 FROM {{schema}}.job
+    WHERE name = %(name)s AND state = ANY(%(states)s::{{schema}}.job_state[])
+    LIMIT %(limit)s
+) counted;
 
 -- name: queue_stats
 -- Per queue: jobs by state in the hot table and how long the oldest ready job has waited.
