@@ -127,7 +127,76 @@ def markdown(r: dict[str, Any]) -> str:
         cells = [f"{r['drain_matrix'][f'{workers} workers, batch {b}']:,.0f}/s" for b in (1, 10, 100)]
         lines.append(f"| {workers} | " + " | ".join(cells) + " |")
     lines.append("")
+    if "worker_function" in r:
+        lines += worker_function_section(r["worker_function"])
+    if "backlog" in r:
+        lines += backlog_section(r["backlog"], r["machine"]["cpus"], r["pinned"])
     return "\n".join(lines)
+
+
+def backlog_section(rows: list[dict[str, Any]], cpus: int, pinned: bool) -> list[str]:
+    jobs = rows[0]["jobs"]
+    lines = [
+        f"### A backlog of {jobs:,} no-op jobs drained by scale-out",
+        "",
+        "One tick starts the worker function; it drains 1,000 jobs (MAX_JOBS), starts chains of scale-out",
+        "invocations (at most MAX_CONCURRENCY), and each hands over to one successor while work is left.",
+        "Invocations run in processes of their own, warm after their first (local/lambda_pool.py). Shares are",
+        "of the containers' time (wall time x concurrency).",
+        "",
+        "| concurrency | time | jobs/s | invocations | cold start | database | rest of the drain "
+        "| invocation overhead | cold starts | idle |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['concurrency']} | {row['seconds']:.1f} s | {row['jobs_per_s']:,.0f} | {row['invocations']} "
+            f"| {row['cold_start_s'] * 1000:.0f} ms | {row['share_database']:.0%} | {row['share_rest_of_drain']:.0%} "
+            f"| {row['share_invocation_overhead']:.0%} | {row['share_cold_start']:.0%} | {row['share_idle']:.0%} |"
+        )
+    where = "its own CPU, the invocations sharing the other" if pinned else "the same CPUs as the invocations"
+    lines += [
+        "",
+        f"This machine has {cpus} CPUs, Postgres on {where}: past two invocations they wait for the",
+        "database and for each other, which is what the idle share shows; on AWS each invocation has its own",
+        "CPU and the database its own instance.",
+        "",
+    ]
+    return lines
+
+
+def worker_function_section(w: dict[str, Any]) -> list[str]:
+    batch, team = w["defaults"]
+    lines = [
+        f"### The worker function beside the core ({w['jobs']:,} no-op jobs, median of {w.get('runs', 1)} run(s))",
+        "",
+        "The core: one connection, fetch(100) + complete, as fast as one worker can go. The worker",
+        "function: functions/worker/app.py's handler in-process with a Lambda-like context, 1,000 jobs",
+        "per invocation (template defaults), until the queue is empty; its logs counted at INFO.",
+        "",
+        "| BATCH_SIZE | TEAM_SIZE | core | worker function | worker/core | target | log bytes per job |",
+        "|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for row in w["rows"]:
+        ratio = row["jobs_per_s"] / row["core"]
+        default = (row["batch_size"], row["team_size"]) == (batch, team)
+        goal = f">= 0.80 {_met(ratio, 0.8)}" if default else ""
+        lines.append(
+            f"| {row['batch_size']}{' (default)' if default else ''} | {row['team_size']} | {row['core']:,.0f}/s "
+            f"| {row['jobs_per_s']:,.0f}/s | {ratio:.2f} | {goal} | {row['log_bytes_per_job']:.2f} |"
+        )
+    cost = w["cost_per_million"]
+    lines += [
+        "",
+        f"Cost of one million no-op jobs through the worker function at the defaults ({w['memory_mb']} MB, "
+        "arm64; list prices in bench/prices.py): "
+        f"compute ${cost['compute']:.5f} + requests ${cost['requests']:.5f} + logs ${cost['logs']:.5f} "
+        f"= **${cost['total']:.5f}** (target < $0.01 {_met(cost['total'], 0.01, above=False)}). "
+        "In AWS the database is a network hop away, so an invocation lasts longer than here; compute is "
+        "the item that grows with it.",
+        "",
+    ]
+    return lines
 
 
 def write_docs(figures: str) -> None:

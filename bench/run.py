@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from bench import extra, peer, report
+from bench import backlog, extra, peer, report, worker_function
 from bench.raw_queue import RawQueue
 from jobqueue import Queue
 from local.embedded_postgres import temporary_postgres
@@ -248,6 +248,16 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
 
+        # The worker function as deployed, beside the core, at the template's defaults and around them.
+        defaults = (100, 5)
+        configs = [(10, 5), (100, 5)] if args.quick else [(10, 5), (50, 5), (100, 5), (100, 10), (200, 5)]
+        function_runs = [
+            worker_function.compare(dsn, 10_000 if args.quick else drained, configs, defaults) for _ in range(runs)
+        ]
+        worker_fn = worker_function.median(function_runs)
+        backlog_jobs = 20_000 if args.quick else 200_000
+        scale_out = [backlog.drain_backlog(dsn, backlog_jobs, concurrency) for concurrency in (1, 2, 4)]
+
         matrix_jobs = 5_000 if args.quick else 50_000
         matrix = {
             f"{workers} workers, batch {batch}": drain(
@@ -283,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
             "p99": latencies[int(len(latencies) * 0.99)] * 1000,
         },
         "drain_matrix": matrix,
+        "worker_function": worker_fn,
+        "backlog": scale_out,
         "scaling": scale,
         "purge": purged,
         "send_to_start": latency,

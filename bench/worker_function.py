@@ -148,3 +148,17 @@ def compare(dsn: str, count: int, configs: list[tuple[int, int]], defaults: tupl
         default["jobs_per_s"], MEMORY_MB, count / default["invocations"], default["log_bytes_per_job"]
     )
     return {"jobs": count, "defaults": list(defaults), "rows": rows, "cost_per_million": cost, "memory_mb": MEMORY_MB}
+
+
+def median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each configuration's median over several runs of `compare` (by the worker's ratio to the core)."""
+    first = runs[0]
+    rows = []
+    for index in range(len(first["rows"])):
+        candidates = sorted((run["rows"][index] for run in runs), key=lambda row: row["jobs_per_s"] / row["core"])
+        rows.append(candidates[len(candidates) // 2])
+    default = next(r for r in rows if [r["batch_size"], r["team_size"]] == first["defaults"])
+    cost = prices.per_million_jobs(
+        default["jobs_per_s"], first["memory_mb"], first["jobs"] / default["invocations"], default["log_bytes_per_job"]
+    )
+    return {**first, "rows": rows, "runs": len(runs), "cost_per_million": cost}

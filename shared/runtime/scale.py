@@ -1,11 +1,16 @@
-"""Starting workers between EventBridge ticks: kicks and backlog-driven scale-out.
+"""Starting workers between EventBridge ticks: kicks, backlog-driven scale-out, and handover.
 
 EventBridge fires at most once a minute. A producer that wants a job started
-sooner "kicks" its queue's worker (an asynchronous invoke) right after send;
-a worker that stops with work left, and maintenance when it sees a backlog,
-start more workers for that queue. Fan-out is bounded twice: an invocation
-started by scale-out does not scale out itself, and at most max_concurrency - 1
-are started at once; the function's reserved concurrency is the hard cap.
+sooner "kicks" its queue's worker (an asynchronous invoke) right after send.
+A backlog is drained by chains of invocations, at most max_concurrency of them:
+
+- a root invocation (a tick, a kick, maintenance) that finds a backlog and no
+  other invocation at work on the queue starts up to max_concurrency
+  scale-out invocations (one of them takes over from the root);
+- a scale-out invocation that stops with work left hands over to exactly one
+  successor, so the number of chains never grows;
+- the function's reserved concurrency stays the hard cap (Lambda holds back
+  and retries what goes beyond it).
 """
 
 from __future__ import annotations
@@ -57,15 +62,21 @@ def kick(function: str, queue: str) -> bool:
 
 
 def workers_wanted(backlog: int, jobs_per_invocation: int, max_concurrency: int) -> int:
-    """How many more workers to start for a backlog, beyond the one already running."""
+    """How many scale-out invocations a root starts for a backlog (one of them takes over from it)."""
     if backlog <= 0:
         return 0
-    return max(0, min(max_concurrency - 1, math.ceil(backlog / max(1, jobs_per_invocation))))
+    return max(0, min(max_concurrency, math.ceil(backlog / max(1, jobs_per_invocation))))
 
 
 def scale_out(function: str, queue: str, backlog: int, jobs_per_invocation: int, max_concurrency: int) -> int:
+    """A root's fan-out: start chains of scale-out invocations for a backlog."""
     count = workers_wanted(backlog, jobs_per_invocation, max_concurrency)
     started = sum(invoke_async(function, {"source": SCALE_OUT, "queue": queue}) for _ in range(count))
     if started:
         logger.info("scaled out", extra={"queue": queue, "backlog": backlog, "workers_started": started})
     return started
+
+
+def hand_over(function: str, queue: str) -> int:
+    """A scale-out invocation with work left starts its one successor."""
+    return int(invoke_async(function, {"source": SCALE_OUT, "queue": queue}))

@@ -61,9 +61,9 @@ def run(
                 },
             )
             backlog.append({"queue": stats.name, "queued": stats.queued, "oldest": stats.oldest_queued_seconds})
-        if stats.queued and stats.name in workers:
-            # +1: maintenance is not itself a worker, so one more may start.
-            started += scale.scale_out(workers[stats.name], stats.name, stats.queued, jobs_per_worker, max_workers + 1)
+        if stats.queued and not stats.active and stats.name in workers:
+            # A backlog nobody works on (no job active): start chains of workers for it.
+            started += scale.scale_out(workers[stats.name], stats.name, stats.queued, jobs_per_worker, max_workers)
     return {
         "skipped": outcome.skipped,
         "expired_retried": outcome.expired_retried,

@@ -63,6 +63,8 @@ class DrainResult:
     failed: int = 0
     unfinished: int = 0  # claimed but not finished when time ran out: they expire and are retried
     stopped: str = ""  # "empty", "max_jobs" or "time"
+    elapsed_ms: float = 0.0  # the drain's wall time
+    database_ms: float = 0.0  # of which spent in fetch, complete and fail
 
     @property
     def work_left(self) -> bool:
@@ -173,6 +175,7 @@ class Drain:
         self.done: list[tuple[Job, Any]] = []
         self.failures: list[tuple[Job, BaseException]] = []
         self.first_pending = 0.0  # when the oldest outcome not yet written came in
+        self.database_s = 0.0
         # A handler's duration and one fetch's round trip, learnt as jobs finish.
         self.average_s, self.fetch_s = _learnt.get(settings.queue, (None, 0.005))
         self.fetching = True
@@ -211,7 +214,9 @@ class Drain:
         deadline = datetime.now(UTC) + timedelta(milliseconds=left_ms, seconds=settings.expiry_margin_s)
         started = time.perf_counter()
         jobs = self.queue.fetch(settings.queue, limit, deadline=deadline)
-        self.fetch_s = 0.7 * self.fetch_s + 0.3 * (time.perf_counter() - started)
+        took = time.perf_counter() - started
+        self.fetch_s = 0.7 * self.fetch_s + 0.3 * took
+        self.database_s += took
         if not jobs:
             self.fetching = False
             self.result.stopped = self.result.stopped or "empty"
@@ -259,6 +264,11 @@ class Drain:
 
     def finish_group(self) -> None:
         """Complete the successes and fail the failures collected so far: one statement each."""
+        started = time.perf_counter()
+        self._write_outcomes()
+        self.database_s += time.perf_counter() - started
+
+    def _write_outcomes(self) -> None:
         if self.done:
             jobs, outputs = [j for j, _ in self.done], [o for _, o in self.done]
             self.done = []
@@ -277,6 +287,14 @@ class Drain:
     # -- the loop ----------------------------------------------------------------
 
     def run(self) -> DrainResult:
+        started = time.perf_counter()
+        try:
+            return self._run()
+        finally:
+            self.result.elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+            self.result.database_ms = round(self.database_s * 1000, 1)
+
+    def _run(self) -> DrainResult:
         settings = self.settings
         outbox = self.team.outbox
         group = settings.batch_size
@@ -342,14 +360,21 @@ def invocation(settings: WorkerSettings, event: dict[str, Any], context: Any) ->
         )
         raise
     response = result.as_dict()
-    if result.work_left and event.get("source") != scale.SCALE_OUT:
-        # Enough to decide how many workers to start, without counting a whole backlog.
-        backlog = queue.queue_size(settings.queue, limit=settings.max_jobs * settings.max_concurrency)
-        response["workers_started"] = scale.scale_out(
-            context.function_name, settings.queue, backlog, settings.max_jobs, settings.max_concurrency
-        )
+    if result.work_left:
+        response["workers_started"] = continue_draining(queue, settings, event, context.function_name)
     logger.info("drained", extra=response)
     return response
+
+
+def continue_draining(queue: Queue, settings: WorkerSettings, event: dict[str, Any], function: str) -> int:
+    """Start what drains the rest (runtime.scale): a successor, or a root's fan-out if no chain runs yet."""
+    if event.get("source") == scale.SCALE_OUT:
+        return scale.hand_over(function, settings.queue)
+    if queue.queue_size(settings.queue, ["active"], limit=1):
+        return 0  # other invocations are at work on this queue: their chains carry on
+    # Enough to decide how many to start, without counting a whole backlog.
+    backlog = queue.queue_size(settings.queue, limit=settings.max_jobs * settings.max_concurrency)
+    return scale.scale_out(function, settings.queue, backlog, settings.max_jobs, settings.max_concurrency)
 
 
 def describe(error: BaseException) -> dict[str, Any]:

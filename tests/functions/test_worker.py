@@ -98,16 +98,22 @@ def test_stops_at_the_job_cap_and_scales_out(
         q.insert("send-email", [{"data": {"n": n}} for n in range(100)])
         result = capped.handler(event("schedule.json"), FakeContext(function_name="jobs-worker-send-email"))
         assert (result["fetched"], result["stopped"]) == (20, "max_jobs")
-        assert result["workers_started"] == 2  # bounded by MAX_CONCURRENCY - 1
-        assert [c["FunctionName"] for c in lambda_service.calls] == ["jobs-worker-send-email"] * 2
+        # A root with a backlog of 80 starts chains, at most MAX_CONCURRENCY (one takes over from it).
+        assert result["workers_started"] == 3
+        assert [c["FunctionName"] for c in lambda_service.calls] == ["jobs-worker-send-email"] * 3
         assert all(c["InvocationType"] == "Event" for c in lambda_service.calls)
         assert lambda_service.calls[0]["Payload"] == {"source": "scale-out", "queue": "send-email"}
-        # A worker started by scale-out does not scale out again.
+        # A worker started by scale-out does not fan out: it hands over to exactly one successor.
         lambda_service.calls.clear()
-        again = capped.handler(event("worker-scale-out.json"), FakeContext())
-        assert again["stopped"] == "max_jobs" and "workers_started" not in again
-        assert lambda_service.calls == []
-        assert q.queue_size("send-email") == 60
+        again = capped.handler(event("worker-scale-out.json"), FakeContext(function_name="jobs-worker-send-email"))
+        assert again["stopped"] == "max_jobs" and again["workers_started"] == 1
+        assert [c["Payload"]["source"] for c in lambda_service.calls] == ["scale-out"]
+        # A root that finds another invocation at work leaves the backlog to its chains.
+        lambda_service.calls.clear()
+        q.fetch("send-email", 1)  # another invocation's job, still running
+        busy = capped.handler(event("schedule.json"), FakeContext(function_name="jobs-worker-send-email"))
+        assert busy["stopped"] == "max_jobs" and busy["workers_started"] == 0 and lambda_service.calls == []
+        assert q.queue_size("send-email") == 39
 
 
 def test_stops_fetching_when_time_runs_low(worker: ModuleType, dsn: str) -> None:
