@@ -107,8 +107,10 @@ def _worker(queue: Any, count: int, batch_size: int, team_size: int) -> dict[str
     started = time.perf_counter()
     try:
         with contextlib.redirect_stdout(printed):
+            event = {"source": "aws.events"}  # a tick, then the chain of scale-out invocations it starts
             while True:
-                result = app.handler({"source": "aws.events"}, Context())
+                result = app.handler(event, Context())
+                event = {"source": "scale-out"}
                 invocations += 1
                 done += result["completed"]
                 if result["stopped"] == "empty":

@@ -66,7 +66,10 @@ class Inspecting(Client):
             "states": wanted,
             "limit": None if limit is None else options.integer("limit", limit),
         }
-        query = "queued_size" if set(wanted) == QUEUED else "queue_size"
+        # The common questions have an index of their own: queued (fetch's) and active (expiry's).
+        query = {frozenset(QUEUED): "queued_size", frozenset({JobState.ACTIVE}): "active_size"}.get(
+            frozenset(wanted), "queue_size"
+        )
         return int(self.db.scalar(query, params, conn))
 
     def get_queue_stats(self, now: datetime | None = None, conn: Conn = None) -> list[QueueStats]:

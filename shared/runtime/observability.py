@@ -16,8 +16,36 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "jobs")
 
+
+class LockedMetrics(Metrics):
+    """Powertools' Metrics, safe to call from handler threads.
+
+    Adding a metric and flushing the set (which Powertools also does by itself
+    at 100 values) each hold one lock, so no value is lost or written twice
+    when threads add metrics while another flushes.
+    """
+
+    _lock = threading.RLock()
+
+    def add_metric(self, name: str, unit: Any, value: float, resolution: Any = 60) -> None:
+        with self._lock:
+            super().add_metric(name=name, unit=unit, value=value, resolution=resolution)
+
+    def add_dimension(self, name: str, value: str) -> None:
+        with self._lock:
+            super().add_dimension(name=name, value=value)
+
+    def add_metadata(self, key: str, value: Any) -> None:
+        with self._lock:
+            super().add_metadata(key=key, value=value)
+
+    def flush_metrics(self, raise_on_empty_metrics: bool = False) -> None:
+        with self._lock:
+            super().flush_metrics(raise_on_empty_metrics=raise_on_empty_metrics)
+
+
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Jobs"), service=SERVICE)
+metrics = LockedMetrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Jobs"), service=SERVICE)
 # Tracing is off unless the function enables it (template Globals): the X-Ray
 # SDK's patching costs cold-start time that local runs do not need.
 tracer = Tracer(service=SERVICE, disabled=os.environ.get("POWERTOOLS_TRACE_DISABLED", "true").lower() == "true")

@@ -104,7 +104,7 @@ class Team:
             context.job = job  # the job's keys go on this thread's log lines (observability.JobKeys)
             try:
                 output = handler(job)
-            except Exception as exc:
+            except BaseException as exc:  # even SystemExit: a thread that dies would strand its inbox
                 logger.warning("job failed", extra={"error": str(exc), "error_type": type(exc).__name__})
                 outbox.put(Outcome(job, None, exc, time.perf_counter() - started))
             else:

@@ -274,3 +274,24 @@ def test_a_no_op_drain_logs_under_two_bytes_per_job(
     assert log.getvalue().count('"message":"drained"') == 3  # the operator's line is still there
     assert printed.count('"_aws"') == 3  # and one EMF blob per invocation
     assert (len(log.getvalue()) + len(printed)) / drained < 2
+
+
+def test_metrics_added_from_handler_threads_are_each_printed_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """A handler may add metrics of its own: from many threads at once, none is lost or printed twice."""
+    from runtime.observability import metrics
+
+    def add(n: int) -> None:
+        for _ in range(n):
+            metrics.add_metric(name="HandlerMade", unit="Count", value=1)
+
+    threads = [threading.Thread(target=add, args=(997,)) for _ in range(8)]
+    capsys.readouterr()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    metrics.flush_metrics()
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    # Each value once: a lost value or a blob printed twice would change the sum.
+    assert sum(len(blob["HandlerMade"]) for blob in blobs) == 8 * 997
+    assert all(len(blob["HandlerMade"]) <= 100 for blob in blobs)

@@ -468,6 +468,13 @@ SELECT count(*) AS size FROM (
     SELECT 1 FROM {{schema}}.job WHERE name = %(name)s AND state < 'active' LIMIT %(limit)s
 ) counted;
 
+-- name: active_size
+-- How many jobs of a queue are active, counting at most `limit`: an active job has a deadline
+-- (expire_at), so the expiry index finds them among the few active jobs of all queues.
+SELECT count(*) AS size FROM (
+    SELECT 1 FROM {{schema}}.job WHERE expire_at IS NOT NULL AND name = %(name)s LIMIT %(limit)s
+) counted;
+
 -- name: queue_size
 -- How many jobs of a queue are in the given states (in the hot table), counting at most `limit`.
 -- The enum array (not text) lets the planner use the partial indexes; the limit keeps a
