@@ -72,7 +72,13 @@ def demo_round(queue: Queue, stack: LocalStack, serial: int) -> None:
         ],
     )
     if serial >= 6:
-        queue.send("create-snapshot", {"podId": f"pod-{serial - 6}"})
+        # Snapshot a pod that runs now, one of the newest (the oldest are about to be cleaned up).
+        newest = queue.db.connection().execute(
+            "SELECT id FROM pods.pod WHERE status = 'running' ORDER BY created_on DESC LIMIT 3"
+        )
+        running = [row[0] for row in newest.fetchall()]
+        if running:
+            queue.send("create-snapshot", {"podId": random.choice(running)})
         queue.send(
             "send-email",
             {
