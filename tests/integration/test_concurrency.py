@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 import psycopg
+import pytest
 
 from jobqueue import Queue
 
@@ -43,3 +44,61 @@ def test_four_workers_drain_twenty_thousand_jobs_exactly_once(
     assert all(ids for ids in fetched), "every worker got a share"
     states = conn.execute("SELECT state::text, count(*) FROM jobqueue.job GROUP BY 1").fetchall()
     assert states == [("completed", JOBS)]
+
+
+@pytest.mark.parametrize("policy", ["singleton", "stately"])
+def test_eight_fetchers_on_shared_keys_never_deadlock_nor_break_the_policy(
+    queue: Queue, dsn: str, conn: psycopg.Connection[Any], policy: str
+) -> None:
+    """Fetchers racing for the same keys skip each other's keys instead of waiting on them."""
+    queue.create_queue("keyed", policy=policy)
+    keys, per_key = 12, 25
+    for n in range(per_key):
+        queue.insert("keyed", [{"data": {"k": k, "n": n}, "singleton_key": f"key-{k}"} for k in range(keys)])
+    errors: list[BaseException] = []
+    completed: list[str] = []
+    overlap: list[int] = []
+    barrier = threading.Barrier(9)
+    done = threading.Event()
+    lock = threading.Lock()
+
+    def fetcher(index: int) -> None:
+        sizes = [1, 5, 10, 50, 100, 3, 20, 7]
+        with Queue(dsn) as q:
+            barrier.wait()
+            try:
+                while True:
+                    jobs = q.fetch("keyed", sizes[index % len(sizes)])
+                    if not jobs:
+                        if q.queue_size("keyed") == 0:
+                            break
+                        continue  # every waiting key is active elsewhere for now
+                    assert len({j.singleton_key for j in jobs}) == len(jobs)  # one per key per fetch
+                    ids = q.complete("keyed", jobs)
+                    with lock:
+                        completed.extend(ids)
+            except BaseException as exc:
+                errors.append(exc)
+
+    def watch() -> None:
+        with psycopg.connect(dsn, autocommit=True) as watcher:
+            barrier.wait()
+            while not done.is_set():
+                row = watcher.execute(
+                    "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM jobqueue.job "
+                    "WHERE name = 'keyed' AND state = 'active' GROUP BY singleton_key) per_key"
+                ).fetchone()
+                overlap.append(int(row[0]) if row else 0)
+
+    threads = [threading.Thread(target=fetcher, args=(i,)) for i in range(8)]
+    observer = threading.Thread(target=watch)
+    for thread in [*threads, observer]:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done.set()
+    observer.join()
+    assert errors == []
+    assert sorted(Counter(completed).values()) == [1] * (keys * per_key)  # each job completed exactly once
+    assert max(overlap) <= 1  # never two active jobs of one key
+    assert queue.queue_size("keyed") == 0
