@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -50,31 +51,60 @@ def test_four_workers_drain_twenty_thousand_jobs_exactly_once(
 def test_eight_fetchers_on_shared_keys_never_deadlock_nor_break_the_policy(
     queue: Queue, dsn: str, conn: psycopg.Connection[Any], policy: str
 ) -> None:
-    """Fetchers racing for the same keys skip each other's keys instead of waiting on them."""
-    queue.create_queue("keyed", policy=policy)
-    keys, per_key = 12, 25
-    for n in range(per_key):
-        queue.insert("keyed", [{"data": {"k": k, "n": n}, "singleton_key": f"key-{k}"} for k in range(keys)])
-    errors: list[BaseException] = []
+    """Fetchers racing for the same keys skip each other's keys instead of waiting on them.
+
+    A producer sends jobs for a dozen keys while eight fetchers (batch sizes 1 to 100) drain:
+    under stately a key admits one waiting job at a time, so sends and fetches interleave.
+    """
+    queue.create_queue("keyed", policy=policy, retry_limit=5, retry_delay=0)
+    keys, rounds = 12, 40
+    accepted: list[str] = []
+    # Several jobs of every key wait from the start: under singleton any number; under stately one
+    # in retry (sent, fetched and failed) and one created.
+    if policy == "singleton":
+        accepted += queue.insert("keyed", [{"data": {}, "singleton_key": f"key-{k % keys}"} for k in range(keys * 25)])
+    else:
+        first = queue.insert("keyed", [{"data": {}, "singleton_key": f"key-{k}"} for k in range(keys)])
+        queue.fail("keyed", queue.fetch("keyed", keys), "again")
+        accepted += first + queue.insert("keyed", [{"data": {}, "singleton_key": f"key-{k}"} for k in range(keys)])
     completed: list[str] = []
+    errors: list[BaseException] = []
     overlap: list[int] = []
-    barrier = threading.Barrier(9)
+    barrier = threading.Barrier(10)
+    producing = threading.Event()
+    producing.set()
     done = threading.Event()
     lock = threading.Lock()
 
-    def fetcher(index: int) -> None:
-        sizes = [1, 5, 10, 50, 100, 3, 20, 7]
+    def producer() -> None:
         with Queue(dsn) as q:
             barrier.wait()
             try:
-                while True:
-                    jobs = q.fetch("keyed", sizes[index % len(sizes)])
+                for n in range(rounds):
+                    for k in range(keys):
+                        sent = q.send("keyed", {"k": k, "n": n}, singleton_key=f"key-{k}")
+                        if sent is not None:
+                            accepted.append(sent)
+            finally:
+                producing.clear()
+
+    def fetcher(index: int) -> None:
+        size = [1, 5, 10, 50, 100, 3, 20, 7][index]
+        with Queue(dsn) as q:
+            barrier.wait()
+            deadline = time.monotonic() + 60  # a failure (a key left active by a crash) must not hang the test
+            try:
+                while time.monotonic() < deadline:
+                    jobs = q.fetch("keyed", size)
                     if not jobs:
-                        if q.queue_size("keyed") == 0:
+                        if not producing.is_set() and q.queue_size("keyed") == 0:
                             break
                         continue  # every waiting key is active elsewhere for now
                     assert len({j.singleton_key for j in jobs}) == len(jobs)  # one per key per fetch
-                    ids = q.complete("keyed", jobs)
+                    try:
+                        ids = q.complete("keyed", jobs)
+                    except Exception as exc:
+                        raise RuntimeError(f"complete: {exc}") from exc
                     with lock:
                         completed.extend(ids)
             except BaseException as exc:
@@ -90,15 +120,16 @@ def test_eight_fetchers_on_shared_keys_never_deadlock_nor_break_the_policy(
                 ).fetchone()
                 overlap.append(int(row[0]) if row else 0)
 
-    threads = [threading.Thread(target=fetcher, args=(i,)) for i in range(8)]
-    observer = threading.Thread(target=watch)
-    for thread in [*threads, observer]:
+    fetchers = [threading.Thread(target=fetcher, args=(i,)) for i in range(8)]
+    others = [threading.Thread(target=producer), threading.Thread(target=watch)]
+    for thread in [*fetchers, *others]:
         thread.start()
-    for thread in threads:
+    for thread in fetchers:
         thread.join()
     done.set()
-    observer.join()
+    for thread in others:
+        thread.join()
     assert errors == []
-    assert sorted(Counter(completed).values()) == [1] * (keys * per_key)  # each job completed exactly once
+    assert len(accepted) >= keys * 2
+    assert sorted(completed) == sorted(accepted)  # each accepted job completed exactly once
     assert max(overlap) <= 1  # never two active jobs of one key
-    assert queue.queue_size("keyed") == 0

@@ -244,15 +244,26 @@ RETURNING j.id::text, j.name, j.data, j.priority, j.retry_count, j.retry_limit,
 -- Claim queued jobs of a singleton or stately queue: at most one per key, none for a key that is already active.
 --
 -- As fetch, plus: a key with an active job is passed over, and only the first
--- job per key is claimed (a window over the locked candidates, since FOR
--- UPDATE cannot be combined with DISTINCT). Two fetchers racing for one key
--- make the loser's UPDATE hit the policy's unique index; the caller retries.
+-- job per key is claimed.
+--
+-- Fetchers do not lock candidate rows; they take a transaction-level advisory
+-- lock per key instead, without waiting, and pass over the keys another fetcher
+-- holds. Row locks here deadlocked: a fetcher whose snapshot still saw a job as
+-- queued locked it after another fetcher had activated it (the lock outlives
+-- the recheck that drops the row), then waited on that fetcher's completion of
+-- the job in the policy's unique index, while the completion waited on the
+-- lock. Two fetchers never share a key now, and the UPDATE checks each row's
+-- state again: a job activated meanwhile is left alone, and a key activated
+-- and committed after this statement's snapshot makes the UPDATE hit the
+-- unique index (the caller retries).
 WITH candidates AS MATERIALIZED (
     SELECT j.id, j.policy, coalesce(j.singleton_key, '') AS key, j.priority, j.created_on
     FROM {{schema}}.job j
     WHERE j.name = %(name)s
       AND j.state < 'active'
       AND j.start_after <= coalesce(%(now)s::timestamptz, now())
+      -- Jobs keep the policy they were sent under; each policy's check is written out so
+      -- that the planner can use the policy index (its predicate names the policies).
       AND NOT (
           (j.policy = 'singleton' AND EXISTS (
               SELECT 1 FROM {{schema}}.job a
@@ -263,9 +274,10 @@ WITH candidates AS MATERIALIZED (
               WHERE a.name = j.name AND a.state = 'active' AND a.policy = 'stately'
                 AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')))
       )
+      AND pg_try_advisory_xact_lock(
+          hashtextextended('{{schema}}.key:' || j.name || ':' || coalesce(j.singleton_key, ''), 0))
     ORDER BY j.priority DESC, j.created_on, j.id
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
 ), claimable AS (
     SELECT id FROM (
         SELECT c.id, c.policy,
@@ -282,6 +294,7 @@ UPDATE {{schema}}.job j SET
         %(deadline)s::timestamptz
     )
 WHERE j.id = ANY(ARRAY(SELECT id FROM claimable))
+  AND j.state < 'active'
 RETURNING j.id::text, j.name, j.data, j.priority, j.retry_count, j.retry_limit,
           j.started_on, j.expire_at, j.created_on, j.singleton_key, j.origin;
 
