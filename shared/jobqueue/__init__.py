@@ -6,6 +6,7 @@ No AWS here: the queue core knows Postgres and nothing else.
 from jobqueue.backoff import retry_delay_seconds
 from jobqueue.cron import due_fire_times, next_fire_times, validate_cron
 from jobqueue.errors import (
+    ConcurrentUpdateError,
     ConfigurationError,
     DatabaseUnavailableError,
     InvalidCronError,
@@ -31,6 +32,7 @@ __all__ = [
     "RESUMABLE",
     "RETRYABLE",
     "TRANSITIONS",
+    "ConcurrentUpdateError",
     "ConfigurationError",
     "DatabaseUnavailableError",
     "FailResult",

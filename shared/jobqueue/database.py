@@ -25,6 +25,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import RowFactory, dict_row
 
 from jobqueue.errors import (
+    ConcurrentUpdateError,
     ConfigurationError,
     DatabaseUnavailableError,
     InvalidOptionError,
@@ -171,6 +172,8 @@ class Database:
             if translated is exc:
                 raise
             raise translated from None
+        except psycopg.errors.DeadlockDetected as exc:
+            raise ConcurrentUpdateError(f"{name} was chosen to break a deadlock: {str(exc).splitlines()[0]}") from None
         except psycopg.OperationalError as exc:
             if connection.broken and conn is None:
                 raise DatabaseUnavailableError(

@@ -52,6 +52,14 @@ class PolicyConflictError(JobQueueError):
     """A queue policy (short, singleton, stately) refused the change."""
 
 
+class ConcurrentUpdateError(JobQueueError):
+    """Postgres broke a deadlock between this statement and another by cancelling this one.
+
+    Nothing the statement did remains; the queue retries it where that is safe
+    (a statement of its own, not one inside the caller's transaction).
+    """
+
+
 class DatabaseUnavailableError(JobQueueError, ConnectionError):
     """The database cannot be reached (the message never contains a password)."""
 

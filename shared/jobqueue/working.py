@@ -11,7 +11,7 @@ from psycopg.rows import tuple_row
 
 from jobqueue import maintenance, options
 from jobqueue.client import Client, Conn, JobRef, as_list, refs
-from jobqueue.errors import InvalidOptionError, PolicyConflictError
+from jobqueue.errors import ConcurrentUpdateError, InvalidOptionError, PolicyConflictError
 from jobqueue.models import FailResult, Job
 from jobqueue.settings import POLICIES_ONE_ACTIVE_PER_KEY
 from jobqueue.states import CANCELLABLE, RESUMABLE, RETRYABLE, JobState
@@ -59,9 +59,10 @@ class Working(Client):
                 else:
                     jobs = self.db.rows(query, params, connection, _fetched_job)
                 break
-            except PolicyConflictError:
-                # Two fetchers picked different jobs of one singleton key (or
-                # the policy changed under us): read the policy again, retry.
+            except (PolicyConflictError, ConcurrentUpdateError):
+                # Two fetchers picked different jobs of one singleton key, the
+                # policy changed under us, or Postgres broke a deadlock with a
+                # completion of a job of the same key: nothing was claimed; retry.
                 self.policies.forget(name)
                 if attempt == FETCH_ATTEMPTS - 1:
                     return []
@@ -102,7 +103,15 @@ class Working(Client):
                 query = "complete_each"
                 params["outputs"] = [None if value is None else self._json(value, "output") for value in outputs]
         params.setdefault("output", None if output is None else self._json(output, "output"))
-        return [row[0] for row in self.db.rows(query, params, conn, tuple_row)]
+        for attempt in range(FETCH_ATTEMPTS):
+            try:
+                return [row[0] for row in self.db.rows(query, params, conn, tuple_row)]
+            except ConcurrentUpdateError:
+                # Broken out of a deadlock: the statement left nothing behind. On its own it is
+                # retried (completing is idempotent); inside the caller's transaction the caller decides.
+                if self.db.in_transaction(self.db.connection(conn)) or attempt == FETCH_ATTEMPTS - 1:
+                    raise
+        return []
 
     def fail(
         self,

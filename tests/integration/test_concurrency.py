@@ -48,7 +48,7 @@ def test_four_workers_drain_twenty_thousand_jobs_exactly_once(
 
 
 @pytest.mark.parametrize("policy", ["singleton", "stately"])
-def test_eight_fetchers_on_shared_keys_never_deadlock_nor_break_the_policy(
+def test_eight_fetchers_on_shared_keys_never_raise_nor_break_the_policy(
     queue: Queue, dsn: str, conn: psycopg.Connection[Any], policy: str
 ) -> None:
     """Fetchers racing for the same keys skip each other's keys instead of waiting on them.

@@ -255,7 +255,9 @@ RETURNING j.id::text, j.name, j.data, j.priority, j.retry_count, j.retry_limit,
 -- lock. Two fetchers never share a key now, and the UPDATE checks each row's
 -- state again: a job activated meanwhile is left alone, and a key activated
 -- and committed after this statement's snapshot makes the UPDATE hit the
--- unique index (the caller retries).
+-- unique index (the caller retries). A fetcher whose snapshot predates another
+-- fetcher's commit can still, rarely, meet that fetcher's completion of a job
+-- of the key; Postgres breaks that deadlock and the queue retries the statement.
 WITH candidates AS MATERIALIZED (
     SELECT j.id, j.policy, coalesce(j.singleton_key, '') AS key, j.priority, j.created_on
     FROM {{schema}}.job j
