@@ -159,6 +159,23 @@ class Working(Client):
             dead_lettered=int(rows[0]["dead_lettered"]) if rows else 0,
         )
 
+    def release(self, name: str, jobs: Sequence[Job], conn: Conn = None) -> list[str]:
+        """Hand back fetched jobs that were never started: queued again at once, the attempt not counted.
+
+        Only the attempt fetched (the Job objects from fetch) is released; a
+        policy that admits one waiting job per key may keep a job active, to expire.
+        """
+        if not jobs:
+            return []
+        job_ids, started = refs(list(jobs))
+        if started is None:
+            raise InvalidOptionError("release takes the Job objects that fetch returned")
+        params = {"name": options.queue_name(name), "ids": job_ids, "started": started}
+        try:
+            return [row[0] for row in self.db.rows("release", params, conn, tuple_row)]
+        except PolicyConflictError:
+            return []
+
     def cancel(self, name: str, ids: JobRef | Sequence[JobRef], conn: Conn = None) -> list[str]:
         """Cancel jobs that have not finished (CANCELLABLE states); returns the ids cancelled."""
         return self._ids_query("cancel", name, ids, conn, states=sorted(CANCELLABLE))

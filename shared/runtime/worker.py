@@ -61,7 +61,8 @@ class DrainResult:
     completed: int = 0
     retried: int = 0
     failed: int = 0
-    unfinished: int = 0  # claimed but not finished when time ran out: they expire and are retried
+    unfinished: int = 0  # running when time ran out: they expire and are retried
+    released: int = 0  # claimed but never started when time ran out: queued again, no attempt counted
     stopped: str = ""  # "empty", "max_jobs" or "time"
     elapsed_ms: float = 0.0  # the drain's wall time
     database_ms: float = 0.0  # of which spent in fetch, complete and fail
@@ -116,15 +117,16 @@ class Team:
         for job in jobs:
             self.inbox.put(job)
 
-    def close(self) -> int:
-        """Stop the threads once they are done; returns how many jobs were never started."""
-        unstarted = 0
+    def close(self) -> list[Job]:
+        """Stop the threads once they are done; returns the jobs that were never started."""
+        unstarted: list[Job] = []
         while True:
             try:
-                if self.inbox.get_nowait() is not None:
-                    unstarted += 1
+                job = self.inbox.get_nowait()
             except Empty:
                 break
+            if job is not None:
+                unstarted.append(job)
         for _ in self._threads:
             self.inbox.put(None)
         return unstarted
@@ -328,13 +330,20 @@ class Drain:
             _learnt[settings.queue] = (self.average_s, self.fetch_s)
             self.collect_finished()
             self.finish_group()
-            self.result.unfinished = self.in_flight
             unstarted = self.team.close()
+            if unstarted:
+                self.result.released = len(self.queue.release(settings.queue, unstarted))
+            self.result.unfinished = self.in_flight - self.result.released
             if self.in_flight:
                 self.result.stopped = "time"
                 logger.warning(
-                    "jobs still claimed when the invocation's time ran out; they will expire and be retried",
-                    extra={"queue": settings.queue, "running": self.in_flight - unstarted, "not_started": unstarted},
+                    "jobs still claimed when the invocation's time ran out",
+                    extra={
+                        "queue": settings.queue,
+                        "running": self.in_flight - len(unstarted),
+                        "released": self.result.released,
+                        "left_to_expire": self.result.unfinished,
+                    },
                 )
         return self.result
 

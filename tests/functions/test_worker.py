@@ -295,3 +295,29 @@ def test_metrics_added_from_handler_threads_are_each_printed_once(capsys: pytest
     # Each value once: a lost value or a blob printed twice would change the sum.
     assert sum(len(blob["HandlerMade"]) for blob in blobs) == 8 * 997
     assert all(len(blob["HandlerMade"]) <= 100 for blob in blobs)
+
+
+def test_jobs_claimed_but_never_started_are_handed_back_without_an_attempt(
+    dsn: str, monkeypatch: pytest.MonkeyPatch, load_function: Callable[[str], ModuleType]
+) -> None:
+    """A warm worker that learnt fast handlers claims a full batch; when they turn slow, what it
+    could not start before its end is queued again at once, its attempt not counted."""
+    monkeypatch.setenv("QUEUE_NAME", "send-email")
+    monkeypatch.setenv("BATCH_SIZE", "50")
+    monkeypatch.setenv("TEAM_SIZE", "2")
+    monkeypatch.setenv("SAFETY_MARGIN_MS", "1000")
+    warm = load_function("worker")
+    handlers.set_handler("send-email", lambda job: None)
+    warm.handler(event("schedule.json"), FakeContext())
+    with Queue(dsn) as q:
+        q.insert("send-email", [{"data": n} for n in range(40)])
+        assert warm.handler(event("schedule.json"), FakeContext())["completed"] == 40  # learnt: fast
+        q.insert("send-email", [{"data": n} for n in range(40)])
+        handlers.set_handler("send-email", lambda job: time.sleep(0.4))
+        result = warm.handler(event("schedule.json"), FakeContext(timeout_ms=2500))
+        assert result["stopped"] == "time" and result["released"] > 0
+        assert result["completed"] + result["released"] + result["unfinished"] == result["fetched"]
+        waiting = q.find_jobs("send-email", state="retry", limit=100)
+        assert len(waiting) == result["released"]
+        assert all(job.retry_count == 0 and job.started_on is None for job in waiting)
+        assert q.queue_size("send-email") == 40 - result["completed"] - result["unfinished"]

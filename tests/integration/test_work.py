@@ -242,3 +242,19 @@ def test_failed_jobs_lists_hot_and_archived(work: Queue) -> None:
     assert len(failed) == 4
     assert {j.id for j in failed if j.archived} == set(ids)
     assert len(work.failed_jobs(limit=2)) == 2
+
+
+def test_release_hands_back_unstarted_jobs_without_counting_an_attempt(queue: Queue) -> None:
+    queue.create_queue("work", retry_limit=0)
+    queue.insert("work", [{"data": n} for n in range(3)])
+    jobs = queue.fetch("work", 3)
+    released = queue.release("work", jobs[:2])
+    assert sorted(released) == sorted(j.id for j in jobs[:2])
+    assert queue.release("work", jobs[:2]) == []  # only the attempt that was fetched
+    queue.complete("work", jobs[2:])
+    assert queue.release("work", jobs[2:]) == []  # a finished job stays finished
+    again = queue.fetch("work", 3)
+    assert sorted(j.id for j in again) == sorted(released)
+    assert all(j.retry_count == 0 for j in again)  # no attempt spent, though retry_limit is 0
+    with pytest.raises(InvalidOptionError, match="Job objects"):
+        queue.release("work", [again[0].id])  # type: ignore[list-item]

@@ -316,6 +316,21 @@ WHERE id = ANY(%(ids)s::uuid[])
   AND (%(started)s::timestamptz[] IS NULL OR started_on = ANY(%(started)s::timestamptz[]))
 RETURNING id::text;
 
+-- name: release
+-- Put claimed jobs that never started back in the queue, the attempt not counted: a worker that
+-- claimed more than it could start before its end hands them back instead of letting them expire.
+-- They wait in retry (the only way back from active the state machine allows), ready at once.
+UPDATE {{schema}}.job SET
+    state = 'retry',
+    started_on = NULL,
+    expire_at = NULL,
+    start_after = now()
+WHERE id = ANY(%(ids)s::uuid[])
+  AND name = %(name)s
+  AND state = 'active'
+  AND started_on = ANY(%(started)s::timestamptz[])
+RETURNING id::text;
+
 -- name: complete_each
 -- Complete a batch of active jobs, each with its own output (fenced like complete).
 UPDATE {{schema}}.job j SET
