@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from psycopg.rows import class_row
 
@@ -13,6 +13,9 @@ from jobqueue.client import Client, Conn
 from jobqueue.errors import InvalidOptionError
 from jobqueue.models import Job, QueueStats, Throughput, job_row
 from jobqueue.states import QUEUED, JobState
+
+# The common questions have an index of their own: queued (fetch's) and active (expiry's).
+SIZE_QUERIES: Final = {frozenset(QUEUED): "queued_size", frozenset({JobState.ACTIVE}): "active_size"}
 
 
 def job_states(states: Iterable[str]) -> list[JobState]:
@@ -66,10 +69,7 @@ class Inspecting(Client):
             "states": wanted,
             "limit": None if limit is None else options.integer("limit", limit),
         }
-        # The common questions have an index of their own: queued (fetch's) and active (expiry's).
-        query = {frozenset(QUEUED): "queued_size", frozenset({JobState.ACTIVE}): "active_size"}.get(
-            frozenset(wanted), "queue_size"
-        )
+        query = SIZE_QUERIES.get(frozenset(wanted), "queue_size")
         return int(self.db.scalar(query, params, conn))
 
     def get_queue_stats(self, now: datetime | None = None, conn: Conn = None) -> list[QueueStats]:

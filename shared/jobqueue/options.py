@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
-from jobqueue.errors import InvalidOptionError, PayloadError
+from jobqueue.errors import PayloadError
 from jobqueue.settings import (
-    JOB_SETTINGS,
     MAX_SINGLETON_KEY,
     QUEUE_SETTINGS,
     SEND_OPTIONS,
+    Boolean,
     Integer,
     StartAfter,
     aware,
@@ -52,9 +52,7 @@ def integer(option: str, value: object) -> int:
 
 
 def boolean(option: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidOptionError(f"{option} must be true or false, got {value!r}")
-    return value
+    return Boolean().check(option, value)
 
 
 def start_after(value: object) -> tuple[datetime | None, float | None]:
@@ -71,11 +69,6 @@ def now_or_none(now: datetime | None) -> datetime | None:
 
 def deadline(value: datetime | None) -> datetime | None:
     return None if value is None else aware("deadline", value)
-
-
-def job_settings(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The per-job settings among `values`, checked (None where not given)."""
-    return {name: option.validate(values.get(name)) for name, option in JOB_SETTINGS.items()}
 
 
 def to_json(value: Any, what: str = "data", max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> str:
