@@ -37,7 +37,10 @@ class Working(Client):
         """Claim up to `batch_size` queued jobs, highest priority first, then oldest.
 
         One statement with FOR UPDATE SKIP LOCKED: concurrent fetchers never
-        claim the same job and never wait for each other. A claimed job
+        claim the same job and never wait for each other. On a singleton or
+        stately queue, one short transaction of two statements: take the keys'
+        locks (passing over keys another fetcher holds), then claim one job per
+        key (see lock_keys in queries.sql for why two). A claimed job
         expires at the earlier of its expire_in and `deadline` (the caller's
         own end of life, such as a Lambda invocation's).
         """
@@ -51,24 +54,34 @@ class Working(Client):
         jobs: list[Job] = []
         for attempt in range(FETCH_ATTEMPTS):
             one_per_key = self.policies.get(name, connection) in POLICIES_ONE_ACTIVE_PER_KEY
-            query = "fetch_one_per_key" if one_per_key else "fetch"
             try:
-                if self.db.in_transaction(connection):
+                if one_per_key:
+                    jobs = self._claim_keyed(params, connection)
+                elif self.db.in_transaction(connection):
                     with connection.transaction():  # a savepoint: a conflict must not abort the caller's work
-                        jobs = self.db.rows(query, params, connection, _fetched_job)
+                        jobs = self.db.rows("fetch", params, connection, _fetched_job)
                 else:
-                    jobs = self.db.rows(query, params, connection, _fetched_job)
+                    jobs = self.db.rows("fetch", params, connection, _fetched_job)
                 break
             except (PolicyConflictError, ConcurrentUpdateError):
-                # Two fetchers picked different jobs of one singleton key, the
-                # policy changed under us, or Postgres broke a deadlock with a
-                # completion of a job of the same key: nothing was claimed; retry.
+                # The queue's policy changed under us (the cache still had the old one), or a
+                # statement was cancelled to break a deadlock with something other than a
+                # fetcher: nothing was claimed; retry.
                 self.policies.forget(name)
                 if attempt == FETCH_ATTEMPTS - 1:
                     return []
         if len(jobs) > 1:
             jobs.sort(key=lambda job: (-job.priority, job.created_on or 0))
         return jobs
+
+    def _claim_keyed(self, params: dict[str, Any], connection: Any) -> list[Job]:
+        """A singleton or stately queue's fetch: lock keys, then claim with a snapshot taken after the locks."""
+        with connection.transaction():  # the key locks last until it ends (a savepoint in the caller's)
+            ids = [row[0] for row in self.db.rows("lock_keys", params, connection, tuple_row)]
+            if not ids:
+                return []
+            jobs: list[Job] = self.db.rows("claim_keyed", {**params, "ids": ids}, connection, _fetched_job)
+            return jobs
 
     def complete(
         self,

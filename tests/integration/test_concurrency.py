@@ -120,6 +120,7 @@ def test_eight_fetchers_on_shared_keys_never_raise_nor_break_the_policy(
                 ).fetchone()
                 overlap.append(int(row[0]) if row else 0)
 
+    deadlocks_before = deadlocks(conn)
     fetchers = [threading.Thread(target=fetcher, args=(i,)) for i in range(8)]
     others = [threading.Thread(target=producer), threading.Thread(target=watch)]
     for thread in [*fetchers, *others]:
@@ -133,3 +134,22 @@ def test_eight_fetchers_on_shared_keys_never_raise_nor_break_the_policy(
     assert len(accepted) >= keys * 2
     assert sorted(completed) == sorted(accepted)  # each accepted job completed exactly once
     assert max(overlap) <= 1  # never two active jobs of one key
+    assert deadlocks(conn, after_backends_exit=True) == deadlocks_before  # none broken by a retry either
+
+
+def deadlocks(conn: psycopg.Connection[Any], *, after_backends_exit: bool = False) -> int:
+    """Deadlocks Postgres detected in this database, as its statistics count them.
+
+    A backend reports its counts when it exits: wait (with a deadline) until
+    this connection is the database's only client before reading.
+    """
+    deadline = time.monotonic() + 10
+    while after_backends_exit and time.monotonic() < deadline:
+        others = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+        if others and others[0] == 0:
+            break
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    row = conn.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()").fetchone()
+    return int(row[0]) if row else 0

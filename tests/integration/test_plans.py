@@ -43,7 +43,7 @@ def test_fetch_uses_the_fetch_index(backlog: Queue, conn: psycopg.Connection[Any
 
 def test_fetch_one_per_key_uses_indexes(backlog: Queue, conn: psycopg.Connection[Any]) -> None:
     params = {"name": "single", "limit": 100, "deadline": None, "now": None}
-    plan = explain(conn, Q["fetch_one_per_key"], params)
+    plan = explain(conn, Q["lock_keys"], params)
     assert "Index Scan using job_fetch" in plan
     assert "job_policy" in plan  # the active-key check is an index lookup
     assert "Seq Scan" not in plan

@@ -240,24 +240,18 @@ WHERE j.id = ANY(ARRAY(SELECT id FROM next))
 RETURNING j.id::text, j.name, j.data, j.priority, j.retry_count, j.retry_limit,
           j.started_on, j.expire_at, j.created_on, j.singleton_key, j.origin;
 
--- name: fetch_one_per_key
--- Claim queued jobs of a singleton or stately queue: at most one per key, none for a key that is already active.
+-- name: lock_keys
+-- Keyed fetch (singleton and stately queues), first step: choose the next job of as many keys as
+-- wanted, taking each key's transaction-level advisory lock without waiting; keys another fetcher
+-- holds are passed over.
 --
--- As fetch, plus: a key with an active job is passed over, and only the first
--- job per key is claimed.
---
--- Fetchers do not lock candidate rows; they take a transaction-level advisory
--- lock per key instead, without waiting, and pass over the keys another fetcher
--- holds. Row locks here deadlocked: a fetcher whose snapshot still saw a job as
--- queued locked it after another fetcher had activated it (the lock outlives
--- the recheck that drops the row), then waited on that fetcher's completion of
--- the job in the policy's unique index, while the completion waited on the
--- lock. Two fetchers never share a key now, and the UPDATE checks each row's
--- state again: a job activated meanwhile is left alone, and a key activated
--- and committed after this statement's snapshot makes the UPDATE hit the
--- unique index (the caller retries). A fetcher whose snapshot predates another
--- fetcher's commit can still, rarely, meet that fetcher's completion of a job
--- of the key; Postgres breaks that deadlock and the queue retries the statement.
+-- Only a fetcher holding a key's lock activates a job of that key, and it holds the lock until it
+-- commits. So once this step holds a key, a statement that starts afterwards (claim_keyed) sees
+-- every activation of it: that statement never touches a job another fetcher has claimed, and
+-- never waits on its completion. Done in one statement, a fetcher whose snapshot predated another
+-- fetcher's commit locked the job that fetcher had just claimed (the row lock of a rejected recheck
+-- outlives the recheck), then waited on another job's completion while that completion waited on
+-- the lock: a deadlock Postgres broke by cancelling one of them.
 WITH candidates AS MATERIALIZED (
     SELECT j.id, j.policy, coalesce(j.singleton_key, '') AS key, j.priority, j.created_on
     FROM {{schema}}.job j
@@ -280,14 +274,18 @@ WITH candidates AS MATERIALIZED (
           hashtextextended('{{schema}}.key:' || j.name || ':' || coalesce(j.singleton_key, ''), 0))
     ORDER BY j.priority DESC, j.created_on, j.id
     LIMIT %(limit)s
-), claimable AS (
-    SELECT id FROM (
-        SELECT c.id, c.policy,
-               row_number() OVER (PARTITION BY c.policy, c.key ORDER BY c.priority DESC, c.created_on, c.id) AS n
-        FROM candidates c
-    ) ranked
-    WHERE policy NOT IN ('singleton', 'stately') OR n = 1
 )
+SELECT id FROM (
+    SELECT c.id, c.policy,
+           row_number() OVER (PARTITION BY c.policy, c.key ORDER BY c.priority DESC, c.created_on, c.id) AS n
+    FROM candidates c
+) ranked
+WHERE policy NOT IN ('singleton', 'stately') OR n = 1;
+
+-- name: claim_keyed
+-- Keyed fetch, second step, in lock_keys' transaction: claim the jobs it chose, checked again
+-- against a snapshot taken after their keys' locks: a job that left the queue meanwhile, or whose
+-- key has an active job, is left alone.
 UPDATE {{schema}}.job j SET
     state = 'active',
     started_on = coalesce(%(now)s::timestamptz, now()),
@@ -295,8 +293,18 @@ UPDATE {{schema}}.job j SET
         coalesce(%(now)s::timestamptz, now()) + make_interval(secs => j.expire_in),
         %(deadline)s::timestamptz
     )
-WHERE j.id = ANY(ARRAY(SELECT id FROM claimable))
+WHERE j.id = ANY(%(ids)s::uuid[])
   AND j.state < 'active'
+  AND NOT (
+      (j.policy = 'singleton' AND EXISTS (
+          SELECT 1 FROM {{schema}}.job a
+          WHERE a.name = j.name AND a.state = 'active' AND a.policy = 'singleton'
+            AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')))
+      OR (j.policy = 'stately' AND EXISTS (
+          SELECT 1 FROM {{schema}}.job a
+          WHERE a.name = j.name AND a.state = 'active' AND a.policy = 'stately'
+            AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')))
+  )
 RETURNING j.id::text, j.name, j.data, j.priority, j.retry_count, j.retry_limit,
           j.started_on, j.expire_at, j.created_on, j.singleton_key, j.origin;
 
