@@ -4,12 +4,17 @@ Every batch is one short transaction that locks its rows with SKIP LOCKED, so
 maintenance never waits on a worker, never holds a long lock on the job table,
 and two overlapping runs split the work instead of doing it twice. A batch that
 touches fewer rows than the limit means the work is done (River's job cleaner).
+
+`maintain` runs them all under a lease row rather than a session-level lock,
+so that it holds no session state and works through poolers in transaction
+mode; overlapping runs would be harmless, the lease only saves the effort.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -20,6 +25,12 @@ from jobqueue.database import Database
 from jobqueue.models import MaintenanceResult
 from jobqueue.states import JobState
 
+# One maintainer at a time holds this lease (a row in the lease table). It lasts the run's time
+# budget and a grace, or UNBOUNDED_RUN_S for a run without budget: a maintainer that dies keeps
+# the others out no longer than that.
+MAINTENANCE_LEASE = "maintenance"
+LEASE_GRACE_S = 60.0
+UNBOUNDED_RUN_S = 900.0
 EXPIRED_ERROR = {"message": "job expired: it was still active at its deadline", "type": "JobExpired"}
 
 
@@ -120,9 +131,10 @@ def purge(db: Database, batch_size: int, now: datetime | None, time_budget: floa
 
 
 def maintain(db: Database, batch_size: int, now: datetime | None, time_budget: float | None) -> MaintenanceResult:
-    """All maintenance, once, unless another process is already doing it."""
-    conn = db.connection()
-    if not db.scalar("try_lock_maintenance", {"schema": db.schema}):
+    """All maintenance, once, unless another process holds the maintenance lease."""
+    holder = uuid.uuid4()
+    lease = {"name": MAINTENANCE_LEASE, "holder": holder, "seconds": (time_budget or UNBOUNDED_RUN_S) + LEASE_GRACE_S}
+    if not db.rows("take_lease", lease):
         return MaintenanceResult(skipped=True)
     try:
         started = time.monotonic()
@@ -137,8 +149,10 @@ def maintain(db: Database, batch_size: int, now: datetime | None, time_budget: f
             expired_retried=retried, expired_failed=failed, archived=archived, purged=purged, unstarted_failed=unstarted
         )
     finally:
+        conn = db.connection()
         if not conn.closed and not conn.broken:
-            db.execute("unlock_maintenance", {"schema": db.schema})
+            db.execute("end_lease", lease)
+        # else the lease runs out by itself
 
 
 class Maintaining(Client):

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from jobqueue import Queue
+from jobqueue import Queue, maintenance
 from tests.helpers import job_row
 
 
@@ -132,11 +132,37 @@ def test_maintain_runs_everything_and_reports(work: Queue) -> None:
     assert not result.skipped
 
 
-def test_maintain_is_skipped_while_another_process_runs_it(work: Queue, dsn: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as other:
-        other.execute("SELECT pg_advisory_lock(hashtextextended('jobqueue.maintenance:jobqueue', 0))")
-        assert work.maintain().skipped
-        other.execute("SELECT pg_advisory_unlock(hashtextextended('jobqueue.maintenance:jobqueue', 0))")
+def test_maintain_is_skipped_while_another_process_holds_the_lease(
+    work: Queue, conn: psycopg.Connection[Any]
+) -> None:
+    conn.execute(
+        "INSERT INTO jobqueue.lease VALUES ('maintenance', gen_random_uuid(), clock_timestamp() + interval '1 minute')"
+    )
+    assert work.maintain().skipped
+    conn.execute("UPDATE jobqueue.lease SET expires_on = clock_timestamp() - interval '1 second'")  # its holder died
+    assert not work.maintain().skipped
+    assert conn.execute("SELECT count(*) FROM jobqueue.lease").fetchone() == (0,)  # given up when done
+
+
+def test_maintain_holds_no_session_state(work: Queue, conn: psycopg.Connection[Any]) -> None:
+    """Run after run from one client, none skipped and nothing left on the server (poolers need both)."""
+    for _ in range(6):
+        assert not work.maintain().skipped
+    assert conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM jobqueue.lease").fetchone() == (0,)
+
+
+def test_a_failed_maintenance_run_gives_its_lease_up(
+    work: Queue, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: Any) -> int:
+        raise RuntimeError("archive failed")
+
+    monkeypatch.setattr(maintenance, "archive", broken)
+    with pytest.raises(RuntimeError, match="archive failed"):
+        work.maintain()
+    assert conn.execute("SELECT count(*) FROM jobqueue.lease").fetchone() == (0,)
+    monkeypatch.undo()
     assert not work.maintain().skipped
 
 

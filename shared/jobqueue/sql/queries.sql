@@ -21,15 +21,18 @@ SELECT to_regclass(%(table)s) IS NOT NULL AS present;
 -- Record the schema version migrate() brought the database to.
 INSERT INTO {{schema}}.version (version) VALUES (%(version)s);
 
--- name: try_lock_maintenance
--- Take the session's maintenance lock, or say that another session holds it.
--- Session-level because maintenance spans many short transactions; a crashed
--- holder's lock goes away with its connection.
-SELECT pg_try_advisory_lock(hashtextextended('jobqueue.maintenance:' || %(schema)s, 0)) AS locked;
+-- name: take_lease
+-- Take the named lease for `seconds`, unless another holder's has not run out yet; a row means taken.
+-- The database's clock, not `now`: a lease is about real time, whatever time a test pretends.
+INSERT INTO {{schema}}.lease AS l (name, holder, expires_on)
+VALUES (%(name)s, %(holder)s, clock_timestamp() + make_interval(secs => %(seconds)s))
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_on = excluded.expires_on
+WHERE l.expires_on <= clock_timestamp() OR l.holder = excluded.holder
+RETURNING expires_on;
 
--- name: unlock_maintenance
--- Release the maintenance lock taken by try_lock_maintenance.
-SELECT pg_advisory_unlock(hashtextextended('jobqueue.maintenance:' || %(schema)s, 0)) AS unlocked;
+-- name: end_lease
+-- Give up a lease taken by take_lease (a lease taken over since is not ours to end).
+DELETE FROM {{schema}}.lease WHERE name = %(name)s AND holder = %(holder)s;
 
 -- name: create_queue
 -- Create a queue from all its settings (one JSON object); an existing queue of that name is left as it is.

@@ -33,6 +33,15 @@ CREATE TABLE {{schema}}.version (
     migrated_on timestamptz NOT NULL DEFAULT now()
 );
 
+-- Work that one process at a time should do (maintenance) is coordinated by a
+-- lease: a row, not a session-level lock, so that it works through poolers in
+-- transaction mode; a holder that dies leaves a lease that runs out.
+CREATE TABLE {{schema}}.lease (
+    name text PRIMARY KEY,
+    holder uuid NOT NULL,
+    expires_on timestamptz NOT NULL
+);
+
 -- A queue's settings have no defaults here: jobqueue/settings.py declares
 -- them, and create_queue always gives every one.
 CREATE TABLE {{schema}}.queue (
