@@ -51,6 +51,12 @@ class Client:
     autocommit connection, re-opened when broken) or a psycopg connection you
     manage. Not safe for concurrent use from several threads at once: give each
     worker thread its own `Queue`.
+
+    The defaults suit a pooler in transaction mode as well as a direct
+    connection. On a direct connection (or PgBouncer 1.21+ with
+    max_prepared_statements), `prepare_threshold=5` lets psycopg prepare the
+    statements a client repeats; `statement_timeout_ms` sends the timeout as a
+    startup option, which poolers refuse (set it on the role there).
     """
 
     def __init__(
@@ -60,7 +66,7 @@ class Client:
         schema: str = "jobqueue",
         max_payload_bytes: int = options.DEFAULT_MAX_PAYLOAD_BYTES,
         statement_timeout_ms: int | None = None,
-        prepare_threshold: int | None = 5,
+        prepare_threshold: int | None = None,
         connect_timeout: int = 10,
     ) -> None:
         self.db = Database(

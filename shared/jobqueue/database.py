@@ -6,6 +6,12 @@ did wrong.
 
 A `Database` either owns its connection (made from a conninfo string or URL,
 in autocommit mode, re-opened when broken) or uses one the caller lends it.
+
+The connection keeps no session state, so that it works unchanged through a
+pooler in transaction mode (PgBouncer, RDS Proxy without pinning): no startup
+options unless asked for (statement_timeout_ms, which poolers refuse), no
+server-side prepared statements unless asked for (prepare_threshold), no
+SET, no session-level locks, no LISTEN.
 Every call may also pass `conn=`: the statement then runs on the caller's
 connection, inside the caller's transaction, and commits or rolls back with it.
 """
@@ -41,6 +47,8 @@ _MISSING_KEY = re.compile(r"Key \(\w+\)=\((.*)\) is not present")
 DEAD_LETTER_FK = "queue_dead_letter_fkey"
 NOT_OWN_DEAD_LETTER = "queue_check"
 POLICY_INDEXES = frozenset({"job_policy", "job_throttle"})
+# How PgBouncer and RDS Proxy refuse the `options` startup parameter.
+POOLER_REFUSES_OPTIONS = re.compile(r"unsupported startup parameter|command-line options", re.IGNORECASE)
 
 
 def translate(error: psycopg.errors.IntegrityError, query: str, params: Params | None) -> Exception:
@@ -100,7 +108,7 @@ class Database:
         *,
         connect_timeout: int = 10,
         statement_timeout_ms: int | None = None,
-        prepare_threshold: int | None = 5,
+        prepare_threshold: int | None = None,
         application_name: str = "jobqueue",
     ) -> None:
         quote_schema(schema)
@@ -134,6 +142,12 @@ class Database:
         try:
             conn = psycopg.connect(conninfo, autocommit=True, prepare_threshold=self._prepare_threshold)
         except psycopg.OperationalError as exc:
+            if self._statement_timeout_ms and POOLER_REFUSES_OPTIONS.search(str(exc)):
+                raise ConfigurationError(
+                    "the server refused the startup option that sets statement_timeout (a pooler such as "
+                    "PgBouncer or RDS Proxy does): leave statement_timeout_ms (STATEMENT_TIMEOUT_MS) unset and "
+                    "set the timeout on the database role instead, e.g. ALTER ROLE <user> SET statement_timeout = '30s'"
+                ) from None
             # libpq's message names host and port but never the password.
             raise DatabaseUnavailableError(
                 f"cannot connect to the database ({redact(self._conninfo)}): {str(exc).strip()}"

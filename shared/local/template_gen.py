@@ -200,7 +200,6 @@ def globals_(platform_spec: str) -> dict[str, Any]:
                     "POWERTOOLS_METRICS_NAMESPACE": "Jobs",
                     "POWERTOOLS_TRACE_DISABLED": "false",
                     "POWERTOOLS_LOG_LEVEL": "INFO",
-                    "STATEMENT_TIMEOUT_MS": "30000",
                 }
             },
         }

@@ -4,8 +4,10 @@ DATABASE_URL comes from Secrets Manager when DB_SECRET_ARN is set (through
 Powertools' parameters, cached for SECRET_MAX_AGE seconds), else from the
 environment (the local stack). The secret may hold a URL, or the JSON that RDS
 keeps for a database user (username, password, host, port, dbname). RDS Proxy
-is a matter of configuration: point the secret's host at the proxy, and set
-PREPARE_THRESHOLD=off if it pins sessions on prepared statements.
+and PgBouncer in transaction mode are a matter of configuration: point the
+secret's host at the pooler. The defaults send no startup options and prepare
+no statements, which poolers refuse or pin on; on a direct connection,
+PREPARE_THRESHOLD=5 and STATEMENT_TIMEOUT_MS turn them on.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from psycopg.conninfo import make_conninfo
 
 from jobqueue import ConfigurationError, DatabaseUnavailableError, Queue
 from runtime.secrets import secret_value
+from runtime.settings import ConnectionSettings
 
 _queue: Queue | None = None
 
@@ -70,13 +73,13 @@ def get_queue(env: Mapping[str, str] = os.environ) -> Queue:
     """The container's queue client, created on first use."""
     global _queue
     if _queue is None:
-        prepare = env.get("PREPARE_THRESHOLD", "5")
+        settings = ConnectionSettings.from_env(env)
         _queue = Queue(
             database_url(env),
             schema=schema(env),
-            statement_timeout_ms=int(env.get("STATEMENT_TIMEOUT_MS", "30000")),
-            prepare_threshold=None if prepare == "off" else int(prepare),
-            connect_timeout=int(env.get("CONNECT_TIMEOUT", "10")),
+            prepare_threshold=settings.prepare_threshold,
+            statement_timeout_ms=settings.statement_timeout_ms,
+            connect_timeout=settings.connect_timeout,
         )
     return _queue
 

@@ -29,6 +29,24 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
 
 
 @dataclass(frozen=True)
+class ConnectionSettings:
+    """The queue connection's settings; unset, they suit a pooler in transaction mode."""
+
+    prepare_threshold: int | None  # psycopg prepares a statement after this many runs; None: never
+    statement_timeout_ms: int | None  # sent as a startup option, which poolers refuse; None: the role's
+    connect_timeout: int  # seconds
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> ConnectionSettings:
+        prepare = env.get("PREPARE_THRESHOLD", "off").strip().lower()
+        return cls(
+            prepare_threshold=None if prepare in ("", "off") else _int(env, "PREPARE_THRESHOLD", 5, 0, 1000),
+            statement_timeout_ms=_int(env, "STATEMENT_TIMEOUT_MS", 0, 0, 3_600_000) or None,
+            connect_timeout=_int(env, "CONNECT_TIMEOUT", 10, 1, 300),
+        )
+
+
+@dataclass(frozen=True)
 class WorkerSettings:
     queue: str
     batch_size: int  # jobs fetched per round trip
