@@ -58,6 +58,7 @@ def platform() -> Platform:
     global _platform  # noqa: PLW0603 - one per container
     if _platform is None:
         from runtime.connection import database_url
+        from runtime.settings import ConnectionSettings
 
         size = int(os.environ.get("TEAM_SIZE", "5"))
         pool: ConnectionPool[Any] = ConnectionPool(
@@ -65,7 +66,8 @@ def platform() -> Platform:
             min_size=1,
             max_size=max(2, size),
             open=True,
-            kwargs={"autocommit": True},
+            # The queue's connection settings: through a pooler, no prepared statements nor startup options.
+            kwargs={"autocommit": True, **ConnectionSettings.from_env().psycopg_kwargs()},
             name="pods",
         )
         with pool.connection() as conn:

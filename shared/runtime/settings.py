@@ -10,6 +10,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from jobqueue import ConfigurationError
 from jobqueue.options import queue_name
@@ -44,6 +45,13 @@ class ConnectionSettings:
             statement_timeout_ms=_int(env, "STATEMENT_TIMEOUT_MS", 0, 0, 3_600_000) or None,
             connect_timeout=_int(env, "CONNECT_TIMEOUT", 10, 1, 300),
         )
+
+    def psycopg_kwargs(self) -> dict[str, Any]:
+        """The same settings for a connection made with psycopg directly (a handler's pool)."""
+        kwargs: dict[str, Any] = {"prepare_threshold": self.prepare_threshold, "connect_timeout": self.connect_timeout}
+        if self.statement_timeout_ms:
+            kwargs["options"] = f"-c statement_timeout={self.statement_timeout_ms}"
+        return kwargs
 
 
 @dataclass(frozen=True)

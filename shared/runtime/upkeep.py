@@ -26,7 +26,7 @@ def run(
     budget = max(0.0, (remaining_ms() - settings.safety_margin_ms) / 1000)
     outcome = queue.maintain(batch_size=settings.batch_size, time_budget=budget)
     if outcome.skipped:
-        logger.info("maintenance skipped: another invocation holds the lock")
+        logger.info("maintenance skipped: another invocation holds the maintenance lease")
     metrics.add_metric(name="JobsExpired", unit="Count", value=outcome.expired_retried + outcome.expired_failed)
     metrics.add_metric(name="JobsArchived", unit="Count", value=outcome.archived)
     metrics.add_metric(name="JobsPurged", unit="Count", value=outcome.purged)

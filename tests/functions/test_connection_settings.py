@@ -30,3 +30,9 @@ def test_a_direct_connection_may_turn_them_on() -> None:
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
         ConnectionSettings.from_env({name: value})
+
+
+def test_a_handlers_pool_gets_the_same_settings() -> None:
+    assert ConnectionSettings.from_env({}).psycopg_kwargs() == {"prepare_threshold": None, "connect_timeout": 10}
+    direct = ConnectionSettings.from_env({"PREPARE_THRESHOLD": "5", "STATEMENT_TIMEOUT_MS": "30000"})
+    assert direct.psycopg_kwargs()["options"] == "-c statement_timeout=30000"

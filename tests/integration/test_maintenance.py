@@ -132,9 +132,7 @@ def test_maintain_runs_everything_and_reports(work: Queue) -> None:
     assert not result.skipped
 
 
-def test_maintain_is_skipped_while_another_process_holds_the_lease(
-    work: Queue, conn: psycopg.Connection[Any]
-) -> None:
+def test_maintain_is_skipped_while_another_process_holds_the_lease(work: Queue, conn: psycopg.Connection[Any]) -> None:
     conn.execute(
         "INSERT INTO jobqueue.lease VALUES ('maintenance', gen_random_uuid(), clock_timestamp() + interval '1 minute')"
     )
