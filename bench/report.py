@@ -131,7 +131,28 @@ def markdown(r: dict[str, Any]) -> str:
         lines += worker_function_section(r["worker_function"])
     if "backlog" in r:
         lines += backlog_section(r["backlog"], r["machine"]["cpus"], r["pinned"])
+    if "connection_paths" in r:
+        lines += connection_paths_section(r["connection_paths"])
     return "\n".join(lines)
+
+
+def connection_paths_section(paths: dict[str, Any]) -> list[str]:
+    rates, ratio = paths["jobs_per_s"], paths["ratio"]
+    rows = [
+        ("direct connection, library defaults (no prepared statements): the baseline", "direct"),
+        ("direct connection, prepare_threshold=5", "prepared"),
+        ("through PgBouncer 1.18, transaction mode, defaults", "pgbouncer"),
+        (f"singleton queue, {paths['keys']:,} keys, direct (keyed fetch)", "singleton"),
+    ]
+    lines = [
+        f"### Connection paths ({paths['jobs']:,} jobs, {paths['workers']} workers, fetch {paths['batch']} + complete)",
+        "",
+        "| path | jobs/s | vs baseline |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {label} | {rates[key]:,.0f} | {ratio[key]:.2f} |" for label, key in rows]
+    lines.append("")
+    return lines
 
 
 def backlog_section(rows: list[dict[str, Any]], cpus: int, pinned: bool) -> list[str]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from bench import backlog, extra, peer, report, worker_function
+from bench import backlog, connection_paths, extra, peer, report, worker_function
 from bench.raw_queue import RawQueue
 from jobqueue import Queue
 from local.embedded_postgres import temporary_postgres
@@ -257,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         worker_fn = worker_function.median(function_runs)
         backlog_jobs = 20_000 if args.quick else 200_000
         scale_out = [backlog.drain_backlog(dsn, backlog_jobs, concurrency) for concurrency in (1, 2, 4)]
+        paths = connection_paths.compare(server, 10_000 if args.quick else drained, runs)
 
         matrix_jobs = 5_000 if args.quick else 50_000
         matrix = {
@@ -295,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         "drain_matrix": matrix,
         "worker_function": worker_fn,
         "backlog": scale_out,
+        "connection_paths": paths,
         "scaling": scale,
         "purge": purged,
         "send_to_start": latency,
