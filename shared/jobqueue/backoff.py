@@ -7,7 +7,7 @@ batch in one statement; tests check that both agree.
 
 from __future__ import annotations
 
-MAX_DOUBLINGS = 30
+MAX_DOUBLINGS = 15
 NO_CAP = 2147483647
 
 
@@ -18,14 +18,15 @@ def retry_delay_seconds(
     retry_delay_max: int | None,
     jitter: float,
 ) -> float:
-    """Seconds before retry number `retry_count + 1`.
+    """Seconds before retry number `retry_count + 1`, as pg-boss computes it.
 
-    Without backoff the delay is constant. With backoff it doubles on each
-    retry up to `retry_delay_max`, and "equal jitter" (`jitter` in [0, 1))
-    keeps half of it fixed and randomises the other half, so jobs that failed
-    together do not all come back in the same instant.
+    Without backoff the delay is constant. With backoff retry n waits
+    retry_delay * 2^(n-1) times (1 + `jitter`, in [0, 1)): between one and two
+    times that, so retry_delay is a minimum (at least 1 s) and jobs that failed
+    together do not all come back in the same instant; retry_delay_max caps
+    the result after the jitter.
     """
     if not retry_backoff:
         return float(retry_delay)
-    base = min(float(retry_delay_max or NO_CAP), retry_delay * 2.0 ** min(retry_count, MAX_DOUBLINGS))
-    return base * (0.5 + 0.5 * jitter)
+    delay = max(retry_delay, 1) * 2.0 ** min(retry_count, MAX_DOUBLINGS) * (1 + jitter)
+    return min(float(NO_CAP if retry_delay_max is None else retry_delay_max), delay)

@@ -9,6 +9,7 @@ the few limits here belong to calls, not to queues or jobs.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
@@ -71,16 +72,27 @@ def deadline(value: datetime | None) -> datetime | None:
     return None if value is None else aware("deadline", value)
 
 
+# A NUL in a JSON string is written \u0000; an odd number of backslashes before "u0000" is one,
+# an even number is escaped backslashes followed by the text "u0000", which Postgres stores.
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
 def to_json(value: Any, what: str = "data", max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> str:
-    """Encode a payload, refusing what JSON cannot carry or what is too big."""
+    """Encode a payload, refusing what JSON cannot carry, what Postgres cannot store, or what is too big."""
     try:
         encoded = json.dumps(value, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise PayloadError(f"{what} is not JSON-serialisable: {exc}") from None
-    # JSON has no NUL in strings that Postgres' jsonb accepts.
-    if "\\u0000" in encoded:
+    except RecursionError:
+        raise PayloadError(f"{what} is nested too deeply to encode as JSON") from None
+    if "\\u0000" in encoded and _NUL_ESCAPE.search(encoded):
         raise PayloadError(f"{what} contains a NUL character (\\u0000), which Postgres cannot store")
-    size = len(encoded.encode()) if not encoded.isascii() else len(encoded)
+    try:
+        size = len(encoded) if encoded.isascii() else len(encoded.encode())
+    except UnicodeEncodeError as exc:
+        raise PayloadError(
+            f"{what} contains a lone surrogate ({encoded[exc.start : exc.end]!r}), which is not valid Unicode"
+        ) from None
     if size > max_bytes:
         raise PayloadError(f"{what} is {size} bytes of JSON, over the limit of {max_bytes} bytes")
     return encoded

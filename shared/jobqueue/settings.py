@@ -209,7 +209,9 @@ class JobSettings(TypedDict, total=False):
 
     retry_limit: Annotated[int | None, Integer(0, 1_000), Default(2), Doc("retries after the first attempt")]
     retry_delay: Annotated[Seconds | None, Duration(0, 7 * DAY), Default(0), Doc("wait before a retry")]
-    retry_backoff: Annotated[bool | None, Boolean(), Default(False), Doc("double the delay per retry, with jitter")]
+    retry_backoff: Annotated[
+        bool | None, Boolean(), Default(False), Doc("retry n waits 1x-2x of retry_delay (at least 1 s) times 2^(n-1)")
+    ]
     retry_delay_max: Annotated[
         Seconds | None, Duration(1, 30 * DAY), Default(None), Doc("cap of the backoff (none: no cap)")
     ]
@@ -220,7 +222,7 @@ class JobSettings(TypedDict, total=False):
         Seconds | None, Duration(1, 365 * DAY), Default(14 * DAY), Doc("a job not started by then is failed")
     ]
     delete_after: Annotated[
-        Seconds | None, Duration(0, 365 * DAY), Default(7 * DAY), Doc("archived jobs are then deleted")
+        Seconds | None, Duration(0, 365 * DAY), Default(7 * DAY), Doc("archived jobs are then deleted (0: never)")
     ]
     dead_letter: Annotated[
         str | None,

@@ -33,6 +33,7 @@ FINISHED: frozenset[JobState] = frozenset({JobState.COMPLETED, JobState.CANCELLE
 TRANSITIONS: frozenset[tuple[JobState, JobState]] = frozenset(
     {
         (JobState.CREATED, JobState.ACTIVE),
+        (JobState.CREATED, JobState.RETRY),  # fail() before it started, attempts left
         (JobState.CREATED, JobState.CANCELLED),
         (JobState.CREATED, JobState.FAILED),  # retention ran out before it started
         (JobState.RETRY, JobState.ACTIVE),

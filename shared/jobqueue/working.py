@@ -137,7 +137,10 @@ class Working(Client):
         now: datetime | None = None,
         conn: Conn = None,
     ) -> FailResult:
-        """Fail active jobs in one statement: to retry while attempts last, else failed.
+        """Fail unfinished jobs in one statement: to retry while attempts last, else failed.
+
+        Usually active jobs; a queued job (created or retry) can be failed too,
+        as in pg-boss. Finished jobs are left alone.
 
         `error` (an exception, a message or a dict) is stored on every job;
         `errors` gives one per job. `retryable=False` (or a per-job sequence)

@@ -6,6 +6,7 @@ first (runtime.auth) and turns the library's errors into statuses.
 
 from __future__ import annotations
 
+import binascii
 import json
 import os
 from dataclasses import asdict
@@ -86,9 +87,27 @@ def act(id: str, action: str) -> Response[str]:
     return json_response(200, _job(job))
 
 
+def json_body() -> Any:
+    """The request's body as JSON; a body that is not base64 (when flagged), UTF-8 or JSON is a 400."""
+    try:
+        text = router.current_event.decoded_body
+    except binascii.Error:
+        raise BadRequestError("the body is flagged base64 but is not valid base64") from None
+    except UnicodeDecodeError as exc:
+        raise BadRequestError(f"the body is not UTF-8 text (byte {exc.start})") from None
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadRequestError(f"the body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except RecursionError:
+        raise BadRequestError("the body is nested too deeply") from None
+
+
 @router.post(PREFIX)
 def enqueue() -> Response[str]:
-    body = router.current_event.json_body
+    body = json_body()
     if not isinstance(body, dict):
         raise BadRequestError("the body must be a JSON object with 'queue' and 'data'")
     unknown = set(body) - {"queue", "data", "options"}

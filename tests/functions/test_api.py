@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from collections.abc import Callable
@@ -27,6 +28,7 @@ def api(load_function: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPa
         token: str | None = API_TOKEN,
         query: dict[str, str] | None = None,
         raw_body: str | None = None,
+        base64_body: str | None = None,
         iam: bool = False,
     ) -> dict[str, Any]:
         request = copy.deepcopy(event(name))
@@ -36,6 +38,8 @@ def api(load_function: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPa
             request["body"] = json.dumps(body)
         if raw_body is not None:
             request["body"] = raw_body
+        if base64_body is not None:
+            request["body"], request["isBase64Encoded"] = base64_body, True
         if query is not None:
             request["queryStringParameters"] = query
         headers = request["headers"]
@@ -123,6 +127,11 @@ def test_enqueue_refused_by_policy_is_a_conflict(api: Callable[..., dict[str, An
     ("kwargs", "status", "message"),
     [
         ({"raw_body": "{not json"}, 400, "not valid JSON"),
+        ({"raw_body": "[" * 10_000 + "]" * 10_000}, 400, "nested too deeply"),
+        ({"raw_body": '{"queue": "send-email", "data": "\\ud800"}'}, 400, "lone surrogate"),
+        ({"raw_body": '{"queue": "send-email", "data": "\\u0000"}'}, 400, "NUL character"),
+        ({"base64_body": base64.b64encode(b'{"queue": "send-email", "data": "\xff"}').decode()}, 400, "not UTF-8"),
+        ({"base64_body": "e30"}, 400, "not valid base64"),
         ({"body": ["a list"]}, 400, "must be a JSON object"),
         ({"body": {"data": {}}}, 400, "'queue' is required"),
         ({"body": {"queue": "send-email", "extra": 1}}, 400, "unknown field(s) extra"),
@@ -141,6 +150,18 @@ def test_malformed_enqueue_requests(
     assert message in response["json"]["error"]
     with Queue(dsn) as q:
         assert all(s.queued == 0 for s in q.get_queue_stats())
+
+
+def test_data_with_the_text_of_a_nul_escape_is_stored_as_sent(api: Callable[..., dict[str, Any]], dsn: str) -> None:
+    data = {"pattern": "\\u0000", "path": "C:\\new\\u0000"}
+    created = api(
+        "api-enqueue.json",
+        base64_body=base64.b64encode(json.dumps({"queue": "send-email", "data": data}).encode()).decode(),
+    )
+    assert created["statusCode"] == 201, created
+    with Queue(dsn) as q:
+        job = q.get_job(created["json"]["id"])
+    assert job is not None and job.data == data
 
 
 @pytest.mark.parametrize(

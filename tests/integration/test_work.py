@@ -149,10 +149,10 @@ def test_exponential_backoff_with_jitter_and_cap(queue: Queue, conn: psycopg.Con
         queue.fail("backoff", [job], "again", now=now)
         delays.append((job_row(conn, job_id)["start_after"] - now).total_seconds())
         make_ready(conn, job_id)
-    # Equal jitter: between half and all of min(cap, 10 * 2^n).
+    # As pg-boss: retry n+1 waits between 1x and 2x of 10 * 2^n, the cap applied after the jitter.
     for n, delay in enumerate(delays):
-        base = min(100, 10 * 2**n)
-        assert base / 2 <= delay <= base, (n, delay)
+        base = 10 * 2**n
+        assert min(100, base) <= delay <= min(100, 2 * base), (n, delay)
     assert delays[-1] <= 100
 
 

@@ -80,7 +80,8 @@ def test_poison_job_is_retried_with_backoff_then_dead_lettered(
             delays.append(row[0].total_seconds())
             conn.execute("UPDATE jobqueue.job SET start_after = now() WHERE id = %s", (poison,))
             worker.handler(event("schedule.json"), FakeContext())
-        assert 25 <= delays[0] <= 60 and 55 <= delays[1] <= 120 and 115 <= delays[2] <= 240  # backoff with jitter
+        # Backoff as pg-boss: retry n waits between 1x and 2x of 60 s * 2^(n-1).
+        assert 59 <= delays[0] <= 120 and 119 <= delays[1] <= 240 and 239 <= delays[2] <= 480
         job = q.get_job(str(poison))
         assert job is not None and job.state == "failed" and job.retry_count == 3
         [dead] = q.find_jobs("dead-letters")

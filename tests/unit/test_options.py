@@ -40,6 +40,24 @@ def test_to_json_rejects_and_measures() -> None:
         opt.to_json(object())
 
 
+def test_to_json_refuses_a_nul_but_not_the_text_of_its_escape() -> None:
+    assert opt.to_json({"a": "\\u0000"}) == '{"a":"\\\\u0000"}'  # backslash, u, 0, 0, 0, 0: stored as is
+    assert opt.to_json("\\\\u0000") == '"\\\\\\\\u0000"'  # two backslashes, then the text
+    for value in ("\x00", "a\\\x00", {"key\x00": 1}, ["\\\\\x00"]):
+        with pytest.raises(PayloadError, match="NUL character"):
+            opt.to_json(value)
+
+
+def test_to_json_refuses_what_cannot_be_encoded_with_its_own_error() -> None:
+    deep: list[object] = []
+    for _ in range(10_000):
+        deep = [deep]
+    with pytest.raises(PayloadError, match="nested too deeply"):
+        opt.to_json(deep)
+    with pytest.raises(PayloadError, match="lone surrogate"):
+        opt.to_json({"name": "caf\ud800"})
+
+
 def test_error_payload() -> None:
     assert opt.error_payload(ValueError("x")) == {"message": "x", "type": "ValueError"}
     assert opt.error_payload(KeyError()) == {"message": "KeyError", "type": "KeyError"}

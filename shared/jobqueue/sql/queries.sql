@@ -155,6 +155,11 @@ CROSS JOIN LATERAL (
 ) t
 WHERE q.name = %(name)s
   AND (%(dead_letter)s::text IS NULL OR EXISTS (SELECT 1 FROM {{schema}}.queue d WHERE d.name = %(dead_letter)s::text))
+  -- A slot stays taken while its job is archived (the unique index covers the hot table only).
+  AND (t.singleton_on IS NULL OR NOT EXISTS (
+      SELECT 1 FROM {{schema}}.archive a
+      WHERE a.name = q.name AND a.singleton_on = t.singleton_on AND a.state <> 'cancelled'
+        AND coalesce(a.singleton_key, '') = coalesce(%(singleton_key)s::text, '')))
 ON CONFLICT DO NOTHING
 RETURNING id::text;
 
@@ -209,6 +214,10 @@ CROSS JOIN LATERAL (
         to_timestamp(floor(extract(epoch FROM now()) / j.singleton_seconds) * j.singleton_seconds) AS singleton_on
 ) t
 WHERE q.name = %(name)s
+  AND (t.singleton_on IS NULL OR NOT EXISTS (
+      SELECT 1 FROM {{schema}}.archive a
+      WHERE a.name = q.name AND a.singleton_on = t.singleton_on AND a.state <> 'cancelled'
+        AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')))
 ON CONFLICT DO NOTHING
 RETURNING id::text;
 
@@ -358,8 +367,8 @@ WHERE j.id = ANY(%(ids)s::uuid[])
 RETURNING j.id::text;
 
 -- name: fail
--- Fail a batch of active jobs, each with its own error, in one statement: a job
--- with attempts left (and a retryable error) goes to retry after its backoff,
+-- Fail a batch of unfinished jobs (active, or still queued as pg-boss allows), each with its own
+-- error, in one statement: a job with attempts left (and a retryable error) goes to retry after its backoff,
 -- any other goes to failed and, if it has a dead letter queue, a copy of it is
 -- sent there. A stately job goes to failed when its key already has a job
 -- waiting in retry, since the policy allows only one.
@@ -371,14 +380,14 @@ WITH input AS (
            AND j.retry_count < j.retry_limit
            AND NOT (j.policy = 'stately' AND EXISTS (
                SELECT 1 FROM {{schema}}.job r
-               WHERE r.name = j.name AND r.state = 'retry' AND r.policy = 'stately'
+               WHERE r.name = j.name AND r.state = 'retry' AND r.policy = 'stately' AND r.id <> j.id
                  AND coalesce(r.singleton_key, '') = coalesce(j.singleton_key, ''))) AS will_retry
     FROM {{schema}}.job j JOIN input t ON j.id = t.id
     -- Repeating the ids as an array gives the planner a primary key lookup
     -- whatever it believes about the number of active jobs.
     WHERE j.id = ANY(%(ids)s::uuid[])
       AND j.name = %(name)s
-      AND j.state = 'active'
+      AND j.state < 'completed'
       AND (%(started)s::timestamptz[] IS NULL OR j.started_on = ANY(%(started)s::timestamptz[]))
 ), updated AS (
     UPDATE {{schema}}.job j SET
@@ -392,7 +401,7 @@ WITH input AS (
         expire_at = NULL,
         output = f.error
     FROM failing f
-    WHERE j.id = ANY(%(ids)s::uuid[]) AND j.id = f.id AND j.state = 'active'
+    WHERE j.id = ANY(%(ids)s::uuid[]) AND j.id = f.id AND j.state < 'completed'
     RETURNING j.id, j.name, j.data, j.state, j.output, j.dead_letter
 ), dead AS (
     INSERT INTO {{schema}}.job (
@@ -589,7 +598,10 @@ SELECT id, name, priority, data, state, policy, retry_limit, retry_count, retry_
        retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
        keep_until, delete_after, dead_letter, created_on, completed_on, output, origin,
        coalesce(%(now)s::timestamptz, now()),
-       coalesce(completed_on, coalesce(%(now)s::timestamptz, now())) + make_interval(secs => delete_after)
+       -- delete_after 0 keeps the job for good, as in pg-boss.
+       CASE WHEN delete_after = 0 THEN 'infinity'::timestamptz
+            ELSE coalesce(completed_on, coalesce(%(now)s::timestamptz, now())) + make_interval(secs => delete_after)
+       END
 FROM moved;
 
 -- name: purge_archive

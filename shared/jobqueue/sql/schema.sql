@@ -163,6 +163,10 @@ CREATE TABLE {{schema}}.archive (
 );
 
 CREATE INDEX archive_delete ON {{schema}}.archive (delete_at);
+-- A throttle or debounce slot stays taken while its job is archived, until the
+-- job is deleted (as in pg-boss, which keeps finished jobs in its job table).
+CREATE INDEX archive_throttle ON {{schema}}.archive (name, singleton_on, COALESCE(singleton_key, ''))
+    WHERE singleton_on IS NOT NULL AND state <> 'cancelled';
 CREATE INDEX archive_failed ON {{schema}}.archive (completed_on) WHERE state = 'failed';
 -- By queue, and by completion time within a queue: finding a queue's archived
 -- jobs, and counting what each queue finished in the last hour (dashboard).
@@ -212,7 +216,7 @@ $$;
 
 CREATE TRIGGER job_state_transition AFTER UPDATE OF state ON {{schema}}.job
     FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state AND NOT CASE OLD.state
-        WHEN 'created' THEN NEW.state IN ('active', 'cancelled', 'failed')
+        WHEN 'created' THEN NEW.state IN ('active', 'retry', 'cancelled', 'failed')
         WHEN 'retry' THEN NEW.state IN ('active', 'cancelled', 'failed')
         WHEN 'active' THEN NEW.state IN ('completed', 'retry', 'failed', 'cancelled')
         WHEN 'failed' THEN NEW.state = 'created'
@@ -221,9 +225,10 @@ CREATE TRIGGER job_state_transition AFTER UPDATE OF state ON {{schema}}.job
     END)
     EXECUTE FUNCTION {{schema}}.refuse_transition();
 
--- Seconds to wait before retry number `retry_count + 1`. Exponential backoff
--- uses "equal jitter": half the delay is fixed, half random, so retries of a
--- batch that failed together spread out instead of failing together again.
+-- Seconds to wait before retry number `retry_count + 1`, as pg-boss computes
+-- it: with backoff, retry n waits between 1x and 2x of retry_delay * 2^(n-1)
+-- (retry_delay a minimum, at least 1 s; the random half spreads out retries of
+-- jobs that failed together), capped by retry_delay_max after the jitter.
 -- jobqueue/backoff.py is the same function in Python.
 CREATE FUNCTION {{schema}}.retry_delay_seconds(
     retry_count integer, retry_delay integer, retry_backoff boolean, retry_delay_max integer, jitter double precision
@@ -233,7 +238,7 @@ LANGUAGE sql IMMUTABLE AS $$
         WHEN NOT retry_backoff THEN retry_delay::double precision
         ELSE least(
             coalesce(retry_delay_max, 2147483647)::double precision,
-            retry_delay * power(2, least(retry_count, 30))::double precision
-        ) * (0.5 + 0.5 * jitter)
+            greatest(retry_delay, 1) * power(2, least(retry_count, 15))::double precision * (1 + jitter)
+        )
     END
 $$;
