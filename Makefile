@@ -7,7 +7,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: help install postgres pgbouncer browser dev test lint format bench bench-quick template validate clean
+.PHONY: help install postgres pgbouncer node browser dev test lint format bench bench-quick template validate clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -30,6 +30,11 @@ pgbouncer: ## Install PgBouncer from Debian packages if it is missing (the conne
 	  echo "installing pgbouncer"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; }
 
+node: ## Install Node.js and npm from Debian packages if missing (pg-boss, for the conformance suite)
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  echo "installing nodejs and npm"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+
 browser: ## Install Chromium from Debian packages if it is missing (the dashboard's browser tests)
 	@test -x /usr/bin/chromium || { \
 	  echo "installing chromium"; \
@@ -38,7 +43,7 @@ browser: ## Install Chromium from Debian packages if it is missing (the dashboar
 dev: install postgres ## Run the system locally on embedded defaults (ARGS="--once" for one demo round)
 	$(PY) -m local.dev $(ARGS)
 
-test: install postgres pgbouncer browser ## Run the whole test suite against a real, throwaway Postgres (and Chromium)
+test: install postgres pgbouncer node browser ## Run the whole test suite against a real, throwaway Postgres (and Chromium)
 	REQUIRE_BROWSER=1 $(PY) -m pytest $(ARGS)
 
 lint: install ## ruff, mypy and the import contracts of the layers (pyproject.toml)

@@ -70,7 +70,7 @@ def test_fail_takes_queued_jobs_too(queue: Queue, conn: psycopg.Connection[Any])
     row = job_row(conn, created)
     assert row["state"] == "retry" and row["output"] == {"message": "stop it"}
     assert row["start_after"] > datetime.now(UTC) + timedelta(seconds=25)
-    again = queue.fail("retrying", created, "and again")  # a job waiting in retry: no attempts left now
-    assert again.failed == [created]
+    again = queue.fail("retrying", created, "and again")  # it never ran: no attempt spent, as in pg-boss
+    assert again.retried == [created] and job_row(conn, created)["retry_count"] == 0
     assert queue.fail("final", final, "no").failed == [final]
     assert queue.fail("final", final, "once more") == queue.fail("final", [], "nothing")  # finished: left alone

@@ -86,7 +86,7 @@ def test_fail_with_attempts_left_goes_to_retry_after_delay(work: Queue, conn: ps
     result = work.fail("work", [job], ValueError("host said 500"))
     assert result.retried == [job_id] and result.failed == []
     row = job_row(conn, str(job_id))
-    assert row["state"] == "retry" and row["retry_count"] == 1
+    assert row["state"] == "retry" and row["retry_count"] == 0  # retries started, as in pg-boss: none yet
     assert row["output"] == {"message": "host said 500", "type": "ValueError"}
     assert timedelta(seconds=59) < row["start_after"] - datetime.now(UTC) <= timedelta(seconds=60)
     assert work.fetch("work") == []  # not before its delay

@@ -243,6 +243,8 @@ WITH next AS MATERIALIZED (
 )
 UPDATE {{schema}}.job j SET
     state = 'active',
+    -- retry_count counts the retries started, as in pg-boss: a job that ran before is on a retry.
+    retry_count = j.retry_count + (j.started_on IS NOT NULL)::integer,
     started_on = coalesce(%(now)s::timestamptz, now()),
     expire_at = least(
         coalesce(%(now)s::timestamptz, now()) + make_interval(secs => j.expire_in),
@@ -300,6 +302,8 @@ WHERE policy NOT IN ('singleton', 'stately') OR n = 1;
 -- key has an active job, is left alone.
 UPDATE {{schema}}.job j SET
     state = 'active',
+    -- retry_count counts the retries started, as in pg-boss: a job that ran before is on a retry.
+    retry_count = j.retry_count + (j.started_on IS NOT NULL)::integer,
     started_on = coalesce(%(now)s::timestamptz, now()),
     expire_at = least(
         coalesce(%(now)s::timestamptz, now()) + make_interval(secs => j.expire_in),
@@ -392,7 +396,6 @@ WITH input AS (
 ), updated AS (
     UPDATE {{schema}}.job j SET
         state = CASE WHEN f.will_retry THEN 'retry' ELSE 'failed' END::{{schema}}.job_state,
-        retry_count = j.retry_count + f.will_retry::integer,
         start_after = CASE WHEN f.will_retry
             THEN coalesce(%(now)s::timestamptz, now()) + make_interval(secs =>
                 {{schema}}.retry_delay_seconds(j.retry_count, j.retry_delay, j.retry_backoff, j.retry_delay_max, random()))
@@ -572,14 +575,16 @@ GROUP BY q.name, bucket
 ORDER BY q.name, bucket;
 
 -- name: archive
--- Move up to `limit` finished jobs past their queue's archive_after into the archive.
+-- Move up to `limit` finished jobs past their queue's archive_after into the archive, or past its
+-- delete_after when that is shorter (purge then deletes them in the same maintenance run).
 WITH due AS (
     SELECT d.id
     FROM {{schema}}.queue q
     CROSS JOIN LATERAL (
         SELECT j.id FROM {{schema}}.job j
         WHERE j.name = q.name AND j.state > 'active'
-          AND j.completed_on < coalesce(%(now)s::timestamptz, now()) - make_interval(secs => q.archive_after)
+          AND j.completed_on < coalesce(%(now)s::timestamptz, now())
+              - make_interval(secs => least(q.archive_after, nullif(q.delete_after, 0)))
         ORDER BY j.completed_on
         LIMIT %(limit)s
         FOR UPDATE OF j SKIP LOCKED
