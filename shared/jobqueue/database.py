@@ -46,7 +46,12 @@ _MISSING_KEY = re.compile(r"Key \(\w+\)=\((.*)\) is not present")
 # The constraints whose violation is the caller's doing (schema.sql names them).
 DEAD_LETTER_FK = "queue_dead_letter_fkey"
 NOT_OWN_DEAD_LETTER = "queue_check"
-POLICY_INDEXES = frozenset({"job_policy", "job_throttle"})
+POLICY_INDEXES = frozenset({"job_policy", "job_throttle", "job_exclusive", "job_strict_fifo"})
+# Check constraints a caller can violate, and what to tell them.
+CHECKS = {
+    NOT_OWN_DEAD_LETTER: "queue {name!r} cannot be its own dead letter queue",
+    "job_strict_fifo_key": "queue {name!r} is key_strict_fifo: every job needs a singleton_key",
+}
 # How PgBouncer and RDS Proxy refuse the `options` startup parameter.
 POOLER_REFUSES_OPTIONS = re.compile(r"unsupported startup parameter|command-line options", re.IGNORECASE)
 
@@ -60,8 +65,8 @@ def translate(error: psycopg.errors.IntegrityError, query: str, params: Params |
             return QueueInUseError(f"queue {name!r} became another queue's dead letter queue meanwhile")
         missing = _MISSING_KEY.search(error.diag.message_detail or "")
         return UnknownQueueError(missing.group(1) if missing else "?", "dead letter queue")
-    if isinstance(error, psycopg.errors.CheckViolation) and constraint == NOT_OWN_DEAD_LETTER:
-        return InvalidOptionError(f"queue {name!r} cannot be its own dead letter queue")
+    if isinstance(error, psycopg.errors.CheckViolation) and constraint in CHECKS:
+        return InvalidOptionError(CHECKS[constraint].format(name=name))
     if isinstance(error, psycopg.errors.UniqueViolation) and constraint in POLICY_INDEXES:
         if query == "requeue":
             return PolicyConflictError(

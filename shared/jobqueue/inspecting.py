@@ -90,3 +90,7 @@ class Inspecting(Client):
         """The most recently failed jobs, archived ones included."""
         params = {"limit": options.integer("limit", limit), "name": None if name is None else options.queue_name(name)}
         return self.db.rows("failed_jobs", params, conn, job_row)
+
+    def get_blocked_keys(self, name: str, conn: Conn = None) -> list[str]:
+        """The keys of a key_strict_fifo queue that a failed job blocks (retry or delete it to unblock)."""
+        return [row["key"] for row in self.db.rows("blocked_keys", {"name": options.queue_name(name)}, conn)]

@@ -36,10 +36,14 @@ class Policy(StrEnum):
     SHORT = "short"  # at most one queued (created) job per key
     SINGLETON = "singleton"  # at most one active job per key
     STATELY = "stately"  # at most one job per key in each of created, retry and active
+    EXCLUSIVE = "exclusive"  # at most one job per key queued or active
+    # Every job has a key; a key's jobs run one at a time in the order sent, and a failed job
+    # blocks its key until it is retried or deleted.
+    KEY_STRICT_FIFO = "key_strict_fifo"
 
 
 # Policies under which a send can be refused because a job with the key waits.
-POLICIES_THAT_REFUSE_SENDS: Final = frozenset({Policy.SHORT, Policy.STATELY})
+POLICIES_THAT_REFUSE_SENDS: Final = frozenset({Policy.SHORT, Policy.STATELY, Policy.EXCLUSIVE})
 # Policies under which two fetchers may pick jobs of one key: fetch takes one per key.
 POLICIES_ONE_ACTIVE_PER_KEY: Final = frozenset({Policy.SINGLETON, Policy.STATELY})
 

@@ -13,7 +13,7 @@ from jobqueue import maintenance, options
 from jobqueue.client import Client, Conn, JobRef, as_list, refs
 from jobqueue.errors import ConcurrentUpdateError, InvalidOptionError, PolicyConflictError
 from jobqueue.models import FailResult, Job
-from jobqueue.settings import POLICIES_ONE_ACTIVE_PER_KEY
+from jobqueue.settings import POLICIES_ONE_ACTIVE_PER_KEY, Policy
 from jobqueue.states import CANCELLABLE, RESUMABLE, RETRYABLE, JobState
 
 FETCH_ATTEMPTS: Final = 3
@@ -37,10 +37,12 @@ class Working(Client):
         """Claim up to `batch_size` queued jobs, highest priority first, then oldest.
 
         One statement with FOR UPDATE SKIP LOCKED: concurrent fetchers never
-        claim the same job and never wait for each other. On a singleton or
-        stately queue, one short transaction of two statements: take the keys'
-        locks (passing over keys another fetcher holds), then claim one job per
-        key (see lock_keys in queries.sql for why two). A claimed job
+        claim the same job and never wait for each other. On a singleton,
+        stately or key_strict_fifo queue, one short transaction of two
+        statements: take the keys' locks (passing over keys another fetcher
+        holds), then claim one job per key (see lock_keys in queries.sql for why
+        two); under key_strict_fifo, each key's next job in the order sent, and
+        none of a key whose job is active, waiting for its retry or failed. A claimed job
         expires at the earlier of its expire_in and `deadline` (the caller's
         own end of life, such as a Lambda invocation's).
         """
@@ -53,10 +55,12 @@ class Working(Client):
         connection = self.db.connection(conn)
         jobs: list[Job] = []
         for attempt in range(FETCH_ATTEMPTS):
-            one_per_key = self.policies.get(name, connection) in POLICIES_ONE_ACTIVE_PER_KEY
+            policy = self.policies.get(name, connection)
             try:
-                if one_per_key:
-                    jobs = self._claim_keyed(params, connection)
+                if policy is Policy.KEY_STRICT_FIFO:
+                    jobs = self._claim_keyed("lock_fifo_heads", params, connection)
+                elif policy in POLICIES_ONE_ACTIVE_PER_KEY:
+                    jobs = self._claim_keyed("lock_keys", params, connection)
                 elif self.db.in_transaction(connection):
                     with connection.transaction():  # a savepoint: a conflict must not abort the caller's work
                         jobs = self.db.rows("fetch", params, connection, _fetched_job)
@@ -74,10 +78,10 @@ class Working(Client):
             jobs.sort(key=lambda job: (-job.priority, job.created_on or 0))
         return jobs
 
-    def _claim_keyed(self, params: dict[str, Any], connection: Any) -> list[Job]:
-        """A singleton or stately queue's fetch: lock keys, then claim with a snapshot taken after the locks."""
+    def _claim_keyed(self, lock_query: str, params: dict[str, Any], connection: Any) -> list[Job]:
+        """A keyed queue's fetch: lock keys, then claim with a snapshot taken after the locks."""
         with connection.transaction():  # the key locks last until it ends (a savepoint in the caller's)
-            ids = [row[0] for row in self.db.rows("lock_keys", params, connection, tuple_row)]
+            ids = [row[0] for row in self.db.rows(lock_query, params, connection, tuple_row)]
             if not ids:
                 return []
             jobs: list[Job] = self.db.rows("claim_keyed", {**params, "ids": ids}, connection, _fetched_job)

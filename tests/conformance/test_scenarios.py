@@ -38,9 +38,9 @@ def states(peer: Peer, name: str) -> dict[int, str]:
 
 
 def ns(peer: Peer, name: str, ids: list[str]) -> list[int]:
-    """The scenario's job numbers of some job ids, in the order given."""
+    """The scenario's job numbers of some job ids (a batch's order is not compared: sorted)."""
     numbers = {job.id: job.data["n"] for job in peer.jobs(name)}
-    return [numbers[i] for i in ids]
+    return sorted(numbers[i] for i in ids)
 
 
 def make_ready(peer: Peer, name: str) -> None:
@@ -63,7 +63,7 @@ def _set_start_after_now(peer: Peer, job_id: str) -> None:
 @scenario
 def policies_admit_jobs_per_key(peer: Peer, names: Names) -> Any:
     seen = {}
-    for policy in ("standard", "short", "singleton", "stately"):
+    for policy in ("standard", "short", "singleton", "stately", "exclusive", "key_strict_fifo"):
         q = names(policy)
         peer.create_queue(q, policy=policy, retry_limit=1)
         sent = [peer.send(q, {"n": n}, singleton_key="a") is not None for n in range(2)]
@@ -115,6 +115,31 @@ def payloads_postgres_can_store(peer: Peer, names: Names) -> Any:
     except Exception:
         nul = False
     return {"escape_text_stored": stored, "data": by_n(peer, q)[0].data, "nul_accepted": nul}
+
+
+@scenario
+def key_strict_fifo_runs_a_key_in_order_and_blocks_it_on_failure(peer: Peer, names: Names) -> Any:
+    q = names("fifo")
+    peer.create_queue(q, policy="key_strict_fifo", retry_limit=1, retry_delay=60)
+    try:
+        peer.send(q, {"n": -1})
+        keyless = "accepted"
+    except Exception:
+        keyless = "refused"
+    ids = [peer.send(q, {"n": n}, singleton_key=key, priority=n) for n, key in enumerate("aabab")]
+    rounds = [ns(peer, q, first := peer.fetch(q, 10))]  # each key's first job, whatever the priorities
+    peer.complete(q, [i for i in first if i == ids[2]])
+    peer.fail(q, [str(ids[0])], {"message": "boom"})  # waits for its retry: key a waits with it
+    rounds.append(ns(peer, q, second := peer.fetch(q, 10)))
+    peer.complete(q, second)
+    make_ready(peer, q)
+    rounds.append(ns(peer, q, third := peer.fetch(q, 10)))  # the retry before the jobs sent after it
+    peer.fail(q, third, {"message": "boom again"})  # no attempt left: key a blocked
+    rounds.append(ns(peer, q, peer.fetch(q, 10)))
+    blocked = states(peer, q)
+    peer.retry(q, [str(ids[0])])  # unblocks it: job 0 runs first again
+    rounds.append(ns(peer, q, peer.fetch(q, 10)))
+    return {"keyless": keyless, "rounds": rounds, "blocked_states": blocked}
 
 
 # --- order and states ---------------------------------------------------------------------------

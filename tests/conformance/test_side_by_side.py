@@ -28,7 +28,7 @@ from hypothesis.stateful import (
 
 from tests.conformance.peers import Ours, Peer, PgBoss
 
-POLICIES = ["standard", "short", "singleton", "stately"]
+POLICIES = ["standard", "short", "singleton", "stately", "exclusive", "key_strict_fifo"]
 KEYS = ["a", "b", None]
 
 

@@ -47,7 +47,7 @@ def test_four_workers_drain_twenty_thousand_jobs_exactly_once(
     assert states == [("completed", JOBS)]
 
 
-@pytest.mark.parametrize("policy", ["singleton", "stately"])
+@pytest.mark.parametrize("policy", ["singleton", "stately", "key_strict_fifo"])
 def test_eight_fetchers_on_shared_keys_never_raise_nor_break_the_policy(
     queue: Queue, dsn: str, conn: psycopg.Connection[Any], policy: str
 ) -> None:
@@ -61,7 +61,7 @@ def test_eight_fetchers_on_shared_keys_never_raise_nor_break_the_policy(
     accepted: list[str] = []
     # Several jobs of every key wait from the start: under singleton any number; under stately one
     # in retry (sent, fetched and failed) and one created.
-    if policy == "singleton":
+    if policy in ("singleton", "key_strict_fifo"):
         accepted += queue.insert("keyed", [{"data": {}, "singleton_key": f"key-{k % keys}"} for k in range(keys * 25)])
     else:
         first = queue.insert("keyed", [{"data": {}, "singleton_key": f"key-{k}"} for k in range(keys)])
@@ -134,6 +134,13 @@ def test_eight_fetchers_on_shared_keys_never_raise_nor_break_the_policy(
     assert len(accepted) >= keys * 2
     assert sorted(completed) == sorted(accepted)  # each accepted job completed exactly once
     assert max(overlap) <= 1  # never two active jobs of one key
+    if policy == "key_strict_fifo":  # and each key's jobs ran in the order they were sent
+        out_of_order = conn.execute(
+            "SELECT count(*) FROM (SELECT started_on, lag(started_on) OVER (PARTITION BY singleton_key"
+            " ORDER BY created_on, id) AS before FROM jobqueue.job WHERE name = 'keyed') s"
+            " WHERE started_on < before"
+        ).fetchone()
+        assert out_of_order == (0,)
     assert deadlocks(conn, after_backends_exit=True) == deadlocks_before  # none broken by a retry either
 
 

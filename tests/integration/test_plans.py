@@ -29,6 +29,8 @@ def backlog(queue: Queue, conn: psycopg.Connection[Any]) -> Queue:
     for _ in range(4):
         queue.insert("q", [{"data": n} for n in range(5000)])
     queue.insert("single", [{"data": n, "singleton_key": str(n % 50)} for n in range(2000)])
+    queue.create_queue("fifo", policy="key_strict_fifo")
+    queue.insert("fifo", [{"data": n, "singleton_key": str(n % 50)} for n in range(2000)])
     conn.execute("ANALYZE jobqueue.job")
     return queue
 
@@ -46,6 +48,14 @@ def test_fetch_one_per_key_uses_indexes(backlog: Queue, conn: psycopg.Connection
     plan = explain(conn, Q["lock_keys"], params)
     assert "Index Scan using job_fetch" in plan
     assert "job_policy" in plan  # the active-key check is an index lookup
+    assert "Seq Scan" not in plan
+
+
+def test_fetch_of_a_strict_fifo_queue_walks_its_index(backlog: Queue, conn: psycopg.Connection[Any]) -> None:
+    params = {"name": "fifo", "limit": 100, "deadline": None, "now": None}
+    plan = explain(conn, Q["lock_fifo_heads"], params)
+    assert "job_fifo" in plan  # the heads, key by key, in order
+    assert "job_strict_fifo" in plan  # the blocked-key check is an index lookup
     assert "Seq Scan" not in plan
 
 

@@ -296,17 +296,42 @@ SELECT id FROM (
 ) ranked
 WHERE policy NOT IN ('singleton', 'stately') OR n = 1;
 
+-- name: lock_fifo_heads
+-- Keyed fetch of a key_strict_fifo queue, first step: the next job of as many keys as wanted, each
+-- key's advisory lock taken without waiting (as lock_keys). A key's next job is its job waiting for
+-- a retry, else its oldest ready job; a key with a job active, waiting for its retry or failed
+-- (blocked) has none to give, unless that job is the retry itself.
+WITH heads AS MATERIALIZED (
+    SELECT DISTINCT ON (h.singleton_key) h.id, h.singleton_key, h.priority, h.created_on
+    FROM {{schema}}.job h
+    WHERE h.name = %(name)s
+      AND h.state < 'active'
+      AND h.policy = 'key_strict_fifo'
+      AND h.start_after <= coalesce(%(now)s::timestamptz, now())
+    ORDER BY h.singleton_key, h.state DESC, h.created_on, h.id
+)
+SELECT j.id
+FROM heads j
+WHERE NOT EXISTS (
+        SELECT 1 FROM {{schema}}.job b
+        WHERE b.name = %(name)s AND b.singleton_key = j.singleton_key AND b.policy = 'key_strict_fifo'
+          AND b.state IN ('active', 'retry', 'failed') AND b.id <> j.id)
+  AND pg_try_advisory_xact_lock(hashtextextended('{{schema}}.key:' || %(name)s || ':' || j.singleton_key, 0))
+ORDER BY j.priority DESC, j.created_on, j.id
+LIMIT %(limit)s;
+
 -- name: claim_keyed
 -- Keyed fetch, second step, in lock_keys' transaction: claim the jobs it chose, checked again
 -- against a snapshot taken after their keys' locks: a job that left the queue meanwhile, or whose
--- key has an active job, is left alone.
+-- key has an active job, is left alone. The time is this statement's, not the transaction's: a
+-- job's start is when it was claimed, after whatever it waited for.
 UPDATE {{schema}}.job j SET
     state = 'active',
     -- retry_count counts the retries started, as in pg-boss: a job that ran before is on a retry.
     retry_count = j.retry_count + (j.started_on IS NOT NULL)::integer,
-    started_on = coalesce(%(now)s::timestamptz, now()),
+    started_on = coalesce(%(now)s::timestamptz, statement_timestamp()),
     expire_at = least(
-        coalesce(%(now)s::timestamptz, now()) + make_interval(secs => j.expire_in),
+        coalesce(%(now)s::timestamptz, statement_timestamp()) + make_interval(secs => j.expire_in),
         %(deadline)s::timestamptz
     )
 WHERE j.id = ANY(%(ids)s::uuid[])
@@ -320,6 +345,10 @@ WHERE j.id = ANY(%(ids)s::uuid[])
           SELECT 1 FROM {{schema}}.job a
           WHERE a.name = j.name AND a.state = 'active' AND a.policy = 'stately'
             AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')))
+      OR (j.policy = 'key_strict_fifo' AND EXISTS (
+          SELECT 1 FROM {{schema}}.job b
+          WHERE b.name = j.name AND b.singleton_key = j.singleton_key AND b.policy = 'key_strict_fifo'
+            AND b.state IN ('active', 'retry', 'failed') AND b.id <> j.id))
   )
 RETURNING j.id::text, j.name, j.data, j.priority, j.retry_count, j.retry_limit,
           j.started_on, j.expire_at, j.created_on, j.singleton_key, j.origin;
@@ -438,7 +467,8 @@ RETURNING id::text;
 -- name: requeue
 -- Put jobs in `states`, failed (retry) or cancelled (resume), back in the queue as new, with
 -- a fresh set of attempts, from the hot table or the archive. A job whose key
--- already has a queued job under a short or stately policy is left where it is.
+-- already has a queued job under a short or stately policy, or a queued or active
+-- one under exclusive, is left where it is.
 WITH hot AS (
     UPDATE {{schema}}.job j SET
         state = 'created', retry_count = 0, start_after = now(), started_on = NULL,
@@ -449,6 +479,10 @@ WITH hot AS (
           SELECT 1 FROM {{schema}}.job c
           WHERE c.name = j.name AND c.state = 'created' AND c.policy = j.policy
             AND coalesce(c.singleton_key, '') = coalesce(j.singleton_key, '')))
+      AND NOT (j.policy = 'exclusive' AND EXISTS (
+          SELECT 1 FROM {{schema}}.job c
+          WHERE c.name = j.name AND c.state <= 'active' AND c.policy = 'exclusive'
+            AND coalesce(c.singleton_key, '') = coalesce(j.singleton_key, '')))
     RETURNING j.id
 ), cold AS (
     DELETE FROM {{schema}}.archive a
@@ -456,6 +490,10 @@ WITH hot AS (
       AND NOT (a.policy IN ('short', 'stately') AND EXISTS (
           SELECT 1 FROM {{schema}}.job c
           WHERE c.name = a.name AND c.state = 'created' AND c.policy = a.policy
+            AND coalesce(c.singleton_key, '') = coalesce(a.singleton_key, '')))
+      AND NOT (a.policy = 'exclusive' AND EXISTS (
+          SELECT 1 FROM {{schema}}.job c
+          WHERE c.name = a.name AND c.state <= 'active' AND c.policy = 'exclusive'
             AND coalesce(c.singleton_key, '') = coalesce(a.singleton_key, '')))
     RETURNING a.*
 ), restored AS (
@@ -585,6 +623,10 @@ WITH due AS (
         WHERE j.name = q.name AND j.state > 'active'
           AND j.completed_on < coalesce(%(now)s::timestamptz, now())
               - make_interval(secs => least(q.archive_after, nullif(q.delete_after, 0)))
+          -- A failed key_strict_fifo job blocks its key until it is retried or deleted: it stays
+          -- here, where the policy's index sees it, until its delete_after (0: for good).
+          AND NOT (j.policy = 'key_strict_fifo' AND j.state = 'failed' AND (j.delete_after = 0
+               OR j.completed_on >= coalesce(%(now)s::timestamptz, now()) - make_interval(secs => j.delete_after)))
         ORDER BY j.completed_on
         LIMIT %(limit)s
         FOR UPDATE OF j SKIP LOCKED
@@ -629,9 +671,10 @@ RETURNING a.delete_at;
 
 -- name: fail_unstarted
 -- Fail up to `limit` queued jobs that were not started within their retention.
--- They are failed rather than deleted so that no job disappears unseen.
+-- They are failed rather than deleted so that no job disappears unseen; a key_strict_fifo job is
+-- cancelled instead, so that it does not block its key (and its key's one failed job may exist).
 UPDATE {{schema}}.job SET
-    state = 'failed',
+    state = CASE WHEN policy = 'key_strict_fifo' THEN 'cancelled' ELSE 'failed' END::{{schema}}.job_state,
     completed_on = coalesce(%(now)s::timestamptz, now()),
     output = jsonb_build_object('message', 'not started within its retention period', 'type', 'RetentionExpired')
 WHERE id IN (
@@ -687,3 +730,9 @@ WHERE name = %(name)s AND key = %(key)s;
 -- name: db_now
 -- The database clock, the one clock every default "now" in the queue reads.
 SELECT now() AS now;
+
+-- name: blocked_keys
+-- The keys of a key_strict_fifo queue held by a failed job: none of their jobs runs until it is retried or deleted.
+SELECT DISTINCT singleton_key AS key FROM {{schema}}.job
+WHERE name = %(name)s AND state = 'failed' AND policy = 'key_strict_fifo'
+ORDER BY 1;

@@ -47,7 +47,8 @@ CREATE TABLE {{schema}}.lease (
 CREATE TABLE {{schema}}.queue (
     name text PRIMARY KEY,
     policy text NOT NULL
-        CHECK (policy IN ('standard', 'short', 'singleton', 'stately')),
+        CONSTRAINT queue_policy_check
+        CHECK (policy IN ('standard', 'short', 'singleton', 'stately', 'exclusive', 'key_strict_fifo')),
     retry_limit integer NOT NULL CHECK (retry_limit >= 0),
     retry_delay integer NOT NULL CHECK (retry_delay >= 0),
     retry_backoff boolean NOT NULL,
@@ -96,7 +97,9 @@ CREATE TABLE {{schema}}.job (
     -- Where the job came from when it was not sent directly: a schedule's fire
     -- time, or the failed job a dead letter copy stands for.
     origin jsonb,
-    CONSTRAINT job_deadline_while_active CHECK ((state = 'active') = (expire_at IS NOT NULL))
+    CONSTRAINT job_deadline_while_active CHECK ((state = 'active') = (expire_at IS NOT NULL)),
+    -- A key_strict_fifo job is ordered within its key: it must have one.
+    CONSTRAINT job_strict_fifo_key CHECK (policy <> 'key_strict_fifo' OR singleton_key IS NOT NULL)
 );
 
 -- Fetch: the queued jobs of one queue in claim order. start_after is included
@@ -127,6 +130,17 @@ CREATE UNIQUE INDEX job_policy ON {{schema}}.job (name, policy, COALESCE(singlet
     WHERE (policy = 'short' AND state = 'created')
        OR (policy = 'singleton' AND state = 'active')
        OR (policy = 'stately' AND state <= 'active');
+--   exclusive: at most one job per key queued or active (created, retry, active);
+--   key_strict_fifo: at most one job per key active, waiting for its retry, or
+--     failed: a key's jobs run one at a time, and a failed job blocks its key
+--     until it is retried or deleted.
+CREATE UNIQUE INDEX job_exclusive ON {{schema}}.job (name, COALESCE(singleton_key, ''))
+    WHERE policy = 'exclusive' AND state <= 'active';
+CREATE UNIQUE INDEX job_strict_fifo ON {{schema}}.job (name, singleton_key)
+    WHERE policy = 'key_strict_fifo' AND state IN ('active', 'retry', 'failed');
+-- The next job of each key, in the order fetch takes it (a retry before the jobs sent after it).
+CREATE INDEX job_fifo ON {{schema}}.job (name, singleton_key, state DESC, created_on, id)
+    WHERE policy = 'key_strict_fifo' AND state < 'active';
 -- Throttling and debouncing: one job per key per time slot.
 CREATE UNIQUE INDEX job_throttle ON {{schema}}.job (name, singleton_on, COALESCE(singleton_key, ''))
     WHERE state <> 'cancelled' AND singleton_on IS NOT NULL;
