@@ -133,7 +133,31 @@ def markdown(r: dict[str, Any]) -> str:
         lines += backlog_section(r["backlog"], r["machine"]["cpus"], r["pinned"])
     if "connection_paths" in r:
         lines += connection_paths_section(r["connection_paths"])
+    if "ordering" in r:
+        lines += ordering_section(r["ordering"])
     return "\n".join(lines)
+
+
+def ordering_section(result: dict[str, Any]) -> list[str]:
+    sizes = result["sizes"]
+    lines = [
+        f"### Ordering and concurrency controls (fetch {result['batch']} + complete, {result['keys']:,} keys/groups)",
+        "",
+        "Median of one fetch and its complete, each control beside a standard queue with the same backlog",
+        "(the exclusive queue holds one job per key). Target: within 2x of standard.",
+        "",
+        "| queued | standard | key_strict_fifo | group_concurrency=1 | exclusive |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for size, row in sizes.items():
+        ms, ratio = row["ms"], row["ratio"]
+        cells = [
+            f"{ms[name]:.2f} ms ({ratio[name]:.2f}x {_met(ratio[name], 2.0, above=False)})"
+            for name in ("key_strict_fifo", "group_concurrency", "exclusive")
+        ]
+        lines.append(f"| {int(size):,} | {ms['standard']:.2f} ms | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
 
 
 def connection_paths_section(paths: dict[str, Any]) -> list[str]:

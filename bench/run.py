@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from bench import backlog, connection_paths, extra, peer, report, worker_function
+from bench import backlog, connection_paths, extra, ordering, peer, report, worker_function
 from bench.raw_queue import RawQueue
 from jobqueue import Queue
 from local.embedded_postgres import temporary_postgres
@@ -258,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         backlog_jobs = 20_000 if args.quick else 200_000
         scale_out = [backlog.drain_backlog(dsn, backlog_jobs, concurrency) for concurrency in (1, 2, 4)]
         paths = connection_paths.compare(server, 10_000 if args.quick else drained, runs)
+        controls = ordering.compare(dsn, (10_000, 50_000) if args.quick else (10_000, 1_000_000))
 
         matrix_jobs = 5_000 if args.quick else 50_000
         matrix = {
@@ -297,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         "worker_function": worker_fn,
         "backlog": scale_out,
         "connection_paths": paths,
+        "ordering": controls,
         "scaling": scale,
         "purge": purged,
         "send_to_start": latency,

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
-from jobqueue.errors import PayloadError
+from jobqueue.errors import InvalidOptionError, PayloadError
 from jobqueue.settings import (
     MAX_SINGLETON_KEY,
     QUEUE_SETTINGS,
@@ -42,6 +42,7 @@ CALL_LIMITS: Final = {
     "limit": Integer(1, 100_000),
     "bucket_seconds": Integer(1, 86_400),
 }
+GROUP_LIMIT: Final = Integer(1, 1_000_000)  # active jobs of one group
 DEFAULT_MAX_PAYLOAD_BYTES: Final = 1_048_576  # 1 MiB of JSON per job
 
 
@@ -105,3 +106,21 @@ def error_payload(error: object) -> dict[str, Any]:
     if isinstance(error, Mapping):
         return dict(error)
     return {"message": str(error)}
+
+
+def group_limits(value: object) -> dict[str, Any]:
+    """A fetch's group_concurrency as query parameters: the default limit and the tiers' (JSON)."""
+
+    def limit(what: str, raw: object) -> int:
+        return GROUP_LIMIT.check(what, raw)
+
+    if isinstance(value, Mapping):
+        unknown = set(value) - {"default", "tiers"}
+        tiers = value.get("tiers") or {}
+        if unknown or "default" not in value or not isinstance(tiers, Mapping):
+            raise InvalidOptionError(
+                f'group_concurrency must be a number or {{"default": n, "tiers": {{tier: n}}}}, got {value!r}'
+            )
+        checked = {str(tier): limit(f"group_concurrency tier {tier!r}", n) for tier, n in tiers.items()}
+        return {"group_limit": limit("group_concurrency default", value["default"]), "tiers": json.dumps(checked)}
+    return {"group_limit": limit("group_concurrency", value), "tiers": "{}"}

@@ -17,6 +17,8 @@ def job_params(values: Mapping[str, Any]) -> dict[str, Any]:
     """Send options as query parameters, checked; None means "use the queue's setting"."""
     params = check_all(SEND_OPTIONS, values, "send option")
     params["start_after"], params["start_in"] = params["start_after"] or (None, None)
+    group = params.pop("group") or {}
+    params["group_id"], params["group_tier"] = group.get("id"), group.get("tier")
     params["singleton_next_slot"] = bool(params["singleton_next_slot"])
     if params["singleton_next_slot"] and params["singleton_seconds"] is None:
         raise InvalidOptionError("singleton_next_slot needs singleton_seconds (the length of a slot)")

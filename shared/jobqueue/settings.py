@@ -208,6 +208,38 @@ def _seconds(value: int) -> str:
 Seconds = int | timedelta
 
 
+class JobGroup(TypedDict, total=False):
+    """A job's group: `id` (required) and an optional `tier` that picks its limit."""
+
+    id: str
+    tier: str | None
+
+
+@dataclass(frozen=True)
+class Group(Check):
+    def check(self, option: str, value: object) -> JobGroup:
+        if not isinstance(value, Mapping) or not set(value) <= {"id", "tier"} or "id" not in value:
+            raise InvalidOptionError(f'{option} must be {{"id": ..., "tier": ...}} (tier optional), got {value!r}')
+        group: JobGroup = {"id": SingletonKey().check(f"{option} id", value["id"])}
+        if value.get("tier") is not None:
+            group["tier"] = SingletonKey().check(f"{option} tier", value["tier"])
+        return group
+
+    def describe(self) -> str:
+        return "{id, tier}"
+
+
+class GroupLimits(TypedDict, total=False):
+    """Per-tier group limits: `default` for groups without a tier (or one not listed)."""
+
+    default: int
+    tiers: dict[str, int]
+
+
+# A fetch's cap on each group's active jobs: one number for every group, or per tier.
+GroupConcurrency = int | GroupLimits
+
+
 class JobSettings(TypedDict, total=False):
     """What a queue sets for its jobs and a single send may override."""
 
@@ -262,6 +294,9 @@ class SendOptions(JobSettings, total=False):
         bool | None, Boolean(), Default(False), Doc("debounce: a send that finds its slot taken takes the next")
     ]
     id: Annotated[str | uuid.UUID | None, JobId(), Default(None), Doc("the job's id (default: a new UUID v7)")]
+    group: Annotated[
+        JobGroup | None, Group(), Default(None), Doc("a group whose active jobs a fetch may cap (group_concurrency)")
+    ]
 
 
 class NewJob(SendOptions, total=False):

@@ -13,7 +13,7 @@ from jobqueue import maintenance, options
 from jobqueue.client import Client, Conn, JobRef, as_list, refs
 from jobqueue.errors import ConcurrentUpdateError, InvalidOptionError, PolicyConflictError
 from jobqueue.models import FailResult, Job
-from jobqueue.settings import POLICIES_ONE_ACTIVE_PER_KEY, Policy
+from jobqueue.settings import POLICIES_ONE_ACTIVE_PER_KEY, GroupConcurrency, Policy
 from jobqueue.states import CANCELLABLE, RESUMABLE, RETRYABLE, JobState
 
 FETCH_ATTEMPTS: Final = 3
@@ -31,6 +31,7 @@ class Working(Client):
         batch_size: int = 1,
         *,
         deadline: datetime | None = None,
+        group_concurrency: GroupConcurrency | None = None,
         now: datetime | None = None,
         conn: Conn = None,
     ) -> list[Job]:
@@ -45,6 +46,11 @@ class Working(Client):
         none of a key whose job is active, waiting for its retry or failed. A claimed job
         expires at the earlier of its expire_in and `deadline` (the caller's
         own end of life, such as a Lambda invocation's).
+
+        `group_concurrency` caps the active jobs of each group (the send
+        option `group`) of this queue, for all fetchers that pass it: a
+        number, or {"default": n, "tiers": {tier: n}}. It is never exceeded,
+        not even briefly (see lock_groups in queries.sql).
         """
         params = {
             "name": options.queue_name(name),
@@ -53,11 +59,19 @@ class Working(Client):
             "now": options.now_or_none(now),
         }
         connection = self.db.connection(conn)
+        if group_concurrency is not None:
+            params.update(options.group_limits(group_concurrency))
         jobs: list[Job] = []
         for attempt in range(FETCH_ATTEMPTS):
             policy = self.policies.get(name, connection)
             try:
-                if policy is Policy.KEY_STRICT_FIFO:
+                if group_concurrency is not None:
+                    if policy in POLICIES_ONE_ACTIVE_PER_KEY or policy is Policy.KEY_STRICT_FIFO:
+                        raise InvalidOptionError(
+                            f"group_concurrency is not supported on a {policy} queue ({name!r}) yet"
+                        )
+                    jobs = self._claim_keyed("lock_groups", params, connection, claim="claim_grouped")
+                elif policy is Policy.KEY_STRICT_FIFO:
                     jobs = self._claim_keyed("lock_fifo_heads", params, connection)
                 elif policy in POLICIES_ONE_ACTIVE_PER_KEY:
                     jobs = self._claim_keyed("lock_keys", params, connection)
@@ -78,13 +92,15 @@ class Working(Client):
             jobs.sort(key=lambda job: (-job.priority, job.created_on or 0))
         return jobs
 
-    def _claim_keyed(self, lock_query: str, params: dict[str, Any], connection: Any) -> list[Job]:
-        """A keyed queue's fetch: lock keys, then claim with a snapshot taken after the locks."""
-        with connection.transaction():  # the key locks last until it ends (a savepoint in the caller's)
+    def _claim_keyed(
+        self, lock_query: str, params: dict[str, Any], connection: Any, claim: str = "claim_keyed"
+    ) -> list[Job]:
+        """A keyed or grouped fetch: lock keys or groups, then claim with a snapshot taken after the locks."""
+        with connection.transaction():  # the locks last until it ends (a savepoint in the caller's)
             ids = [row[0] for row in self.db.rows(lock_query, params, connection, tuple_row)]
             if not ids:
                 return []
-            jobs: list[Job] = self.db.rows("claim_keyed", {**params, "ids": ids}, connection, _fetched_job)
+            jobs: list[Job] = self.db.rows(claim, {**params, "ids": ids}, connection, _fetched_job)
             return jobs
 
     def complete(

@@ -19,9 +19,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from jobqueue import ConfigurationError, Job, Policy, QueueSettings
+from jobqueue import ConfigurationError, InvalidOptionError, Job, Policy, QueueSettings
 from jobqueue.cron import validate_cron, zone
-from jobqueue.settings import QUEUE_SETTINGS, check_all, queue_name
+from jobqueue.options import group_limits
+from jobqueue.settings import QUEUE_SETTINGS, GroupConcurrency, check_all, queue_name
 
 Handler = Callable[[Job], Any]
 _LOGICAL_NAME: Final = re.compile(r"^[A-Z][A-Za-z0-9]{0,254}$")
@@ -88,6 +89,9 @@ class JobType:
     environment: Mapping[str, str] = field(default_factory=dict)
     # Job types this one's handler sends jobs to (inside its own transaction).
     sends_to: tuple[str, ...] = ()
+    # The worker's cap on each group's active jobs (the send option `group`): a number, or
+    # {"default": n, "tiers": {tier: n}}; None: no cap.
+    group_concurrency: GroupConcurrency | None = None
 
     def __post_init__(self) -> None:
         queue_name(self.name, "job type")
@@ -96,6 +100,11 @@ class JobType:
         for cron in self.schedules:
             validate_cron(cron.cron)
             zone(cron.tz)
+        if self.group_concurrency is not None:
+            try:
+                group_limits(self.group_concurrency)
+            except InvalidOptionError as exc:
+                raise ConfigurationError(f"job type {self.name!r}: {exc}") from None
         for size, low, high in ((self.team_size, 1, 100), (self.batch_size, 1, 1000), (self.memory_mb, 128, 10240)):
             if size is not None and not low <= size <= high:
                 raise ConfigurationError(f"job type {self.name!r}: sizing {size} is outside {low}..{high}")

@@ -32,7 +32,8 @@ from typing import Any, Final
 
 from jobqueue import DatabaseUnavailableError, Job, JobError, PayloadError, Queue
 from jobqueue.options import to_json
-from runtime import bootstrap, scale
+from jobqueue.settings import GroupConcurrency
+from runtime import bootstrap, platform, scale
 from runtime.handlers import handler_for
 from runtime.jobtypes import Handler
 from runtime.observability import job_context, logger, metrics
@@ -166,9 +167,17 @@ def summary(values: list[float]) -> dict[str, float]:
 class Drain:
     """One invocation's pipeline: fetch ahead, run on the team, finish in groups."""
 
-    def __init__(self, queue: Queue, settings: WorkerSettings, handler: Handler, remaining_ms: RemainingMs) -> None:
+    def __init__(
+        self,
+        queue: Queue,
+        settings: WorkerSettings,
+        handler: Handler,
+        remaining_ms: RemainingMs,
+        group_concurrency: GroupConcurrency | None = None,
+    ) -> None:
         self.queue = queue
         self.settings = settings
+        self.group_concurrency = group_concurrency
         self.remaining_ms = remaining_ms
         self.result = DrainResult(queue=settings.queue)
         self.observed = Observations()
@@ -181,6 +190,7 @@ class Drain:
         # A handler's duration and one fetch's round trip, learnt as jobs finish.
         self.average_s, self.fetch_s = _learnt.get(settings.queue, (None, 0.005))
         self.fetching = True
+        self.waiting_for_room = False  # under group limits: every waiting job's group is full for now
 
     # -- how much to claim ------------------------------------------------------------
 
@@ -215,11 +225,16 @@ class Drain:
         # No job may outlive the invocation that claimed it.
         deadline = datetime.now(UTC) + timedelta(milliseconds=left_ms, seconds=settings.expiry_margin_s)
         started = time.perf_counter()
-        jobs = self.queue.fetch(settings.queue, limit, deadline=deadline)
+        jobs = self.queue.fetch(settings.queue, limit, deadline=deadline, group_concurrency=self.group_concurrency)
         took = time.perf_counter() - started
         self.fetch_s = 0.7 * self.fetch_s + 0.3 * took
         self.database_s += took
         if not jobs:
+            if self.group_concurrency is not None and self.in_flight:
+                # Jobs may wait whose groups are full, some with our own jobs: fetch again once
+                # finished jobs have been written (a group's active count is the database's).
+                self.waiting_for_room = True
+                return
             self.fetching = False
             self.result.stopped = self.result.stopped or "empty"
             return
@@ -269,6 +284,7 @@ class Drain:
         started = time.perf_counter()
         self._write_outcomes()
         self.database_s += time.perf_counter() - started
+        self.waiting_for_room = False  # jobs finished: their groups may have room now
 
     def _write_outcomes(self) -> None:
         if self.done:
@@ -302,7 +318,7 @@ class Drain:
         group = settings.batch_size
         try:
             while True:
-                if self.fetching:
+                if self.fetching and not self.waiting_for_room:
                     self.fetch()
                 if self.in_flight == 0:
                     if not self.fetching:
@@ -348,8 +364,14 @@ class Drain:
         return self.result
 
 
-def drain(queue: Queue, settings: WorkerSettings, handler: Handler, remaining_ms: RemainingMs) -> DrainResult:
-    pipeline = Drain(queue, settings, handler, remaining_ms)
+def drain(
+    queue: Queue,
+    settings: WorkerSettings,
+    handler: Handler,
+    remaining_ms: RemainingMs,
+    group_concurrency: GroupConcurrency | None = None,
+) -> DrainResult:
+    pipeline = Drain(queue, settings, handler, remaining_ms, group_concurrency)
     result = pipeline.run()
     pipeline.observed.publish(result)
     return result
@@ -360,7 +382,13 @@ def invocation(settings: WorkerSettings, event: dict[str, Any], context: Any) ->
     logger.append_keys(queue=settings.queue, source=event.get("source", "schedule"))
     queue = bootstrap.ready()
     try:
-        result = drain(queue, settings, handler_for(settings.queue), context.get_remaining_time_in_millis)
+        result = drain(
+            queue,
+            settings,
+            handler_for(settings.queue),
+            context.get_remaining_time_in_millis,
+            group_limits_for(settings.queue),
+        )
     except DatabaseUnavailableError as exc:
         # Claimed jobs stay claimed until shortly after this invocation's end, then expire and are retried.
         logger.error(
@@ -373,6 +401,14 @@ def invocation(settings: WorkerSettings, event: dict[str, Any], context: Any) ->
         response["workers_started"] = continue_draining(queue, settings, event, context.function_name)
     logger.info("drained", extra=response)
     return response
+
+
+def group_limits_for(name: str) -> GroupConcurrency | None:
+    """The job type's declared group limits (JobType.group_concurrency), if the platform declares it."""
+    try:
+        return platform.load().job_type(name).group_concurrency
+    except LookupError:
+        return None
 
 
 def continue_draining(queue: Queue, settings: WorkerSettings, event: dict[str, Any], function: str) -> int:

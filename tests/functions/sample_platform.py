@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -17,3 +18,13 @@ def send_email(job: Job) -> Any:
 
 
 CATALOG = PODS.with_handler("send-email", send_email)
+
+
+# The same platform with send-email capped at one active job per group
+# (JOBS_PLATFORM=tests.functions.sample_platform:GROUPED).
+GROUPED = dataclasses.replace(
+    CATALOG,
+    job_types=tuple(
+        dataclasses.replace(t, group_concurrency=1) if t.name == "send-email" else t for t in CATALOG.job_types
+    ),
+)

@@ -82,6 +82,35 @@ def test_runs_up_to_team_size_handlers_at_once(worker: ModuleType, dsn: str) -> 
     assert peak == 5
 
 
+def test_the_declared_group_limit_holds_within_an_invocation(
+    worker: ModuleType, dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """send-email declared with group_concurrency=1: one job per group at a time, though the team has five."""
+    monkeypatch.setenv("JOBS_PLATFORM", "tests.functions.sample_platform:GROUPED")
+    running: dict[str, int] = {}
+    peak: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def send_email(job: Job) -> None:
+        group = job.data["tenant"]
+        with lock:
+            running[group] = running.get(group, 0) + 1
+            peak[group] = max(peak.get(group, 0), running[group])
+        time.sleep(0.01)  # stands in for the SMTP call: overlapping handlers would show
+        with lock:
+            running[group] -= 1
+
+    handlers.set_handler("send-email", send_email)
+    worker.handler(event("schedule.json"), FakeContext())
+    with Queue(dsn) as q:
+        q.insert("send-email", [{"data": {"tenant": f"t{n % 3}"}, "group": {"id": f"t{n % 3}"}} for n in range(12)])
+    result = worker.handler(event("schedule.json"), FakeContext())
+    # One invocation drains them all: when every waiting job's group is full, it fetches again as
+    # soon as its own finished jobs are written.
+    assert (result["completed"], result["stopped"]) == (12, "empty")
+    assert peak == {"t0": 1, "t1": 1, "t2": 1}
+
+
 def test_stops_at_the_job_cap_and_scales_out(
     worker: ModuleType,
     dsn: str,

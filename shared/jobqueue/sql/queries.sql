@@ -119,7 +119,8 @@ RETURNING id::text;
 -- rejects the job.
 INSERT INTO {{schema}}.job (
     id, name, priority, data, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
-    expire_in, start_after, singleton_key, singleton_on, keep_until, delete_after, dead_letter, origin
+    expire_in, start_after, singleton_key, singleton_on, keep_until, delete_after, dead_letter, origin,
+    group_id, group_tier
 )
 SELECT
     coalesce(%(id)s::uuid, {{schema}}.uuid_v7()),
@@ -138,7 +139,9 @@ SELECT
     t.start_after + make_interval(secs => coalesce(%(retention)s::integer, q.retention)),
     coalesce(%(delete_after)s::integer, q.delete_after),
     coalesce(%(dead_letter)s::text, q.dead_letter),
-    %(origin)s::jsonb
+    %(origin)s::jsonb,
+    %(group_id)s::text,
+    %(group_tier)s::text
 FROM {{schema}}.queue q
 CROSS JOIN LATERAL (
     -- A debounced job that lost its slot goes into the next slot and starts
@@ -182,7 +185,8 @@ RETURNING id::text;
 -- except the jobs a policy or throttle index rejects, which are skipped.
 INSERT INTO {{schema}}.job (
     id, name, priority, data, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
-    expire_in, start_after, singleton_key, singleton_on, keep_until, delete_after, dead_letter
+    expire_in, start_after, singleton_key, singleton_on, keep_until, delete_after, dead_letter,
+    group_id, group_tier
 )
 SELECT
     coalesce(j.id, {{schema}}.uuid_v7()),
@@ -200,13 +204,15 @@ SELECT
     t.singleton_on,
     t.start_after + make_interval(secs => coalesce(j.retention, q.retention)),
     coalesce(j.delete_after, q.delete_after),
-    coalesce(j.dead_letter, q.dead_letter)
+    coalesce(j.dead_letter, q.dead_letter),
+    j.group_id,
+    j.group_tier
 FROM {{schema}}.queue q
 CROSS JOIN LATERAL json_to_recordset(%(jobs)s::json) AS j(
     id uuid, priority integer, data jsonb, retry_limit integer, retry_delay integer,
     retry_backoff boolean, retry_delay_max integer, expire_in integer, start_after timestamptz,
     start_in double precision, singleton_key text, singleton_seconds integer, retention integer,
-    delete_after integer, dead_letter text
+    delete_after integer, dead_letter text, group_id text, group_tier text
 )
 CROSS JOIN LATERAL (
     SELECT
@@ -301,24 +307,95 @@ WHERE policy NOT IN ('singleton', 'stately') OR n = 1;
 -- key's advisory lock taken without waiting (as lock_keys). A key's next job is its job waiting for
 -- a retry, else its oldest ready job; a key with a job active, waiting for its retry or failed
 -- (blocked) has none to give, unless that job is the retry itself.
-WITH heads AS MATERIALIZED (
-    SELECT DISTINCT ON (h.singleton_key) h.id, h.singleton_key, h.priority, h.created_on
-    FROM {{schema}}.job h
-    WHERE h.name = %(name)s
-      AND h.state < 'active'
-      AND h.policy = 'key_strict_fifo'
-      AND h.start_after <= coalesce(%(now)s::timestamptz, now())
-    ORDER BY h.singleton_key, h.state DESC, h.created_on, h.id
-)
-SELECT j.id
-FROM heads j
-WHERE NOT EXISTS (
+--
+-- The keys are enumerated by skipping through the fifo index (one probe per key, not a scan of
+-- every queued job), and each key's next job is the first ready one in that index's order.
+WITH RECURSIVE keys AS (
+    (SELECT k.singleton_key FROM {{schema}}.job k
+     WHERE k.name = %(name)s AND k.policy = 'key_strict_fifo' AND k.state < 'active'
+     ORDER BY k.singleton_key LIMIT 1)
+    UNION ALL
+    SELECT (SELECT k.singleton_key FROM {{schema}}.job k
+            WHERE k.name = %(name)s AND k.policy = 'key_strict_fifo' AND k.state < 'active'
+              AND k.singleton_key > keys.singleton_key
+            ORDER BY k.singleton_key LIMIT 1)
+    FROM keys WHERE keys.singleton_key IS NOT NULL
+), heads AS MATERIALIZED (
+    SELECT h.id, h.singleton_key, h.priority, h.created_on
+    FROM keys
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.singleton_key, j.priority, j.created_on FROM {{schema}}.job j
+        WHERE j.name = %(name)s AND j.policy = 'key_strict_fifo' AND j.state < 'active'
+          AND j.singleton_key = keys.singleton_key
+          AND j.start_after <= coalesce(%(now)s::timestamptz, now())
+        ORDER BY j.state DESC, j.created_on, j.id
+        LIMIT 1
+    ) h
+    WHERE keys.singleton_key IS NOT NULL
+), ready AS MATERIALIZED (
+    SELECT j.id, j.singleton_key FROM heads j
+    WHERE NOT EXISTS (
         SELECT 1 FROM {{schema}}.job b
         WHERE b.name = %(name)s AND b.singleton_key = j.singleton_key AND b.policy = 'key_strict_fifo'
           AND b.state IN ('active', 'retry', 'failed') AND b.id <> j.id)
-  AND pg_try_advisory_xact_lock(hashtextextended('{{schema}}.key:' || %(name)s || ':' || j.singleton_key, 0))
-ORDER BY j.priority DESC, j.created_on, j.id
+    ORDER BY j.priority DESC, j.created_on, j.id
+)
+-- Locks are tried in that order and only until `limit` are taken: the keys further down stay free.
+SELECT r.id FROM ready r
+WHERE pg_try_advisory_xact_lock(hashtextextended('{{schema}}.key:' || %(name)s || ':' || r.singleton_key, 0))
 LIMIT %(limit)s;
+
+-- name: lock_groups
+-- Fetch under a group limit (group_concurrency), first step: the next jobs, passing over groups at
+-- their limit, each job's group's transaction-level advisory lock taken without waiting (groups
+-- another fetcher holds are passed over; a job without a group locks itself). Only a fetcher
+-- holding a group's lock activates its jobs, so claim_grouped counts the group's active jobs
+-- exactly: the limit is never exceeded, not even briefly.
+WITH candidates AS MATERIALIZED (
+    SELECT j.id
+    FROM {{schema}}.job j
+    WHERE j.name = %(name)s
+      AND j.state < 'active'
+      AND j.start_after <= coalesce(%(now)s::timestamptz, now())
+      AND (j.group_id IS NULL OR (
+          SELECT count(*) FROM {{schema}}.job a
+          WHERE a.name = j.name AND a.group_id = j.group_id AND a.state = 'active'
+      ) < coalesce((%(tiers)s::jsonb ->> j.group_tier)::integer, %(group_limit)s))
+      AND pg_try_advisory_xact_lock(
+          hashtextextended('{{schema}}.group:' || j.name || ':' || coalesce(j.group_id, j.id::text), 0))
+    ORDER BY j.priority DESC, j.created_on, j.id
+    LIMIT %(limit)s
+)
+SELECT id FROM candidates;
+
+-- name: claim_grouped
+-- Fetch under a group limit, second step, in lock_groups' transaction: of the jobs it chose, as
+-- many of each group as its limit leaves room for now (counted with a snapshot taken after the
+-- groups' locks), in priority order.
+WITH chosen AS (
+    SELECT j.id, j.group_id, j.group_tier,
+           row_number() OVER (PARTITION BY j.group_id ORDER BY j.priority DESC, j.created_on, j.id) AS n
+    FROM {{schema}}.job j
+    WHERE j.id = ANY(%(ids)s::uuid[]) AND j.state < 'active'
+), allowed AS (
+    SELECT c.id FROM chosen c
+    WHERE c.group_id IS NULL
+       OR c.n <= coalesce((%(tiers)s::jsonb ->> c.group_tier)::integer, %(group_limit)s) - (
+           SELECT count(*) FROM {{schema}}.job a
+           WHERE a.name = %(name)s AND a.group_id = c.group_id AND a.state = 'active')
+)
+UPDATE {{schema}}.job j SET
+    state = 'active',
+    retry_count = j.retry_count + (j.started_on IS NOT NULL)::integer,
+    started_on = coalesce(%(now)s::timestamptz, statement_timestamp()),
+    expire_at = least(
+        coalesce(%(now)s::timestamptz, statement_timestamp()) + make_interval(secs => j.expire_in),
+        %(deadline)s::timestamptz
+    )
+WHERE j.id = ANY(ARRAY(SELECT id FROM allowed))
+  AND j.state < 'active'
+RETURNING j.id::text, j.name, j.data, j.priority, j.retry_count, j.retry_limit,
+          j.started_on, j.expire_at, j.created_on, j.singleton_key, j.origin;
 
 -- name: claim_keyed
 -- Keyed fetch, second step, in lock_keys' transaction: claim the jobs it chose, checked again
@@ -500,11 +577,11 @@ WITH hot AS (
     INSERT INTO {{schema}}.job (
         id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
         retry_delay_max, expire_in, start_after, singleton_key, singleton_on, keep_until,
-        delete_after, dead_letter, created_on, output, origin
+        delete_after, dead_letter, created_on, output, origin, group_id, group_tier
     )
     SELECT id, name, priority, data, 'created', policy, retry_limit, 0, retry_delay, retry_backoff,
            retry_delay_max, expire_in, now(), singleton_key, singleton_on, now() + (keep_until - start_after),
-           delete_after, dead_letter, created_on, output, origin
+           delete_after, dead_letter, created_on, output, origin, group_id, group_tier
     FROM cold
     RETURNING id
 )
@@ -639,11 +716,12 @@ WITH due AS (
 INSERT INTO {{schema}}.archive (
     id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
     retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
-    keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, archived_on, delete_at
+    keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, group_id, group_tier,
+    archived_on, delete_at
 )
 SELECT id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
        retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
-       keep_until, delete_after, dead_letter, created_on, completed_on, output, origin,
+       keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, group_id, group_tier,
        coalesce(%(now)s::timestamptz, now()),
        -- delete_after 0 keeps the job for good, as in pg-boss.
        CASE WHEN delete_after = 0 THEN 'infinity'::timestamptz

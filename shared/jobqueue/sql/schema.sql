@@ -97,6 +97,9 @@ CREATE TABLE {{schema}}.job (
     -- Where the job came from when it was not sent directly: a schedule's fire
     -- time, or the failed job a dead letter copy stands for.
     origin jsonb,
+    -- A group (pg-boss's `group: {id, tier}`): a fetch may cap its active jobs.
+    group_id text,
+    group_tier text,
     CONSTRAINT job_deadline_while_active CHECK ((state = 'active') = (expire_at IS NOT NULL)),
     -- A key_strict_fifo job is ordered within its key: it must have one.
     CONSTRAINT job_strict_fifo_key CHECK (policy <> 'key_strict_fifo' OR singleton_key IS NOT NULL)
@@ -116,6 +119,8 @@ CREATE INDEX job_fetch ON {{schema}}.job (name, priority DESC, created_on, id)
 CREATE INDEX job_expire ON {{schema}}.job (expire_at) WHERE expire_at IS NOT NULL;
 -- Archiving of finished jobs, queue by queue (each queue has its archive_after).
 CREATE INDEX job_finished ON {{schema}}.job (name, completed_on) WHERE state > 'active';
+-- Counting a group's active jobs when fetching under a group limit.
+CREATE INDEX job_group_active ON {{schema}}.job (name, group_id) WHERE state = 'active' AND group_id IS NOT NULL;
 
 -- Queue policies, enforced by the database so that no race between senders or
 -- fetchers can break them. COALESCE makes "no key" a key of its own.
@@ -173,7 +178,9 @@ CREATE TABLE {{schema}}.archive (
     output jsonb,
     origin jsonb,
     archived_on timestamptz NOT NULL DEFAULT now(),
-    delete_at timestamptz NOT NULL
+    delete_at timestamptz NOT NULL,
+    group_id text,
+    group_tier text
 );
 
 CREATE INDEX archive_delete ON {{schema}}.archive (delete_at);
@@ -191,11 +198,13 @@ CREATE INDEX archive_finished ON {{schema}}.archive (name, completed_on);
 CREATE VIEW {{schema}}.any_job AS
 SELECT id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
        retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
-       keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, false AS archived FROM {{schema}}.job
+       keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, false AS archived,
+       group_id, group_tier FROM {{schema}}.job
 UNION ALL
 SELECT id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
        retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
-       keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, true AS archived FROM {{schema}}.archive;
+       keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, true AS archived,
+       group_id, group_tier FROM {{schema}}.archive;
 
 CREATE TABLE {{schema}}.schedule (
     name text NOT NULL REFERENCES {{schema}}.queue (name) ON DELETE CASCADE,
