@@ -20,7 +20,16 @@ from jobqueue.errors import (
     QueueInUseError,
     UnknownQueueError,
 )
-from jobqueue.models import FailResult, Job, MaintenanceResult, QueueInfo, QueueStats, Schedule, Throughput
+from jobqueue.models import (
+    FailResult,
+    GroupActivity,
+    Job,
+    MaintenanceResult,
+    QueueInfo,
+    QueueStats,
+    Schedule,
+    Throughput,
+)
 from jobqueue.queue import Queue
 from jobqueue.settings import Policy, QueueSettings, SendOptions
 from jobqueue.states import CANCELLABLE, FINISHED, QUEUED, RESUMABLE, RETRYABLE, TRANSITIONS, JobState
@@ -36,6 +45,7 @@ __all__ = [
     "ConfigurationError",
     "DatabaseUnavailableError",
     "FailResult",
+    "GroupActivity",
     "InvalidCronError",
     "InvalidNameError",
     "InvalidOptionError",

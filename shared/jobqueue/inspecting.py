@@ -11,7 +11,7 @@ from psycopg.rows import class_row
 from jobqueue import options
 from jobqueue.client import Client, Conn
 from jobqueue.errors import InvalidOptionError
-from jobqueue.models import Job, QueueStats, Throughput, job_row
+from jobqueue.models import GroupActivity, Job, QueueStats, Throughput, job_row
 from jobqueue.states import QUEUED, JobState
 
 # The common questions have an index of their own: queued (fetch's) and active (expiry's).
@@ -94,3 +94,8 @@ class Inspecting(Client):
     def get_blocked_keys(self, name: str, conn: Conn = None) -> list[str]:
         """The keys of a key_strict_fifo queue that a failed job blocks (retry or delete it to unblock)."""
         return [row["key"] for row in self.db.rows("blocked_keys", {"name": options.queue_name(name)}, conn)]
+
+    def active_groups(self, name: str, limit: int = 100, conn: Conn = None) -> list[GroupActivity]:
+        """The queue's groups with active jobs and how many each, busiest first."""
+        params = {"name": options.queue_name(name), "limit": options.integer("limit", limit)}
+        return self.db.rows("active_groups", params, conn, class_row(GroupActivity))

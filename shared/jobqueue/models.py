@@ -68,6 +68,15 @@ class QueueInfo:
 
 
 @dataclass(slots=True, frozen=True)
+class GroupActivity:
+    """A group of a queue with jobs active (the send option `group`)."""
+
+    group_id: str
+    tier: str | None
+    active: int
+
+
+@dataclass(slots=True, frozen=True)
 class QueueStats:
     """Jobs of one queue by state (hot table), and the wait of its oldest ready job."""
 

@@ -21,7 +21,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from jobqueue import JobQueueError, Queue
+from jobqueue import JobQueueError, Policy, Queue
 from local import invoke as local_invoke
 from local import template_gen
 from runtime import job_actions, platform
@@ -183,6 +183,29 @@ def stats(ctx: click.Context, as_json: bool) -> None:
             f"{s.oldest_queued_seconds:.0f}",
         )
     console.print(table)
+
+
+@main.command("queue")
+@click.argument("queue_name")
+@click.pass_context
+def queue_command(ctx: click.Context, queue_name: str) -> None:
+    """A queue's policy, its keys a failed job blocks (key_strict_fifo) and its active jobs per group."""
+    with open_queue(ctx) as queue:
+        info = queue.get_queue(queue_name)
+        if info is None:
+            fail(f"no queue named {queue_name!r}")
+        blocked = queue.get_blocked_keys(queue_name) if info.policy is Policy.KEY_STRICT_FIFO else []
+        groups = queue.active_groups(queue_name)
+    click.echo(f"queue {info.name}: policy {info.policy}")
+    if info.policy is Policy.KEY_STRICT_FIFO:
+        click.echo(f"blocked keys ({len(blocked)}): {', '.join(blocked) or 'none'}")
+    if groups:
+        table = Table("group", "tier", "active")
+        for group in groups:
+            table.add_row(group.group_id, group.tier or "", str(group.active))
+        console.print(table)
+    else:
+        click.echo("no group has active jobs")
 
 
 @main.command()

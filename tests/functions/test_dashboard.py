@@ -232,6 +232,20 @@ def test_queue_page_filters_by_state(web: Call, jobs: Queue) -> None:
     assert bad["statusCode"] == 400
 
 
+def test_queue_page_shows_blocked_keys_and_active_groups(web: Call, jobs: Queue) -> None:
+    jobs.create_queue("fifo", policy="key_strict_fifo", retry_limit=0)
+    for pod in ("pod-1", "pod-2"):
+        jobs.send("fifo", {}, singleton_key=pod, group={"id": "host-a"})
+    first, _ = jobs.fetch("fifo", 2)
+    jobs.fail("fifo", [first], "boom")
+    page = web("/dashboard/queue", token=API_TOKEN, query={"name": "fifo"})["body"]
+    assert f'data-blocked-key="{first.singleton_key}"' in page
+    row = re.search(r'<tr data-group="host-a">.*?</tr>', page, re.S)
+    assert row and '<td class="num">1</td>' in row.group(0)
+    plain = web("/dashboard/queue", token=API_TOKEN, query={"name": "dash"})["body"]
+    assert "Blocked keys" not in plain and "Active per group" not in plain
+
+
 def test_schedules_show_next_fire_times(web: Call, jobs: Queue) -> None:
     jobs.schedule("dash", "*/5 * * * *", tz="Europe/Berlin")
     page = web("/dashboard/schedules", token=API_TOKEN)["body"]

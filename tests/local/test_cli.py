@@ -100,3 +100,19 @@ def test_database_errors_are_one_clear_line() -> None:
     assert "pw-secret" not in result.output
     malformed = run(CliRunner(env={"DATABASE_URL": "mysql://x"}), "stats")
     assert malformed.exit_code == 1 and "scheme must be postgresql" in malformed.output
+
+
+def test_queue_shows_blocked_keys_and_active_groups(jobs: CliRunner, dsn: str) -> None:
+    with Queue(dsn) as queue:
+        queue.create_queue("fifo", policy="key_strict_fifo", retry_limit=0)
+        queue.send("fifo", {}, singleton_key="pod-1", group={"id": "host-a", "tier": "large"})
+        queue.send("fifo", {}, singleton_key="pod-2", group={"id": "host-a", "tier": "large"})
+        first, _ = queue.fetch("fifo", 2)
+        queue.fail("fifo", [first], "boom")
+    shown = jobs.invoke(main, ["queue", "fifo"])
+    assert shown.exit_code == 0, shown.output
+    assert "policy key_strict_fifo" in shown.output
+    assert f"blocked keys (1): {first.singleton_key}" in shown.output
+    assert "host-a" in shown.output and "large" in shown.output  # one job of the group still active
+    missing = jobs.invoke(main, ["queue", "nope"])
+    assert missing.exit_code == 1 and "no queue named 'nope'" in missing.output

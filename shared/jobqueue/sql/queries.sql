@@ -814,3 +814,11 @@ SELECT now() AS now;
 SELECT DISTINCT singleton_key AS key FROM {{schema}}.job
 WHERE name = %(name)s AND state = 'failed' AND policy = 'key_strict_fifo'
 ORDER BY 1;
+
+-- name: active_groups
+-- A queue's groups with active jobs, busiest first: what a group limit is holding back.
+SELECT group_id, max(group_tier) AS tier, count(*) AS active FROM {{schema}}.job
+WHERE name = %(name)s AND state = 'active' AND group_id IS NOT NULL
+GROUP BY group_id
+ORDER BY active DESC, group_id
+LIMIT %(limit)s;

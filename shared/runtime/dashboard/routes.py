@@ -19,7 +19,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from jobqueue import Queue
+from jobqueue import Policy, Queue
 from jobqueue.inspecting import job_states
 from jobqueue.options import job_id, queue_name
 from runtime import auth, bootstrap, job_actions
@@ -152,7 +152,9 @@ def queue_page() -> Response[str]:
         return error_page(404, f"no queue named {name!r}")
     stats = next((s for s in q.get_queue_stats() if s.name == name), None)
     jobs = q.find_jobs(name, state=state, limit=100)
-    return page("queue.html", info=info, stats=stats, jobs=jobs, state=state)
+    blocked = q.get_blocked_keys(name) if info.policy is Policy.KEY_STRICT_FIFO else []
+    groups = q.active_groups(name, limit=20)
+    return page("queue.html", info=info, stats=stats, jobs=jobs, state=state, blocked=blocked, groups=groups)
 
 
 @router.get(PREFIX + "/jobs/<id>")
