@@ -63,10 +63,23 @@ def _drain(fill_dsn: str, work_dsn: str, count: int, *, policy: str = "standard"
     return total / elapsed
 
 
+def _sends(fill_dsn: str, work_dsn: str, count: int, prepare: int | None = None) -> float:
+    """Single sends, one at a time, on one connection: jobs/s."""
+    _fill(fill_dsn, 0, "standard")
+    with Queue(work_dsn, prepare_threshold=prepare) as queue:
+        for _ in range(100):  # warm up (and let psycopg prepare, when it does)
+            queue.send(QUEUE, {"n": 0})
+        started = time.perf_counter()
+        for n in range(count):
+            queue.send(QUEUE, {"n": n})
+        return count / (time.perf_counter() - started)
+
+
 def compare(server: EmbeddedPostgres, count: int, runs: int) -> dict[str, Any]:
     """Jobs/s of each path (median of `runs`) and its ratio to the direct default."""
     direct = server.url()
     rates: dict[str, list[float]] = {"direct": [], "prepared": [], "pgbouncer": [], "singleton": []}
+    sends: dict[str, list[float]] = {"direct": [], "prepared": [], "pgbouncer": []}
     with temporary_pgbouncer(server, pool_size=WORKERS) as bouncer:
         pooled = bouncer.url("postgres")
         for _ in range(runs):
@@ -74,8 +87,15 @@ def compare(server: EmbeddedPostgres, count: int, runs: int) -> dict[str, Any]:
             rates["prepared"].append(_drain(direct, direct, count, prepare=5))
             rates["pgbouncer"].append(_drain(direct, pooled, count))
             rates["singleton"].append(_drain(direct, direct, count, policy="singleton"))
+            sends["direct"].append(_sends(direct, direct, count // 10))
+            sends["prepared"].append(_sends(direct, direct, count // 10, prepare=5))
+            sends["pgbouncer"].append(_sends(direct, pooled, count // 10))
     medians = {name: sorted(values)[len(values) // 2] for name, values in rates.items()}
+    send_medians = {name: sorted(values)[len(values) // 2] for name, values in sends.items()}
     return {
+        "sends": count // 10,
+        "sends_per_s": send_medians,
+        "send_ratio": {name: rate / send_medians["direct"] for name, rate in send_medians.items()},
         "jobs": count,
         "workers": WORKERS,
         "batch": BATCH,

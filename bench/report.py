@@ -175,6 +175,15 @@ def connection_paths_section(paths: dict[str, Any]) -> list[str]:
         "|---|---:|---:|",
     ]
     lines += [f"| {label} | {rates[key]:,.0f} | {ratio[key]:.2f} |" for label, key in rows]
+    if "sends_per_s" in paths:
+        sends, send_ratio = paths["sends_per_s"], paths["send_ratio"]
+        lines += [
+            "",
+            f"Single sends ({paths['sends']:,}, one connection): defaults {sends['direct']:,.0f}/s; "
+            f"prepared statements {sends['prepared']:,.0f}/s ({send_ratio['prepared']:.2f}x); "
+            f"through PgBouncer {sends['pgbouncer']:,.0f}/s ({send_ratio['pgbouncer']:.2f}x). Without prepared",
+            "statements every statement is parsed and planned again, which a single send feels most.",
+        ]
     lines.append("")
     return lines
 
