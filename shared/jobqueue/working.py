@@ -65,16 +65,18 @@ class Working(Client):
         for attempt in range(FETCH_ATTEMPTS):
             policy = self.policies.get(name, connection)
             try:
+                key_locks = (
+                    ["lock_fifo_heads"]
+                    if policy is Policy.KEY_STRICT_FIFO
+                    else ["lock_keys"]
+                    if policy in POLICIES_ONE_ACTIVE_PER_KEY
+                    else []
+                )
                 if group_concurrency is not None:
-                    if policy in POLICIES_ONE_ACTIVE_PER_KEY or policy is Policy.KEY_STRICT_FIFO:
-                        raise InvalidOptionError(
-                            f"group_concurrency is not supported on a {policy} queue ({name!r}) yet"
-                        )
-                    jobs = self._claim_keyed("lock_groups", params, connection, claim="claim_grouped")
-                elif policy is Policy.KEY_STRICT_FIFO:
-                    jobs = self._claim_keyed("lock_fifo_heads", params, connection)
-                elif policy in POLICIES_ONE_ACTIVE_PER_KEY:
-                    jobs = self._claim_keyed("lock_keys", params, connection)
+                    locks = [*key_locks, "lock_groups_of"] if key_locks else ["lock_groups"]
+                    jobs = self._claim_locked(locks, "claim_grouped", params, connection)
+                elif key_locks:
+                    jobs = self._claim_locked(key_locks, "claim_keyed", params, connection)
                 elif self.db.in_transaction(connection):
                     with connection.transaction():  # a savepoint: a conflict must not abort the caller's work
                         jobs = self.db.rows("fetch", params, connection, _fetched_job)
@@ -92,14 +94,18 @@ class Working(Client):
             jobs.sort(key=lambda job: (-job.priority, job.created_on or 0))
         return jobs
 
-    def _claim_keyed(
-        self, lock_query: str, params: dict[str, Any], connection: Any, claim: str = "claim_keyed"
-    ) -> list[Job]:
-        """A keyed or grouped fetch: lock keys or groups, then claim with a snapshot taken after the locks."""
+    def _claim_locked(self, locks: list[str], claim: str, params: dict[str, Any], connection: Any) -> list[Job]:
+        """A keyed or grouped fetch: take the keys' or groups' locks, then claim with a snapshot taken after them.
+
+        Each lock query after the first narrows the ids the one before it chose.
+        """
         with connection.transaction():  # the locks last until it ends (a savepoint in the caller's)
-            ids = [row[0] for row in self.db.rows(lock_query, params, connection, tuple_row)]
-            if not ids:
-                return []
+            ids: list[Any] = []
+            for number, lock in enumerate(locks):
+                step = params if number == 0 else {**params, "ids": ids}
+                ids = [row[0] for row in self.db.rows(lock, step, connection, tuple_row)]
+                if not ids:
+                    return []
             jobs: list[Job] = self.db.rows(claim, {**params, "ids": ids}, connection, _fetched_job)
             return jobs
 

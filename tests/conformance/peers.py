@@ -39,6 +39,7 @@ PGBOSS_NAMES = {
     "start_after": "startAfter",
     "singleton_seconds": "singletonSeconds",
     "singleton_next_slot": "singletonNextSlot",
+    "group": "group",
 }
 
 
@@ -64,7 +65,7 @@ class Peer(Protocol):
     def send_throttled(self, name: str, data: Any, seconds: int, key: str | None) -> str | None: ...
     def send_debounced(self, name: str, data: Any, seconds: int, key: str | None) -> str | None: ...
     def insert(self, name: str, jobs: list[dict[str, Any]]) -> None: ...
-    def fetch(self, name: str, batch_size: int = 1) -> list[str]: ...
+    def fetch(self, name: str, batch_size: int = 1, group_concurrency: Any = None) -> list[str]: ...
     def complete(self, name: str, ids: list[str]) -> None: ...
     def fail(self, name: str, ids: list[str], error: dict[str, Any]) -> None: ...
     def cancel(self, name: str, ids: list[str]) -> None: ...
@@ -109,8 +110,8 @@ class Ours:
     def insert(self, name: str, jobs: list[dict[str, Any]]) -> None:
         self.queue.insert(name, jobs)  # type: ignore[arg-type]
 
-    def fetch(self, name: str, batch_size: int = 1) -> list[str]:
-        return [job.id for job in self.queue.fetch(name, batch_size)]
+    def fetch(self, name: str, batch_size: int = 1, group_concurrency: Any = None) -> list[str]:
+        return [job.id for job in self.queue.fetch(name, batch_size, group_concurrency=group_concurrency)]
 
     def complete(self, name: str, ids: list[str]) -> None:
         self.queue.complete(name, ids)
@@ -216,8 +217,11 @@ class PgBoss:
         ]
         self.call("insert", name, rows)
 
-    def fetch(self, name: str, batch_size: int = 1) -> list[str]:
-        result: list[str] = self.call("fetch", name, {"batchSize": batch_size})
+    def fetch(self, name: str, batch_size: int = 1, group_concurrency: Any = None) -> list[str]:
+        options: dict[str, Any] = {"batchSize": batch_size}
+        if group_concurrency is not None:
+            options["groupConcurrency"] = group_concurrency
+        result: list[str] = self.call("fetch", name, options)
         return result
 
     def complete(self, name: str, ids: list[str]) -> None:

@@ -8,6 +8,7 @@ from pg-boss" lists the same).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,26 @@ def key_strict_fifo_runs_a_key_in_order_and_blocks_it_on_failure(peer: Peer, nam
     peer.retry(q, [str(ids[0])])  # unblocks it: job 0 runs first again
     rounds.append(ns(peer, q, peer.fetch(q, 10)))
     return {"keyless": keyless, "rounds": rounds, "blocked_states": blocked}
+
+
+@scenario
+def group_limits_cap_active_jobs_per_group(peer: Peer, names: Names) -> Any:
+    """How many jobs of each group each fetch claims (which of a group's jobs: see the README)."""
+    q = names("groups")
+    peer.create_queue(q)
+    for n in range(9):
+        group = {"id": f"host-{n % 3}", "tier": "large" if n % 3 == 2 else None}
+        peer.send(q, {"n": n}, group={k: v for k, v in group.items() if v is not None})
+    limits = {"default": 1, "tiers": {"large": 2}}
+
+    def per_host(ids: list[str]) -> dict[str, int]:
+        return dict(sorted(Counter(f"host-{n % 3}" for n in ns(peer, q, ids)).items()))
+
+    rounds = [per_host(first := peer.fetch(q, 10, group_concurrency=limits))]
+    rounds.append(per_host(peer.fetch(q, 10, group_concurrency=limits)))  # every group full
+    peer.complete(q, first)
+    rounds.append(per_host(peer.fetch(q, 10, group_concurrency=limits)))
+    return rounds
 
 
 # --- order and states ---------------------------------------------------------------------------

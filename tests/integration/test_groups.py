@@ -46,6 +46,28 @@ def test_a_group_another_fetcher_is_claiming_is_passed_over(queue: Queue, dsn: s
     assert [job.data["group"] for job in queue.fetch("g", 10, group_concurrency=1)] == ["a"]
 
 
+@pytest.mark.parametrize("policy", ["singleton", "stately", "key_strict_fifo"])
+def test_a_group_limit_on_a_keyed_queue_holds_with_the_policy(
+    queue: Queue, conn: psycopg.Connection[Any], policy: str
+) -> None:
+    """Pods (keys) on hosts (groups): one job per pod at a time, at most two per host."""
+    queue.create_queue("keyed", policy=policy)
+    sent = queue.insert(
+        "keyed",
+        [{"data": {"pod": p}, "singleton_key": f"pod-{p}", "group": {"id": f"host-{p % 2}"}} for p in range(6)]
+        + [{"data": {"pod": 0}, "singleton_key": "pod-0", "group": {"id": "host-0"}}],  # a second job of pod 0
+    )
+    host_0 = 3 + (len(sent) == 7)  # stately admits one created job per key: refuses pod 0's second
+    first = queue.fetch("keyed", 10, group_concurrency=2)
+    assert active_per_group(conn, "keyed") == {"host-0": 2, "host-1": 2}
+    assert len({job.singleton_key for job in first}) == len(first) == 4
+    assert queue.fetch("keyed", 10, group_concurrency=2) == []
+    queue.complete("keyed", first)
+    second = queue.fetch("keyed", 10, group_concurrency=2)
+    assert active_per_group(conn, "keyed") == {"host-0": host_0 - 2, "host-1": 1}  # what was left of each host
+    assert len({job.singleton_key for job in second}) == len(second) == host_0 - 2 + 1
+
+
 def test_tiers_have_their_own_limits(queue: Queue, conn: psycopg.Connection[Any]) -> None:
     queue.create_queue("g")
     queue.insert(
@@ -66,9 +88,6 @@ def test_send_and_fetch_options_are_checked(queue: Queue) -> None:
     for limit in (0, {"tiers": {"a": 1}}, {"default": 1, "tiers": {"a": 0}}, True):
         with pytest.raises(InvalidOptionError, match="group_concurrency"):
             queue.fetch("g", group_concurrency=limit)  # type: ignore[arg-type]
-    queue.create_queue("single", policy="singleton")
-    with pytest.raises(InvalidOptionError, match="not supported on a singleton queue"):
-        queue.fetch("single", group_concurrency=1)
 
 
 def test_a_group_survives_archive_and_retry(queue: Queue, conn: psycopg.Connection[Any]) -> None:
@@ -82,20 +101,28 @@ def test_a_group_survives_archive_and_retry(queue: Queue, conn: psycopg.Connecti
     assert row.fetchone() == ("a", "t", "created")
 
 
-@pytest.mark.parametrize("tiers", [False, True])
+@pytest.mark.parametrize(("tiers", "policy"), [(False, "standard"), (True, "standard"), (True, "key_strict_fifo")])
 def test_eight_fetchers_never_exceed_a_group_limit(
-    queue: Queue, dsn: str, conn: psycopg.Connection[Any], tiers: bool
+    queue: Queue, dsn: str, conn: psycopg.Connection[Any], tiers: bool, policy: str
 ) -> None:
-    """Eight fetchers (batch sizes 1-100) drain 40 groups while a watcher samples the table."""
-    queue.create_queue("g")
+    """Eight fetchers (batch sizes 1-100) drain 40 groups while a watcher samples the table.
+
+    Under key_strict_fifo the jobs also have 120 keys (across groups): one job per key at a time too.
+    """
+    queue.create_queue("g", policy=policy)
     groups = 40
     limit_of = {"default": 2, "tiers": {"wide": 3}} if tiers else 2
     tier_of = {g: ("wide" if tiers and g % 2 else None) for g in range(groups)}
-    jobs = [{"data": {"g": g}, "group": {"id": f"g{g}", "tier": tier_of[g]}} for g in range(groups)] * 25
+    jobs = [
+        {"data": {"g": g}, "group": {"id": f"g{g}", "tier": tier_of[g]}, "singleton_key": f"k{(g + n) % 120}"}
+        for n in range(25)
+        for g in range(groups)
+    ]
     sent = queue.insert("g", jobs)
     completed: list[str] = []
     errors: list[BaseException] = []
     worst: Counter[str] = Counter()
+    worst_key = 0
     lock = threading.Lock()
     barrier = threading.Barrier(9)
     done = threading.Event()
@@ -118,11 +145,17 @@ def test_eight_fetchers_never_exceed_a_group_limit(
             errors.append(exc)
 
     def watch() -> None:
+        nonlocal worst_key
         with psycopg.connect(dsn, autocommit=True) as watcher:
             barrier.wait()
             while not done.is_set():
                 for group, count in active_per_group(watcher, "g").items():
                     worst[group] = max(worst[group], count)
+                per_key = watcher.execute(
+                    "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM jobqueue.job"
+                    " WHERE name = 'g' AND state = 'active' GROUP BY singleton_key) k"
+                ).fetchone()
+                worst_key = max(worst_key, per_key[0] if per_key else 0)
 
     threads = [threading.Thread(target=fetcher, args=(size,)) for size in (1, 5, 10, 50, 100, 3, 20, 7)]
     watcher = threading.Thread(target=watch)
@@ -138,3 +171,5 @@ def test_eight_fetchers_never_exceed_a_group_limit(
         allowed = 3 if tier_of[g] == "wide" else 2
         assert worst[f"g{g}"] <= allowed, (g, worst[f"g{g}"])
     assert max(worst.values()) >= 2  # the limit was reached, not merely respected by luck
+    if policy == "key_strict_fifo":
+        assert worst_key == 1

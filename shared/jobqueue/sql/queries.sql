@@ -369,9 +369,9 @@ WITH candidates AS MATERIALIZED (
 SELECT id FROM candidates;
 
 -- name: claim_grouped
--- Fetch under a group limit, second step, in lock_groups' transaction: of the jobs it chose, as
--- many of each group as its limit leaves room for now (counted with a snapshot taken after the
--- groups' locks), in priority order.
+-- Fetch under a group limit, last step, in the transaction that took the locks: of the jobs
+-- chosen, as many of each group as its limit leaves room for now (counted with a snapshot taken
+-- after the groups' locks), in priority order.
 WITH chosen AS (
     SELECT j.id, j.group_id, j.group_tier,
            row_number() OVER (PARTITION BY j.group_id ORDER BY j.priority DESC, j.created_on, j.id) AS n
@@ -394,8 +394,31 @@ UPDATE {{schema}}.job j SET
     )
 WHERE j.id = ANY(ARRAY(SELECT id FROM allowed))
   AND j.state < 'active'
+  -- On a keyed queue (its keys locked first, by lock_keys or lock_fifo_heads), claim_keyed's checks.
+  AND NOT (
+      (j.policy = 'singleton' AND EXISTS (
+          SELECT 1 FROM {{schema}}.job a
+          WHERE a.name = j.name AND a.state = 'active' AND a.policy = 'singleton'
+            AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')))
+      OR (j.policy = 'stately' AND EXISTS (
+          SELECT 1 FROM {{schema}}.job a
+          WHERE a.name = j.name AND a.state = 'active' AND a.policy = 'stately'
+            AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')))
+      OR (j.policy = 'key_strict_fifo' AND EXISTS (
+          SELECT 1 FROM {{schema}}.job b
+          WHERE b.name = j.name AND b.singleton_key = j.singleton_key AND b.policy = 'key_strict_fifo'
+            AND b.state IN ('active', 'retry', 'failed') AND b.id <> j.id))
+  )
 RETURNING j.id::text, j.name, j.data, j.priority, j.retry_count, j.retry_limit,
           j.started_on, j.expire_at, j.created_on, j.singleton_key, j.origin;
+
+-- name: lock_groups_of
+-- Fetch of a keyed queue under a group limit, second step: of the jobs whose keys lock_keys or
+-- lock_fifo_heads locked, those whose group's lock (as lock_groups takes it) is free too.
+SELECT j.id FROM {{schema}}.job j
+WHERE j.id = ANY(%(ids)s::uuid[])
+  AND (j.group_id IS NULL OR pg_try_advisory_xact_lock(
+      hashtextextended('{{schema}}.group:' || j.name || ':' || j.group_id, 0)));
 
 -- name: claim_keyed
 -- Keyed fetch, second step, in lock_keys' transaction: claim the jobs it chose, checked again
