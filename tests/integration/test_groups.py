@@ -63,9 +63,17 @@ def test_a_group_limit_on_a_keyed_queue_holds_with_the_policy(
     assert len({job.singleton_key for job in first}) == len(first) == 4
     assert queue.fetch("keyed", 10, group_concurrency=2) == []
     queue.complete("keyed", first)
+    # Jobs of one batch insert tie on created_on, so which of host-0's pods ran first varies: what is
+    # left of host-0 may be two jobs of pod 0, of which the policy lets one run.
+    keys_left = conn.execute(
+        "SELECT count(DISTINCT singleton_key) FROM jobqueue.job WHERE name = 'keyed' AND state = 'created'"
+        " AND group_id = 'host-0'"
+    ).fetchone()
+    assert keys_left is not None
     second = queue.fetch("keyed", 10, group_concurrency=2)
-    assert active_per_group(conn, "keyed") == {"host-0": host_0 - 2, "host-1": 1}  # what was left of each host
-    assert len({job.singleton_key for job in second}) == len(second) == host_0 - 2 + 1
+    assert active_per_group(conn, "keyed") == {"host-0": min(2, keys_left[0]), "host-1": 1}
+    assert len({job.singleton_key for job in second}) == len(second) == min(2, keys_left[0]) + 1
+    assert host_0 - 2 >= keys_left[0]
 
 
 def test_tiers_have_their_own_limits(queue: Queue, conn: psycopg.Connection[Any]) -> None:
