@@ -12,6 +12,7 @@ mode; overlapping runs would be harmless, the lease only saves the effort.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -22,6 +23,7 @@ from typing import Any
 from jobqueue import options
 from jobqueue.client import Client
 from jobqueue.database import Database
+from jobqueue.errors import DatabaseUnavailableError
 from jobqueue.models import MaintenanceResult
 from jobqueue.states import JobState
 
@@ -149,10 +151,10 @@ def maintain(db: Database, batch_size: int, now: datetime | None, time_budget: f
             expired_retried=retried, expired_failed=failed, archived=archived, purged=purged, unstarted_failed=unstarted
         )
     finally:
-        conn = db.connection()
-        if not conn.closed and not conn.broken:
+        # The lease is a row: giving it up works on any connection, a reopened one too. Without the
+        # database it runs out by itself, and the error that ended the run is the one to raise.
+        with contextlib.suppress(DatabaseUnavailableError):
             db.execute("end_lease", lease)
-        # else the lease runs out by itself
 
 
 class Maintaining(Client):
