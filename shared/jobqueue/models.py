@@ -43,6 +43,8 @@ class Job:
     completed_on: datetime | None = None
     output: Any = None
     archived: bool = False
+    group_id: str | None = None  # the send option `group`
+    group_tier: str | None = None
 
     @property
     def attempt(self) -> int:

@@ -114,8 +114,9 @@ def send(
             options[key] = value
     if start_after is not None:
         options["start_after"] = float(start_after) if start_after.replace(".", "", 1).isdigit() else start_after
+    payload = json_option(data, "--data")
     with open_queue(ctx) as queue:
-        job_id = queue.send(queue_name, json_option(data, "--data"), **options)
+        job_id = queue.send(queue_name, payload, **platform.load().send_options(queue_name, payload, options))
     if job_id is None:
         fail(f"the policy of queue {queue_name!r} refused the job (one with that key is already queued)")
     click.echo(job_id)
@@ -138,9 +139,19 @@ def insert(ctx: click.Context, queue_name: str, file: Any) -> None:
         fail(f"{getattr(file, 'name', 'input')} is not JSON: {exc.msg} at line {exc.lineno}")
     if not isinstance(jobs, list):
         fail("expected a JSON array of jobs")
+    catalog = platform.load()
     with open_queue(ctx) as queue:
+        jobs = [_with_derived_options(catalog, queue_name, job) for job in jobs]
         ids = queue.insert(queue_name, jobs)
     click.echo(f"inserted {len(ids)} of {len(jobs)} jobs into {queue_name}")
+
+
+def _with_derived_options(catalog: Any, queue_name: str, job: Any) -> Any:
+    """A job of an insert file with what its job type derives from its data (its key, its group)."""
+    if not isinstance(job, dict):
+        return job  # insert() names the problem
+    given = {k: v for k, v in job.items() if k != "data"}
+    return {"data": job.get("data"), **catalog.send_options(queue_name, job.get("data"), given)}
 
 
 @main.command()

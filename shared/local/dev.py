@@ -28,6 +28,7 @@ from rich.table import Table
 from jobqueue import FINISHED, Queue
 from local.embedded_postgres import EmbeddedPostgresError
 from local.stack import LocalStack
+from pods import lifecycle
 from runtime import platform
 
 console = Console()
@@ -56,21 +57,15 @@ def stats_table(queue: Queue, started: float, completed_before: int) -> Table:
 
 
 def demo_round(queue: Queue, stack: LocalStack, serial: int) -> None:
-    """Three pods provisioned, an older one snapshotted, an older one cleaned up, an email; a fault now and then."""
-    pods = [f"pod-{serial + n}" for n in range(3)]
-    queue.insert(
-        "provision-pod",
-        [
-            {
-                "data": {
-                    "podId": pod,
-                    "spec": {"tier": "dev.large" if (serial + n) % 6 == 0 else "dev.small"},
-                    "userId": f"user-{n % 3}",
-                }
-            }
-            for n, pod in enumerate(pods)
-        ],
-    )
+    """Three pods provisioned, an older one snapshotted, an older one cleaned up, an email; a fault now and then.
+
+    Every action on a pod goes to its lifecycle queue, so each pod's actions run in the order sent here.
+    """
+    with queue.db.transaction() as conn:
+        for n in range(3):
+            tier = "dev.large" if (serial + n) % 6 == 0 else "dev.small"
+            pod = f"pod-{serial + n}"
+            lifecycle.request(queue, "provision", pod, conn=conn, spec={"tier": tier}, userId=f"user-{n % 3}")
     if serial >= 6:
         # Snapshot a pod that runs now, one of the newest (the oldest are about to be cleaned up).
         newest = queue.db.connection().execute(
@@ -78,7 +73,7 @@ def demo_round(queue: Queue, stack: LocalStack, serial: int) -> None:
         )
         running = [row[0] for row in newest.fetchall()]
         if running:
-            queue.send("create-snapshot", {"podId": random.choice(running)})
+            lifecycle.request(queue, "snapshot", random.choice(running))
         queue.send(
             "send-email",
             {
@@ -88,7 +83,9 @@ def demo_round(queue: Queue, stack: LocalStack, serial: int) -> None:
             },
         )
     if serial >= 12:
-        queue.insert("cleanup-pod", [{"data": {"podId": f"pod-{serial - 12 + n}"}} for n in range(3)])
+        with queue.db.transaction() as conn:
+            for n in range(3):
+                lifecycle.request(queue, "cleanup", f"pod-{serial - 12 + n}", conn=conn)
     if serial % 12 == 0:
         random.choice(stack.agents).faults.fail_next = 1  # one 500 from a host: retried
     if serial % 15 == 0 and serial:
@@ -127,11 +124,11 @@ def run_once(stack: LocalStack, queue: Queue) -> int:
     """Six pods provisioned (a host fails once: retried), two snapshots, an email, health checks,
     and one job of each scheduled job type."""
     stack.agents[0].faults.fail_next = 1
-    ids = queue.insert(
-        "provision-pod",
-        [{"data": {"podId": f"demo-{n}", "spec": {"tier": "dev.small"}, "userId": "user-1"}} for n in range(6)],
-    )
-    expected: dict[str, str] = dict.fromkeys(ids, "completed")
+    ids = [
+        lifecycle.request(queue, "provision", f"demo-{n}", spec={"tier": "dev.small"}, userId="user-1")
+        for n in range(6)
+    ]
+    expected: dict[str, str] = {job_id: "completed" for job_id in ids if job_id is not None}
     deadline = time.monotonic() + ONCE_TIMEOUT_S
     phase = 0
     while time.monotonic() < deadline:
@@ -139,7 +136,7 @@ def run_once(stack: LocalStack, queue: Queue) -> int:
         states = {job_id: (job.state if (job := queue.get_job(job_id)) else "missing") for job_id in expected}
         if all(state in FINISHED for state in states.values()):
             if phase == 0:
-                more = [queue.send("create-snapshot", {"podId": f"demo-{n}"}) for n in (0, 1)]
+                more = [lifecycle.request(queue, "snapshot", f"demo-{n}") for n in (0, 1)]
                 more.append(
                     queue.send(
                         "send-email",
@@ -205,7 +202,7 @@ def api_answers(stack: LocalStack) -> bool:
         with_token.status_code == 200
         and without.status_code == 401
         and page.status_code == 200
-        and 'data-queue="provision-pod"' in page.text
+        and f'data-queue="{lifecycle.LIFECYCLE}"' in page.text
         and refused.status_code == 401
     )
 

@@ -11,6 +11,7 @@ this writes: run `make template` after changing a declaration.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -59,6 +60,10 @@ _Dumper.add_representer(Sub, lambda dumper, value: dumper.represent_scalar("!Sub
 
 def logical_id(queue: str) -> str:
     return "".join(part.capitalize() for part in queue.replace("/", "-").replace(".", "-").split("-")) + "Worker"
+
+
+def group_concurrency_parameter(queue: str) -> str:
+    return logical_id(queue) + "GroupConcurrency"
 
 
 def function_name(queue: str) -> str:
@@ -150,6 +155,14 @@ def parameters(catalog: Catalog) -> dict[str, Any]:
         found[secret.parameter] = text(secret.description)
     for parameter in catalog.parameters:
         found[parameter.name] = text(parameter.description)
+    for job_type in catalog.job_types:
+        if job_type.group_concurrency is not None:
+            found[group_concurrency_parameter(job_type.name)] = {
+                "Type": "String",
+                "Default": json.dumps(job_type.group_concurrency),
+                "Description": f"Active {job_type.name} jobs per group at most: a number, or "
+                '{"default": n, "tiers": {"<tier>": n}} (JSON)',
+            }
     found |= {
         "SubnetIds": {
             "Type": "List<AWS::EC2::Subnet::Id>",
@@ -239,6 +252,8 @@ def worker(job_type: JobType) -> dict[str, Any]:
         "MAX_JOBS": Ref("WorkerMaxJobs"),
         "MAX_CONCURRENCY": Ref("WorkerReservedConcurrency"),
     }
+    if job_type.group_concurrency is not None:
+        variables["GROUP_CONCURRENCY"] = Ref(group_concurrency_parameter(job_type.name))
     variables |= {secret.arn_env: Ref(secret.parameter) for secret in job_type.secrets}
     variables |= {name: Sub(value) if "${" in value else value for name, value in job_type.environment.items()}
     policies: list[dict[str, Any]] = [

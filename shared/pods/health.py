@@ -1,10 +1,10 @@
 """health-check and health-check-all.
 
-A healthy pod gets its last_health_check; an unhealthy one gets one
-restart-pod job (sent with the pod id as singleton key to a "short" queue, so a
-flapping pod cannot queue a storm of restarts); an unreachable one is marked
-unhealthy. health-check-all fans out one health-check per running pod in one
-batch insert.
+A healthy pod gets its last_health_check; an unhealthy one is marked
+"restarting" and gets one restart in its lifecycle queue, in the same
+transaction (a pod already restarting gets none, so a flapping pod cannot queue
+a storm of restarts); an unreachable one is marked unhealthy. health-check-all
+fans out one health-check per running pod in one batch insert.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from jobqueue import Job
+from pods import lifecycle
 from pods.clients.host_agent import HostAgentError
 from pods.context import Platform
-from pods.lifecycle import _pod
 from pods.payloads import optional
+from pods.records import pod
 from pods.schema import QUERIES
 
 TEAM_SIZE = 5  # pods checked at once by one health-check job
@@ -26,10 +27,10 @@ HEALTH_TIMEOUT_S = 5.0  # a pod that has not answered by then is unhealthy
 def check_pod(platform: Platform, pod_id: str) -> str:
     """Check one pod; returns "healthy", "unhealthy" (restart queued) or "unreachable"."""
     with platform.connection() as conn:
-        pod = _pod(conn, pod_id)
-        if pod["host_id"] is None or pod["status"] not in ("running", "unhealthy"):
+        row = pod(conn, pod_id)
+        if row["host_id"] is None or row["status"] not in ("running", "unhealthy", "restarting"):
             return "skipped"
-        agent = platform.agent(pod["host_address"], pod["host_port"])
+        agent = platform.agent(row["host_address"], row["host_port"])
         try:
             healthy = agent.health(pod_id, timeout=HEALTH_TIMEOUT_S)
         except HostAgentError:
@@ -39,8 +40,8 @@ def check_pod(platform: Platform, pod_id: str) -> str:
             conn.execute(QUERIES["health_ok"], {"id": pod_id})
             return "healthy"
         with conn.transaction():
-            conn.execute(QUERIES["health_seen"], {"id": pod_id})
-            platform.queue(conn).send("restart-pod", {"podId": pod_id}, singleton_key=pod_id)
+            if conn.execute(QUERIES["health_seen"], {"id": pod_id}).fetchone() is not None:
+                lifecycle.request(platform.queue(conn), "restart", pod_id, reason=lifecycle.UNHEALTHY)
         return "unhealthy"
 
 

@@ -17,12 +17,15 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from jobqueue import Job, Policy
-from pods import cleanup, email, health, lifecycle, snapshots, usage
+from pods import cleanup, email, health, lifecycle, usage
 from pods.context import Platform, platform
 from runtime.jobtypes import Catalog, Handler, JobType, Parameter, Permission, Schedule, Secret
 
 DEAD_LETTERS: Final = "dead-letters"
 DAY: Final = 86_400
+# Provisions of one tier running at once (a host agent creates pods one by one); a
+# deployment sets its own through the template parameter PodLifecycleWorkerGroupConcurrency.
+PROVISIONS_PER_TIER: Final = {"default": 4}
 
 HOST_API_KEY = Secret(
     parameter="HostApiKeySecretArn",
@@ -73,24 +76,17 @@ CATALOG: Final = Catalog(
         Parameter("EmailDomain", "SES identity (domain) the platform's email is sent from"),
     ),
     job_types=(
-        on_host("provision-pod", lifecycle.provision, "Places a pod on a host of its tier and starts it"),
-        on_host("start-pod", lifecycle.start, "Starts a stopped pod"),
-        on_host("stop-pod", lifecycle.stop, "Stops a running pod"),
-        # Senders pass the pod id as singleton_key: a flapping pod queues at most one restart.
-        on_host("restart-pod", lifecycle.restart, "Restarts a pod", policy=Policy.SHORT),
-        on_host("cleanup-pod", lifecycle.cleanup, "Removes a pod from its host and frees its slot"),
+        # One queue for every action on a pod, in order per pod (see pods.lifecycle).
         on_host(
-            "create-snapshot",
-            snapshots.create,
-            "Archives a pod on its host and stores the archive in S3",
-            permissions=(Permission(("s3:PutObject",), SNAPSHOTS),),
-            environment=BUCKET_ENV,
-        ),
-        on_host(
-            "restore-snapshot",
-            snapshots.restore,
-            "Restores a pod from a snapshot in S3",
-            permissions=(Permission(("s3:GetObject",), SNAPSHOTS),),
+            lifecycle.LIFECYCLE,
+            lifecycle.run,
+            "A pod's actions (provision, start, stop, restart, snapshot, restore, cleanup), one at a time "
+            "per pod, in the order sent; provisions capped per host tier",
+            policy=Policy.KEY_STRICT_FIFO,
+            send_options=lifecycle.send_options,
+            # Provisions at once per tier (their group); other actions carry no group.
+            group_concurrency=PROVISIONS_PER_TIER,
+            permissions=(Permission(("s3:PutObject", "s3:GetObject"), SNAPSHOTS),),
             environment=BUCKET_ENV,
         ),
         on_host(
@@ -99,7 +95,7 @@ CATALOG: Final = Catalog(
             "Checks a pod's health; an unhealthy pod gets one restart",
             settings={"expire_in": 300},
             team_size=5,
-            sends_to=("restart-pod",),
+            sends_to=(lifecycle.LIFECYCLE,),
         ),
         # Scheduled work under "short": a tick that finds the previous run still waiting adds nothing.
         JobType(

@@ -1,55 +1,78 @@
-"""provision-pod, start-pod, stop-pod, restart-pod, cleanup-pod.
+"""A pod's lifecycle: provision, start, stop, restart, snapshot, restore, cleanup.
 
-Each is safe to run twice: the host agent's create is idempotent by pod id, a
-pod keeps the host it was placed on across retries, and every step checks the
-pod's current state first.
+Every action on one pod is a job of one queue, "pod-lifecycle", under the
+key_strict_fifo policy with the pod's id as key: a pod's actions run one at a
+time and in the order they were sent, whatever their kind, and a retry keeps
+its place: a start waiting to be retried, or failed for good, holds back the
+stop sent after it until it succeeds or an operator retries or deletes it (the
+pod is then among the queue's blocked keys). Provisions also carry their tier
+as group, so that the worker's group limit caps how many run at once per tier.
+
+`send_options` derives a job's key and group from its data; the runtime's
+senders (API, CLI) apply it through the job type's declaration, and the
+platform's own code sends through `request`.
+
+Each action is safe to run twice: the host agent's create is idempotent by pod
+id, a pod keeps the host it was placed on across retries, and every step
+checks the pod's current state first.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
-from psycopg.rows import dict_row
+from psycopg import Connection
 
-from jobqueue import Job, JobError
+from jobqueue import Job, JobError, PayloadError, Queue
+from pods import snapshots
 from pods.context import Platform
 from pods.payloads import optional, require
+from pods.records import placed, pod
 from pods.schema import QUERIES
 
-
-def _pod(conn: Any, pod_id: str) -> dict[str, Any]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(QUERIES["get_pod"], {"id": pod_id}).fetchone()
-    if row is None:
-        raise JobError(f"pod {pod_id} does not exist", should_retry=False)
-    return dict(row)
+LIFECYCLE: Final = "pod-lifecycle"
 
 
 class NoCapacity(Exception):
     """No host of the tier has a free slot now; a retry may find one."""
 
 
-def provision(platform: Platform, job: Job) -> dict[str, Any]:
-    pod_id = require(job.data, "podId")
-    spec = optional(job.data, "spec", dict) or optional(job.data, "config", dict) or {}
-    owner = optional(job.data, "userId") or "unknown"
-    tier = spec.get("tier")
+def _spec(data: Any) -> dict[str, Any]:
+    return optional(data, "spec", dict) or optional(data, "config", dict) or {}
+
+
+def _tier(data: Any) -> str:
+    tier = _spec(data).get("tier")
     if not isinstance(tier, str) or not tier:
         raise JobError("payload spec.tier is required", should_retry=False)
+    return tier
+
+
+def provision(platform: Platform, job: Job) -> dict[str, Any]:
+    pod_id = require(job.data, "podId")
+    spec = _spec(job.data)
+    owner = optional(job.data, "userId") or "unknown"
+    tier = _tier(job.data)
     with platform.connection() as conn:
         if not conn.execute(QUERIES["tier_exists"], {"tier": tier}).fetchone()[0]:  # type: ignore[index]
             raise JobError(f"unknown tier {tier!r}: no host serves it", should_retry=False)
         conn.execute(QUERIES["insert_pod"], {"id": pod_id, "owner_id": owner, "spec": _jsonb(spec), "tier": tier})
-        pod = _pod(conn, pod_id)
-        if pod["status"] == "running" and pod["internal_ip"]:
-            return {"internalIp": pod["internal_ip"], "host": pod["host_id"], "already": True}
+        row = pod(conn, pod_id)
+        if row["status"] == "running" and row["internal_ip"]:
+            return {"internalIp": row["internal_ip"], "host": row["host_id"], "already": True}
+        if row["status"] == "terminated" and job.created_on is not None and job.created_on < row["updated_on"]:
+            # Terminated after this provision was sent (an operator's cleanup, a restart of the
+            # hosts): bringing it back would hold a slot for a pod nobody wants. A provision
+            # sent after the termination asks for the pod again, and gets it.
+            return {"status": "terminated", "skipped": True}
         try:
-            if pod["host_id"] is None:
+            if row["host_id"] is None:
                 host_id, address, port = _claim_host(conn, tier, pod_id)
             else:
                 # A retry after a partial success: stay on the host that may already run the pod.
                 conn.execute(QUERIES["set_status"], {"id": pod_id, "status": "provisioning", "error": None})
-                host_id, address, port = pod["host_id"], pod["host_address"], pod["host_port"]
+                host_id, address, port = row["host_id"], row["host_address"], row["host_port"]
             agent = platform.agent(address, port)
             internal_ip = agent.create_pod(pod_id, spec)
             agent.set_route(pod_id, internal_ip)  # the pod's route on the host's proxy, through the agent
@@ -65,30 +88,23 @@ CLAIM_ATTEMPTS = 10
 
 def _claim_host(conn: Any, tier: str, pod_id: str) -> tuple[str, str, int]:
     for _ in range(CLAIM_ATTEMPTS):
-        placed = conn.execute(QUERIES["claim_host"], {"tier": tier, "pod_id": pod_id}).fetchone()
-        if placed is not None:
-            return placed  # type: ignore[no-any-return]
-        pod = _pod(conn, pod_id)
-        if pod["host_id"] is not None:  # a concurrent provision of this pod placed it
-            return pod["host_id"], pod["host_address"], pod["host_port"]
+        claimed = conn.execute(QUERIES["claim_host"], {"tier": tier, "pod_id": pod_id}).fetchone()
+        if claimed is not None:
+            return claimed  # type: ignore[no-any-return]
+        row = pod(conn, pod_id)
+        if row["host_id"] is not None:  # a concurrent provision of this pod placed it
+            return row["host_id"], row["host_address"], row["host_port"]
         if not conn.execute(QUERIES["tier_has_room"], {"tier": tier}).fetchone()[0]:
             break
         # Another provision took the chosen host's last slot meanwhile: choose again.
     raise NoCapacity(f"no host of tier {tier} has a free slot")
 
 
-def _placed(conn: Any, platform: Platform, pod_id: str) -> tuple[dict[str, Any], Any]:
-    pod = _pod(conn, pod_id)
-    if pod["host_id"] is None:
-        raise JobError(f"pod {pod_id} is not placed on a host (status {pod['status']})", should_retry=False)
-    return pod, platform.agent(pod["host_address"], pod["host_port"])
-
-
 def start(platform: Platform, job: Job) -> dict[str, Any]:
     pod_id = require(job.data, "podId")
     with platform.connection() as conn:
-        pod, agent = _placed(conn, platform, pod_id)
-        if pod["status"] == "terminated":
+        row, agent = placed(conn, platform, pod_id)
+        if row["status"] == "terminated":
             raise JobError(f"pod {pod_id} is terminated", should_retry=False)
         agent.start_pod(pod_id)
         conn.execute(QUERIES["set_status"], {"id": pod_id, "status": "running", "error": None})
@@ -98,18 +114,27 @@ def start(platform: Platform, job: Job) -> dict[str, Any]:
 def stop(platform: Platform, job: Job) -> dict[str, Any]:
     pod_id = require(job.data, "podId")
     with platform.connection() as conn:
-        pod, agent = _placed(conn, platform, pod_id)
-        if pod["status"] == "stopped":
+        row, agent = placed(conn, platform, pod_id)
+        if row["status"] == "stopped":
             return {"status": "stopped", "already": True}
         agent.stop_pod(pod_id)
         conn.execute(QUERIES["set_status"], {"id": pod_id, "status": "stopped", "error": None})
     return {"status": "stopped"}
 
 
+UNHEALTHY: Final = "unhealthy"  # the reason a health check gives for the restarts it requests
+
+
 def restart(platform: Platform, job: Job) -> dict[str, Any]:
     pod_id = require(job.data, "podId")
     with platform.connection() as conn:
-        _, agent = _placed(conn, platform, pod_id)
+        row, agent = placed(conn, platform, pod_id)
+        if row["status"] == "terminated" or (
+            optional(job.data, "reason") == UNHEALTHY and row["status"] != "restarting"
+        ):
+            # A health check's restart is moot once the pod was stopped, cleaned up or
+            # restarted by an earlier action of its own queue.
+            return {"status": row["status"], "skipped": True}
         agent.stop_pod(pod_id)
         agent.start_pod(pod_id)
         conn.execute(QUERIES["set_status"], {"id": pod_id, "status": "running", "error": None})
@@ -119,14 +144,71 @@ def restart(platform: Platform, job: Job) -> dict[str, Any]:
 def cleanup(platform: Platform, job: Job) -> dict[str, Any]:
     pod_id = require(job.data, "podId")
     with platform.connection() as conn:
-        pod = _pod(conn, pod_id)
-        if pod["host_id"] is not None:
-            agent = platform.agent(pod["host_address"], pod["host_port"])
+        row = pod(conn, pod_id)
+        if row["host_id"] is not None:
+            agent = platform.agent(row["host_address"], row["host_port"])
             agent.delete_pod(pod_id)
             agent.remove_route(pod_id)
             conn.execute(QUERIES["release_host"], {"pod_id": pod_id})
         conn.execute(QUERIES["set_status"], {"id": pod_id, "status": "terminated", "error": None})
     return {"status": "terminated"}
+
+
+Action = Callable[[Platform, Job], dict[str, Any]]
+ACTIONS: Final[dict[str, Action]] = {
+    "provision": provision,
+    "start": start,
+    "stop": stop,
+    "restart": restart,
+    "snapshot": snapshots.create,
+    "restore": snapshots.restore,
+    "cleanup": cleanup,
+}
+
+
+def run(platform: Platform, job: Job) -> dict[str, Any]:
+    """The pod-lifecycle handler: the job's data names its action."""
+    action = require(job.data, "action")
+    if action not in ACTIONS:
+        raise JobError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}", should_retry=False)
+    return ACTIONS[action](platform, job)
+
+
+def send_options(data: Any) -> dict[str, Any]:
+    """The options every pod-lifecycle job carries, from its data: the pod as key, a provision's tier as group.
+
+    Raises PayloadError for data no action could run, so that a sender hears of it
+    at once instead of a job that would block its pod's queue.
+    """
+    try:
+        pod_id = require(data, "podId")
+        action = require(data, "action")
+        if action not in ACTIONS:
+            raise JobError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
+        options: dict[str, Any] = {"singleton_key": pod_id}
+        if action == "provision":
+            tier = _tier(data)
+            options["group"] = {"id": tier, "tier": tier}
+    except JobError as exc:
+        raise PayloadError(f"{LIFECYCLE}: {exc}") from None
+    return options
+
+
+def request(
+    queue: Queue,
+    action: str,
+    pod_id: str,
+    *,
+    conn: Connection[Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> str | None:
+    """Send one action for one pod to the lifecycle queue, with `fields` in its data.
+
+    `conn`: in the caller's transaction; `options`: send options beside the derived ones.
+    """
+    data = {"action": action, "podId": pod_id, **fields}
+    return queue.send(LIFECYCLE, data, conn=conn, **{**(options or {}), **send_options(data)})
 
 
 def _jsonb(value: Any) -> Any:

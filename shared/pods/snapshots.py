@@ -1,4 +1,4 @@
-"""create-snapshot and restore-snapshot: archives made by the host agent, kept in S3.
+"""A pod's snapshot and restore actions (pods.lifecycle): archives made by the host agent, kept in S3.
 
 The snapshot id is the job's id, so a retried job writes the same object and
 the same row again instead of a second snapshot.
@@ -11,8 +11,8 @@ from typing import Any
 
 from jobqueue import Job, JobError
 from pods.context import Platform
-from pods.lifecycle import _placed
 from pods.payloads import require
+from pods.records import placed
 from pods.schema import QUERIES
 
 
@@ -37,7 +37,7 @@ def create(platform: Platform, job: Job) -> dict[str, Any]:
     pod_id = require(job.data, "podId")
     snapshot_id = job.id
     with platform.connection() as conn:
-        _, agent = _placed(conn, platform, pod_id)
+        _, agent = placed(conn, platform, pod_id)
         archive = agent.snapshot(pod_id)
         key = key_for(pod_id, snapshot_id)
         s3().put_object(Bucket=bucket(), Key=key, Body=archive)
@@ -58,7 +58,7 @@ def restore(platform: Platform, job: Job) -> dict[str, Any]:
         if row is None:
             raise JobError(f"snapshot {snapshot_id} does not exist", should_retry=False)
         storage_url = row[0]
-        _, agent = _placed(conn, platform, pod_id)
+        _, agent = placed(conn, platform, pod_id)
         target_bucket, _, key = storage_url.removeprefix("s3://").partition("/")
         try:
             archive = s3().get_object(Bucket=target_bucket, Key=key)["Body"].read()

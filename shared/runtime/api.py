@@ -20,7 +20,7 @@ from aws_lambda_powertools.event_handler.exceptions import BadRequestError
 from jobqueue import Job, Queue
 from jobqueue.options import integer, job_id, queue_name
 from jobqueue.settings import SEND_OPTIONS
-from runtime import bootstrap, job_actions, scale
+from runtime import bootstrap, job_actions, platform, scale
 from runtime.settings import worker_functions
 
 PREFIX = "/api/jobs"
@@ -124,6 +124,7 @@ def enqueue() -> Response[str]:
     if unknown_options:
         raise BadRequestError(f"unknown option(s) {', '.join(sorted(unknown_options))}")
     name = queue_name(body["queue"])
+    options = platform.load().send_options(name, body.get("data"), options)
     new_id = queue().send(name, body.get("data"), **options)
     if new_id is None:
         return json_response(

@@ -90,8 +90,13 @@ class JobType:
     # Job types this one's handler sends jobs to (inside its own transaction).
     sends_to: tuple[str, ...] = ()
     # The worker's cap on each group's active jobs (the send option `group`): a number, or
-    # {"default": n, "tiers": {tier: n}}; None: no cap.
+    # {"default": n, "tiers": {tier: n}}; None: no cap. Deployments may override it
+    # (template parameter <Worker>GroupConcurrency, environment GROUP_CONCURRENCY).
     group_concurrency: GroupConcurrency | None = None
+    # Send options every job of this type carries, derived from its data (e.g. its key
+    # and group); the runtime's senders (API, CLI) apply it. It raises PayloadError for
+    # data that no handler of the type could run.
+    send_options: Callable[[Any], Mapping[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         queue_name(self.name, "job type")
@@ -177,6 +182,24 @@ class Catalog:
             for secret in job_type.secrets:
                 seen.setdefault(secret.parameter, secret)
         return tuple(seen.values())
+
+    def send_options(self, name: str, data: Any, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The options of a send to `name`: the caller's, with what the job type derives from the data.
+
+        A caller's option that contradicts a derived one is refused rather than
+        overridden (a job under another key than its data says would run out of order).
+        """
+        options = dict(given)
+        declared = next((t for t in self.job_types if t.name == name), None)
+        if declared is None or declared.send_options is None:
+            return options
+        for option, value in declared.send_options(data).items():
+            if option in options and options[option] != value:
+                raise InvalidOptionError(
+                    f"{name}: {option} is set from the job's data ({value!r}); got {options[option]!r}"
+                )
+            options[option] = value
+        return options
 
     def with_handler(self, name: str, handler: Handler) -> Catalog:
         """The same catalog with one job type's handler replaced (tests, local experiments)."""

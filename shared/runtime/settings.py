@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jobqueue import ConfigurationError
-from jobqueue.options import queue_name
+from jobqueue import ConfigurationError, InvalidOptionError
+from jobqueue.options import group_limits, queue_name
+from jobqueue.settings import GroupConcurrency
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -63,6 +64,8 @@ class WorkerSettings:
     safety_margin_ms: int  # stop fetching when less than this is left of the invocation
     expiry_margin_s: int  # a claimed job expires this long after the invocation's own end
     max_concurrency: int  # invocations of this worker at once (scale-out bound)
+    # The deployment's group limits (GROUP_CONCURRENCY, JSON); None: the job type's declared ones.
+    group_concurrency: GroupConcurrency | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> WorkerSettings:
@@ -77,7 +80,22 @@ class WorkerSettings:
             safety_margin_ms=_int(env, "SAFETY_MARGIN_MS", 10_000, 0, 600_000),
             expiry_margin_s=_int(env, "EXPIRY_MARGIN_S", 60, 0, 3600),
             max_concurrency=_int(env, "MAX_CONCURRENCY", 4, 1, 1000),
+            group_concurrency=_group_concurrency(env),
         )
+
+
+def _group_concurrency(env: Mapping[str, str]) -> GroupConcurrency | None:
+    raw = env.get("GROUP_CONCURRENCY", "").strip()
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+        group_limits(value)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"GROUP_CONCURRENCY is not JSON: {exc}") from None
+    except InvalidOptionError as exc:
+        raise ConfigurationError(f"GROUP_CONCURRENCY: {exc}") from None
+    return value  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)

@@ -387,7 +387,7 @@ def invocation(settings: WorkerSettings, event: dict[str, Any], context: Any) ->
             settings,
             handler_for(settings.queue),
             context.get_remaining_time_in_millis,
-            group_limits_for(settings.queue),
+            group_limits_for(settings),
         )
     except DatabaseUnavailableError as exc:
         # Claimed jobs stay claimed until shortly after this invocation's end, then expire and are retried.
@@ -403,10 +403,12 @@ def invocation(settings: WorkerSettings, event: dict[str, Any], context: Any) ->
     return response
 
 
-def group_limits_for(name: str) -> GroupConcurrency | None:
-    """The job type's declared group limits (JobType.group_concurrency), if the platform declares it."""
+def group_limits_for(settings: WorkerSettings) -> GroupConcurrency | None:
+    """The deployment's group limits, else the job type's declared ones (JobType.group_concurrency)."""
+    if settings.group_concurrency is not None:
+        return settings.group_concurrency
     try:
-        return platform.load().job_type(name).group_concurrency
+        return platform.load().job_type(settings.queue).group_concurrency
     except LookupError:
         return None
 

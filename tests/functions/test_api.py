@@ -17,7 +17,7 @@ from tests.functions.conftest import API_TOKEN, FakeContext, RecordingLambda, ev
 
 @pytest.fixture
 def api(load_function: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, Any]]:
-    monkeypatch.setenv("WORKER_FUNCTIONS", json.dumps({"provision-pod": "jobs-provision-pod"}))
+    monkeypatch.setenv("WORKER_FUNCTIONS", json.dumps({"pod-lifecycle": "jobs-pod-lifecycle"}))
     module = load_function("api")
 
     def call(
@@ -67,7 +67,7 @@ def test_health_and_stats(api: Callable[..., dict[str, Any]], dsn: str) -> None:
     assert stats["statusCode"] == 200
     queues = {row["name"]: row for row in stats["json"]["queues"]}
     assert queues["send-email"]["queued"] == 3
-    assert set(queues) >= {"provision-pod", "health-check-all", "dead-letters"}
+    assert set(queues) >= {"pod-lifecycle", "health-check-all", "dead-letters"}
 
 
 def test_health_turns_unhealthy_past_the_threshold(
@@ -91,9 +91,9 @@ def test_enqueue_kicks_the_worker_then_get_cancel_and_retry(
     job_id = created["json"]["id"]
     assert lambda_service.calls == [
         {
-            "FunctionName": "jobs-provision-pod",
+            "FunctionName": "jobs-pod-lifecycle",
             "InvocationType": "Event",
-            "Payload": {"source": "kick", "queue": "provision-pod"},
+            "Payload": {"source": "kick", "queue": "pod-lifecycle"},
         }
     ]
     shown = api("api-get-job.json", path=f"/api/jobs/{job_id}")
@@ -114,6 +114,30 @@ def test_enqueue_kicks_the_worker_then_get_cancel_and_retry(
     assert [j["id"] for j in listed["json"]["jobs"]] == [failed_id]
     retried = api("api-retry.json", path=f"/api/jobs/{failed_id}/retry")
     assert retried["statusCode"] == 200 and retried["json"]["state"] == "created"
+
+
+def test_enqueue_adds_the_options_the_job_type_derives_from_its_data(
+    api: Callable[..., dict[str, Any]], dsn: str
+) -> None:
+    """A pod's actions are keyed by the pod and a provision grouped by its tier, whoever sends them."""
+    provision = {"action": "provision", "podId": "p-1", "spec": {"tier": "dev.small"}}
+    created = api("api-enqueue.json", body={"queue": "pod-lifecycle", "data": provision})
+    assert created["statusCode"] == 201, created
+    stop = api("api-enqueue.json", body={"queue": "pod-lifecycle", "data": {"action": "stop", "podId": "p-1"}})
+    with Queue(dsn) as q:
+        first, second = q.get_job(created["json"]["id"]), q.get_job(stop["json"]["id"])
+        assert first is not None and second is not None
+        assert (first.singleton_key, first.group_id, first.group_tier) == ("p-1", "dev.small", "dev.small")
+        assert (second.singleton_key, second.group_id) == ("p-1", None)
+    no_pod = api("api-enqueue.json", body={"queue": "pod-lifecycle", "data": {"action": "stop"}})
+    assert no_pod["statusCode"] == 400 and "payload is missing 'podId'" in no_pod["json"]["error"]
+    unknown = api("api-enqueue.json", body={"queue": "pod-lifecycle", "data": {"action": "reboot", "podId": "p"}})
+    assert unknown["statusCode"] == 400 and "unknown action 'reboot'" in unknown["json"]["error"]
+    other_key = api(
+        "api-enqueue.json",
+        body={"queue": "pod-lifecycle", "data": {"action": "stop", "podId": "p-1"}, "options": {"singleton_key": "x"}},
+    )
+    assert other_key["statusCode"] == 400 and "singleton_key is set from the job's data" in other_key["json"]["error"]
 
 
 def test_enqueue_refused_by_policy_is_a_conflict(api: Callable[..., dict[str, Any]]) -> None:
@@ -201,4 +225,4 @@ def test_refused_requests_change_nothing(api: Callable[..., dict[str, Any]], dsn
     assert api("api-enqueue.json", token="guess")["statusCode"] == 403
     assert api("api-enqueue.json", token=None)["statusCode"] == 401
     with Queue(dsn) as q:
-        assert q.queue_size("provision-pod") == 0
+        assert q.queue_size("pod-lifecycle") == 0

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from jobqueue import Job, JobError, Queue
+from jobqueue import ConfigurationError, Job, JobError, Queue
 from runtime import handlers
 from runtime.observability import logger
 from tests.functions.conftest import FakeContext, RecordingLambda, event
@@ -109,6 +109,45 @@ def test_the_declared_group_limit_holds_within_an_invocation(
     # soon as its own finished jobs are written.
     assert (result["completed"], result["stopped"]) == (12, "empty")
     assert peak == {"t0": 1, "t1": 1, "t2": 1}
+
+
+def test_the_deployments_group_limit_overrides_the_declared_one(
+    worker: ModuleType, load_function: Callable[[str], ModuleType], dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GROUP_CONCURRENCY (the template parameter <Worker>GroupConcurrency) wins over the declaration."""
+    monkeypatch.setenv("JOBS_PLATFORM", "tests.functions.sample_platform:GROUPED")
+    monkeypatch.setenv("GROUP_CONCURRENCY", '{"default": 1, "tiers": {"wide": 3}}')
+    worker = load_function("worker")  # a cold start reads it
+    running: dict[str, int] = {}
+    peak: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def send_email(job: Job) -> None:
+        group = job.data["tenant"]
+        with lock:
+            running[group] = running.get(group, 0) + 1
+            peak[group] = max(peak.get(group, 0), running[group])
+        time.sleep(0.02)
+        with lock:
+            running[group] -= 1
+
+    handlers.set_handler("send-email", send_email)
+    with Queue(dsn) as q:
+        worker.handler(event("schedule.json"), FakeContext())
+        q.insert("send-email", [{"data": {"tenant": "w"}, "group": {"id": "w", "tier": "wide"}} for _ in range(9)])
+    assert worker.handler(event("schedule.json"), FakeContext())["completed"] == 9
+    assert peak == {"w": 3}  # the tier's 3, not the declared 1
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("{default: 1}", "GROUP_CONCURRENCY is not JSON"), ('{"tiers": {}}', "GROUP_CONCURRENCY: group_concurrency")],
+)
+def test_a_bad_group_limit_stops_the_cold_start(monkeypatch: pytest.MonkeyPatch, value: str, message: str) -> None:
+    from runtime.settings import WorkerSettings
+
+    with pytest.raises(ConfigurationError, match=message):
+        WorkerSettings.from_env({"QUEUE_NAME": "send-email", "GROUP_CONCURRENCY": value})
 
 
 def test_stops_at_the_job_cap_and_scales_out(

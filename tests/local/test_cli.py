@@ -42,6 +42,22 @@ def test_insert_from_a_file_and_stdin(jobs: CliRunner, tmp_path: Path) -> None:
     assert "inserted 3 of 3" in run(jobs, "insert", "send-email", "-", input=lines).output
 
 
+def test_send_and_insert_add_the_options_the_job_type_derives(jobs: CliRunner, dsn: str, tmp_path: Path) -> None:
+    run(jobs, "migrate")
+    sent = run(jobs, "send", "pod-lifecycle", "--data", '{"action": "stop", "podId": "p-1"}')
+    assert sent.exit_code == 0, sent.output
+    batch = tmp_path / "pods.json"
+    batch.write_text(json.dumps([{"data": {"action": "provision", "podId": "p-2", "spec": {"tier": "t"}}}]))
+    assert "inserted 1 of 1" in run(jobs, "insert", "pod-lifecycle", str(batch)).output
+    with Queue(dsn) as q:
+        stop = q.get_job(sent.output.strip())
+        [provision] = q.find_jobs("pod-lifecycle", key="p-2")
+    assert stop is not None and stop.singleton_key == "p-1"
+    assert (provision.group_id, provision.group_tier) == ("t", "t")
+    refused = run(jobs, "send", "pod-lifecycle", "--data", '{"action": "stop"}')
+    assert refused.exit_code == 1 and refused.output.strip() == "error: pod-lifecycle: payload is missing 'podId'"
+
+
 def test_failed_retry_and_cancel(jobs: CliRunner, dsn: str) -> None:
     run(jobs, "migrate")
     with Queue(dsn) as q:

@@ -27,14 +27,18 @@ def test_healthy_pods_get_their_check_time(platform: Platform, conn: psycopg.Con
 
 
 def test_unhealthy_pod_queues_one_restart_however_often_checked(
-    platform: Platform, agents: list[FakeHostAgent], queue: Queue
+    platform: Platform, agents: list[FakeHostAgent], queue: Queue, conn: psycopg.Connection[Any]
 ) -> None:
     [pod_id] = running_pods(platform, 1)
     agents[0].faults.unhealthy.add(pod_id)
     for _ in range(3):  # a flapping pod, checked again and again
         assert health.health_check(platform, job("health-check", {"podId": pod_id})) == {pod_id: "unhealthy"}
-    restarts = queue.find_jobs("restart-pod")
-    assert len(restarts) == 1 and restarts[0].data == {"podId": pod_id}
+    restarts = queue.find_jobs(lifecycle.LIFECYCLE)
+    assert len(restarts) == 1
+    assert restarts[0].data == {"action": "restart", "podId": pod_id, "reason": "unhealthy"}
+    assert restarts[0].singleton_key == pod_id  # in the pod's own order
+    assert pod_row(conn, pod_id)["status"] == "restarting"
+    assert health.health_check_all(platform, job("health-check-all", {})) == {"checks_queued": 0}
 
 
 def test_unreachable_pod_is_marked_unhealthy_and_recovers(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jobqueue import ConfigurationError, Policy, Queue
+from pods import lifecycle
 from pods.jobs import CATALOG, DEAD_LETTERS
 from runtime import platform
 from runtime.jobtypes import Catalog, JobType, Permission, Schedule
@@ -21,36 +22,41 @@ def test_snapshots_alone_touch_s3_and_email_alone_ses() -> None:
     def services(name: str) -> set[str]:
         return {a.split(":")[0] for p in CATALOG.job_type(name).permissions for a in p.actions}
 
-    assert {n for n in CATALOG.names if "s3" in services(n)} == {"create-snapshot", "restore-snapshot", "cleanup-old"}
+    assert {n for n in CATALOG.names if "s3" in services(n)} == {"pod-lifecycle", "cleanup-old"}
+    [storage] = CATALOG.job_type("pod-lifecycle").permissions
+    assert set(storage.actions) == {"s3:PutObject", "s3:GetObject"}  # snapshot and restore; no delete
     assert {n for n in CATALOG.names if "ses" in services(n)} == {"send-email"}
 
 
 def test_only_handlers_that_talk_to_hosts_read_their_key() -> None:
     readers = {t.name for t in CATALOG.job_types if any(s.arn_env == "HOST_API_KEY_SECRET_ARN" for s in t.secrets)}
-    assert readers == {
-        "provision-pod",
-        "start-pod",
-        "stop-pod",
-        "restart-pod",
-        "cleanup-pod",
-        "create-snapshot",
-        "restore-snapshot",
-        "health-check",
-    }
+    assert readers == {"pod-lifecycle", "health-check"}
+
+
+def test_every_seed_lifecycle_job_is_an_action_of_the_ordered_lifecycle_queue() -> None:
+    assert set(lifecycle.ACTIONS) == {"provision", "start", "stop", "restart", "cleanup", "snapshot", "restore"}
+    declared = CATALOG.job_type(lifecycle.LIFECYCLE)
+    assert declared.policy is Policy.KEY_STRICT_FIFO
+    assert declared.group_concurrency == {"default": 4}
 
 
 def test_seed_schedules_and_policies() -> None:
     assert {t.name: t.schedules[0].cron for t in CATALOG.job_types if t.schedules} == SEED_SCHEDULES
-    assert CATALOG.job_type("restart-pod").policy is Policy.SHORT
+    assert CATALOG.job_type("health-check-all").policy is Policy.SHORT
 
 
 def test_register_creates_queues_with_the_declared_settings(queue: Queue) -> None:
     platform.register(queue, CATALOG)
     platform.register(queue, CATALOG)  # idempotent
-    provision = queue.get_queue("provision-pod")
-    assert provision is not None
-    assert (provision.retry_limit, provision.retry_delay, provision.retry_backoff) == (3, 60, True)
-    assert provision.dead_letter == DEAD_LETTERS
+    pods = queue.get_queue("pod-lifecycle")
+    assert pods is not None
+    assert (pods.policy, pods.retry_limit, pods.retry_delay, pods.retry_backoff) == (
+        Policy.KEY_STRICT_FIFO,
+        3,
+        60,
+        True,
+    )
+    assert pods.dead_letter == DEAD_LETTERS
     health = queue.get_queue("health-check")
     assert health is not None and health.expire_in == 300
     assert {s.name: s.cron for s in queue.get_schedules()} == SEED_SCHEDULES

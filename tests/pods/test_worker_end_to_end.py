@@ -1,4 +1,4 @@
-"""The provision-pod worker function, end to end: queue -> handler -> host agent -> database."""
+"""The pod-lifecycle worker function, end to end: queue -> handler -> host agent -> database."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from jobqueue import Queue
 from local.fake_host_agent import FakeHostAgent
-from pods import context
+from pods import context, lifecycle
 from pods.context import Platform
 from tests.functions.conftest import FakeContext, event
 from tests.pods.conftest import API_KEY, pod_row
@@ -21,7 +21,7 @@ from tests.pods.conftest import API_KEY, pod_row
 def worker(
     load_function: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch, platform: Platform
 ) -> Iterator[ModuleType]:
-    monkeypatch.setenv("QUEUE_NAME", "provision-pod")
+    monkeypatch.setenv("QUEUE_NAME", lifecycle.LIFECYCLE)
     monkeypatch.setenv("HOST_API_KEY", API_KEY)
     context.set_platform(None)
     yield load_function("worker")
@@ -32,14 +32,12 @@ def test_provision_jobs_run_through_the_worker(
     worker: ModuleType, dsn: str, agents: list[FakeHostAgent], conn: psycopg.Connection[Any]
 ) -> None:
     with Queue(dsn) as q:
-        q.insert(
-            "provision-pod",
-            [{"data": {"podId": f"pod-{n}", "spec": {"tier": "dev.small"}, "userId": "u"}} for n in range(3)],
-        )
-        q.send("provision-pod", {"podId": "bad", "spec": {"tier": "dev.nope"}})
+        for n in range(3):
+            lifecycle.request(q, "provision", f"pod-{n}", spec={"tier": "dev.small"}, userId="u")
+        lifecycle.request(q, "provision", "bad", spec={"tier": "dev.nope"})
         result = worker.handler(event("schedule.json"), FakeContext())
         assert (result["completed"], result["failed"], result["retried"]) == (3, 1, 0)
-        [failed] = q.find_jobs("provision-pod", state="failed")
+        [failed] = q.find_jobs(lifecycle.LIFECYCLE, state="failed")
         assert "unknown tier 'dev.nope'" in failed.output["message"]
     assert {pod_row(conn, f"pod-{n}")["status"] for n in range(3)} == {"running"}
     assert len(agents[0].pods) == 3

@@ -18,14 +18,10 @@ ROOT = Path(__file__).parents[2]
 TEMPLATE = sam_template.load()
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 FUNCTIONS = sam_template.functions(TEMPLATE)
+# The seed's provision/start/stop/restart/cleanup-pod and create/restore-snapshot are
+# actions of one queue, pod-lifecycle (in order per pod: pods.lifecycle).
 SEED_JOB_TYPES = {
-    "provision-pod",
-    "start-pod",
-    "stop-pod",
-    "restart-pod",
-    "cleanup-pod",
-    "create-snapshot",
-    "restore-snapshot",
+    "pod-lifecycle",
     "health-check",
     "health-check-all",
     "cleanup-old",
@@ -177,3 +173,16 @@ def test_alarms_watch_failures_age_and_errors() -> None:
     assert {"FailedJobsTotal", "OldestQueuedJobAgeMax", "Errors"} <= metrics
     assert len([a for a in alarms.values() if a.get("MetricName") == "Errors"]) == len(QUEUE_NAMES) + 2
     assert all(a["AlarmActions"] == [{"Ref": "AlarmTopicArn"}] for a in alarms.values())
+
+
+def test_group_limits_are_a_deployment_parameter_defaulting_to_the_declaration() -> None:
+    limited = [t for t in CATALOG.job_types if t.group_concurrency is not None]
+    assert [t.name for t in limited] == ["pod-lifecycle"]
+    parameter = TEMPLATE["Parameters"]["PodLifecycleWorkerGroupConcurrency"]
+    assert json.loads(parameter["Default"]) == limited[0].group_concurrency
+    worker_env = RESOURCES["PodLifecycleWorker"]["Properties"]["Environment"]["Variables"]
+    assert worker_env["GROUP_CONCURRENCY"] == {"Ref": "PodLifecycleWorkerGroupConcurrency"}
+    # Locally (jobs invoke, make dev) the parameter's default reaches the worker.
+    assert json.loads(FUNCTIONS["PodLifecycleWorker"].environment["GROUP_CONCURRENCY"]) == {"default": 4}
+    others = [f for logical, f in FUNCTIONS.items() if logical != "PodLifecycleWorker"]
+    assert all("GROUP_CONCURRENCY" not in f.environment for f in others)

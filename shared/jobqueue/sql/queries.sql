@@ -623,7 +623,8 @@ SELECT id::text FROM hot UNION ALL SELECT id::text FROM cold;
 -- One job by id from the hot table or the archive, optionally of one queue.
 SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
        retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
-       singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, archived
+       singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, archived,
+       group_id, group_tier
 FROM {{schema}}.any_job
 WHERE id = %(id)s::uuid AND (%(name)s::text IS NULL OR name = %(name)s::text)
 LIMIT 1;
@@ -632,7 +633,8 @@ LIMIT 1;
 -- Jobs of a queue filtered by state, singleton key and data containment, newest first.
 SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
        retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
-       singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, archived
+       singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, archived,
+       group_id, group_tier
 FROM {{schema}}.any_job
 WHERE name = %(name)s
   AND (NOT archived OR %(include_archive)s)
@@ -646,7 +648,8 @@ LIMIT %(limit)s;
 -- The most recently failed jobs, hot and archived, optionally of one queue.
 SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
        retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
-       singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, archived
+       singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, archived,
+       group_id, group_tier
 FROM {{schema}}.any_job
 WHERE state = 'failed' AND (%(name)s::text IS NULL OR name = %(name)s::text)
 ORDER BY completed_on DESC NULLS LAST, id

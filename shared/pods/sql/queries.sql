@@ -8,6 +8,10 @@ SELECT pg_advisory_xact_lock(hashtextextended('pods.migrate', 0));
 -- Whether the platform's version table exists.
 SELECT to_regclass('pods.version') IS NOT NULL AS present;
 
+-- name: get_version
+-- The platform schema's version: the newest recorded.
+SELECT max(version) FROM pods.version;
+
 -- name: set_version
 -- Record the platform schema's version.
 INSERT INTO pods.version (version) VALUES (%(version)s);
@@ -80,8 +84,11 @@ UPDATE pods.pod SET last_health_check = now(),
 WHERE id = %(id)s;
 
 -- name: health_seen
--- The pod answered, unhealthy: note the check (a restart is queued separately).
-UPDATE pods.pod SET last_health_check = now() WHERE id = %(id)s;
+-- The pod answered, unhealthy: note the check, and mark it restarting unless it already is.
+-- A row comes back only when it was not: then (and only then) the caller requests a restart.
+UPDATE pods.pod SET last_health_check = now(), status = 'restarting'
+WHERE id = %(id)s AND status IN ('running', 'unhealthy')
+RETURNING id;
 
 -- name: health_unreachable
 -- The pod did not answer: mark it unhealthy.

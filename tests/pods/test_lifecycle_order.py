@@ -1,0 +1,245 @@
+"""A pod's actions run one at a time and in the order sent, through the pod-lifecycle worker function.
+
+Host agents on loopback record every request, so the order a pod's actions
+reached its host is the order they ran; the job table is sampled while
+workers run in processes of their own, as Lambda runs them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import psycopg
+import pytest
+
+from jobqueue import Job, Queue
+from local import invoke
+from local.fake_host_agent import FakeHostAgent
+from pods import context, lifecycle
+from pods.context import Platform
+from tests.functions.conftest import EVENTS, FakeContext, event
+from tests.helpers import make_ready
+from tests.pods.conftest import API_KEY, pod_row
+
+LIFECYCLE = lifecycle.LIFECYCLE
+
+
+@pytest.fixture
+def worker(
+    load_function: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch, platform: Platform
+) -> Iterator[ModuleType]:
+    monkeypatch.setenv("QUEUE_NAME", LIFECYCLE)
+    monkeypatch.setenv("HOST_API_KEY", API_KEY)
+    context.set_platform(None)
+    yield load_function("worker")
+    context.set_platform(None)
+
+
+def drain(worker: ModuleType) -> dict[str, Any]:
+    return worker.handler(event("schedule.json"), FakeContext())  # type: ignore[no-any-return]
+
+
+def pod_requests(agent: FakeHostAgent, pod_id: str) -> list[str]:
+    """The pod's requests as its host saw them, in arrival order: "POST start", "PUT routes", ..."""
+    seen = []
+    for method, path in list(agent.requests):
+        parts = [p for p in path.split("/") if p]
+        if parts[:2] == ["pods", pod_id]:
+            seen.append(f"{method} {parts[2] if len(parts) > 2 else 'pod'}")
+        elif parts == ["routes", pod_id]:
+            seen.append(f"{method} route")
+        elif parts == ["create-pod"]:
+            continue  # its body names the pod; counted through the pod's own requests below
+    return seen
+
+
+def fail_starts_of(agent: FakeHostAgent, pod_id: str) -> Callable[[], None]:
+    """Make the host answer 500 to the pod's start until the returned function is called."""
+    original = agent.dispatch
+    failing = {"on": True}
+
+    def dispatch(method: str, parts: list[str], body: bytes) -> Any:
+        if failing["on"] and parts == ["pods", pod_id, "start"]:
+            return 500, {"error": "the pod's disk is not attached"}, None
+        return original(method, parts, body)
+
+    agent.dispatch = dispatch  # type: ignore[method-assign]
+    return lambda: failing.update(on=False)
+
+
+def test_a_failed_start_holds_back_the_stop_sent_after_it(
+    worker: ModuleType, dsn: str, agents: list[FakeHostAgent], conn: psycopg.Connection[Any]
+) -> None:
+    agent = agents[0]
+    with Queue(dsn) as q:
+        lifecycle.request(q, "provision", "pod-1", spec={"tier": "dev.small"})
+        lifecycle.request(q, "stop", "pod-1")
+        assert drain(worker)["completed"] == 2
+        assert pod_row(conn, "pod-1")["status"] == "stopped"
+
+        heal = fail_starts_of(agent, "pod-1")
+        start = lifecycle.request(q, "start", "pod-1", options={"retry_limit": 1})
+        stop = lifecycle.request(q, "stop", "pod-1")
+        assert start is not None and stop is not None
+        before = len(pod_requests(agent, "pod-1"))
+
+        # First attempt fails: the start waits to be retried and the stop waits behind it.
+        assert drain(worker)["retried"] == 1
+        assert [q.get_job(start).state, q.get_job(stop).state] == ["retry", "created"]  # type: ignore[union-attr]
+        make_ready(conn, start)
+        # Second attempt fails for good: the pod's queue is blocked, the stop still waits.
+        assert drain(worker)["failed"] == 1
+        assert q.get_blocked_keys(LIFECYCLE) == ["pod-1"]
+        assert drain(worker)["completed"] == 0
+        assert q.get_job(stop).state == "created"  # type: ignore[union-attr]
+        assert pod_requests(agent, "pod-1")[before:] == ["POST start", "POST start"]  # no stop reached the host
+
+        # The operator fixes the host and retries the start: it runs, then the stop.
+        heal()
+        q.retry(LIFECYCLE, [start])
+        completed = 0
+        for _ in range(3):
+            completed += drain(worker)["completed"]
+            if completed == 2:
+                break
+        assert completed == 2
+        assert [q.get_job(start).state, q.get_job(stop).state] == ["completed", "completed"]  # type: ignore[union-attr]
+        assert q.get_blocked_keys(LIFECYCLE) == []
+    assert pod_requests(agent, "pod-1")[before:] == ["POST start", "POST start", "POST start", "POST stop"]
+    assert pod_row(conn, "pod-1")["status"] == "stopped"
+
+
+def test_a_health_restart_queued_behind_a_stop_leaves_the_pod_stopped(
+    worker: ModuleType, dsn: str, agents: list[FakeHostAgent], conn: psycopg.Connection[Any]
+) -> None:
+    from pods import health
+    from tests.pods.conftest import job
+
+    with Queue(dsn) as q:
+        lifecycle.request(q, "provision", "pod-1", spec={"tier": "dev.small"})
+        drain(worker)
+        lifecycle.request(q, "stop", "pod-1")  # the owner stops the pod ...
+        agents[0].faults.unhealthy.add("pod-1")
+        platform = context.platform()
+        # ... while a health check finds it unhealthy and asks for a restart after the stop.
+        assert health.health_check(platform, job("health-check", {"podId": "pod-1"})) == {"pod-1": "unhealthy"}
+        assert drain(worker)["completed"] == 2
+        [restart] = q.find_jobs(LIFECYCLE, data={"action": "restart"})
+        assert restart.output == {"status": "stopped", "skipped": True}
+    assert pod_row(conn, "pod-1")["status"] == "stopped"
+    assert pod_requests(agents[0], "pod-1")[-1] == "POST stop"
+
+
+def test_a_provision_sent_before_a_cleanup_does_not_bring_the_pod_back(
+    worker: ModuleType, dsn: str, agents: list[FakeHostAgent], conn: psycopg.Connection[Any]
+) -> None:
+    with Queue(dsn) as q:
+        lifecycle.request(q, "provision", "pod-1", spec={"tier": "dev.small"})
+        assert drain(worker)["completed"] == 1
+        # A provision waits (say, to be retried) when the pod is terminated out of band, as an
+        # operator or a restart of the hosts does; in the queue it would have run first.
+        stale = lifecycle.request(q, "provision", "pod-1", spec={"tier": "dev.small"})
+        lifecycle.cleanup(context.platform(), Job(id=str(stale), name=LIFECYCLE, data={"podId": "pod-1"}))
+        assert drain(worker)["completed"] == 1
+        assert q.get_job(stale).output == {"status": "terminated", "skipped": True}  # type: ignore[union-attr]
+        assert pod_row(conn, "pod-1")["status"] == "terminated"
+        assert conn.execute("SELECT sum(used) FROM pods.host").fetchone() == (0,)
+        assert agents[0].pods == {}
+        # Sent after the termination, a provision asks for the pod again.
+        lifecycle.request(q, "provision", "pod-1", spec={"tier": "dev.small"})
+        assert drain(worker)["completed"] == 1
+    assert pod_row(conn, "pod-1")["status"] == "running"
+    assert conn.execute("SELECT sum(used) FROM pods.host").fetchone() == (1,)
+
+
+# -- many pods, three workers in processes of their own -------------------------------------------
+
+PODS = 12
+# Each pod's actions, sent in this order, and the requests each makes to the pod's host.
+SEQUENCE = [
+    ("provision", ["PUT route"]),
+    ("stop", ["POST stop"]),
+    ("start", ["POST start"]),
+    ("restart", ["POST stop", "POST start"]),
+    ("stop", ["POST stop"]),
+    ("cleanup", ["DELETE pod", "DELETE route"]),
+]
+PROVISIONS_AT_ONCE = 2
+
+
+@pytest.mark.slow
+def test_three_workers_keep_every_pods_order_and_the_tiers_provision_limit(
+    platform: Platform, dsn: str, agents: list[FakeHostAgent], conn: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    conn.execute("UPDATE pods.host SET capacity = 20 WHERE id = 'host-1'")
+    for agent in agents:
+        agent.faults.latency_s = 0.05  # requests overlap: a second action of a pod would interleave
+    with Queue(dsn) as q, q.db.transaction() as tx:
+        for action, _ in SEQUENCE:
+            for n in range(PODS):
+                fields = {"spec": {"tier": "dev.small"}} if action == "provision" else {}
+                lifecycle.request(q, action, f"pod-{n}", conn=tx, **fields)
+    env = {
+        "DATABASE_URL": dsn,
+        "HOST_API_KEY": API_KEY,
+        "JOBS_PLATFORM": "pods.jobs",
+        "GROUP_CONCURRENCY": f'{{"default": {PROVISIONS_AT_ONCE}}}',
+        "TEAM_SIZE": "8",
+        "POWERTOOLS_METRICS_NAMESPACE": "JobsTest",
+    }
+    samples: list[tuple[int, int]] = []  # (provisions active in the tier's group, max active jobs of one pod)
+    done = threading.Event()
+
+    def sample() -> None:
+        with psycopg.connect(dsn, autocommit=True) as watcher:
+            while not done.is_set():
+                row = watcher.execute(
+                    "SELECT count(*) FILTER (WHERE group_id = 'dev.small'),"
+                    " coalesce(max(per_key), 0) FROM (SELECT group_id, count(*) OVER (PARTITION BY singleton_key)"
+                    " AS per_key FROM jobqueue.job WHERE name = %s AND state = 'active') a",
+                    (LIFECYCLE,),
+                ).fetchone()
+                assert row is not None
+                samples.append((row[0], row[1]))
+
+    watcher = threading.Thread(target=sample)
+    watcher.start()
+    try:
+        remaining = lambda: conn.execute(  # noqa: E731
+            "SELECT count(*) FROM jobqueue.job WHERE name = %s AND state <> 'completed'", (LIFECYCLE,)
+        ).fetchone()[0]  # type: ignore[index]
+        rounds = 0
+        while remaining() and rounds < 10:
+            rounds += 1
+            with ThreadPoolExecutor(3) as pool:
+                outcomes = list(
+                    pool.map(
+                        lambda _: invoke.invoke(
+                            "PodLifecycleWorker", EVENTS / "schedule.json", overrides=env, timeout=120
+                        ),
+                        range(3),
+                    )
+                )
+            assert all(o.ok for o in outcomes), [o.output[-2000:] for o in outcomes if not o.ok]
+        assert remaining() == 0
+    finally:
+        done.set()
+        watcher.join()
+    # Every pod's requests reached its host in the order its actions were sent, none interleaved.
+    expected = [request for _, requests in SEQUENCE for request in requests]
+    for n in range(PODS):
+        assert pod_requests(agents[0], f"pod-{n}") == expected, f"pod-{n}"
+    assert agents[0].pods == {}
+    # Never two actions of one pod active at once, never more provisions than the tier's limit.
+    assert samples and max(per_pod for _, per_pod in samples) <= 1
+    assert max(provisions for provisions, _ in samples) <= PROVISIONS_AT_ONCE
+    assert max(provisions for provisions, _ in samples) == PROVISIONS_AT_ONCE  # the limit, not chance, held it
+    assert conn.execute("SELECT sum(used) FROM pods.host").fetchone() == (0,)
+    assert conn.execute(
+        "SELECT count(*) FROM jobqueue.job WHERE name = %s AND retry_count > 0", (LIFECYCLE,)
+    ).fetchone() == (0,)
