@@ -129,11 +129,9 @@ def restart(platform: Platform, job: Job) -> dict[str, Any]:
     pod_id = require(job.data, "podId")
     with platform.connection() as conn:
         row, agent = placed(conn, platform, pod_id)
-        if row["status"] == "terminated" or (
-            optional(job.data, "reason") == UNHEALTHY and row["status"] != "restarting"
-        ):
-            # A health check's restart is moot once the pod was stopped, cleaned up or
-            # restarted by an earlier action of its own queue.
+        if optional(job.data, "reason") == UNHEALTHY and row["status"] != "restarting":
+            # A health check's restart is moot once the pod was stopped or restarted by an
+            # earlier action of its own queue.
             return {"status": row["status"], "skipped": True}
         agent.stop_pod(pod_id)
         agent.start_pod(pod_id)
@@ -171,6 +169,13 @@ def run(platform: Platform, job: Job) -> dict[str, Any]:
     action = require(job.data, "action")
     if action not in ACTIONS:
         raise JobError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}", should_retry=False)
+    if action not in ("provision", "cleanup"):  # those two decide for themselves
+        with platform.connection() as conn:
+            status = pod(conn, require(job.data, "podId"))["status"]
+        if status == "terminated":
+            # The pod's life ended before this action's turn came: there is nothing left to act
+            # on, and failing would block the pod's queue (a provision of the same id waits there).
+            return {"status": "terminated", "skipped": True}
     return ACTIONS[action](platform, job)
 
 

@@ -59,9 +59,12 @@ def test_check_all_running_pods_with_bounded_concurrency(platform: Platform, age
     assert result == {ids[0]: "healthy", ids[1]: "unhealthy", ids[2]: "healthy"}
 
 
-def test_health_check_all_fans_out_one_job_per_running_pod(platform: Platform, queue: Queue) -> None:
+def test_health_check_all_fans_out_one_job_per_running_pod(
+    platform: Platform, queue: Queue, conn: psycopg.Connection[Any]
+) -> None:
     ids = running_pods(platform, 3)
     lifecycle.stop(platform, job("stop-pod", {"podId": ids[0]}))
+    conn.execute("UPDATE pods.pod SET status = 'unhealthy' WHERE id = %s", (ids[2],))  # unreachable last time
     assert health.health_check_all(platform, job("health-check-all", {})) == {"checks_queued": 2}
     queued = sorted(j.data["podId"] for j in queue.find_jobs("health-check"))
     assert queued == ids[1:]

@@ -157,6 +157,26 @@ def test_a_provision_sent_before_a_cleanup_does_not_bring_the_pod_back(
     assert conn.execute("SELECT sum(used) FROM pods.host").fetchone() == (1,)
 
 
+def test_actions_sent_for_a_pod_that_ends_meanwhile_are_skipped(
+    worker: ModuleType, dsn: str, agents: list[FakeHostAgent], conn: psycopg.Connection[Any]
+) -> None:
+    """A snapshot or a health check's restart queued behind a cleanup has nothing to act on."""
+    with Queue(dsn) as q:
+        lifecycle.request(q, "provision", "pod-1", spec={"tier": "dev.small"})
+        drain(worker)
+        lifecycle.request(q, "cleanup", "pod-1")
+        later = [
+            lifecycle.request(q, "snapshot", "pod-1"),
+            lifecycle.request(q, "restart", "pod-1", reason=lifecycle.UNHEALTHY),
+            lifecycle.request(q, "stop", "pod-1"),
+        ]
+        assert drain(worker)["completed"] == 4
+        outputs = [q.get_job(str(job_id)).output for job_id in later]  # type: ignore[union-attr]
+        assert outputs == [{"status": "terminated", "skipped": True}] * 3
+        assert q.get_blocked_keys(LIFECYCLE) == []
+    assert pod_requests(agents[0], "pod-1")[-2:] == ["DELETE pod", "DELETE route"]
+
+
 # -- many pods, three workers in processes of their own -------------------------------------------
 
 PODS = 12

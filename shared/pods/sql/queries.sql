@@ -74,8 +74,8 @@ SELECT EXISTS (SELECT 1 FROM pods.host WHERE tier = %(tier)s AND used < capacity
 SELECT EXISTS (SELECT 1 FROM pods.host WHERE tier = %(tier)s) AS present;
 
 -- name: running_pods
--- The pods to health-check: running ones.
-SELECT id FROM pods.pod WHERE status = 'running' ORDER BY id;
+-- The pods to health-check: running ones, and unhealthy ones (unreachable last time) to see them recover.
+SELECT id FROM pods.pod WHERE status IN ('running', 'unhealthy') ORDER BY id;
 
 -- name: health_ok
 -- A healthy answer: note the check; an unhealthy pod that recovered is running again.
