@@ -93,3 +93,20 @@ def test_a_strict_fifo_job_past_its_retention_is_cancelled_not_blocking(
     row = job_row(conn, late)
     assert row["state"] == "cancelled" and row["output"]["type"] == "RetentionExpired"
     assert queue.get_blocked_keys("fifo") == []
+
+
+def test_key_strict_fifo_finds_free_keys_beyond_a_busy_keys_backlog(queue: Queue) -> None:
+    """The fetch looks for keys' next jobs among the first ready jobs first; when a busy key's
+    backlog fills that window it visits every key instead, so a free key is never starved."""
+    from jobqueue.working import FIFO_WINDOW_MIN
+
+    queue.create_queue("fifo", policy="key_strict_fifo")
+    queue.insert("fifo", [{"data": n, "singleton_key": "busy"} for n in range(FIFO_WINDOW_MIN + 50)])
+    later = [queue.send("fifo", {"n": n}, singleton_key=f"free-{n}") for n in range(3)]
+    [busy] = queue.fetch("fifo")  # one at a time per key: the busy key's first job
+    assert busy.singleton_key == "busy"
+    taken = queue.fetch("fifo", 10)
+    assert sorted(j.id for j in taken) == sorted(later)  # past the busy key's 1,049 queued jobs
+    queue.complete("fifo", [busy, *taken])
+    # With few jobs per key the first ready jobs hold enough keys' next jobs, in fetch order.
+    assert [j.singleton_key for j in queue.fetch("fifo", 2)] == ["busy"]

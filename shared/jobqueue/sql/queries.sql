@@ -302,8 +302,43 @@ SELECT id FROM (
 ) ranked
 WHERE policy NOT IN ('singleton', 'stately') OR n = 1;
 
+-- name: lock_fifo_window
+-- Keyed fetch of a key_strict_fifo queue, first step, fast path: walk the first `window` ready
+-- jobs in fetch order (the fetch index, as a standard fetch does) and take each job that is its
+-- key's next job (one probe of the fifo index) on a key with nothing active, in retry or failed
+-- (one probe of the strict-fifo index), trying the key's lock only then (CASE fixes the order),
+-- until `limit` are locked. `seen` is how many jobs the window held: when it held `window` and
+-- fewer than `limit` jobs were taken, heads may lie beyond it and lock_fifo_heads, which visits
+-- every key, takes over. The window keeps the statement's cost, and so its plan, independent of
+-- the backlog's size.
+SELECT c.id, c.seen FROM (
+    SELECT w.*, count(*) OVER () AS seen FROM (
+        SELECT j.id, j.singleton_key FROM {{schema}}.job j
+        WHERE j.name = %(name)s AND j.state < 'active'
+          AND j.start_after <= coalesce(%(now)s::timestamptz, now())
+        ORDER BY j.priority DESC, j.created_on, j.id
+        LIMIT %(window)s
+    ) w
+) c
+WHERE CASE
+    WHEN c.id = (
+        SELECT e.id FROM {{schema}}.job e
+        WHERE e.name = %(name)s AND e.policy = 'key_strict_fifo' AND e.singleton_key = c.singleton_key
+          AND e.state < 'active' AND e.start_after <= coalesce(%(now)s::timestamptz, now())
+        ORDER BY e.state DESC, e.created_on, e.id
+        LIMIT 1)
+    AND NOT EXISTS (
+        SELECT 1 FROM {{schema}}.job b
+        WHERE b.name = %(name)s AND b.singleton_key = c.singleton_key AND b.policy = 'key_strict_fifo'
+          AND b.state IN ('active', 'retry', 'failed') AND b.id <> c.id)
+    THEN pg_try_advisory_xact_lock(hashtextextended('{{schema}}.key:' || %(name)s || ':' || c.singleton_key, 0))
+    ELSE false
+END
+LIMIT %(limit)s;
+
 -- name: lock_fifo_heads
--- Keyed fetch of a key_strict_fifo queue, first step: the next job of as many keys as wanted, each
+-- Keyed fetch of a key_strict_fifo queue, first step when lock_fifo_window's window held too few
+-- heads: the next job of as many keys as wanted, each
 -- key's advisory lock taken without waiting (as lock_keys). A key's next job is its job waiting for
 -- a retry, else its oldest ready job; a key with a job active, waiting for its retry or failed
 -- (blocked) has none to give, unless that job is the retry itself.
