@@ -19,6 +19,7 @@ checks the pod's current state first.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -26,6 +27,7 @@ from psycopg import Connection
 
 from jobqueue import Job, JobError, PayloadError, Queue
 from pods import snapshots
+from pods.clients.host_agent import HostAgent, HostAgentError
 from pods.context import Platform
 from pods.payloads import optional, require
 from pods.records import placed, pod
@@ -66,6 +68,7 @@ def provision(platform: Platform, job: Job) -> dict[str, Any]:
             # hosts): bringing it back would hold a slot for a pod nobody wants. A provision
             # sent after the termination asks for the pod again, and gets it.
             return {"status": "terminated", "skipped": True}
+        agent = None
         try:
             if row["host_id"] is None:
                 host_id, address, port = _claim_host(conn, tier, pod_id)
@@ -79,8 +82,25 @@ def provision(platform: Platform, job: Job) -> dict[str, Any]:
             conn.execute(QUERIES["mark_running"], {"id": pod_id, "internal_ip": internal_ip})
         except Exception as exc:
             conn.execute(QUERIES["set_status"], {"id": pod_id, "status": "failed", "error": str(exc)[:1000]})
+            if agent is not None and _last_attempt(job, exc):
+                _give_slot_back(conn, agent, pod_id)
             raise
     return {"internalIp": internal_ip, "host": host_id}
+
+
+def _last_attempt(job: Job, exc: Exception) -> bool:
+    """Whether the queue will not run this job again after this failure."""
+    return job.retry_count >= job.retry_limit or (isinstance(exc, JobError) and not exc.should_retry)
+
+
+def _give_slot_back(conn: Any, agent: HostAgent, pod_id: str) -> None:
+    """A provision that failed for good frees its slot: the pod's queue is blocked by the failure, so
+    no cleanup would run until an operator steps in. What the host made of the pod is removed first,
+    as well as the host answers (a retried provision would stay on the host and reuse it)."""
+    for remove in (agent.remove_route, agent.delete_pod):
+        with contextlib.suppress(HostAgentError):
+            remove(pod_id)
+    conn.execute(QUERIES["release_host"], {"pod_id": pod_id})
 
 
 CLAIM_ATTEMPTS = 10

@@ -41,8 +41,15 @@ def platform(dsn: str, queue: Queue, agents: list[FakeHostAgent], conn: psycopg.
     pool.close()
 
 
-def job(name: str, data: Any, attempt: int = 1) -> Job:
-    return Job(id="00000000-0000-7000-8000-000000000000", name=name, data=data, retry_count=attempt - 1)
+def job(name: str, data: Any, attempt: int = 1, retry_limit: int = 3) -> Job:
+    """A job as the worker hands it to a handler: `attempt` of 1 + `retry_limit`."""
+    return Job(
+        id="00000000-0000-7000-8000-000000000000",
+        name=name,
+        data=data,
+        retry_count=attempt - 1,
+        retry_limit=retry_limit,
+    )
 
 
 def pod_row(conn: psycopg.Connection[Any], pod_id: str) -> dict[str, Any]:

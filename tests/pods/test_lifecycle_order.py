@@ -177,6 +177,72 @@ def test_actions_sent_for_a_pod_that_ends_meanwhile_are_skipped(
     assert pod_requests(agents[0], "pod-1")[-2:] == ["DELETE pod", "DELETE route"]
 
 
+def slots_match_placements(conn: psycopg.Connection[Any]) -> bool:
+    """Each host's used slots are exactly the pods placed on it."""
+    rows = conn.execute(
+        "SELECT h.used, count(p.id) FROM pods.host h LEFT JOIN pods.pod p ON p.host_id = h.id GROUP BY h.id"
+    ).fetchall()
+    return all(used == placed for used, placed in rows)
+
+
+def test_a_provision_that_fails_for_good_gives_its_slot_back(
+    worker: ModuleType, dsn: str, agents: list[FakeHostAgent], conn: psycopg.Connection[Any]
+) -> None:
+    """Its failure blocks the pod's queue, so no cleanup would free the slot: the provision does."""
+    agent = agents[0]
+    original = agent.dispatch
+
+    def route_fails(method: str, parts: list[str], body: bytes) -> Any:
+        if parts == ["routes", "pod-1"] and method == "PUT":
+            return 503, {"error": "the proxy does not reload"}, None
+        return original(method, parts, body)
+
+    agent.dispatch = route_fails  # type: ignore[method-assign]
+    with Queue(dsn) as q:
+        provision = lifecycle.request(q, "provision", "pod-1", spec={"tier": "dev.small"}, options={"retry_limit": 1})
+        assert drain(worker)["retried"] == 1
+        # Between attempts the pod keeps its host and slot (the retry finishes what the host began).
+        assert conn.execute("SELECT used FROM pods.host WHERE id = 'host-1'").fetchone() == (1,)
+        make_ready(conn, str(provision))
+        assert drain(worker)["failed"] == 1
+        assert q.get_blocked_keys(LIFECYCLE) == ["pod-1"]
+    row = pod_row(conn, "pod-1")
+    assert (row["status"], row["host_id"]) == ("failed", None)
+    assert conn.execute("SELECT sum(used) FROM pods.host").fetchone() == (0,)
+    assert agent.pods == {} and agent.routes == {}
+    assert slots_match_placements(conn)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_provision_leaks_no_slot(
+    platform: Platform, dsn: str, agents: list[FakeHostAgent], conn: psycopg.Connection[Any]
+) -> None:
+    """Lambda kills the invocation while the host is creating the pod; the job expires, is retried,
+    and the retry finishes on the same host and slot."""
+    env = {"DATABASE_URL": dsn, "HOST_API_KEY": API_KEY, "JOBS_PLATFORM": "pods.jobs", "SAFETY_MARGIN_MS": "1000"}
+    with Queue(dsn) as q:
+        provision = str(lifecycle.request(q, "provision", "pod-1", spec={"tier": "dev.small"}))
+        agents[0].faults.hang_s = 60.0  # the host takes longer than the invocation may run
+        killed = invoke.invoke("PodLifecycleWorker", EVENTS / "schedule.json", overrides=env, timeout=6)
+        # The process ends with the handler mid-step: killed at the timeout, or (as the worker does
+        # when a handler outlives the invocation's time) left unfinished when the invocation returns.
+        assert killed.timed_out or killed.result["unfinished"] == 1, killed.output[-2000:]
+        agents[0].faults.hang_s = 0.0
+        assert q.get_job(provision).state == "active"  # type: ignore[union-attr]
+        assert conn.execute("SELECT used FROM pods.host WHERE id = 'host-1'").fetchone() == (1,)
+        # Its claim runs out (backdated, not waited for) and maintenance hands it back for a retry.
+        conn.execute("UPDATE jobqueue.job SET expire_at = now() - interval '1 second' WHERE id = %s", (provision,))
+        q.expire()
+        make_ready(conn, provision)
+        again = invoke.invoke("PodLifecycleWorker", EVENTS / "schedule.json", overrides=env, timeout=60)
+        assert again.ok, again.output[-2000:]
+        assert q.get_job(provision).state == "completed"  # type: ignore[union-attr]
+    assert pod_row(conn, "pod-1")["status"] == "running"
+    assert conn.execute("SELECT used FROM pods.host WHERE id = 'host-1'").fetchone() == (1,)
+    assert list(agents[0].pods) == ["pod-1"]
+    assert slots_match_placements(conn)
+
+
 # -- many pods, three workers in processes of their own -------------------------------------------
 
 PODS = 12
