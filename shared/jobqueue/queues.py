@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Unpack
 
 from jobqueue import options
@@ -68,3 +69,20 @@ class Queues(Client):
 
     def get_queues(self, conn: Conn = None) -> list[QueueInfo]:
         return self.db.rows("get_queues", None, conn, queue_info_row)
+
+    def dead_letter_sources(self, conn: Conn = None) -> dict[str, list[str]]:
+        """Each dead letter queue (one that other queues' failures are copied to), with those queues.
+
+        Its jobs are not work waiting for a worker but failures waiting for a person:
+        backlog warnings and queue-age alarms leave them out and count them apart.
+        """
+        return dead_letter_sources(self.get_queues(conn))
+
+
+def dead_letter_sources(infos: Iterable[QueueInfo]) -> dict[str, list[str]]:
+    """Dead letter queue -> the queues whose failures it receives (sorted)."""
+    sources: dict[str, list[str]] = {}
+    for info in infos:
+        if info.dead_letter:
+            sources.setdefault(info.dead_letter, []).append(info.name)
+    return {name: sorted(names) for name, names in sources.items()}

@@ -393,6 +393,16 @@ def alarms(catalog: Catalog) -> dict[str, Any]:
             comparison="GreaterThanThreshold",
             missing="breaching",
         ),
+        # Dead letters are failures waiting for a person (redrive or delete), not a backlog.
+        "DeadLettersAlarm": alarm(
+            "Jobs wait in a dead letter queue (failed for good: inspect, retry or delete them)",
+            "DeadLetterJobs",
+            0,
+            namespace="Jobs",
+            dimensions=service,
+            statistic="Maximum",
+            comparison="GreaterThanThreshold",
+        ),
         "SchedulerErrorsAlarm": errors_alarm("The scheduler function is failing", "Scheduler", 1),
         "MaintenanceErrorsAlarm": errors_alarm("The maintenance function is failing", "Maintenance", 1, period=900),
     }

@@ -44,11 +44,13 @@ def _job(job: Job) -> dict[str, Any]:
 @router.get(PREFIX + "/health")
 def health() -> Response[str]:
     stats = queue().get_queue_stats()
+    dead_letters = queue().dead_letter_sources()
     failed = sum(s.failed for s in stats)
     body = {
         "healthy": failed < HEALTH_FAILED_THRESHOLD,
         "stats": {
-            "pending": sum(s.queued for s in stats),
+            "pending": sum(s.queued for s in stats if s.name not in dead_letters),
+            "dead_letters": sum(s.queued for s in stats if s.name in dead_letters),
             "active": sum(s.active for s in stats),
             "failed": failed,
             "completed": sum(s.completed for s in stats),

@@ -33,12 +33,20 @@ def run(
     backlog: list[dict[str, Any]] = []
     started = 0
     all_stats = queue.get_queue_stats()
+    dead_letters = queue.dead_letter_sources()
+    # Failures waiting for a person, not work waiting for a worker: counted apart.
+    waiting = [s for s in all_stats if s.name not in dead_letters]
     # Totals without a queue dimension: what the template's alarms watch.
     metrics.add_metric(name="FailedJobsTotal", unit=MetricUnit.Count, value=sum(s.failed for s in all_stats))
     metrics.add_metric(
         name="OldestQueuedJobAgeMax",
         unit=MetricUnit.Seconds,
-        value=max((s.oldest_queued_seconds for s in all_stats), default=0.0),
+        value=max((s.oldest_queued_seconds for s in waiting), default=0.0),
+    )
+    metrics.add_metric(
+        name="DeadLetterJobs",
+        unit=MetricUnit.Count,
+        value=sum(s.queued for s in all_stats if s.name in dead_letters),
     )
     # single_metric writes at once and ignores POWERTOOLS_METRICS_DISABLED; honour it here.
     per_queue_metrics = os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() != "true"
@@ -51,6 +59,8 @@ def run(
             ):
                 with single_metric(name=name, unit=unit, value=value, namespace=metrics.namespace) as metric:
                     metric.add_dimension(name="queue", value=stats.name)
+        if stats.name in dead_letters:
+            continue
         if stats.queued > settings.backlog_warn_jobs or stats.oldest_queued_seconds > settings.backlog_warn_seconds:
             logger.warning(
                 "queue backlog",

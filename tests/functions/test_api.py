@@ -60,7 +60,10 @@ def api(load_function: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPa
 def test_health_and_stats(api: Callable[..., dict[str, Any]], dsn: str) -> None:
     first = api("api-health.json")
     assert first["statusCode"] == 200
-    assert first["json"] == {"healthy": True, "stats": {"pending": 0, "active": 0, "failed": 0, "completed": 0}}
+    assert first["json"] == {
+        "healthy": True,
+        "stats": {"pending": 0, "dead_letters": 0, "active": 0, "failed": 0, "completed": 0},
+    }
     with Queue(dsn) as q:
         q.insert("send-email", [{"data": n} for n in range(3)])
     stats = api("api-stats.json")
@@ -81,6 +84,8 @@ def test_health_turns_unhealthy_past_the_threshold(
     response = api("api-health.json")
     assert response["statusCode"] == 503
     assert response["json"]["healthy"] is False and response["json"]["stats"]["failed"] == 2
+    # Their copies wait in the dead letter queue: counted as dead letters, not as pending work.
+    assert (response["json"]["stats"]["pending"], response["json"]["stats"]["dead_letters"]) == (0, 2)
 
 
 def test_enqueue_kicks_the_worker_then_get_cancel_and_retry(

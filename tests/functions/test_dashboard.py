@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import urlencode
 
+import psycopg
 import pytest
 
 from jobqueue import Queue
@@ -271,3 +272,14 @@ def test_static_files_and_stage_prefix(web: Call) -> None:
     assert staged["statusCode"] == 200
     assert 'href="/prod/dashboard/failed"' in staged["body"]
     assert web("/dashboard", stage="prod")["headers"]["Location"] == "/prod/dashboard/login"
+
+
+def test_an_old_dead_letter_is_no_backlog_warning(web: Call, jobs: Queue, conn: psycopg.Connection[Any]) -> None:
+    jobs.send("dash-dead", {"copied": True})
+    jobs.send("dash", {"n": 1})
+    three_hours_ago = "now() - interval '3 hours'"
+    conn.execute(f"UPDATE jobqueue.job SET created_on = {three_hours_ago}, start_after = {three_hours_ago}")
+    body = web("/dashboard", token=API_TOKEN)["body"]
+    rows = {m.group(1): m.group(2) for m in re.finditer(r'<tr data-queue="([^"]+)"([^>]*)>', body)}
+    assert rows["dash"] == ' class="warn"'  # waiting work, 3 hours old
+    assert rows["dash-dead"] == ""  # a failure waiting for a person: shown apart, not a backlog

@@ -143,3 +143,27 @@ def test_overlapping_maintenance_runs_are_harmless(
     # Each in retry once, its retry counted when it is fetched again (retries started, as in pg-boss).
     rows = conn.execute("SELECT DISTINCT state::text, retry_count FROM jobqueue.job WHERE name = 'send-email'")
     assert rows.fetchall() == [("retry", 0)]
+
+
+def test_dead_letters_are_counted_apart_from_waiting_work(
+    maintenance: ModuleType, dsn: str, conn: psycopg.Connection[Any], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A dead letter queue's jobs wait for a person: no backlog warning, not in the queue-age alarm's
+    metric, and a metric (and alarm) of their own."""
+    maintenance.handler(event("schedule.json"), FakeContext())  # registers the platform's queues
+    with Queue(dsn) as q:
+        q.send("send-email", {"to": "x"}, retry_limit=0)
+        q.fail("send-email", q.fetch("send-email"), "SES said no")  # copied to dead-letters
+        q.send("send-email", {"to": "y"})
+    conn.execute(
+        "UPDATE jobqueue.job SET created_on = now() - interval '3 hours', start_after = now() - interval '3 hours'"
+        " WHERE name = 'dead-letters'"
+    )
+    conn.execute("UPDATE jobqueue.job SET start_after = now() - interval '2 minutes' WHERE name = 'send-email'")
+    capfd.readouterr()
+    result = maintenance.handler(event("schedule.json"), FakeContext())
+    assert [b["queue"] for b in result["backlog"]] == []  # 3 hours old, but a dead letter
+    emitted = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    totals = next(m for m in emitted if "OldestQueuedJobAgeMax" in m)
+    assert 100 <= totals["OldestQueuedJobAgeMax"][0] < 3600  # send-email's 2 minutes, not the dead letter's 3 hours
+    assert totals["DeadLetterJobs"] == [1.0]

@@ -170,7 +170,10 @@ def test_only_the_dashboard_skips_iam_and_it_checks_its_own_token() -> None:
 def test_alarms_watch_failures_age_and_errors() -> None:
     alarms = {k: v["Properties"] for k, v in RESOURCES.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
     metrics = {a.get("MetricName") for a in alarms.values()}
-    assert {"FailedJobsTotal", "OldestQueuedJobAgeMax", "Errors"} <= metrics
+    assert {"FailedJobsTotal", "OldestQueuedJobAgeMax", "DeadLetterJobs", "Errors"} <= metrics
+    # Any dead letter alarms: a job failed for good waits for a person.
+    dead = alarms["DeadLettersAlarm"]
+    assert (dead["Threshold"], dead["ComparisonOperator"]) == (0, "GreaterThanThreshold")
     assert len([a for a in alarms.values() if a.get("MetricName") == "Errors"]) == len(QUEUE_NAMES) + 2
     assert all(a["AlarmActions"] == [{"Ref": "AlarmTopicArn"}] for a in alarms.values())
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobqueue import Job, JobState, Queue, QueueInfo, QueueStats
 from jobqueue.cron import next_fire_times
+from jobqueue.queues import dead_letter_sources
 from runtime.settings import MaintenanceSettings
 
 BUCKET_S = 300  # throughput chart: 5-minute buckets over the last hour
@@ -71,7 +71,7 @@ def overview(queue: Queue, now: datetime | None = None) -> Overview:
             cells = per_queue.setdefault(row.name, [[0, 0] for _ in range(BUCKETS)])
             cells[index][0] += row.completed
             cells[index][1] += row.failed
-    sources = _dead_letter_sources(infos.values())
+    sources = dead_letter_sources(infos.values())
     rows = []
     for stats in queue.get_queue_stats(now=now):
         cells = per_queue.get(stats.name, [[0, 0] for _ in range(BUCKETS)])
@@ -82,7 +82,8 @@ def overview(queue: Queue, now: datetime | None = None) -> Overview:
                 completed_hour=sum(c for c, _ in cells),
                 failed_hour=sum(f for _, f in cells),
                 buckets=[(c, f) for c, f in cells],
-                warnings=backlog_warnings(stats, settings),
+                # A dead letter queue's jobs wait for a person, not a worker: no backlog warning.
+                warnings=[] if stats.name in sources else backlog_warnings(stats, settings),
                 dead_letter_for=sources.get(stats.name, []),
             )
         )
@@ -121,17 +122,8 @@ def failing(
 
 def dead_letter_queues(queue: Queue, infos: list[QueueInfo]) -> list[tuple[QueueStats, list[str]]]:
     """Each queue that receives other queues' failures, with its counts and those queues."""
-    sources = _dead_letter_sources(infos)
+    sources = dead_letter_sources(infos)
     return [(s, sources[s.name]) for s in queue.get_queue_stats() if s.name in sources]
-
-
-def _dead_letter_sources(infos: Iterable[QueueInfo]) -> dict[str, list[str]]:
-    """Dead letter queue -> the queues whose failures it receives."""
-    sources: dict[str, list[str]] = {}
-    for info in infos:
-        if info.dead_letter:
-            sources.setdefault(info.dead_letter, []).append(info.name)
-    return {name: sorted(names) for name, names in sources.items()}
 
 
 def next_fires(cron: str, timezone: str, now: datetime, count: int = 3) -> list[datetime]:
