@@ -94,9 +94,25 @@ class Client:
     def _require_queue(self, name: str, conn: Conn, dead_letter: str | None = None) -> None:
         """Explain why a write touched nothing: a missing queue is an error, a policy is not."""
         if not self.db.scalar("queue_exists", {"name": name}, conn):
-            raise UnknownQueueError(name)
+            raise self._unknown_queue(name, conn=conn)
         if dead_letter is not None and not self.db.scalar("queue_exists", {"name": dead_letter}, conn):
-            raise UnknownQueueError(dead_letter, "dead letter queue")
+            raise self._unknown_queue(dead_letter, "dead letter queue", conn)
+
+    def require_queue(self, name: str, conn: Conn = None) -> str:
+        """The name, if such a queue exists; else UnknownQueueError suggesting the closest name.
+
+        Reads (stats, failed jobs, finding jobs) answer an unknown queue with nothing, as
+        pg-boss does; operator tools call this first so that a typo is an error, not an
+        empty list.
+        """
+        options.queue_name(name)
+        if not self.db.scalar("queue_exists", {"name": name}, conn):
+            raise self._unknown_queue(name, conn=conn)
+        return name
+
+    def _unknown_queue(self, name: str, role: str = "queue", conn: Conn = None) -> UnknownQueueError:
+        known = [row["name"] for row in self.db.rows("queue_names", None, conn)]
+        return UnknownQueueError(name, role, known)
 
 
 def as_list(ids: JobRef | Sequence[JobRef]) -> list[JobRef]:

@@ -153,9 +153,11 @@ class Database:
                     "PgBouncer or RDS Proxy does): leave statement_timeout_ms (STATEMENT_TIMEOUT_MS) unset and "
                     "set the timeout on the database role instead, e.g. ALTER ROLE <user> SET statement_timeout = '30s'"
                 ) from None
-            # libpq's message names host and port but never the password.
+            # libpq's message names host and port but never the password; its first line says
+            # what failed (the next ones are hints such as "Is the server running on that host").
+            reason = (str(exc).strip().splitlines() or ["no reason given"])[0]
             raise DatabaseUnavailableError(
-                f"cannot connect to the database ({redact(self._conninfo)}): {str(exc).strip()}"
+                f"cannot connect to the database ({redact(self._conninfo)}): {reason}"
             ) from None
         return conn
 

@@ -7,6 +7,9 @@ tell the queue how a job failed (pg-boss users know it as `JobError(message, sho
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class JobQueueError(Exception):
     """Base class of everything the queue raises."""
@@ -37,10 +40,19 @@ class InvalidTimezoneError(JobQueueError, ValueError):
 
 
 class UnknownQueueError(JobQueueError, LookupError):
-    """The named queue does not exist."""
+    """The named queue does not exist; `known` (the queues that do) gives a suggestion."""
 
-    def __init__(self, name: str, role: str = "queue") -> None:
-        super().__init__(f"unknown {role} {name!r}: create it first with create_queue({name!r})")
+    def __init__(self, name: str, role: str = "queue", known: Iterable[str] = ()) -> None:
+        names = sorted(known)
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        if close:
+            hint = f" (did you mean {close[0]!r}?)"
+        elif names:
+            shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+            hint = f" (queues: {shown})"
+        else:
+            hint = " (there are no queues yet)"
+        super().__init__(f"unknown {role} {name!r}{hint}")
         self.name = name
 
 

@@ -51,6 +51,11 @@ class Job:
         """1 for the first run, 2 for the first retry, and so on."""
         return self.retry_count + 1
 
+    @property
+    def attempts_made(self) -> int:
+        """Attempts started so far: every operator view counts them this way."""
+        return self.retry_count + (1 if self.started_on else 0)
+
 
 @dataclass(slots=True, frozen=True)
 class QueueInfo:

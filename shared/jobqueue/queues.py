@@ -7,7 +7,7 @@ from typing import Any, Unpack
 
 from jobqueue import options
 from jobqueue.client import Client, Conn
-from jobqueue.errors import InvalidOptionError, QueueInUseError, UnknownQueueError
+from jobqueue.errors import InvalidOptionError, QueueInUseError
 from jobqueue.models import QueueInfo, queue_info_row
 from jobqueue.settings import QUEUE_SETTINGS, QueueSettings, check_all, with_defaults
 
@@ -43,7 +43,7 @@ class Queues(Client):
         values = {key: defaults[key] if value is None else value for key, value in given.items()}
         row = self.db.execute("update_queue", {"name": name, "changes": options.to_json(values)}, conn).fetchone()
         if row is None:
-            raise UnknownQueueError(name)
+            raise self._unknown_queue(name, conn=conn)
 
     def _checked_settings(self, name: str, settings: Any) -> dict[str, Any]:
         options.queue_name(name)
@@ -60,7 +60,7 @@ class Queues(Client):
             raise QueueInUseError(f"queue {name!r} is the dead letter queue of {', '.join(users)}: change those first")
         row = self.db.execute("delete_queue", {"name": name}, conn).fetchone()
         if row is None:
-            raise UnknownQueueError(name)
+            raise self._unknown_queue(name, conn=conn)
         return int(row["jobs"])
 
     def get_queue(self, name: str, conn: Conn = None) -> QueueInfo | None:

@@ -47,7 +47,7 @@ def schedule(
     if send_options.get("id") is not None:
         raise InvalidOptionError("a schedule cannot fix the job id: each fire time makes a new job")
     if not db.scalar("queue_exists", {"name": name}):
-        raise UnknownQueueError(name)
+        raise UnknownQueueError(name, known=[row["name"] for row in db.rows("queue_names", None)])
     db.execute(
         "upsert_schedule",
         {

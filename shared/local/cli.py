@@ -48,6 +48,12 @@ def open_queue(ctx: click.Context) -> Iterator[Queue]:
         fail(str(exc))
 
 
+def default_data(queue_name: str) -> Any:
+    """What a job's data is when --data is not given: an object for the platform's job types (their
+    handlers take one, as from any sender), null for other queues."""
+    return {} if queue_name in platform.load().names else None
+
+
 def json_option(value: str | None, what: str) -> Any:
     if value is None:
         return None
@@ -88,7 +94,7 @@ def migrate(ctx: click.Context) -> None:
 
 @main.command()
 @click.argument("queue_name")
-@click.option("--data", default="null", help="the job's data, as JSON")
+@click.option("--data", help="the job's data, as JSON (default: {} for the platform's job types, else null)")
 @click.option("--priority", type=int)
 @click.option("--start-after", help="seconds, or an ISO 8601 time with a zone")
 @click.option("--retry-limit", type=int)
@@ -98,7 +104,7 @@ def migrate(ctx: click.Context) -> None:
 def send(
     ctx: click.Context,
     queue_name: str,
-    data: str,
+    data: str | None,
     priority: int | None,
     start_after: str | None,
     retry_limit: int | None,
@@ -114,11 +120,11 @@ def send(
             options[key] = value
     if start_after is not None:
         options["start_after"] = float(start_after) if start_after.replace(".", "", 1).isdigit() else start_after
-    payload = json_option(data, "--data")
+    payload = default_data(queue_name) if data is None else json_option(data, "--data")
     with open_queue(ctx) as queue:
         job_id = queue.send(queue_name, payload, **platform.load().send_options(queue_name, payload, options))
     if job_id is None:
-        fail(f"the policy of queue {queue_name!r} refused the job (one with that key is already queued)")
+        fail(job_actions.refused_by_policy(queue_name))
     click.echo(job_id)
 
 
@@ -202,9 +208,9 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 def queue_command(ctx: click.Context, queue_name: str) -> None:
     """A queue's policy, its keys a failed job blocks (key_strict_fifo) and its active jobs per group."""
     with open_queue(ctx) as queue:
-        info = queue.get_queue(queue_name)
+        info = queue.get_queue(queue.require_queue(queue_name))
         if info is None:
-            fail(f"no queue named {queue_name!r}")
+            fail(f"queue {queue_name!r} was deleted meanwhile")
         blocked = queue.get_blocked_keys(queue_name) if info.policy is Policy.KEY_STRICT_FIFO else []
         groups = queue.active_groups(queue_name)
     click.echo(f"queue {info.name}: policy {info.policy}")
@@ -226,11 +232,13 @@ def queue_command(ctx: click.Context, queue_name: str) -> None:
 def failed(ctx: click.Context, queue_name: str | None, limit: int) -> None:
     """The most recently failed jobs (of QUEUE_NAME, or of all queues)."""
     with open_queue(ctx) as queue:
-        jobs = queue.failed_jobs(limit=limit, name=queue_name)
+        jobs = queue.failed_jobs(limit=limit, name=None if queue_name is None else queue.require_queue(queue_name))
     table = Table("id", "queue", "attempts", "failed at", "error")
     for job in jobs:
         error = job.output.get("message", "") if isinstance(job.output, dict) else str(job.output)
-        table.add_row(job.id, job.name, str(job.attempt), _when(job.completed_on), error[:80])
+        table.add_row(
+            job.id, job.name, f"{job.attempts_made} of {job.retry_limit + 1}", _when(job.completed_on), error[:80]
+        )
     console.print(table)
 
 
@@ -243,7 +251,8 @@ def show(ctx: click.Context, job_id: str) -> None:
         job = queue.get_job(job_id)
     if job is None:
         fail(f"no job {job_id}")
-    click.echo(json.dumps(asdict(job), indent=2, default=str))
+    # The same record as the API's GET /api/jobs/{id}: attempts counted as everywhere else.
+    click.echo(json.dumps({**asdict(job), "attempts": job.attempts_made}, indent=2, default=str))
 
 
 def _act(ctx: click.Context, job_ids: tuple[str, ...], chosen: job_actions.Action) -> None:
@@ -301,10 +310,11 @@ def list_schedules(ctx: click.Context) -> None:
     table = Table("queue", "key", "cron", "time zone", "last fired", "next")
     now = datetime.now(UTC)
     for s in rows:
-        upcoming = next_fire_times(s.cron, s.timezone, now, 1)
-        table.add_row(
-            s.name, s.key, s.cron, s.timezone, _when(s.last_fire_time), _when(upcoming[0] if upcoming else None)
-        )
+        # After the last fire time too: "next" never comes before "last" (make dev's clock runs ahead).
+        upcoming = next_fire_times(s.cron, s.timezone, max(now, s.last_fire_time or now), 1)
+        # last_fire_time starts at the schedule's creation (nothing before it fires): not a fire.
+        fired = s.last_fire_time if s.last_fire_time and s.last_fire_time > s.created_on else None
+        table.add_row(s.name, s.key, s.cron, s.timezone, _when(fired), _when(upcoming[0] if upcoming else None))
     console.print(table)
 
 
@@ -313,13 +323,23 @@ def list_schedules(ctx: click.Context) -> None:
 @click.argument("cron")
 @click.option("--tz", default="UTC", show_default=True)
 @click.option("--key", default="", help="to keep several schedules on one queue")
-@click.option("--data", default="null", help="the jobs' data, as JSON")
+@click.option("--data", help="the jobs' data, as JSON (default: {} for the platform's job types, else null)")
+@click.option("--replace", is_flag=True, help="replace the schedule (QUEUE_NAME, --key) if there is one")
 @click.pass_context
-def add_schedule(ctx: click.Context, queue_name: str, cron: str, tz: str, key: str, data: str) -> None:
-    """Create or replace the schedule (QUEUE_NAME, --key)."""
+def add_schedule(
+    ctx: click.Context, queue_name: str, cron: str, tz: str, key: str, data: str | None, replace: bool
+) -> None:
+    """Create the schedule (QUEUE_NAME, --key); an existing one is replaced only with --replace."""
+    payload = default_data(queue_name) if data is None else json_option(data, "--data")
     with open_queue(ctx) as queue:
-        queue.schedule(queue_name, cron, json_option(data, "--data"), tz=tz, key=key)
-    click.echo(f"scheduled {queue_name} at {cron!r} ({tz})")
+        existing = [s for s in queue.get_schedules(queue.require_queue(queue_name)) if s.key == key]
+        if existing and not replace:
+            fail(
+                f"{queue_name!r} already has a schedule with key {key!r} ({existing[0].cron} {existing[0].timezone}):"
+                " pass --replace to replace it, or --key to add another"
+            )
+        queue.schedule(queue_name, cron, payload, tz=tz, key=key)
+    click.echo(f"{'replaced' if existing else 'scheduled'} {queue_name} at {cron!r} ({tz})")
 
 
 @schedules.command("remove")
@@ -362,7 +382,9 @@ def invoke(logical_id: str, event_file: Path, env_pairs: tuple[str, ...], timeou
     if outcome.output:
         click.echo(outcome.output, err=True)
     click.echo(json.dumps(outcome.result, indent=2, default=str))
-    sys.exit(0 if outcome.ok else 1)
+    # An HTTP function that answers 5xx failed too (its handler caught the error and said so).
+    status = outcome.result.get("statusCode") if isinstance(outcome.result, dict) else None
+    sys.exit(0 if outcome.ok and not (isinstance(status, int) and status >= 500) else 1)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -375,4 +397,7 @@ def dev(ctx: click.Context) -> None:
 
 
 def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+    """A moment in UTC, saying so."""
+    from datetime import UTC
+
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"

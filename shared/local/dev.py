@@ -1,126 +1,172 @@
 """`make dev`: the whole system running on this machine, on embedded defaults.
 
 Starts the local stack (local/stack.py) with its data in `.local/` (or
---data-dir), prints the API's URL and token, and drives a demo workload:
-pods are provisioned on three host agents, snapshotted and health-checked,
-with faults injected now and then (a host answering 500, an unhealthy pod);
-a live table shows jobs per queue and state. Ctrl-C stops everything; the
-next run resumes on the same data.
+--data-dir), prints the API's URL and token, and drives a demo workload
+(local/demo.py): pods are provisioned on three host agents, snapshotted,
+health-checked and cleaned up, with faults injected now and then (a host
+answering 500, an unhealthy pod). A live table shows jobs per queue and state;
+the functions' logs and metrics go to `.local/functions.log` (--verbose: to
+the terminal). Ports and the API token are kept in `.local/stack.json`, so a
+restart keeps the same URLs; Ctrl-C stops everything and the next run resumes
+on the same data (--reset starts from empty data).
 
 `--once` runs a fixed demo to completion, prints a summary and exits 0 only
-if every demo job ended as expected (the test suite runs it).
+if every demo job ended as expected (the test suite runs it). `--soak N` runs
+the demo for N simulated minutes, then lets the work drain, cleans up every
+pod, and exits non-zero if health turned unhealthy, work did not drain, or a
+host slot leaked.
 """
 
 from __future__ import annotations
 
 import argparse
-import random
+import contextlib
+import os
+import shutil
 import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from jobqueue import FINISHED, Queue
+from local import demo
 from local.embedded_postgres import EmbeddedPostgresError
+from local.screen import Screen
 from local.stack import LocalStack
+from local.stack_settings import StackSettings
 from pods import lifecycle
 from runtime import platform
 
-console = Console()
 ONCE_TIMEOUT_S = 120.0
+PLAIN_EVERY_S = 10.0  # a status line this often when the output is not a terminal
+HEALTH_EVERY_S = 5.0  # a soak asks the API's health this often
 
 
-def stats_table(queue: Queue, started: float, completed_before: int) -> Table:
+def stats_table(queue: Queue, started: float, completed_before: int, status: str) -> Table:
     rows = queue.get_queue_stats()
+    dead_letters = queue.dead_letter_sources()
     completed = sum(s.completed for s in rows)
     rate = (completed - completed_before) / max(1e-6, time.monotonic() - started)
-    table = Table(title=f"jobs per queue  (completed {completed}, {rate:.1f}/s since start)")
-    for column in ("queue", "created", "retry", "active", "completed", "failed", "oldest wait (s)"):
+    table = Table(title=f"jobs per queue  (completed {completed}, {rate:.1f}/s since start)", caption=status)
+    for column in ("queue", "created", "retry", "active", "completed", "failed", "cancelled", "oldest wait (s)"):
         table.add_column(column, justify="left" if column == "queue" else "right")
     for s in rows:
-        if s.created + s.retry + s.active + s.completed + s.failed:
+        if s.created + s.retry + s.active + s.completed + s.failed + s.cancelled:
             table.add_row(
-                s.name,
+                f"{s.name} (dead letters)" if s.name in dead_letters else s.name,
                 str(s.created),
                 str(s.retry),
                 str(s.active),
                 str(s.completed),
                 f"[red]{s.failed}[/red]" if s.failed else "0",
+                str(s.cancelled),
                 f"{s.oldest_queued_seconds:.0f}",
             )
     return table
 
 
-def demo_round(queue: Queue, stack: LocalStack, serial: int) -> None:
-    """Three pods provisioned, an older one snapshotted, an older one cleaned up, an email; a fault now and then.
-
-    Every action on a pod goes to its lifecycle queue, so each pod's actions run in the order sent here.
-    """
-    with queue.db.transaction() as conn:
-        for n in range(3):
-            tier = "dev.large" if (serial + n) % 6 == 0 else "dev.small"
-            pod = f"pod-{serial + n}"
-            lifecycle.request(queue, "provision", pod, conn=conn, spec={"tier": tier}, userId=f"user-{n % 3}")
-    if serial >= 6:
-        # Snapshot a pod that runs now, one of the newest (the oldest are about to be cleaned up).
-        newest = queue.db.connection().execute(
-            "SELECT id FROM pods.pod WHERE status = 'running' ORDER BY created_on DESC LIMIT 3"
-        )
-        running = [row[0] for row in newest.fetchall()]
-        if running:
-            lifecycle.request(queue, "snapshot", random.choice(running))
-        queue.send(
-            "send-email",
-            {
-                "to": "user-1@example.com",
-                "template": "pod-ready",
-                "params": {"podId": f"pod-{serial - 6}", "url": "http://localhost"},
-            },
-        )
-    if serial >= 12:
-        with queue.db.transaction() as conn:
-            for n in range(3):
-                lifecycle.request(queue, "cleanup", f"pod-{serial - 12 + n}", conn=conn)
-    if serial % 12 == 0:
-        random.choice(stack.agents).faults.fail_next = 1  # one 500 from a host: retried
-    if serial % 15 == 0 and serial:
-        stack.agents[0].faults.unhealthy.add(f"pod-{serial - 15}")  # restarted by health checks
+def status_line(queue: Queue, stack: LocalStack, started: float, completed_before: int) -> str:
+    """One line: what the live table says, for output that is not a terminal."""
+    found = demo.summary(queue)
+    waiting = sum(demo.Soak().waiting(queue).values())
+    rate = (found["completed"] - completed_before) / max(1e-6, time.monotonic() - started)
+    return (
+        f"{time.monotonic() - started:6.0f}s  simulated {stack.simulated_now():%Y-%m-%d %H:%M}Z  "
+        f"completed {found['completed']} ({rate:.1f}/s)  waiting {waiting}  failed {found['failed']}  "
+        f"dead letters {found['dead_letters']}  blocked pods {found['blocked_pods']}"
+    )
 
 
-def run_forever(stack: LocalStack, queue: Queue) -> int:
-    stopping = False
+class Stopper:
+    """SIGTERM and Ctrl-C end the loop at its next step."""
 
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
+    def __init__(self) -> None:
+        self.stopping = False
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
 
-    signal.signal(signal.SIGTERM, stop)
+    def stop(self, *_: object) -> None:
+        self.stopping = True
+
+
+def drive(stack: LocalStack, queue: Queue, screen: Screen, until: float | None, soak: demo.Soak | None = None) -> bool:
+    """Run the demo until `until` (monotonic) or a stop signal; False when stopped early."""
+    stopper = Stopper()
     started = time.monotonic()
-    completed_before = sum(s.completed for s in queue.get_queue_stats())
-    serial = 0
-    next_demo = 0.0
-    try:
-        with Live(stats_table(queue, started, completed_before), console=console, refresh_per_second=2) as live:
-            while not stopping:
-                if time.monotonic() >= next_demo:
-                    demo_round(queue, stack, serial)
-                    serial += 3
-                    next_demo = time.monotonic() + 2
-                stack.step()
-                live.update(stats_table(queue, started, completed_before))
-                time.sleep(0.2)
-    except KeyboardInterrupt:
-        pass
-    console.print("stopping: the data stays in", stack.data_dir)
+    completed_before = demo.summary(queue)["completed"]
+    start = serial = demo.first_serial(queue)
+    next_round = next_plain = next_health = 0.0
+    log = f"functions' output: {screen.log_path}" if screen.log_path else "functions' output: above"
+
+    def table() -> Table:
+        status = f"simulated {stack.simulated_now():%Y-%m-%d %H:%M}Z · {log} · Ctrl-C stops"
+        return stats_table(queue, started, completed_before, status)
+
+    live = Live(table(), console=screen.console, auto_refresh=False) if screen.interactive else None
+    with live or contextlib.nullcontext():
+        while not stopper.stopping and (until is None or time.monotonic() < until):
+            now = time.monotonic()
+            if now >= next_round:
+                demo.demo_round(queue, stack, serial, start)
+                serial += 3
+                next_round = now + demo.ROUND_S
+            stack.step()
+            if soak is not None and now >= next_health:
+                soak.check_health(stack)
+                next_health = now + HEALTH_EVERY_S
+                if soak.problems:
+                    break
+            if live is not None:
+                live.update(table(), refresh=True)
+            elif now >= next_plain:
+                screen.line(status_line(queue, stack, started, completed_before))
+                next_plain = now + PLAIN_EVERY_S
+            time.sleep(0.2)
+    return not stopper.stopping
+
+
+def run_forever(stack: LocalStack, queue: Queue, screen: Screen) -> int:
+    drive(stack, queue, screen, until=None)
+    screen.line(f"stopping: the data stays in {stack.data_dir}")
     return 0
 
 
-def run_once(stack: LocalStack, queue: Queue) -> int:
+def run_soak(stack: LocalStack, queue: Queue, screen: Screen, minutes: float) -> int:
+    """The demo for `minutes` simulated minutes, then: work drains, every pod is cleaned up, no slot leaks."""
+    soak = demo.Soak()
+    if not demo.wait_for_api(stack):
+        screen.line("error: the API did not start")
+        return 1
+    real_s = minutes * 60 / stack.speed
+    screen.line(f"Soak:  {minutes:g} simulated minutes ({real_s:.0f} s at {stack.speed:g}x)")
+    finished = drive(stack, queue, screen, until=time.monotonic() + real_s, soak=soak)
+    if not finished:
+        screen.line("soak stopped before its end")
+        return 1
+    if not soak.problems:
+        soak.drain(stack, queue, 120, "after the load stopped")
+    soak.check_slots(queue)
+    if not soak.problems:
+        soak.clean_up_everything(stack, queue)
+        soak.check_slots(queue)
+        soak.check_health(stack)
+    found = demo.summary(queue)
+    screen.line(
+        f"soak: {minutes:g} simulated minutes, {found['completed']} jobs completed, {found['failed']} failed, "
+        f"{found['cancelled']} cancelled, {found['dead_letters']} dead letters, {found['blocked_pods']} blocked "
+        f"pods; health asked {soak.health_checks} times"
+    )
+    for problem in soak.problems:
+        screen.line(f"problem: {problem}")
+    screen.line("soak passed" if not soak.problems else "soak failed")
+    return 1 if soak.problems else 0
+
+
+def run_once(stack: LocalStack, queue: Queue, screen: Screen) -> int:
     """Six pods provisioned (a host fails once: retried), two snapshots, an email, health checks,
     and one job of each scheduled job type."""
     stack.agents[0].faults.fail_next = 1
@@ -158,46 +204,38 @@ def run_once(stack: LocalStack, queue: Queue) -> int:
         time.sleep(0.1)
     states = {job_id: (job.state if (job := queue.get_job(job_id)) else "missing") for job_id in expected}
     wrong = {job_id: state for job_id, state in states.items() if state != expected[job_id]}
-    console.print(stats_table(queue, stack.started_at, 0))
-    console.print(
+    screen.console.print(stats_table(queue, stack.started_at, 0, ""))
+    screen.line(
         f"demo: {len(expected)} jobs, {len(expected) - len(wrong)} ended as expected; functions ran "
         f"{sum(f.runs for f in stack.functions.values())} times"
     )
     if wrong:
         for job_id, state in wrong.items():
             job = queue.get_job(job_id)
-            console.print(
+            screen.line(
                 f"  {job.name if job else '?'} {job_id}: {state} (expected {expected[job_id]})"
                 f" {job.output if job else ''}"
             )
         return 1
-    if not api_answers(stack):
+    if not api_answers(stack, screen):
         return 1
-    console.print("all demo jobs ended as expected")
+    screen.line("all demo jobs ended as expected")
     return 0
 
 
-def api_answers(stack: LocalStack) -> bool:
+def api_answers(stack: LocalStack, screen: Screen) -> bool:
     """The API on localhost serves health with the token and refuses a request without it."""
     import httpx
 
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with_token = httpx.get(
-                f"{stack.api_url}/health", headers={"Authorization": f"Bearer {stack.env['API_TOKEN']}"}
-            )
-            without = httpx.get(f"{stack.api_url}/health")
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                console.print("[red]the API did not start[/red]")
-                return False
-            time.sleep(0.2)
-    console.print(f"API: health {with_token.status_code} {with_token.json()}; without a token {without.status_code}")
+    if not demo.wait_for_api(stack):
+        screen.line("error: the API did not start")
+        return False
+    with_token = httpx.get(f"{stack.api_url}/health", headers={"Authorization": f"Bearer {stack.env['API_TOKEN']}"})
+    without = httpx.get(f"{stack.api_url}/health")
+    screen.line(f"API: health {with_token.status_code} {with_token.json()}; without a token {without.status_code}")
     page = httpx.get(stack.dashboard_url, headers={"Authorization": f"Bearer {stack.env['API_TOKEN']}"})
     refused = httpx.get(stack.dashboard_url)
-    console.print(f"Dashboard: {page.status_code} with the token; without {refused.status_code}")
+    screen.line(f"Dashboard: {page.status_code} with the token; without {refused.status_code}")
     return (
         with_token.status_code == 200
         and without.status_code == 401
@@ -207,15 +245,42 @@ def api_answers(stack: LocalStack) -> bool:
     )
 
 
+def write_env_file(data_dir: Path, stack: LocalStack) -> Path:
+    """`<data dir>/env`: the stack's DATABASE_URL, API_URL and API_TOKEN, for a shell to source."""
+    path = data_dir / "env"
+    path.write_text(
+        f"DATABASE_URL={stack.env['DATABASE_URL']}\nAPI_URL={stack.api_url}\nAPI_TOKEN={stack.env['API_TOKEN']}\n"
+    )
+    path.chmod(0o600)  # holds the token
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="make dev", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="make dev", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", type=Path, default=Path(".local"), help="where the stack keeps its data")
     parser.add_argument(
         "--speed", type=float, default=60.0, help="simulated seconds per real second (60: a minute a second)"
     )
-    parser.add_argument("--once", action="store_true", help="run the demo once, print a summary, exit")
-    parser.add_argument("--verbose", action="store_true", help="show the functions' log lines")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="run the demo once, print a summary, exit")
+    mode.add_argument(
+        "--soak", type=float, metavar="MINUTES", help="run the demo for MINUTES simulated minutes, check, exit"
+    )
+    parser.add_argument("--reset", action="store_true", help="start from empty data (ports and token are kept)")
+    parser.add_argument("--api-port", type=int, help="the API's and dashboard's port (default: as last time)")
+    parser.add_argument("--pg-port", type=int, help="Postgres's port (default: as last time)")
+    parser.add_argument("--verbose", action="store_true", help="the functions' logs and metrics on the terminal")
     args = parser.parse_args(argv)
+    if args.reset:
+        shutil.rmtree(args.data_dir / "postgres", ignore_errors=True)
+    screen = Screen(args.data_dir, verbose=args.verbose)
+    settings, changes = StackSettings.load(
+        args.data_dir, postgres_port=args.pg_port, api_port=args.api_port, api_token=os.environ.get("API_TOKEN")
+    )
+    for change in changes:
+        screen.line(f"note: {change}")
     errors: list[str] = []
     stack = LocalStack(
         args.data_dir,
@@ -224,20 +289,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         on_error=lambda name, exc: errors.append(f"{name}: {type(exc).__name__}: {exc}"),
     )
     try:
-        stack.start()
+        stack.start(settings)
     except EmbeddedPostgresError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        screen.line(f"error: {exc}")
         stack.stop()
         return 1
     try:
-        console.print(f"API:   {stack.api_url}  (Authorization: Bearer {stack.env['API_TOKEN']})")
-        console.print(f"Web:   {stack.dashboard_url}  (sign in with the same token)")
-        console.print(f"DB:    DATABASE_URL={stack.env['DATABASE_URL']}")
-        console.print(f"Speed: {args.speed:g}x (a minute of schedules every {60 / args.speed:g} s)")
+        screen.line(f"API:   {stack.api_url}")
+        screen.line(
+            f"Token: {stack.env['API_TOKEN']}   (Authorization: Bearer <token>; kept in {args.data_dir}/stack.json)"
+        )
+        screen.line(f"Web:   {stack.dashboard_url}   (sign in with the token)")
+        screen.line(f"DB:    DATABASE_URL={stack.env['DATABASE_URL']}")
+        screen.line(f"Speed: {args.speed:g}x (a minute of schedules every {60 / args.speed:g} s)")
+        if screen.log_path:
+            screen.line(f"Logs:  {screen.log_path} (the functions' log lines and metrics)")
+        env_file = write_env_file(args.data_dir, stack)
+        screen.line(f"Env:   set -a; . {env_file}; set +a   (DATABASE_URL, API_URL and API_TOKEN for `jobs`, curl)")
         with Queue(stack.env["DATABASE_URL"]) as queue:
-            code = run_once(stack, queue) if args.once else run_forever(stack, queue)
+            if args.once:
+                code = run_once(stack, queue, screen)
+            elif args.soak is not None:
+                code = run_soak(stack, queue, screen, args.soak)
+            else:
+                code = run_forever(stack, queue, screen)
         for line in errors[:10]:
-            console.print(f"[yellow]function error[/yellow] {line}")
+            screen.line(f"function error: {line}")
         return code
     finally:
         stack.stop()

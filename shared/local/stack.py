@@ -35,6 +35,7 @@ from local.embedded_postgres import EmbeddedPostgres, free_port
 from local.fake_github import FakeGitHub
 from local.fake_host_agent import FakeHostAgent
 from local.lambda_runner import Context
+from local.stack_settings import StackSettings
 from runtime import platform, scale
 
 HOSTS = (("host-1", "dev.small", 10), ("host-2", "dev.small", 10), ("host-3", "dev.large", 4))
@@ -94,14 +95,19 @@ class LocalStack:
     lambda_service: LocalLambda = field(default_factory=LocalLambda)
     on_error: Callable[[str, BaseException], None] | None = None
 
-    def start(self) -> None:
-        self.postgres = EmbeddedPostgres(self.data_dir / "postgres")
+    def start(self, settings: StackSettings | None = None) -> None:
+        """Start everything; `settings` fixes the ports and the token (random ones otherwise)."""
+        self.postgres = EmbeddedPostgres(self.data_dir / "postgres", port=settings.postgres_port if settings else 0)
         self.postgres.start()
         self.postgres.create_database("jobs")
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port())
         self.moto.start()
         moto_url = f"http://127.0.0.1:{self.moto._port}"
-        api_token = os.environ.get("API_TOKEN") or secrets.token_urlsafe(24)
+        if settings:
+            self.api_port = settings.api_port
+        api_token = (
+            (settings.api_token if settings else None) or os.environ.get("API_TOKEN") or secrets.token_urlsafe(24)
+        )
         host_key = secrets.token_urlsafe(24)
         github_token = secrets.token_urlsafe(24)
         self.github = FakeGitHub(github_token)

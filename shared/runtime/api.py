@@ -38,6 +38,7 @@ def json_response(status: int, body: Any) -> Response[str]:
 
 def _job(job: Job) -> dict[str, Any]:
     record = asdict(job)
+    record["attempts"] = job.attempts_made  # counted as the dashboard and the CLI count them
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in record.items()}
 
 
@@ -70,7 +71,7 @@ def failed() -> Response[str]:
     params = router.current_event.query_string_parameters
     limit = _int_param(params.get("limit"), "limit", 100)
     name = params.get("queue")
-    jobs = queue().failed_jobs(limit=limit, name=None if name is None else queue_name(name))
+    jobs = queue().failed_jobs(limit=limit, name=None if name is None else queue().require_queue(name))
     return json_response(200, {"jobs": [_job(j) for j in jobs]})
 
 
@@ -129,9 +130,7 @@ def enqueue() -> Response[str]:
     options = platform.load().send_options(name, body.get("data"), options)
     new_id = queue().send(name, body.get("data"), **options)
     if new_id is None:
-        return json_response(
-            409, {"id": None, "error": f"the policy of queue {name!r} refused the job (one is already queued)"}
-        )
+        return json_response(409, {"id": None, "error": job_actions.refused_by_policy(name)})
     function = worker_functions().get(name)
     if function:
         scale.kick(function, name)

@@ -52,6 +52,11 @@ class UnknownAction(ActionRefused):
     status = 404
 
 
+def refused_by_policy(queue_name: str) -> str:
+    """Why a send added no job, in the same words on the API and the CLI."""
+    return f"the policy of queue {queue_name!r} refused the job: one with its key is already queued or active"
+
+
 def action(name: str) -> Action:
     try:
         return Action(name)

@@ -15,7 +15,13 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError
 
-from jobqueue import DatabaseUnavailableError, JobQueueError, PolicyConflictError, UnknownQueueError
+from jobqueue import (
+    ConfigurationError,
+    DatabaseUnavailableError,
+    JobQueueError,
+    PolicyConflictError,
+    UnknownQueueError,
+)
 from runtime import api, auth, job_actions
 from runtime.dashboard import routes as dashboard
 from runtime.observability import logger
@@ -46,6 +52,13 @@ def unknown_queue(exc: UnknownQueueError) -> Response[str]:
 @app.exception_handler(PolicyConflictError)
 def policy_conflict(exc: PolicyConflictError) -> Response[str]:
     return error(409, str(exc))
+
+
+@app.exception_handler(ConfigurationError)
+def misconfigured(exc: ConfigurationError) -> Response[str]:
+    # The deployment's fault, not the request's: a 500, and a log line that says what to fix.
+    logger.error("the API is misconfigured", extra={"error": str(exc)})
+    return error(500, "the service is misconfigured (its log says how)")
 
 
 @app.exception_handler(DatabaseUnavailableError)

@@ -14,6 +14,8 @@ import pytest
 from jobqueue import Queue
 from tests.functions.conftest import API_TOKEN, FakeContext, RecordingLambda, event
 
+REFUSED = "the policy of queue {queue!r} refused the job: one with its key is already queued or active"
+
 
 @pytest.fixture
 def api(load_function: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, Any]]:
@@ -150,6 +152,8 @@ def test_enqueue_refused_by_policy_is_a_conflict(api: Callable[..., dict[str, An
     assert api("api-enqueue.json", body=body)["statusCode"] == 201
     refused = api("api-enqueue.json", body=body)
     assert refused["statusCode"] == 409 and refused["json"]["id"] is None
+    # The CLI says the same words (tests/local/test_cli.py).
+    assert refused["json"]["error"] == REFUSED.format(queue="cleanup-old")
 
 
 @pytest.mark.parametrize(
@@ -191,6 +195,14 @@ def test_data_with_the_text_of_a_nul_escape_is_stored_as_sent(api: Callable[...,
     with Queue(dsn) as q:
         job = q.get_job(created["json"]["id"])
     assert job is not None and job.data == data
+
+
+def test_an_unknown_queue_is_a_404_that_suggests_on_every_route(api: Callable[..., dict[str, Any]]) -> None:
+    expected = "unknown queue 'send-emial' (did you mean 'send-email'?)"
+    sent = api("api-enqueue.json", body={"queue": "send-emial", "data": {}})
+    listed = api("api-failed.json", query={"queue": "send-emial"})
+    assert [r["statusCode"] for r in (sent, listed)] == [404] * 2
+    assert sent["json"]["error"] == listed["json"]["error"] == expected
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import html
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -283,3 +284,25 @@ def test_an_old_dead_letter_is_no_backlog_warning(web: Call, jobs: Queue, conn: 
     rows = {m.group(1): m.group(2) for m in re.finditer(r'<tr data-queue="([^"]+)"([^>]*)>', body)}
     assert rows["dash"] == ' class="warn"'  # waiting work, 3 hours old
     assert rows["dash-dead"] == ""  # a failure waiting for a person: shown apart, not a backlog
+
+
+def test_an_unknown_queue_is_a_404_page_that_suggests(web: Call, jobs: Queue) -> None:
+    for path, query in (("/dashboard/failed", {"queue": "dahs"}), ("/dashboard/queue", {"name": "dahs"})):
+        page = web(path, query=query, token=API_TOKEN)
+        assert page["statusCode"] == 404, path
+        assert "unknown queue &#39;dahs&#39; (did you mean &#39;dash&#39;?)" in page["body"], page["body"]
+
+
+def test_attempts_are_counted_alike_and_the_history_is_in_order(web: Call, jobs: Queue) -> None:
+    jobs.create_queue("tries", retry_limit=3, retry_delay=60)
+    job_id = jobs.send("tries", {"n": 1})
+    jobs.fail("tries", jobs.fetch("tries"), "first attempt failed")  # waits for its second attempt
+    page = web(f"/dashboard/jobs/{job_id}", token=API_TOKEN)["body"]
+    failed = web("/dashboard/failed", token=API_TOKEN)["body"]
+    listing = web("/dashboard/queue", query={"name": "tries"}, token=API_TOKEN)["body"]
+    assert "<dt>Attempts</dt><dd>1 of 4</dd>" in page
+    assert '<td class="num">1 of 4</td>' in failed and '<td class="num">1 of 4</td>' in listing
+    history = re.findall(r"<li><span>([^<]+)</span>", page.split('<ol class="timeline">')[1].split("</ol>")[0])
+    assert history[:3] == ["Created", "Started", "Next attempt after"], history
+    shown = web(f"/api/jobs/{job_id}", token=API_TOKEN)
+    assert json.loads(shown["body"])["attempts"] == 1

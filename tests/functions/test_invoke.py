@@ -61,3 +61,9 @@ def test_cli_invoke_and_its_errors(ready_queue: Queue, dsn: str, monkeypatch: py
     assert bad_env.exit_code == 2 and "expected KEY=VALUE" in bad_env.output
     missing = runner.invoke(main, ["invoke", "Scheduler", "-e", str(Path("nope.json"))])
     assert missing.exit_code == 2
+    # A misconfigured API (no database) is the deployment's fault: 500, a log line, exit 1.
+    monkeypatch.delenv("DATABASE_URL")
+    broken = runner.invoke(main, ["invoke", "Api", "-e", str(EVENTS / "api-health.json")])
+    assert broken.exit_code == 1, broken.output
+    assert '"statusCode": 500' in broken.output and "the API is misconfigured" in broken.output
+    assert "DATABASE_URL" in broken.output  # the log line says what to fix

@@ -113,6 +113,7 @@ def test_database_errors_are_one_clear_line() -> None:
     bad = CliRunner(env={"DATABASE_URL": "postgresql://app:pw-secret@127.0.0.1:1/none"})
     result = run(bad, "stats")
     assert result.exit_code == 1 and "cannot connect to the database" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output  # libpq's hints left out
     assert "pw-secret" not in result.output
     malformed = run(CliRunner(env={"DATABASE_URL": "mysql://x"}), "stats")
     assert malformed.exit_code == 1 and "scheme must be postgresql" in malformed.output
@@ -131,4 +132,55 @@ def test_queue_shows_blocked_keys_and_active_groups(jobs: CliRunner, dsn: str) -
     assert f"blocked keys (1): {first.singleton_key}" in shown.output
     assert "host-a" in shown.output and "large" in shown.output  # one job of the group still active
     missing = jobs.invoke(main, ["queue", "nope"])
-    assert missing.exit_code == 1 and "no queue named 'nope'" in missing.output
+    assert missing.exit_code == 1 and "unknown queue 'nope' (queues: fifo)" in missing.output
+
+
+def test_an_unknown_queue_is_the_same_error_on_every_command(jobs: CliRunner) -> None:
+    run(jobs, "migrate")
+    for command in (
+        ["send", "send-emial"],
+        ["failed", "send-emial"],
+        ["queue", "send-emial"],
+        ["schedules", "add", "send-emial", "0 * * * *"],
+    ):
+        result = run(jobs, *command)
+        assert result.exit_code == 1, command
+        assert result.output == "error: unknown queue 'send-emial' (did you mean 'send-email'?)\n", command
+
+
+def test_schedules_add_refuses_to_replace_without_replace(jobs: CliRunner) -> None:
+    run(jobs, "migrate")
+    refused = run(jobs, "schedules", "add", "calculate-usage", "*/5 * * * *")
+    assert refused.exit_code == 1
+    assert "already has a schedule with key '' (0 * * * * UTC): pass --replace" in refused.output
+    assert run(jobs, "schedules", "add", "calculate-usage", "*/5 * * * *", "--key", "often").exit_code == 0
+    replaced = run(jobs, "schedules", "add", "calculate-usage", "*/10 * * * *", "--replace")
+    assert replaced.output.startswith("replaced calculate-usage")
+    listing = run(jobs, "schedules", "list").output
+    crons = {line.split("│")[3].strip() for line in listing.splitlines() if "calculate-usage" in line}
+    assert crons == {"*/10 * * * *", "*/5 * * * *"}
+    assert " UTC" in listing  # times say their zone
+
+
+def test_data_defaults_to_an_object_for_the_platforms_job_types(jobs: CliRunner, dsn: str) -> None:
+    run(jobs, "migrate")
+    job_id = run(jobs, "send", "calculate-usage").output.strip()
+    run(jobs, "schedules", "add", "send-email", "0 9 * * *")
+    with Queue(dsn) as q:
+        job = q.get_job(job_id)
+        [schedule] = q.get_schedules("send-email")
+        q.create_queue("plain")
+    assert job is not None and job.data == {}
+    assert schedule.data == {}
+    plain = run(jobs, "send", "plain").output.strip()
+    with Queue(dsn) as q:
+        assert q.get_job(plain).data is None  # type: ignore[union-attr]  # a queue of no job type: null
+
+
+def test_a_send_the_policy_refuses_is_worded_as_on_the_api(jobs: CliRunner) -> None:
+    from tests.functions.test_api import REFUSED
+
+    run(jobs, "migrate")
+    assert run(jobs, "send", "cleanup-old").exit_code == 0
+    refused = run(jobs, "send", "cleanup-old")
+    assert refused.exit_code == 1 and refused.output == f"error: {REFUSED.format(queue='cleanup-old')}\n"

@@ -27,11 +27,46 @@ def test_make_dev_once_runs_the_demo_and_resumes(tmp_path: Path) -> None:
     assert "all demo jobs ended as expected" in first.stdout
     assert "without a token 401" in first.stdout
     assert "Dashboard: 200 with the token; without 401" in first.stdout
-    # The data directory is kept: a second run resumes on it, with the first run's jobs still there.
+    # Captured output is plain lines: the functions' logs went to a file, nothing is wrapped.
+    assert '"level"' not in first.stdout and "_aws" not in first.stdout
+    assert (data / "functions.log").exists()
+    first_urls = urls_and_token(first.stdout)
+    # The data directory is kept: a second run resumes on it, with the first run's jobs still there,
+    # on the same ports and with the same token (an exported DATABASE_URL and a sign-in keep working).
     second = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert (data / "postgres" / "PG_VERSION").exists()
+    assert urls_and_token(second.stdout) == first_urls
     assert processes_mentioning(str(data)) == [], "no process of the stack is left behind"
+
+
+def urls_and_token(output: str) -> dict[str, str]:
+    """The API's URL, the token and DATABASE_URL as make dev prints them, each whole on its line."""
+    found = dict(re.findall(r"^(API|Token|DB): +(\S+)", output, re.M))
+    assert set(found) == {"API", "Token", "DB"}, output[:2000]
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_short_soak_passes_and_reset_starts_from_empty_data(tmp_path: Path) -> None:
+    """The demo for 30 simulated minutes with its faults: health stays good, the work drains, every
+    pod is cleaned up and no slot leaks (`make dev ARGS="--soak 360"` runs six hours of it)."""
+    data = tmp_path / "local"
+    command = ["make", "-s", "--no-print-directory", "dev", f"ARGS=--soak 30 --data-dir {data}"]
+    soak = subprocess.run(command, capture_output=True, text=True, timeout=400, check=False, cwd=ROOT)
+    assert soak.returncode == 0, soak.stdout[-3000:] + soak.stderr[-3000:]
+    assert "soak passed" in soak.stdout and "problem:" not in soak.stdout
+    summary = re.search(r"soak: 30 simulated minutes, (\d+) jobs completed, (\d+) failed", soak.stdout)
+    assert summary is not None and int(summary.group(1)) > 100 and summary.group(2) == "0", soak.stdout[-2000:]
+    token = urls_and_token(soak.stdout)["Token"]
+    # --reset: empty data, the same token and ports.
+    reset = ["make", "-s", "--no-print-directory", "dev", f"ARGS=--once --reset --data-dir {data}"]
+    again = subprocess.run(reset, capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert urls_and_token(again.stdout)["Token"] == token
+    completed = re.search(r"'completed': (\d+)\}", again.stdout)
+    assert completed is not None and int(completed.group(1)) < 100, again.stdout[-2000:]  # the soak's jobs are gone
 
 
 def processes_mentioning(text: str) -> list[str]:

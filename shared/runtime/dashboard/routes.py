@@ -125,9 +125,9 @@ def overview() -> Response[str]:
 @router.get(PREFIX + "/failed")
 def failed() -> Response[str]:
     name = current().query.get("queue") or None
-    if name is not None:
-        name = queue_name(name)
     q = queue()
+    if name is not None:
+        name = q.require_queue(name)  # an unknown queue is a 404 that suggests the closest
     infos = q.get_queues()
     failed_jobs, retrying = views.failing(q, infos, name)
     return page(
@@ -149,6 +149,7 @@ def queue_page() -> Response[str]:
     q = queue()
     info = q.get_queue(name)
     if info is None:
+        q.require_queue(name)  # a 404 that suggests the closest name
         return error_page(404, f"no queue named {name!r}")
     stats = next((s for s in q.get_queue_stats() if s.name == name), None)
     jobs = q.find_jobs(name, state=state, limit=100)

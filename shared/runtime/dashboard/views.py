@@ -138,7 +138,9 @@ def schedules(queue: Queue, now: datetime | None = None) -> list[dict[str, Any]]
     return [
         {
             "schedule": s,
-            "next": next_fires(s.cron, s.timezone, now),
+            # After the last fire time too: the scheduler fires by its events' clock, which may run
+            # ahead of this one (make dev's simulated clock), and "next" never comes before "last".
+            "next": next_fires(s.cron, s.timezone, max(now, s.last_fire_time or now)),
             # last_fire_time starts at the schedule's creation (nothing before it fires): not a fire.
             "last_fired": s.last_fire_time if s.last_fire_time and s.last_fire_time > s.created_on else None,
         }
