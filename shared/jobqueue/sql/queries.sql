@@ -390,22 +390,29 @@ LIMIT %(limit)s;
 -- another fetcher holds are passed over; a job without a group locks itself). Only a fetcher
 -- holding a group's lock activates its jobs, so claim_grouped counts the group's active jobs
 -- exactly: the limit is never exceeded, not even briefly.
-WITH candidates AS MATERIALIZED (
-    SELECT j.id
+--
+-- The jobs are walked in fetch order (the fetch index, as a standard fetch does) and each is
+-- checked, then locked, only when reached (CASE fixes that order): a plan that filtered every
+-- ready job before sorting would count and lock every group of a small backlog.
+SELECT c.id FROM (
+    SELECT j.id, j.name, j.group_id, j.group_tier
     FROM {{schema}}.job j
     WHERE j.name = %(name)s
       AND j.state < 'active'
       AND j.start_after <= coalesce(%(now)s::timestamptz, now())
-      AND (j.group_id IS NULL OR (
-          SELECT count(*) FROM {{schema}}.job a
-          WHERE a.name = j.name AND a.group_id = j.group_id AND a.state = 'active'
-      ) < coalesce((%(tiers)s::jsonb ->> j.group_tier)::integer, %(group_limit)s))
-      AND pg_try_advisory_xact_lock(
-          hashtextextended('{{schema}}.group:' || j.name || ':' || coalesce(j.group_id, j.id::text), 0))
     ORDER BY j.priority DESC, j.created_on, j.id
-    LIMIT %(limit)s
-)
-SELECT id FROM candidates;
+    OFFSET 0
+) c
+WHERE CASE
+    WHEN c.group_id IS NULL OR (
+        SELECT count(*) FROM {{schema}}.job a
+        WHERE a.name = c.name AND a.group_id = c.group_id AND a.state = 'active'
+    ) < coalesce((%(tiers)s::jsonb ->> c.group_tier)::integer, %(group_limit)s)
+    THEN pg_try_advisory_xact_lock(
+        hashtextextended('{{schema}}.group:' || c.name || ':' || coalesce(c.group_id, c.id::text), 0))
+    ELSE false
+END
+LIMIT %(limit)s;
 
 -- name: claim_grouped
 -- Fetch under a group limit, last step, in the transaction that took the locks: of the jobs
