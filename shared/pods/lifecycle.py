@@ -59,7 +59,13 @@ def provision(platform: Platform, job: Job) -> dict[str, Any]:
     with platform.connection() as conn:
         if not conn.execute(QUERIES["tier_exists"], {"tier": tier}).fetchone()[0]:  # type: ignore[index]
             raise JobError(f"unknown tier {tier!r}: no host serves it", should_retry=False)
-        conn.execute(QUERIES["insert_pod"], {"id": pod_id, "owner_id": owner, "spec": _jsonb(spec), "tier": tier})
+        params = {"id": pod_id, "owner_id": owner, "spec": _jsonb(spec), "tier": tier}
+        if job.retry_count > 0 and conn.execute(QUERIES["insert_pod"], params).fetchone() is not None:
+            # An earlier attempt of this job created the pod's record (before anything that can
+            # fail), and now it is gone: the pod was deleted meanwhile. Not brought back.
+            conn.execute(QUERIES["delete_pod"], {"id": pod_id})
+            return {"status": "deleted", "skipped": True}
+        conn.execute(QUERIES["insert_pod"], params)
         row = pod(conn, pod_id)
         if row["status"] == "running" and row["internal_ip"]:
             return {"internalIp": row["internal_ip"], "host": row["host_id"], "already": True}

@@ -144,3 +144,20 @@ def test_stop_start_restart_and_cleanup(
         lifecycle.start(platform, job("start-pod", {"podId": "pod-1"}))
     with pytest.raises(JobError, match="does not exist"):
         lifecycle.stop(platform, job("stop-pod", {"podId": "ghost"}))
+
+
+def test_a_provision_retried_after_its_pod_was_deleted_does_not_bring_it_back(
+    platform: Platform, conn: psycopg.Connection[Any]
+) -> None:
+    conn.execute("UPDATE pods.host SET used = capacity")  # every slot taken: the first attempt waits
+    with pytest.raises(lifecycle.NoCapacity):
+        provision(platform, "pod-1")
+    conn.execute("UPDATE pods.host SET used = 0")
+    conn.execute("DELETE FROM pods.pod WHERE id = 'pod-1'")  # deleted meanwhile (as cleanup-old does)
+    data = {"podId": "pod-1", "spec": SPEC, "userId": "u1"}
+    retried = lifecycle.provision(platform, job("provision-pod", data, attempt=2))
+    assert retried == {"status": "deleted", "skipped": True}
+    assert conn.execute("SELECT count(*) FROM pods.pod").fetchone() == (0,)
+    assert conn.execute("SELECT sum(used) FROM pods.host").fetchone() == (0,)
+    # A first attempt creates the pod, as always.
+    assert provision(platform, "pod-1")["host"] == "host-1"

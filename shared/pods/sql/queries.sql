@@ -159,9 +159,11 @@ VALUES (%(hour)s, %(pod_id)s, %(owner_id)s, %(seconds)s)
 ON CONFLICT (hour, pod_id) DO UPDATE SET running_seconds = EXCLUDED.running_seconds, owner_id = EXCLUDED.owner_id;
 
 -- name: insert_pod
--- Create a pod's record when its provisioning job comes first (no-op when it exists).
+-- Create a pod's record when its provisioning job comes first (no-op when it exists); a row
+-- comes back only when this inserted it.
 INSERT INTO pods.pod (id, owner_id, spec, tier) VALUES (%(id)s, %(owner_id)s, %(spec)s, %(tier)s)
-ON CONFLICT (id) DO NOTHING;
+ON CONFLICT (id) DO NOTHING
+RETURNING id;
 
 -- name: claim_email
 -- Claim the sending of one job's email; no row when it was sent already.
