@@ -18,6 +18,7 @@ from jobqueue.errors import (
     PayloadError,
     PolicyConflictError,
     QueueInUseError,
+    Snooze,
     UnknownQueueError,
 )
 from jobqueue.models import (
@@ -28,6 +29,7 @@ from jobqueue.models import (
     QueueInfo,
     QueueStats,
     Schedule,
+    SnoozeResult,
     Throughput,
 )
 from jobqueue.queue import Queue
@@ -65,6 +67,8 @@ __all__ = [
     "QueueStats",
     "Schedule",
     "SendOptions",
+    "Snooze",
+    "SnoozeResult",
     "Throughput",
     "UnknownQueueError",
     "due_fire_times",

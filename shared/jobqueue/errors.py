@@ -76,6 +76,24 @@ class DatabaseUnavailableError(JobQueueError, ConnectionError):
     """The database cannot be reached (the message never contains a password)."""
 
 
+class Snooze(Exception):
+    """Raised by a handler: run this job again in `seconds`, without using up an attempt.
+
+    For waiting on something outside (a host with no free slot, a pod still booting)
+    instead of sleeping in the handler. A job may snooze a bounded number of times
+    (the worker's MAX_SNOOZES); past that it fails for good.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= MAX_SNOOZE_S:
+            raise ValueError(f"Snooze needs seconds between 0 and {MAX_SNOOZE_S}, got {seconds!r}")
+        super().__init__(f"snoozed for {seconds:g} s")
+        self.seconds = float(seconds)
+
+
+MAX_SNOOZE_S = 7 * 86_400
+
+
 class JobError(Exception):
     """Raised by a handler to fail its job with an explicit retry decision.
 

@@ -125,6 +125,14 @@ class Throughput:
 
 
 @dataclass(slots=True, frozen=True)
+class SnoozeResult:
+    """What `snooze` did: jobs put back to run later, and jobs failed for snoozing too often."""
+
+    snoozed: list[str]
+    failed: list[str]
+
+
+@dataclass(slots=True, frozen=True)
 class FailResult:
     """What `fail` did to a batch: ids by outcome."""
 

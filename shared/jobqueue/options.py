@@ -41,6 +41,7 @@ CALL_LIMITS: Final = {
     "batch_size": Integer(1, 10_000),
     "limit": Integer(1, 100_000),
     "bucket_seconds": Integer(1, 86_400),
+    "max_snoozes": Integer(0, 1_000_000),
 }
 GROUP_LIMIT: Final = Integer(1, 1_000_000)  # active jobs of one group
 DEFAULT_MAX_PAYLOAD_BYTES: Final = 1_048_576  # 1 MiB of JSON per job

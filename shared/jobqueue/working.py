@@ -11,8 +11,8 @@ from psycopg.rows import tuple_row
 
 from jobqueue import maintenance, options
 from jobqueue.client import Client, Conn, JobRef, as_list, refs
-from jobqueue.errors import ConcurrentUpdateError, InvalidOptionError, PolicyConflictError
-from jobqueue.models import FailResult, Job
+from jobqueue.errors import MAX_SNOOZE_S, ConcurrentUpdateError, InvalidOptionError, PolicyConflictError
+from jobqueue.models import FailResult, Job, SnoozeResult
 from jobqueue.settings import POLICIES_ONE_ACTIVE_PER_KEY, GroupConcurrency, Policy
 from jobqueue.states import CANCELLABLE, RESUMABLE, RETRYABLE, JobState
 
@@ -24,6 +24,8 @@ def _fetched_job(cursor: Any) -> Any:
     return lambda values: Job(*values)
 
 
+# How often one job may snooze before it fails for good (Queue.snooze's max_snoozes).
+DEFAULT_MAX_SNOOZES: Final = 100
 # A strict-FIFO fetch first looks for heads among this many of the first ready jobs per job wanted.
 FIFO_WINDOW_PER_JOB: Final = 10
 FIFO_WINDOW_MIN: Final = 1000
@@ -236,6 +238,47 @@ class Working(Client):
             return [row[0] for row in self.db.rows("release", params, conn, tuple_row)]
         except PolicyConflictError:
             return []
+
+    def snooze(
+        self,
+        name: str,
+        jobs: JobRef | Sequence[JobRef],
+        seconds: float,
+        *,
+        max_snoozes: int = DEFAULT_MAX_SNOOZES,
+        now: datetime | None = None,
+        conn: Conn = None,
+    ) -> SnoozeResult:
+        """Run active jobs again after `seconds`, without using up an attempt (River's JobSnooze).
+
+        A job that has snoozed `max_snoozes` times already fails for good instead
+        (to its dead letter queue, if it has one), so that nothing snoozes forever.
+        Pass the Job objects from fetch to snooze only the attempt you ran.
+        """
+        items = as_list(jobs)
+        if not items:
+            return SnoozeResult([], [])
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= MAX_SNOOZE_S:
+            raise InvalidOptionError(f"snooze seconds must be between 0 and {MAX_SNOOZE_S}, got {seconds!r}")
+        limit = options.integer("max_snoozes", max_snoozes)
+        job_ids, started = refs(items)
+        params = {
+            "name": options.queue_name(name),
+            "ids": job_ids,
+            "started": started,
+            "seconds": float(seconds),
+            "max_snoozes": limit,
+            "now": options.now_or_none(now),
+        }
+        rows = self.db.rows("snooze", params, conn, tuple_row)
+        snoozed = [job_id for job_id, allowed in rows if allowed]
+        over = {job_id for job_id, allowed in rows if not allowed}
+        failed: list[str] = []
+        if over:
+            worn_out = [item for item in items if (item.id if isinstance(item, Job) else item) in over]
+            error = f"snoozed {limit} times, the most a job may"
+            failed = self.fail(name, worn_out, error, retryable=False, now=now, conn=conn).failed
+        return SnoozeResult(snoozed, failed)
 
     def cancel(self, name: str, ids: JobRef | Sequence[JobRef], conn: Conn = None) -> list[str]:
         """Cancel jobs that have not finished (CANCELLABLE states); returns the ids cancelled."""

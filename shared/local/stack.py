@@ -11,6 +11,7 @@ the simulator's next step, as Lambda would start it.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import re
@@ -124,6 +125,10 @@ class LocalStack:
             "API_TOKEN": api_token,
             "GITHUB_API_URL": self.github.url,
             "GITHUB_TOKEN": github_token,
+            # Every function's cold start registers the queues: each must lay the local retries over.
+            platform.OVERRIDES_VARIABLE: json.dumps(LOCAL_RETRY),
+            # A provision waits this long for a free slot (pods.lifecycle), at the demo's pace.
+            "CAPACITY_WAIT_S": "2",
             "POWERTOOLS_METRICS_NAMESPACE": "JobsLocal",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": "WARNING" if self.quiet else "INFO",
@@ -140,9 +145,7 @@ class LocalStack:
         self.agents = [FakeHostAgent(host_key, host_index=i + 1).start() for i in range(len(HOSTS))]
         with Queue(self.env["DATABASE_URL"]) as queue:
             queue.migrate()
-            platform.register(queue)
-            for name in platform.load().names:
-                queue.update_queue(name, None, **LOCAL_RETRY)
+            platform.register(queue)  # with LOCAL_RETRY laid over (JOBS_QUEUE_OVERRIDES, as every cold start)
         self._seed_hosts()
         scale.set_lambda_client(self.lambda_service)
         self._load_functions()

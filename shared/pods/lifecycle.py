@@ -20,12 +20,13 @@ checks the pod's current state first.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from psycopg import Connection
 
-from jobqueue import Job, JobError, PayloadError, Queue
+from jobqueue import Job, JobError, PayloadError, Queue, Snooze
 from pods import snapshots
 from pods.clients.host_agent import HostAgent, HostAgentError
 from pods.context import Platform
@@ -77,7 +78,12 @@ def provision(platform: Platform, job: Job) -> dict[str, Any]:
         agent = None
         try:
             if row["host_id"] is None:
-                host_id, address, port = _claim_host(conn, tier, pod_id)
+                try:
+                    host_id, address, port = _claim_host(conn, tier, pod_id)
+                except NoCapacity:
+                    # Wait for a slot without using up attempts (and, on the pod's ordered queue,
+                    # keep this provision's place ahead of the pod's later actions).
+                    raise Snooze(capacity_wait_s()) from None
             else:
                 # A retry after a partial success: stay on the host that may already run the pod.
                 conn.execute(QUERIES["set_status"], {"id": pod_id, "status": "provisioning", "error": None})
@@ -86,6 +92,8 @@ def provision(platform: Platform, job: Job) -> dict[str, Any]:
             internal_ip = agent.create_pod(pod_id, spec)
             agent.set_route(pod_id, internal_ip)  # the pod's route on the host's proxy, through the agent
             conn.execute(QUERIES["mark_running"], {"id": pod_id, "internal_ip": internal_ip})
+        except Snooze:
+            raise
         except Exception as exc:
             conn.execute(QUERIES["set_status"], {"id": pod_id, "status": "failed", "error": str(exc)[:1000]})
             if agent is not None and _last_attempt(job, exc):
@@ -110,6 +118,11 @@ def _give_slot_back(conn: Any, agent: HostAgent, pod_id: str) -> None:
 
 
 CLAIM_ATTEMPTS = 10
+
+
+def capacity_wait_s() -> float:
+    """How long a provision waits for a free slot before it looks again (CAPACITY_WAIT_S, default 30)."""
+    return float(os.environ.get("CAPACITY_WAIT_S", "30"))
 
 
 def _claim_host(conn: Any, tier: str, pod_id: str) -> tuple[str, str, int]:

@@ -14,7 +14,8 @@ import os
 from collections.abc import Mapping
 from typing import Final
 
-from jobqueue import ConfigurationError, Queue
+from jobqueue import ConfigurationError, InvalidOptionError, Queue, QueueSettings
+from jobqueue.settings import QUEUE_SETTINGS, check_all
 from runtime.jobtypes import Catalog
 
 VARIABLE: Final = "JOBS_PLATFORM"
@@ -45,17 +46,44 @@ def _import(spec: str) -> Catalog:
     return catalog
 
 
+OVERRIDES_VARIABLE: Final = "JOBS_QUEUE_OVERRIDES"
+
+
+def queue_overrides(env: Mapping[str, str] = os.environ) -> QueueSettings:
+    """Queue settings laid over every job type's declaration (JOBS_QUEUE_OVERRIDES, a JSON object).
+
+    For a local stack or a test that wants, say, retries seconds apart instead of
+    minutes; a deployment leaves it unset and gets the declarations.
+    """
+    raw = env.get(OVERRIDES_VARIABLE, "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"{OVERRIDES_VARIABLE} is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"{OVERRIDES_VARIABLE} must be a JSON object of queue settings")
+    try:
+        check_all(QUEUE_SETTINGS, value, OVERRIDES_VARIABLE)
+    except InvalidOptionError as exc:
+        raise ConfigurationError(str(exc)) from None
+    return value  # type: ignore[return-value]
+
+
 def register(queue: Queue, catalog: Catalog | None = None) -> None:
     """Create the dead letter queue, the job types' queues and their schedules (idempotent).
 
-    Existing queues are brought to the declared settings, so a change of a
-    declaration reaches the database with the next deployment.
+    Existing queues are brought to the declared settings (with JOBS_QUEUE_OVERRIDES
+    laid over them), so a change of a declaration reaches the database with the
+    next deployment.
     """
     catalog = catalog or load()
+    overrides = queue_overrides()
     if catalog.dead_letter is not None:
         queue.create_queue(catalog.dead_letter, **catalog.dead_letter_settings)
     for job_type in catalog.job_types:
-        settings = job_type.queue_settings(catalog.defaults)
+        settings: QueueSettings = {**job_type.queue_settings(catalog.defaults), **overrides}
         if catalog.dead_letter is not None:
             settings.setdefault("dead_letter", catalog.dead_letter)
         if not queue.create_queue(job_type.name, **settings):

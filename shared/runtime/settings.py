@@ -66,6 +66,7 @@ class WorkerSettings:
     max_concurrency: int  # invocations of this worker at once (scale-out bound)
     # The deployment's group limits (GROUP_CONCURRENCY, JSON); None: the job type's declared ones.
     group_concurrency: GroupConcurrency | None = None
+    max_snoozes: int = 100  # a job snoozed this often fails for good instead (MAX_SNOOZES)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> WorkerSettings:
@@ -81,6 +82,7 @@ class WorkerSettings:
             expiry_margin_s=_int(env, "EXPIRY_MARGIN_S", 60, 0, 3600),
             max_concurrency=_int(env, "MAX_CONCURRENCY", 4, 1, 1000),
             group_concurrency=_group_concurrency(env),
+            max_snoozes=_int(env, "MAX_SNOOZES", 100, 0, 1_000_000),
         )
 
 

@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from queue import Empty, SimpleQueue
 from typing import Any, Final
 
-from jobqueue import DatabaseUnavailableError, Job, JobError, PayloadError, Queue
+from jobqueue import DatabaseUnavailableError, Job, JobError, PayloadError, Queue, Snooze
 from jobqueue.options import to_json
 from jobqueue.settings import GroupConcurrency
 from runtime import bootstrap, platform, scale
@@ -62,6 +62,7 @@ class DrainResult:
     completed: int = 0
     retried: int = 0
     failed: int = 0
+    snoozed: int = 0  # run again later, no attempt used (a handler raised Snooze)
     unfinished: int = 0  # running when time ran out: they expire and are retried
     released: int = 0  # claimed but never started when time ran out: queued again, no attempt counted
     stopped: str = ""  # "empty", "max_jobs" or "time"
@@ -106,6 +107,8 @@ class Team:
             context.job = job  # the job's keys go on this thread's log lines (observability.JobKeys)
             try:
                 output = handler(job)
+            except Snooze as snooze:  # not a failure: no warning
+                outbox.put(Outcome(job, None, snooze, time.perf_counter() - started))
             except BaseException as exc:  # even SystemExit: a thread that dies would strand its inbox
                 logger.warning("job failed", extra={"error": str(exc), "error_type": type(exc).__name__})
                 outbox.put(Outcome(job, None, exc, time.perf_counter() - started))
@@ -146,6 +149,8 @@ class Observations:
         metrics.add_metric(name="JobsFailed", unit="Count", value=result.failed)
         if result.unfinished:
             metrics.add_metric(name="JobsUnfinished", unit="Count", value=result.unfinished)
+        if result.snoozed:
+            metrics.add_metric(name="JobsSnoozed", unit="Count", value=result.snoozed)
         for name, values in (("HandlerDuration", self.durations_ms), ("EnqueueToStartLatency", self.latencies_ms)):
             for suffix, value in summary(values).items():
                 metrics.add_metric(name=f"{name}{suffix}", unit="Milliseconds", value=value)
@@ -291,6 +296,16 @@ class Drain:
             jobs, outputs = [j for j, _ in self.done], [o for _, o in self.done]
             self.done = []
             self.result.completed += len(self.queue.complete(self.settings.queue, jobs, outputs=outputs))
+        snoozes = [(j, e) for j, e in self.failures if isinstance(e, Snooze)]
+        if snoozes:
+            self.failures = [(j, e) for j, e in self.failures if not isinstance(e, Snooze)]
+            by_seconds: dict[float, list[Job]] = {}
+            for job, snooze in snoozes:
+                by_seconds.setdefault(snooze.seconds, []).append(job)
+            for seconds, jobs in by_seconds.items():
+                result = self.queue.snooze(self.settings.queue, jobs, seconds, max_snoozes=self.settings.max_snoozes)
+                self.result.snoozed += len(result.snoozed)
+                self.result.failed += len(result.failed)
         if self.failures:
             failures, self.failures = self.failures, []
             outcome = self.queue.fail(

@@ -389,3 +389,27 @@ def test_jobs_claimed_but_never_started_are_handed_back_without_an_attempt(
         assert len(waiting) == result["released"]
         assert all(job.retry_count == 0 and job.started_on is None for job in waiting)
         assert q.queue_size("send-email") == 40 - result["completed"] - result["unfinished"]
+
+
+def test_a_handler_that_snoozes_uses_no_attempt_and_stops_at_the_limit(
+    load_function: Callable[[str], ModuleType], dsn: str, monkeypatch: pytest.MonkeyPatch, conn: psycopg.Connection[Any]
+) -> None:
+    monkeypatch.setenv("QUEUE_NAME", "send-email")
+    monkeypatch.setenv("MAX_SNOOZES", "2")
+    worker = load_function("worker")
+    from jobqueue import Snooze
+
+    def not_yet(job: Job) -> None:
+        raise Snooze(30)
+
+    handlers.set_handler("send-email", not_yet)
+    worker.handler(event("schedule.json"), FakeContext())  # registers the queues
+    with Queue(dsn) as q:
+        job_id = str(q.send("send-email", {"to": "x"}))
+    for expected in ("retry", "retry", "failed"):
+        result = worker.handler(event("schedule.json"), FakeContext())
+        row = conn.execute("SELECT state::text, retry_count, snoozes FROM jobqueue.job WHERE id = %s", (job_id,))
+        state, retry_count, snoozes = row.fetchone()  # type: ignore[misc]
+        assert state == expected and retry_count == 0
+        conn.execute("UPDATE jobqueue.job SET start_after = now() WHERE id = %s", (job_id,))
+    assert (result["snoozed"], result["failed"], snoozes) == (0, 1, 2)  # the third snooze was one too many

@@ -101,3 +101,17 @@ def test_the_runtime_needs_to_be_told_its_platform() -> None:
         platform.load({platform.VARIABLE: "no_such_platform"})
     with pytest.raises(ConfigurationError, match="is not a runtime Catalog"):
         platform.load({platform.VARIABLE: "pods.jobs:DEAD_LETTERS"})
+
+
+def test_queue_overrides_are_laid_over_every_declaration(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the local stack sets so that every cold start keeps its retries seconds apart."""
+    monkeypatch.setenv(platform.OVERRIDES_VARIABLE, '{"retry_delay": 2, "retry_backoff": false}')
+    platform.register(queue, CATALOG)
+    pods = queue.get_queue("pod-lifecycle")
+    assert pods is not None and (pods.retry_delay, pods.retry_backoff, pods.retry_limit) == (2, False, 3)
+    monkeypatch.setenv(platform.OVERRIDES_VARIABLE, '{"retry_dealy": 2}')
+    with pytest.raises(ConfigurationError, match="retry_dealy"):
+        platform.register(queue, CATALOG)
+    monkeypatch.setenv(platform.OVERRIDES_VARIABLE, "[1]")
+    with pytest.raises(ConfigurationError, match="must be a JSON object"):
+        platform.register(queue, CATALOG)

@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from jobqueue import JobError
+from jobqueue import JobError, Snooze
 from local.fake_host_agent import FakeHostAgent
 from pods import lifecycle
 from pods.clients.host_agent import HostAgentError
@@ -73,7 +73,7 @@ def test_concurrent_provisions_never_overbook_a_host(platform: Platform, conn: p
     def attempt(n: int) -> str:
         try:
             provision(platform, f"pod-{n}")
-        except lifecycle.NoCapacity:
+        except Snooze:  # no slot now: the job waits for one, its attempts untouched
             return "no capacity"
         return "placed"
 
@@ -150,7 +150,7 @@ def test_a_provision_retried_after_its_pod_was_deleted_does_not_bring_it_back(
     platform: Platform, conn: psycopg.Connection[Any]
 ) -> None:
     conn.execute("UPDATE pods.host SET used = capacity")  # every slot taken: the first attempt waits
-    with pytest.raises(lifecycle.NoCapacity):
+    with pytest.raises(Snooze):
         provision(platform, "pod-1")
     conn.execute("UPDATE pods.host SET used = 0")
     conn.execute("DELETE FROM pods.pod WHERE id = 'pod-1'")  # deleted meanwhile (as cleanup-old does)

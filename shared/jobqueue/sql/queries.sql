@@ -530,6 +530,32 @@ WHERE id = ANY(%(ids)s::uuid[])
   AND started_on = ANY(%(started)s::timestamptz[])
 RETURNING id::text;
 
+-- name: snooze
+-- Put running jobs back to run again after `seconds`, the attempt not counted (as release does),
+-- unless a job has snoozed `max_snoozes` times already: those are returned with allowed = false
+-- for the caller to fail. A snoozed job waits in retry, so that on a key_strict_fifo queue it
+-- keeps its key's place and holds back the jobs sent after it.
+WITH candidates AS (
+    SELECT j.id, j.snoozes < %(max_snoozes)s AS allowed
+    FROM {{schema}}.job j
+    WHERE j.id = ANY(%(ids)s::uuid[])
+      AND j.name = %(name)s
+      AND j.state = 'active'
+      AND (%(started)s::timestamptz[] IS NULL OR j.started_on = ANY(%(started)s::timestamptz[]))
+    FOR UPDATE
+), snoozed AS (
+    UPDATE {{schema}}.job j SET
+        state = 'retry',
+        started_on = NULL,
+        expire_at = NULL,
+        start_after = coalesce(%(now)s::timestamptz, now()) + make_interval(secs => %(seconds)s),
+        snoozes = j.snoozes + 1
+    FROM candidates c
+    WHERE j.id = c.id AND c.allowed
+    RETURNING j.id
+)
+SELECT c.id::text AS id, c.allowed FROM candidates c;
+
 -- name: complete_each
 -- Complete a batch of active jobs, each with its own output (fenced like complete).
 UPDATE {{schema}}.job j SET

@@ -100,6 +100,8 @@ CREATE TABLE {{schema}}.job (
     -- A group (pg-boss's `group: {id, tier}`): a fetch may cap its active jobs.
     group_id text,
     group_tier text,
+    -- Times a handler snoozed the job (Queue.snooze): no attempt used, but bounded.
+    snoozes integer NOT NULL DEFAULT 0,
     CONSTRAINT job_deadline_while_active CHECK ((state = 'active') = (expire_at IS NOT NULL)),
     -- A key_strict_fifo job is ordered within its key: it must have one.
     CONSTRAINT job_strict_fifo_key CHECK (policy <> 'key_strict_fifo' OR singleton_key IS NOT NULL)
