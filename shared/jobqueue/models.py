@@ -72,6 +72,7 @@ class QueueInfo:
     dead_letter: str | None
     created_on: datetime
     updated_on: datetime
+    paused: bool = False  # pause_queue: fetches claim nothing until resume_queue
 
 
 @dataclass(slots=True, frozen=True)
@@ -95,6 +96,7 @@ class QueueStats:
     cancelled: int
     failed: int
     oldest_queued_seconds: float
+    paused: bool = False
 
     @property
     def queued(self) -> int:

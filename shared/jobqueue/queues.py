@@ -70,6 +70,22 @@ class Queues(Client):
     def get_queues(self, conn: Conn = None) -> list[QueueInfo]:
         return self.db.rows("get_queues", None, conn, queue_info_row)
 
+    def pause_queue(self, name: str, conn: Conn = None) -> None:
+        """Pause a queue: its fetches claim nothing (workers return at once) until resume_queue.
+
+        Sends and schedules go on adding jobs; active jobs finish as usual.
+        """
+        self._set_paused(name, True, conn)
+
+    def resume_queue(self, name: str, conn: Conn = None) -> None:
+        """Let a paused queue's jobs be fetched again."""
+        self._set_paused(name, False, conn)
+
+    def _set_paused(self, name: str, paused: bool, conn: Conn) -> None:
+        row = self.db.execute("set_paused", {"name": options.queue_name(name), "paused": paused}, conn).fetchone()
+        if row is None:
+            raise self._unknown_queue(name, conn=conn)
+
     def dead_letter_sources(self, conn: Conn = None) -> dict[str, list[str]]:
         """Each dead letter queue (one that other queues' failures are copied to), with those queues.
 

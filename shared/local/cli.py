@@ -180,6 +180,7 @@ def stats(ctx: click.Context, as_json: bool) -> None:
                         "cancelled": s.cancelled,
                         "failed": s.failed,
                         "oldest_queued_seconds": s.oldest_queued_seconds,
+                        "paused": s.paused,
                     }
                     for s in rows
                 ],
@@ -190,7 +191,7 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     table = Table("queue", "created", "retry", "active", "completed", "cancelled", "failed", "oldest wait (s)")
     for s in rows:
         table.add_row(
-            s.name,
+            f"{s.name} (paused)" if s.paused else s.name,
             str(s.created),
             str(s.retry),
             str(s.active),
@@ -223,6 +224,26 @@ def queue_command(ctx: click.Context, queue_name: str) -> None:
         console.print(table)
     else:
         click.echo("no group has active jobs")
+
+
+@main.command("pause-queue")
+@click.argument("queue_name")
+@click.pass_context
+def pause_queue(ctx: click.Context, queue_name: str) -> None:
+    """Pause QUEUE_NAME: its workers fetch nothing until resume-queue; sends and schedules go on."""
+    with open_queue(ctx) as queue:
+        job_actions.apply_to_queue(queue, job_actions.QueueAction.PAUSE, queue_name)
+    click.echo(f"paused {queue_name}")
+
+
+@main.command("resume-queue")
+@click.argument("queue_name")
+@click.pass_context
+def resume_queue(ctx: click.Context, queue_name: str) -> None:
+    """Let a paused QUEUE_NAME's jobs be fetched again."""
+    with open_queue(ctx) as queue:
+        job_actions.apply_to_queue(queue, job_actions.QueueAction.RESUME, queue_name)
+    click.echo(f"resumed {queue_name}")
 
 
 @main.command()

@@ -83,6 +83,13 @@ def show(id: str) -> Response[str]:
     return json_response(200, _job(job))
 
 
+@router.post(PREFIX + "/queues/<name>/<action>")
+def act_on_queue(name: str, action: str) -> Response[str]:
+    """pause or resume a queue (runtime.job_actions)."""
+    paused = job_actions.apply_to_queue(queue(), job_actions.queue_action(action), name)
+    return json_response(200, {"queue": name, "paused": paused})
+
+
 @router.post(PREFIX + "/<id>/<action>")
 def act(id: str, action: str) -> Response[str]:
     """retry, cancel or resume one job (runtime.job_actions)."""

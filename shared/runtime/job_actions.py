@@ -1,4 +1,4 @@
-"""What an operator may do to one job (retry, cancel, resume), for every front end alike.
+"""What an operator may do to one job (retry, cancel, resume) or queue (pause, resume), for every front end alike.
 
 The API, the dashboard and the `jobs` CLI call `apply`: look the job up, check
 that its state allows the action (the states come from the queue core's
@@ -80,3 +80,25 @@ def apply(queue: Queue, chosen: Action, id: str) -> Job:
     if not _OPERATIONS[chosen](queue, job):
         raise ActionRefused(f"job {job.id} changed meanwhile or its queue's policy refused it; reload and try again")
     return queue.get_job(job.id) or job
+
+
+class QueueAction(StrEnum):
+    PAUSE = "pause"  # fetches claim nothing; sends and schedules go on
+    RESUME = "resume"
+
+
+def queue_action(name: str) -> QueueAction:
+    try:
+        return QueueAction(name)
+    except ValueError:
+        raise UnknownAction(f"unknown queue action {name!r}; known: {', '.join(QueueAction)}") from None
+
+
+def apply_to_queue(queue: Queue, chosen: QueueAction, name: str) -> bool:
+    """Pause or resume the queue `name` (UnknownQueueError if there is none); returns whether it is paused now."""
+    queue.require_queue(name)
+    if chosen is QueueAction.PAUSE:
+        queue.pause_queue(name)
+    else:
+        queue.resume_queue(name)
+    return chosen is QueueAction.PAUSE

@@ -71,7 +71,7 @@ def run(
                 },
             )
             backlog.append({"queue": stats.name, "queued": stats.queued, "oldest": stats.oldest_queued_seconds})
-        if stats.queued and not stats.active and stats.name in workers:
+        if stats.queued and not stats.active and not stats.paused and stats.name in workers:
             # A backlog nobody works on (no job active): start chains of workers for it.
             started += scale.scale_out(workers[stats.name], stats.name, stats.queued, jobs_per_worker, max_workers)
     return {

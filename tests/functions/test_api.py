@@ -243,3 +243,20 @@ def test_refused_requests_change_nothing(api: Callable[..., dict[str, Any]], dsn
     assert api("api-enqueue.json", token=None)["statusCode"] == 401
     with Queue(dsn) as q:
         assert q.queue_size("pod-lifecycle") == 0
+
+
+def test_pause_and_resume_a_queue(api: Callable[..., dict[str, Any]], dsn: str) -> None:
+    api("api-health.json")
+    paused = api("api-retry.json", path="/api/jobs/queues/send-email/pause")
+    assert paused["statusCode"] == 200 and paused["json"] == {"queue": "send-email", "paused": True}
+    with Queue(dsn) as q:
+        q.send("send-email", {"to": "x"})
+        assert q.fetch("send-email") == []
+    rows = {r["name"]: r for r in api("api-stats.json")["json"]["queues"]}
+    assert rows["send-email"]["paused"] is True and rows["send-email"]["queued"] == 1
+    resumed = api("api-retry.json", path="/api/jobs/queues/send-email/resume")
+    assert resumed["json"] == {"queue": "send-email", "paused": False}
+    unknown = api("api-retry.json", path="/api/jobs/queues/send-emial/pause")
+    assert unknown["statusCode"] == 404 and "did you mean 'send-email'" in unknown["json"]["error"]
+    wrong = api("api-retry.json", path="/api/jobs/queues/send-email/stop")
+    assert wrong["statusCode"] == 404 and "unknown queue action 'stop'" in wrong["json"]["error"]

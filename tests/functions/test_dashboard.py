@@ -306,3 +306,22 @@ def test_attempts_are_counted_alike_and_the_history_is_in_order(web: Call, jobs:
     assert history[:3] == ["Created", "Started", "Next attempt after"], history
     shown = web(f"/api/jobs/{job_id}", token=API_TOKEN)
     assert json.loads(shown["body"])["attempts"] == 1
+
+
+def test_pause_and_resume_a_queue_from_its_page(web: Call, jobs: Queue) -> None:
+    jobs.send("dash", {})
+    cookie = sign_in(web)
+    page = web("/dashboard/queue", query={"name": "dash"}, cookie=cookie)["body"]
+    assert 'data-queue-action="pause"' in page and "data-paused" not in page
+    forged = web("/dashboard/queue/pause", method="POST", cookie=cookie, form={"name": "dash", "csrf": "0" * 64})
+    assert forged["statusCode"] == 403
+    paused = web("/dashboard/queue/pause", method="POST", cookie=cookie, form={"name": "dash", "csrf": csrf(page)})
+    assert paused["statusCode"] == 303
+    assert paused["headers"]["Location"] == "/dashboard/queue?name=dash&done=paused"
+    assert jobs.fetch("dash") == []
+    shown = web("/dashboard/queue", query={"name": "dash", "done": "paused"}, cookie=cookie)["body"]
+    assert "Queue dash is paused." in shown and 'data-queue-action="resume"' in shown
+    overview = web("/dashboard", cookie=cookie)["body"]
+    assert re.search(r'<tr data-queue="dash"[^>]*>.*?data-paused', overview, re.S)
+    web("/dashboard/queue/resume", method="POST", cookie=cookie, form={"name": "dash", "csrf": csrf(page)})
+    assert len(jobs.fetch("dash")) == 1

@@ -413,3 +413,16 @@ def test_a_handler_that_snoozes_uses_no_attempt_and_stops_at_the_limit(
         assert state == expected and retry_count == 0
         conn.execute("UPDATE jobqueue.job SET start_after = now() WHERE id = %s", (job_id,))
     assert (result["snoozed"], result["failed"], snoozes) == (0, 1, 2)  # the third snooze was one too many
+
+
+def test_a_paused_queues_worker_fetches_nothing_and_returns_at_once(worker: ModuleType, dsn: str) -> None:
+    handlers.set_handler("send-email", lambda job: None)
+    worker.handler(event("schedule.json"), FakeContext())
+    with Queue(dsn) as q:
+        q.insert("send-email", [{"data": {"n": n}} for n in range(5)])
+        q.pause_queue("send-email")
+        result = worker.handler(event("schedule.json"), FakeContext())
+        assert (result["fetched"], result["stopped"]) == (0, "empty")
+        assert q.queue_size("send-email") == 5
+        q.resume_queue("send-email")
+    assert worker.handler(event("schedule.json"), FakeContext())["completed"] == 5

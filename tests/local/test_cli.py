@@ -184,3 +184,14 @@ def test_a_send_the_policy_refuses_is_worded_as_on_the_api(jobs: CliRunner) -> N
     assert run(jobs, "send", "cleanup-old").exit_code == 0
     refused = run(jobs, "send", "cleanup-old")
     assert refused.exit_code == 1 and refused.output == f"error: {REFUSED.format(queue='cleanup-old')}\n"
+
+
+def test_pause_and_resume_a_queue(jobs: CliRunner, dsn: str) -> None:
+    run(jobs, "migrate")
+    assert run(jobs, "pause-queue", "send-email").output == "paused send-email\n"
+    assert "send-email (paused)" in run(jobs, "stats").output
+    assert json.loads(run(jobs, "stats", "--json").output)[-1]["paused"] in (True, False)
+    assert run(jobs, "resume-queue", "send-email").output == "resumed send-email\n"
+    assert "(paused)" not in run(jobs, "stats").output
+    wrong = run(jobs, "pause-queue", "send-emial")
+    assert wrong.exit_code == 1 and "did you mean 'send-email'" in wrong.output

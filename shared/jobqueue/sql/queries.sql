@@ -55,13 +55,17 @@ RETURNING q.name;
 
 -- name: get_queue
 -- One queue's settings.
-SELECT name, {{queue_settings}}, created_on, updated_on
+SELECT name, {{queue_settings}}, created_on, updated_on, paused
 FROM {{schema}}.queue WHERE name = %(name)s;
 
 -- name: get_queues
 -- Every queue's settings, by name.
-SELECT name, {{queue_settings}}, created_on, updated_on
+SELECT name, {{queue_settings}}, created_on, updated_on, paused
 FROM {{schema}}.queue ORDER BY name;
+
+-- name: set_paused
+-- Pause or resume a queue; no row when there is no such queue.
+UPDATE {{schema}}.queue SET paused = %(paused)s, updated_on = now() WHERE name = %(name)s RETURNING name;
 
 -- name: queue_names
 -- Every queue's name (an unknown queue's error suggests the closest).
@@ -247,6 +251,8 @@ WITH next AS MATERIALIZED (
     WHERE j.name = %(name)s
       AND j.state < 'active'
       AND j.start_after <= coalesce(%(now)s::timestamptz, now())
+      -- A paused queue gives nothing (a one-time check of its row, not one per job).
+      AND NOT EXISTS (SELECT 1 FROM {{schema}}.queue p WHERE p.name = %(name)s AND p.paused)
     ORDER BY j.priority DESC, j.created_on, j.id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -282,6 +288,7 @@ WITH candidates AS MATERIALIZED (
     WHERE j.name = %(name)s
       AND j.state < 'active'
       AND j.start_after <= coalesce(%(now)s::timestamptz, now())
+      AND NOT EXISTS (SELECT 1 FROM {{schema}}.queue p WHERE p.name = %(name)s AND p.paused)
       -- Jobs keep the policy they were sent under; each policy's check is written out so
       -- that the planner can use the policy index (its predicate names the policies).
       AND NOT (
@@ -320,6 +327,7 @@ SELECT c.id, c.seen FROM (
         SELECT j.id, j.singleton_key FROM {{schema}}.job j
         WHERE j.name = %(name)s AND j.state < 'active'
           AND j.start_after <= coalesce(%(now)s::timestamptz, now())
+          AND NOT EXISTS (SELECT 1 FROM {{schema}}.queue p WHERE p.name = %(name)s AND p.paused)
         ORDER BY j.priority DESC, j.created_on, j.id
         LIMIT %(window)s
     ) w
@@ -352,6 +360,7 @@ LIMIT %(limit)s;
 WITH RECURSIVE keys AS (
     (SELECT k.singleton_key FROM {{schema}}.job k
      WHERE k.name = %(name)s AND k.policy = 'key_strict_fifo' AND k.state < 'active'
+       AND NOT EXISTS (SELECT 1 FROM {{schema}}.queue p WHERE p.name = %(name)s AND p.paused)
      ORDER BY k.singleton_key LIMIT 1)
     UNION ALL
     SELECT (SELECT k.singleton_key FROM {{schema}}.job k
@@ -400,6 +409,7 @@ SELECT c.id FROM (
     WHERE j.name = %(name)s
       AND j.state < 'active'
       AND j.start_after <= coalesce(%(now)s::timestamptz, now())
+      AND NOT EXISTS (SELECT 1 FROM {{schema}}.queue p WHERE p.name = %(name)s AND p.paused)
     ORDER BY j.priority DESC, j.created_on, j.id
     OFFSET 0
 ) c
@@ -762,7 +772,8 @@ SELECT q.name,
        count(j.id) FILTER (WHERE j.state = 'failed') AS failed,
        coalesce(extract(epoch FROM coalesce(%(now)s::timestamptz, now())
            - min(j.start_after) FILTER (WHERE j.state < 'active' AND j.start_after <= coalesce(%(now)s::timestamptz, now()))), 0
-       )::double precision AS oldest_queued_seconds
+       )::double precision AS oldest_queued_seconds,
+       q.paused
 FROM {{schema}}.queue q
 LEFT JOIN {{schema}}.job j ON j.name = q.name
 GROUP BY q.name

@@ -61,6 +61,8 @@ CREATE TABLE {{schema}}.queue (
     dead_letter text REFERENCES {{schema}}.queue (name),
     created_on timestamptz NOT NULL DEFAULT now(),
     updated_on timestamptz NOT NULL DEFAULT now(),
+    -- Paused (pause_queue): fetches claim nothing; sends and schedules go on.
+    paused boolean NOT NULL DEFAULT false,
     CHECK (dead_letter IS DISTINCT FROM name)
 );
 

@@ -107,6 +107,8 @@ def _notice(query: dict[str, str]) -> str:
     for known, text in job_actions.DONE.items():
         if action == known:
             return text.format(id=done_id[:36])
+    if action in ("paused", "resumed"):
+        return f"Queue {query.get('name', '')[:100]} is {action}."
     return ""
 
 
@@ -187,6 +189,22 @@ def act(id: str, action: str) -> Response[str]:
         back = request.url(f"/jobs/{job.id}")
     separator = "&" if "?" in back else "?"
     return _redirect(f"{back}{separator}done={chosen}&job={quote(job.id)}")
+
+
+@router.post(PREFIX + "/queue/<action>")
+def act_on_queue(action: str) -> Response[str]:
+    """pause or resume the queue named in the form, then back to its page."""
+    request = current()
+    form = _form()
+    chosen = job_actions.queue_action(action)
+    if request.cookie and not session.csrf_valid(form.get("csrf"), request.cookie, request.token or ""):
+        return error_page(403, "the form has expired; reload the page and try again")
+    name = queue_name(form.get("name", ""))
+    job_actions.apply_to_queue(queue(), chosen, name)
+    logger.info("dashboard action", extra={"action": f"{chosen} queue", "queue": name})
+    return _redirect(
+        request.url("/queue", name=name, done="paused" if chosen is job_actions.QueueAction.PAUSE else "resumed")
+    )
 
 
 @router.get(PREFIX + "/login")
