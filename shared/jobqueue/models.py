@@ -45,6 +45,8 @@ class Job:
     archived: bool = False
     group_id: str | None = None  # the send option `group`
     group_tier: str | None = None
+    # Each failed attempt's error, oldest first: {attempt, at, message, type, traceback}.
+    errors: list[dict[str, Any]] | None = None
 
     @property
     def attempt(self) -> int:

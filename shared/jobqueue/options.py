@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import traceback
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
@@ -100,10 +101,16 @@ def to_json(value: Any, what: str = "data", max_bytes: int = DEFAULT_MAX_PAYLOAD
     return encoded
 
 
+MAX_TRACEBACK_CHARS: Final = 4000  # of an error's traceback kept with the job (its innermost frames)
+
+
 def error_payload(error: object) -> dict[str, Any]:
-    """The JSON stored as a failed job's output: message and exception type."""
+    """The JSON stored as a failed job's output: message, exception type and (bounded) traceback."""
     if isinstance(error, BaseException):
-        return {"message": str(error) or type(error).__name__, "type": type(error).__name__}
+        payload = {"message": str(error) or type(error).__name__, "type": type(error).__name__}
+        if error.__traceback__ is not None:
+            payload["traceback"] = "".join(traceback.format_exception(error))[-MAX_TRACEBACK_CHARS:]
+        return payload
     if isinstance(error, Mapping):
         return dict(error)
     return {"message": str(error)}

@@ -31,7 +31,7 @@ from queue import Empty, SimpleQueue
 from typing import Any, Final
 
 from jobqueue import DatabaseUnavailableError, Job, JobError, PayloadError, Queue, Snooze
-from jobqueue.options import to_json
+from jobqueue.options import error_payload, to_json
 from jobqueue.settings import GroupConcurrency
 from runtime import bootstrap, platform, scale
 from runtime.handlers import handler_for
@@ -440,4 +440,4 @@ def continue_draining(queue: Queue, settings: WorkerSettings, event: dict[str, A
 
 
 def describe(error: BaseException) -> dict[str, Any]:
-    return {"message": str(error) or type(error).__name__, "type": type(error).__name__}
+    return error_payload(error)

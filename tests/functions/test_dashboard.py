@@ -325,3 +325,16 @@ def test_pause_and_resume_a_queue_from_its_page(web: Call, jobs: Queue) -> None:
     assert re.search(r'<tr data-queue="dash"[^>]*>.*?data-paused', overview, re.S)
     web("/dashboard/queue/resume", method="POST", cookie=cookie, form={"name": "dash", "csrf": csrf(page)})
     assert len(jobs.fetch("dash")) == 1
+
+
+def test_the_job_page_lists_each_attempts_error(web: Call, jobs: Queue, conn: psycopg.Connection[Any]) -> None:
+    job_id = str(jobs.send("dash", {}))
+    first = {"message": "first <b>boom</b>", "type": "HostError", "traceback": "at line 1"}
+    jobs.fail("dash", jobs.fetch("dash"), first)
+    conn.execute("UPDATE jobqueue.job SET start_after = now() WHERE id = %s", (job_id,))
+    jobs.fail("dash", jobs.fetch("dash"), "second boom")
+    page = web(f"/dashboard/jobs/{job_id}", token=API_TOKEN)["body"]
+    history = page.split('id="job-errors"')[1]
+    assert history.index('data-attempt="1"') < history.index('data-attempt="2"')
+    assert html.escape("first <b>boom</b>") in history and "<b>boom</b>" not in history
+    assert "<summary>Traceback</summary>" in history and "second boom" in history

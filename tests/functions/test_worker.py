@@ -426,3 +426,19 @@ def test_a_paused_queues_worker_fetches_nothing_and_returns_at_once(worker: Modu
         assert q.queue_size("send-email") == 5
         q.resume_queue("send-email")
     assert worker.handler(event("schedule.json"), FakeContext())["completed"] == 5
+
+
+def test_a_failed_attempt_keeps_the_handlers_traceback(worker: ModuleType, dsn: str) -> None:
+    def send_email(job: Job) -> None:
+        raise ConnectionError("SES timed out")  # this line is in the traceback
+
+    handlers.set_handler("send-email", send_email)
+    worker.handler(event("schedule.json"), FakeContext())  # registers the queues
+    with Queue(dsn) as q:
+        job_id = str(q.send("send-email", {"to": "x"}))
+        worker.handler(event("schedule.json"), FakeContext())
+        job = q.get_job(job_id)
+    assert job is not None and job.errors is not None
+    [error] = job.errors
+    assert (error["attempt"], error["type"], error["message"]) == (1, "ConnectionError", "SES timed out")
+    assert 'raise ConnectionError("SES timed out")' in error["traceback"]

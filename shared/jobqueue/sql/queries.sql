@@ -613,7 +613,13 @@ WITH input AS (
             ELSE j.start_after END,
         completed_on = CASE WHEN f.will_retry THEN NULL ELSE coalesce(%(now)s::timestamptz, now()) END,
         expire_at = NULL,
-        output = f.error
+        output = f.error,
+        -- The attempt's error joins the job's history (the newest 20 kept).
+        errors = jsonb_path_query_array(
+            coalesce(j.errors, '[]'::jsonb) || jsonb_build_array(
+                jsonb_build_object('attempt', j.retry_count + 1, 'at', coalesce(%(now)s::timestamptz, now()))
+                || CASE WHEN jsonb_typeof(f.error) = 'object' THEN f.error ELSE jsonb_build_object('message', f.error) END),
+            '$[last - 19 to last]')
     FROM failing f
     WHERE j.id = ANY(%(ids)s::uuid[]) AND j.id = f.id AND j.state < 'completed'
     RETURNING j.id, j.name, j.data, j.state, j.output, j.dead_letter
@@ -706,7 +712,7 @@ SELECT id::text FROM hot UNION ALL SELECT id::text FROM cold;
 SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
        retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
        singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, archived,
-       group_id, group_tier
+       group_id, group_tier, errors
 FROM {{schema}}.any_job
 WHERE id = %(id)s::uuid AND (%(name)s::text IS NULL OR name = %(name)s::text)
 LIMIT 1;
@@ -716,7 +722,7 @@ LIMIT 1;
 SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
        retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
        singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, archived,
-       group_id, group_tier
+       group_id, group_tier, errors
 FROM {{schema}}.any_job
 WHERE name = %(name)s
   AND (NOT archived OR %(include_archive)s)
@@ -731,7 +737,7 @@ LIMIT %(limit)s;
 SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
        retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
        singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, archived,
-       group_id, group_tier
+       group_id, group_tier, errors
 FROM {{schema}}.any_job
 WHERE state = 'failed' AND (%(name)s::text IS NULL OR name = %(name)s::text)
 ORDER BY completed_on DESC NULLS LAST, id
@@ -826,12 +832,12 @@ INSERT INTO {{schema}}.archive (
     id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
     retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
     keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, group_id, group_tier,
-    archived_on, delete_at
+    errors, archived_on, delete_at
 )
 SELECT id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
        retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
        keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, group_id, group_tier,
-       coalesce(%(now)s::timestamptz, now()),
+       errors, coalesce(%(now)s::timestamptz, now()),
        -- delete_after 0 keeps the job for good, as in pg-boss.
        CASE WHEN delete_after = 0 THEN 'infinity'::timestamptz
             ELSE coalesce(completed_on, coalesce(%(now)s::timestamptz, now())) + make_interval(secs => delete_after)

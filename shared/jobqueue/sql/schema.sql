@@ -104,6 +104,8 @@ CREATE TABLE {{schema}}.job (
     group_tier text,
     -- Times a handler snoozed the job (Queue.snooze): no attempt used, but bounded.
     snoozes integer NOT NULL DEFAULT 0,
+    -- Each failed attempt's error (attempt, at, message, type, traceback), the newest 20.
+    errors jsonb,
     CONSTRAINT job_deadline_while_active CHECK ((state = 'active') = (expire_at IS NOT NULL)),
     -- A key_strict_fifo job is ordered within its key: it must have one.
     CONSTRAINT job_strict_fifo_key CHECK (policy <> 'key_strict_fifo' OR singleton_key IS NOT NULL)
@@ -184,7 +186,8 @@ CREATE TABLE {{schema}}.archive (
     archived_on timestamptz NOT NULL DEFAULT now(),
     delete_at timestamptz NOT NULL,
     group_id text,
-    group_tier text
+    group_tier text,
+    errors jsonb
 );
 
 CREATE INDEX archive_delete ON {{schema}}.archive (delete_at);
@@ -203,12 +206,12 @@ CREATE VIEW {{schema}}.any_job AS
 SELECT id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
        retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
        keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, false AS archived,
-       group_id, group_tier FROM {{schema}}.job
+       group_id, group_tier, errors FROM {{schema}}.job
 UNION ALL
 SELECT id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
        retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
        keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, true AS archived,
-       group_id, group_tier FROM {{schema}}.archive;
+       group_id, group_tier, errors FROM {{schema}}.archive;
 
 CREATE TABLE {{schema}}.schedule (
     name text NOT NULL REFERENCES {{schema}}.queue (name) ON DELETE CASCADE,
