@@ -33,12 +33,14 @@ from jobqueue.models import (
     Throughput,
 )
 from jobqueue.queue import Queue
+from jobqueue.sending import KEEP, UpsertResult
 from jobqueue.settings import Policy, QueueSettings, SendOptions
 from jobqueue.states import CANCELLABLE, FINISHED, QUEUED, RESUMABLE, RETRYABLE, TRANSITIONS, JobState
 
 __all__ = [
     "CANCELLABLE",
     "FINISHED",
+    "KEEP",
     "QUEUED",
     "RESUMABLE",
     "RETRYABLE",
@@ -71,6 +73,7 @@ __all__ = [
     "SnoozeResult",
     "Throughput",
     "UnknownQueueError",
+    "UpsertResult",
     "due_fire_times",
     "next_fire_times",
     "retry_delay_seconds",

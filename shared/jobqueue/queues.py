@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Unpack
+from typing import Any, Final, Unpack
 
 from jobqueue import options
 from jobqueue.client import Client, Conn
@@ -70,6 +70,28 @@ class Queues(Client):
     def get_queues(self, conn: Conn = None) -> list[QueueInfo]:
         return self.db.rows("get_queues", None, conn, queue_info_row)
 
+    def delete_queued_jobs(self, name: str, conn: Conn = None) -> int:
+        """Delete the jobs of a queue that have not started (created or retry); returns how many."""
+        return self._delete_in_batches("delete_queued_jobs", name, conn)
+
+    def delete_stored_jobs(self, name: str, conn: Conn = None) -> int:
+        """Delete a queue's finished jobs (completed, cancelled, failed), archived ones too."""
+        return self._delete_in_batches("delete_stored_jobs", name, conn)
+
+    def delete_all_jobs(self, name: str, conn: Conn = None) -> int:
+        """Delete every job of a queue, active and archived ones too (the queue stays)."""
+        return self._delete_in_batches("delete_all_jobs", name, conn)
+
+    def _delete_in_batches(self, query: str, name: str, conn: Conn) -> int:
+        # Bounded statements: a queue of millions is not deleted in one long transaction.
+        self.require_queue(name, conn)
+        total = 0
+        while True:
+            deleted = int(self.db.scalar(query, {"name": name, "limit": DELETE_BATCH}, conn))
+            total += deleted
+            if deleted < DELETE_BATCH:
+                return total
+
     def pause_queue(self, name: str, conn: Conn = None) -> None:
         """Pause a queue: its fetches claim nothing (workers return at once) until resume_queue.
 
@@ -93,6 +115,9 @@ class Queues(Client):
         backlog warnings and queue-age alarms leave them out and count them apart.
         """
         return dead_letter_sources(self.get_queues(conn))
+
+
+DELETE_BATCH: Final = 10_000  # jobs one delete statement takes at most
 
 
 def dead_letter_sources(infos: Iterable[QueueInfo]) -> dict[str, list[str]]:

@@ -4,13 +4,42 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Unpack
+from typing import Any, Final, Unpack
 
 from jobqueue import options
 from jobqueue.client import Client, Conn
 from jobqueue.errors import InvalidOptionError, PolicyConflictError
 from jobqueue.settings import POLICIES_THAT_REFUSE_SENDS, SEND_OPTIONS, NewJob, SendOptions, check_all
+
+
+class _Keep:
+    """`update_job(data=KEEP)`: leave the data as it is (None is data: it clears it)."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Final = _Keep()
+
+
+@dataclass(slots=True, frozen=True)
+class UpsertResult:
+    """What `upsert_job` did: the job's id, and whether it was sent (else a queued job was updated)."""
+
+    id: str
+    inserted: bool
+
+
+@dataclass(slots=True, frozen=True)
+class Change:
+    """What update_job and upsert_job change in a queued job (KEEP / None: unchanged)."""
+
+    data: Any
+    priority: Any
+    start_after: Any
+    now: datetime | None
 
 
 def job_params(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -98,6 +127,74 @@ class Sending(Client):
             except PolicyConflictError:
                 self.policies.forget(name)  # the policy changed meanwhile: it can refuse sends now
                 row = self.db.execute("send_plain_checked", params, connection).fetchone()
+        if row is None:
+            self._require_queue(name, conn)
+            return None
+        return str(row["id"])
+
+    def update_job(
+        self,
+        name: str,
+        id: str,
+        *,
+        data: Any = KEEP,
+        priority: int | None = None,
+        start_after: int | float | timedelta | datetime | str | None = None,
+        now: datetime | None = None,
+        conn: Conn = None,
+    ) -> bool:
+        """Change a job that has not started (created or retry): its data, priority or start time.
+
+        Only what is given changes (`data=None` clears the data). Returns False when
+        the job is not queued any more (started, finished) or not of this queue.
+        """
+        change = Change(data, priority, start_after, now)
+        return self._update_queued(name, options.job_id(id), None, change, conn) is not None
+
+    def upsert_job(
+        self,
+        name: str,
+        data: Any,
+        key: str,
+        *,
+        conn: Conn = None,
+        **send_options: Unpack[SendOptions],
+    ) -> UpsertResult:
+        """The newest queued job with singleton key `key` gets `data` (and the priority and start
+        time given), or a new job is sent with that key and these options (pg-boss's upsert)."""
+        if not isinstance(key, str) or not key:
+            raise InvalidOptionError("upsert_job needs a singleton key (a non-empty string)")
+        connection = self.db.connection(conn)
+        with self.db.transaction(connection) as tx:
+            change = Change(data, send_options.get("priority"), send_options.get("start_after"), None)
+            updated = self._update_queued(name, None, key, change, tx)
+            if updated is not None:
+                return UpsertResult(updated, inserted=False)
+            keyed: SendOptions = {**send_options, "singleton_key": key}
+            job_id = self.send(name, data, conn=tx, **keyed)
+            if job_id is None:
+                # A policy refused the new job (the key has one queued meanwhile, or active): edit that one.
+                updated = self._update_queued(name, None, key, change, tx)
+                if updated is None:
+                    raise PolicyConflictError(f"queue {name!r} refused a job with key {key!r} and has none queued")
+                return UpsertResult(updated, inserted=False)
+            return UpsertResult(job_id, inserted=True)
+
+    def _update_queued(self, name: str, id: str | None, key: str | None, change: Change, conn: Conn) -> str | None:
+        options.queue_name(name)
+        absolute, start_in = options.start_after(change.start_after) if change.start_after is not None else (None, None)
+        params = {
+            "name": name,
+            "id": id,
+            "key": key,
+            "has_data": change.data is not KEEP,
+            "data": None if change.data is KEEP else self._json(change.data, "data"),
+            "priority": None if change.priority is None else options.integer("priority", change.priority),
+            "start_after": absolute,
+            "start_in": start_in,
+            "now": options.now_or_none(change.now),
+        }
+        row = self.db.execute("update_queued", params, conn).fetchone()
         if row is None:
             self._require_queue(name, conn)
             return None

@@ -566,6 +566,71 @@ WITH candidates AS (
 )
 SELECT c.id::text AS id, c.allowed FROM candidates c;
 
+-- name: update_queued
+-- Change a queued job (not yet started): its data, priority or start time, each only when given
+-- (a null parameter keeps the column; has_data says whether data was given, since null is data
+-- too). The target is the job `id`, or the newest queued job with singleton key `key`. A later
+-- start keeps the job's retention span after it, as pg-boss does.
+WITH target AS (
+    SELECT j.id FROM {{schema}}.job j
+    WHERE j.name = %(name)s AND j.state < 'active'
+      AND (%(id)s::uuid IS NULL OR j.id = %(id)s::uuid)
+      AND (%(key)s::text IS NULL OR j.singleton_key = %(key)s::text)
+    ORDER BY j.created_on DESC, j.id DESC
+    LIMIT 1
+    FOR UPDATE
+), moved AS (
+    SELECT j.id,
+           coalesce(%(start_after)s::timestamptz,
+                    coalesce(%(now)s::timestamptz, now()) + make_interval(secs => %(start_in)s::double precision),
+                    j.start_after) AS start_after
+    FROM {{schema}}.job j JOIN target t ON t.id = j.id
+)
+UPDATE {{schema}}.job j SET
+    data = CASE WHEN %(has_data)s THEN %(data)s::jsonb ELSE j.data END,
+    priority = coalesce(%(priority)s::integer, j.priority),
+    keep_until = m.start_after + (j.keep_until - j.start_after),
+    start_after = m.start_after
+FROM moved m
+WHERE j.id = m.id AND j.state < 'active'
+RETURNING j.id::text;
+
+-- name: delete_queued_jobs
+-- Delete up to `limit` jobs of a queue that have not started (created or retry).
+WITH hot AS (
+    DELETE FROM {{schema}}.job WHERE id IN (
+        SELECT id FROM {{schema}}.job WHERE name = %(name)s AND state < 'active' LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+    RETURNING 1
+)
+SELECT count(*) AS deleted FROM hot;
+
+-- name: delete_stored_jobs
+-- Delete up to `limit` finished jobs of a queue (completed, cancelled or failed), hot then archived.
+WITH hot AS (
+    DELETE FROM {{schema}}.job WHERE id IN (
+        SELECT id FROM {{schema}}.job WHERE name = %(name)s AND state > 'active' LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+    RETURNING 1
+), cold AS (
+    DELETE FROM {{schema}}.archive WHERE id IN (
+        SELECT id FROM {{schema}}.archive WHERE name = %(name)s LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM hot) + (SELECT count(*) FROM cold) AS deleted;
+
+-- name: delete_all_jobs
+-- Delete up to `limit` jobs of a queue whatever their state, active ones too (their workers'
+-- completions then find nothing), hot then archived.
+WITH hot AS (
+    DELETE FROM {{schema}}.job WHERE id IN (
+        SELECT id FROM {{schema}}.job WHERE name = %(name)s LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+    RETURNING 1
+), cold AS (
+    DELETE FROM {{schema}}.archive WHERE id IN (
+        SELECT id FROM {{schema}}.archive WHERE name = %(name)s LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM hot) + (SELECT count(*) FROM cold) AS deleted;
+
 -- name: complete_each
 -- Complete a batch of active jobs, each with its own output (fenced like complete).
 UPDATE {{schema}}.job j SET
