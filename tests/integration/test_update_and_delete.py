@@ -39,7 +39,9 @@ def test_a_started_or_finished_job_is_not_updated(queue: Queue) -> None:
         queue.update_job("nope", job_id, priority=5)
 
 
-def test_upsert_updates_the_newest_queued_job_of_its_key_or_sends_one(queue: Queue, conn: psycopg.Connection[Any]) -> None:
+def test_upsert_updates_the_newest_queued_job_of_its_key_or_sends_one(
+    queue: Queue, conn: psycopg.Connection[Any]
+) -> None:
     queue.create_queue("q")
     first = queue.upsert_job("q", {"v": 1}, "k", priority=2)
     assert first.inserted
