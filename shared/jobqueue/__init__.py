@@ -33,6 +33,7 @@ from jobqueue.models import (
     Throughput,
 )
 from jobqueue.queue import Queue
+from jobqueue.redriving import RedriveResult
 from jobqueue.sending import KEEP, UpsertResult
 from jobqueue.settings import Policy, QueueSettings, SendOptions
 from jobqueue.states import CANCELLABLE, FINISHED, QUEUED, RESUMABLE, RETRYABLE, TRANSITIONS, JobState
@@ -67,6 +68,7 @@ __all__ = [
     "QueueInfo",
     "QueueSettings",
     "QueueStats",
+    "RedriveResult",
     "Schedule",
     "SendOptions",
     "Snooze",

@@ -3,7 +3,8 @@
 The operations live with their concern, each a part of this facade:
 queues (jobqueue.queues), sending (jobqueue.sending), working
 (jobqueue.working), inspecting (jobqueue.inspecting), maintenance
-(jobqueue.maintenance) and cron schedules (jobqueue.scheduling).
+(jobqueue.maintenance), cron schedules (jobqueue.scheduling) and dead letter
+redrive (jobqueue.redriving).
 
 Each operation is one SQL statement (one round trip) unless its docstring says
 otherwise; batches are finished in one statement per batch. Every write takes
@@ -18,12 +19,13 @@ from jobqueue.client import Conn
 from jobqueue.inspecting import Inspecting
 from jobqueue.maintenance import Maintaining
 from jobqueue.queues import Queues
+from jobqueue.redriving import Redriving
 from jobqueue.scheduling import Scheduling
 from jobqueue.sending import Sending
 from jobqueue.working import Working
 
 
-class Queue(Queues, Sending, Working, Inspecting, Maintaining, Scheduling):
+class Queue(Queues, Sending, Working, Inspecting, Maintaining, Scheduling, Redriving):
     def __enter__(self) -> Queue:
         return self
 

@@ -236,6 +236,21 @@ def pause_queue(ctx: click.Context, queue_name: str) -> None:
     click.echo(f"paused {queue_name}")
 
 
+@main.command()
+@click.argument("dead_letter_queue")
+@click.argument("job_ids", nargs=-1)
+@click.pass_context
+def redrive(ctx: click.Context, dead_letter_queue: str, job_ids: tuple[str, ...]) -> None:
+    """Move DEAD_LETTER_QUEUE's jobs (all, or JOB_IDS) back to the queues they came from."""
+    with open_queue(ctx) as queue:
+        result = job_actions.redrive(queue, dead_letter_queue, list(job_ids) or None)
+    for letter, again in result["moved"].items():
+        click.echo(f"redriven: {letter} -> {again}")
+    for letter, why in result["skipped"].items():
+        click.echo(f"stayed: {letter}: {why}")
+    click.echo(f"{len(result['moved'])} moved, {len(result['skipped'])} stayed")
+
+
 @main.command("resume-queue")
 @click.argument("queue_name")
 @click.pass_context

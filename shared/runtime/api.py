@@ -85,7 +85,13 @@ def show(id: str) -> Response[str]:
 
 @router.post(PREFIX + "/queues/<name>/<action>")
 def act_on_queue(name: str, action: str) -> Response[str]:
-    """pause or resume a queue (runtime.job_actions)."""
+    """pause or resume a queue, or redrive a dead letter queue (body: optional {"ids": [...]})."""
+    if action == "redrive":
+        body = json_body() if router.current_event.body else {}
+        ids = body.get("ids") if isinstance(body, dict) else None
+        if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
+            raise BadRequestError("'ids' must be a list of job ids")
+        return json_response(200, {"queue": name, **job_actions.redrive(queue(), name, ids)})
     paused = job_actions.apply_to_queue(queue(), job_actions.queue_action(action), name)
     return json_response(200, {"queue": name, "paused": paused})
 

@@ -102,3 +102,9 @@ def apply_to_queue(queue: Queue, chosen: QueueAction, name: str) -> bool:
     else:
         queue.resume_queue(name)
     return chosen is QueueAction.PAUSE
+
+
+def redrive(queue: Queue, dead_letter_queue: str, ids: list[str] | None = None) -> dict[str, dict[str, str]]:
+    """Move a dead letter queue's jobs (all, or `ids`) back to their source queues: what moved and what stayed."""
+    result = queue.redrive(dead_letter_queue, ids)
+    return {"moved": result.moved, "skipped": result.skipped}

@@ -260,3 +260,18 @@ def test_pause_and_resume_a_queue(api: Callable[..., dict[str, Any]], dsn: str) 
     assert unknown["statusCode"] == 404 and "did you mean 'send-email'" in unknown["json"]["error"]
     wrong = api("api-retry.json", path="/api/jobs/queues/send-email/stop")
     assert wrong["statusCode"] == 404 and "unknown queue action 'stop'" in wrong["json"]["error"]
+
+
+def test_redrive_a_dead_letter_queue(api: Callable[..., dict[str, Any]], dsn: str) -> None:
+    api("api-health.json")
+    with Queue(dsn) as q:
+        for n in range(2):
+            q.send("send-email", {"to": n}, retry_limit=0)
+        q.fail("send-email", q.fetch("send-email", 2), "SES said no")
+        letters = sorted(j.id for j in q.find_jobs("dead-letters"))
+    one = api("api-retry.json", path="/api/jobs/queues/dead-letters/redrive", body={"ids": letters[:1]})
+    assert one["statusCode"] == 200 and list(one["json"]["moved"]) == letters[:1]
+    rest = api("api-retry.json", path="/api/jobs/queues/dead-letters/redrive")
+    assert list(rest["json"]["moved"]) == letters[1:] and rest["json"]["skipped"] == {}
+    bad = api("api-retry.json", path="/api/jobs/queues/dead-letters/redrive", body={"ids": "all"})
+    assert bad["statusCode"] == 400 and "'ids' must be a list" in bad["json"]["error"]

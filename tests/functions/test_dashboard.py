@@ -338,3 +338,15 @@ def test_the_job_page_lists_each_attempts_error(web: Call, jobs: Queue, conn: ps
     assert history.index('data-attempt="1"') < history.index('data-attempt="2"')
     assert html.escape("first <b>boom</b>") in history and "<b>boom</b>" not in history
     assert "<summary>Traceback</summary>" in history and "second boom" in history
+
+
+def test_redrive_from_the_dashboard(web: Call, jobs: Queue) -> None:
+    jobs.send("dash", {"n": 1}, retry_limit=0)
+    jobs.fail("dash", jobs.fetch("dash"), "boom")
+    cookie = sign_in(web)
+    page = web("/dashboard", cookie=cookie)["body"]
+    assert 'data-redrive="dash-dead"' in page
+    moved = web("/dashboard/queue/redrive", method="POST", cookie=cookie, form={"name": "dash-dead", "csrf": csrf(page)})
+    assert moved["statusCode"] == 303 and "done=redriven&count=1" in moved["headers"]["Location"]
+    assert jobs.queue_size("dash") == 1 and jobs.queue_size("dash-dead") == 0
+    assert 'data-redrive="dash-dead"' not in web("/dashboard", cookie=cookie)["body"]  # nothing left to move

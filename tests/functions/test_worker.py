@@ -53,7 +53,11 @@ def test_drains_the_queue_and_reports_counts(worker: ModuleType, dsn: str) -> No
         done = q.find_jobs("send-email", state="completed", limit=100)
         assert {j.output["messageId"] for j in done} == {f"m-{r}" for r in recipients[:25]}
         [bounced] = q.find_jobs("send-email", state="failed")
-        assert bounced.output == {"message": "mailbox does not exist", "type": "JobError"}
+        assert {k: bounced.output[k] for k in ("message", "type")} == {
+            "message": "mailbox does not exist",
+            "type": "JobError",
+        }
+        assert "raise JobError" in bounced.output["traceback"]  # where it was raised
 
 
 def test_runs_up_to_team_size_handlers_at_once(worker: ModuleType, dsn: str) -> None:

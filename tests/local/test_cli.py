@@ -195,3 +195,14 @@ def test_pause_and_resume_a_queue(jobs: CliRunner, dsn: str) -> None:
     assert "(paused)" not in run(jobs, "stats").output
     wrong = run(jobs, "pause-queue", "send-emial")
     assert wrong.exit_code == 1 and "did you mean 'send-email'" in wrong.output
+
+
+def test_redrive_from_the_command_line(jobs: CliRunner, dsn: str) -> None:
+    run(jobs, "migrate")
+    with Queue(dsn) as q:
+        q.send("send-email", {"to": "x"}, retry_limit=0)
+        q.fail("send-email", q.fetch("send-email"), "SES said no")
+        [letter] = q.find_jobs("dead-letters")
+    done = run(jobs, "redrive", "dead-letters")
+    assert done.exit_code == 0 and done.output.startswith(f"redriven: {letter.id} -> ")
+    assert done.output.endswith("1 moved, 0 stayed\n")

@@ -109,6 +109,10 @@ def _notice(query: dict[str, str]) -> str:
             return text.format(id=done_id[:36])
     if action in ("paused", "resumed"):
         return f"Queue {query.get('name', '')[:100]} is {action}."
+    if action == "redriven":
+        return (
+            f"{query.get('count', '0')[:10]} dead letters of {query.get('name', '')[:100]} went back to their queues."
+        )
     return ""
 
 
@@ -196,10 +200,14 @@ def act_on_queue(action: str) -> Response[str]:
     """pause or resume the queue named in the form, then back to its page."""
     request = current()
     form = _form()
-    chosen = job_actions.queue_action(action)
     if request.cookie and not session.csrf_valid(form.get("csrf"), request.cookie, request.token or ""):
         return error_page(403, "the form has expired; reload the page and try again")
     name = queue_name(form.get("name", ""))
+    if action == "redrive":
+        moved = job_actions.redrive(queue(), name)["moved"]
+        logger.info("dashboard action", extra={"action": "redrive", "queue": name, "moved": len(moved)})
+        return _redirect(request.url("/queue", name=name, done="redriven", count=str(len(moved))))
+    chosen = job_actions.queue_action(action)
     job_actions.apply_to_queue(queue(), chosen, name)
     logger.info("dashboard action", extra={"action": f"{chosen} queue", "queue": name})
     return _redirect(
