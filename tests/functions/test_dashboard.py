@@ -346,7 +346,8 @@ def test_redrive_from_the_dashboard(web: Call, jobs: Queue) -> None:
     cookie = sign_in(web)
     page = web("/dashboard", cookie=cookie)["body"]
     assert 'data-redrive="dash-dead"' in page
-    moved = web("/dashboard/queue/redrive", method="POST", cookie=cookie, form={"name": "dash-dead", "csrf": csrf(page)})
+    form = {"name": "dash-dead", "csrf": csrf(page)}
+    moved = web("/dashboard/queue/redrive", method="POST", cookie=cookie, form=form)
     assert moved["statusCode"] == 303 and "done=redriven&count=1" in moved["headers"]["Location"]
     assert jobs.queue_size("dash") == 1 and jobs.queue_size("dash-dead") == 0
     assert 'data-redrive="dash-dead"' not in web("/dashboard", cookie=cookie)["body"]  # nothing left to move
