@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -47,11 +48,20 @@ class Job:
     group_tier: str | None = None
     # Each failed attempt's error, oldest first: {attempt, at, message, type, traceback}.
     errors: list[dict[str, Any]] | None = None
+    # Set by whoever runs the job (the runtime's worker) to ask its handler to stop: see cancel_requested.
+    signal: threading.Event | None = field(default=None, repr=False, compare=False)
 
     @property
     def attempt(self) -> int:
         """1 for the first run, 2 for the first retry, and so on."""
         return self.retry_count + 1
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True once the job was cancelled (or deleted) while it ran, or its invocation's time is
+        nearly over: a long handler checks it between steps and stops cleanly. Never a query:
+        the worker refreshes it for all its running jobs at once."""
+        return self.signal is not None and self.signal.is_set()
 
     @property
     def attempts_made(self) -> int:

@@ -280,6 +280,15 @@ class Working(Client):
             failed = self.fail(name, worn_out, error, retryable=False, now=now, conn=conn).failed
         return SnoozeResult(snoozed, failed)
 
+    def no_longer_active(self, jobs: Sequence[Job], conn: Conn = None) -> list[str]:
+        """Of fetched jobs, the ids whose attempt is not active any more (cancelled, deleted,
+        expired meanwhile): one query for any number, for a worker to tell their handlers."""
+        running = [job for job in jobs if job.started_on is not None]
+        if not running:
+            return []
+        params = {"ids": [job.id for job in running], "started": [job.started_on for job in running]}
+        return [row[0] for row in self.db.rows("no_longer_active", params, conn, tuple_row)]
+
     def cancel(self, name: str, ids: JobRef | Sequence[JobRef], conn: Conn = None) -> list[str]:
         """Cancel jobs that have not finished (CANCELLABLE states); returns the ids cancelled."""
         return self._ids_query("cancel", name, ids, conn, states=sorted(CANCELLABLE))

@@ -288,7 +288,8 @@ def show(ctx: click.Context, job_id: str) -> None:
     if job is None:
         fail(f"no job {job_id}")
     # The same record as the API's GET /api/jobs/{id}: attempts counted as everywhere else.
-    click.echo(json.dumps({**asdict(job), "attempts": job.attempts_made}, indent=2, default=str))
+    record = {k: v for k, v in asdict(job).items() if k != "signal"}  # the worker's, never stored
+    click.echo(json.dumps({**record, "attempts": job.attempts_made}, indent=2, default=str))
 
 
 def _act(ctx: click.Context, job_ids: tuple[str, ...], chosen: job_actions.Action) -> None:

@@ -38,6 +38,7 @@ def json_response(status: int, body: Any) -> Response[str]:
 
 def _job(job: Job) -> dict[str, Any]:
     record = asdict(job)
+    record.pop("signal", None)  # the worker's, never stored
     record["attempts"] = job.attempts_made  # counted as the dashboard and the CLI count them
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in record.items()}
 

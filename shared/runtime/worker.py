@@ -45,6 +45,9 @@ DURATION_WEIGHT: Final = 0.2
 # A finished job is completed (or failed) in the database within this time, or as soon as a
 # batch's worth has finished: slow jobs are not left looking active, fast ones finish in groups.
 FINISH_WITHIN_S: Final = 0.2
+# Running jobs are checked for cancellation this often, once one has run this long: one query
+# for all of them (Job.cancel_requested).
+SIGNAL_CHECK_S: Final = 1.0
 # What the handlers of each queue have taught this container (average duration, fetch time):
 # a warm invocation starts with full batches instead of learning again.
 _learnt: dict[str, tuple[float | None, float]] = {}
@@ -196,6 +199,10 @@ class Drain:
         self.average_s, self.fetch_s = _learnt.get(settings.queue, (None, 0.005))
         self.fetching = True
         self.waiting_for_room = False  # under group limits: every waiting job's group is full for now
+        # Jobs the team runs, with when they were submitted: their signals (Job.cancel_requested)
+        # are set when they are cancelled meanwhile or the invocation's time is nearly over.
+        self.running: dict[str, tuple[Job, float]] = {}
+        self.next_signal_check = 0.0
 
     # -- how much to claim ------------------------------------------------------------
 
@@ -249,12 +256,17 @@ class Drain:
         ]
         self.result.fetched += len(jobs)
         self.in_flight += len(jobs)
+        submitted = time.monotonic()
+        for job in jobs:
+            job.signal = threading.Event()
+            self.running[job.id] = (job, submitted)
         self.team.submit(jobs)
 
     # -- outcomes ----------------------------------------------------------------
 
     def collect(self, outcome: Outcome) -> None:
         self.in_flight -= 1
+        self.running.pop(outcome.job.id, None)
         if not self.done and not self.failures:
             self.first_pending = time.monotonic()
         duration = outcome.duration_s
@@ -283,6 +295,27 @@ class Drain:
                 self.collect(outbox.get_nowait())
             except Empty:
                 return
+
+    def signal_handlers(self) -> None:
+        """Tell running handlers to stop: those whose job was cancelled (one query for all of them,
+        and only once a job has run a while), and all when the invocation's time is nearly over."""
+        if not self.running:
+            return
+        now = time.monotonic()
+        if self.remaining_ms() < self.settings.safety_margin_ms:
+            for job, _ in self.running.values():
+                job.signal.set()  # type: ignore[union-attr]
+            return
+        if now < self.next_signal_check:
+            return
+        self.next_signal_check = now + SIGNAL_CHECK_S
+        long_running = [job for job, since in self.running.values() if now - since >= SIGNAL_CHECK_S]
+        if long_running:
+            started = time.perf_counter()
+            for job_id in self.queue.no_longer_active(long_running):
+                job, _ = self.running[job_id]
+                job.signal.set()  # type: ignore[union-attr]
+            self.database_s += time.perf_counter() - started
 
     def finish_group(self) -> None:
         """Complete the successes and fail the failures collected so far: one statement each."""
@@ -347,11 +380,13 @@ class Drain:
                 pending = len(self.done) + len(self.failures)
                 if pending:
                     budget_s = min(budget_s, max(0.0, self.first_pending + FINISH_WITHIN_S - time.monotonic()))
+                budget_s = min(budget_s, SIGNAL_CHECK_S)  # wake up to refresh the running jobs' signals
                 try:
                     self.collect(outbox.get(timeout=budget_s))
                     self.collect_finished()
                 except Empty:
                     pass
+                self.signal_handlers()
                 pending = len(self.done) + len(self.failures)
                 if pending and (
                     pending >= group or self.in_flight == 0 or time.monotonic() - self.first_pending >= FINISH_WITHIN_S

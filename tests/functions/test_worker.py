@@ -446,3 +446,52 @@ def test_a_failed_attempt_keeps_the_handlers_traceback(worker: ModuleType, dsn: 
     [error] = job.errors
     assert (error["attempt"], error["type"], error["message"]) == (1, "ConnectionError", "SES timed out")
     assert 'raise ConnectionError("SES timed out")' in error["traceback"]
+
+
+def test_a_cancelled_job_is_told_to_stop_and_never_completed(
+    worker: ModuleType, dsn: str, conn: psycopg.Connection[Any]
+) -> None:
+    seen: list[bool] = []
+
+    def long_task(job: Job) -> str:
+        deadline = time.monotonic() + 20
+        while not job.cancel_requested and time.monotonic() < deadline:
+            time.sleep(0.05)  # one step of a long task
+        seen.append(job.cancel_requested)
+        return "stopped early"
+
+    handlers.set_handler("send-email", long_task)
+    worker.handler(event("schedule.json"), FakeContext())
+    with Queue(dsn) as q:
+        job_id = str(q.send("send-email", {"to": "x"}))
+
+        def cancel_once_running() -> None:
+            with Queue(dsn) as other:
+                while other.get_job(job_id).state != "active":  # type: ignore[union-attr]
+                    time.sleep(0.02)
+                other.cancel("send-email", job_id)
+
+        canceller = threading.Thread(target=cancel_once_running)
+        canceller.start()
+        started = time.monotonic()
+        result = worker.handler(event("schedule.json"), FakeContext())
+        canceller.join()
+        job = q.get_job(job_id)
+    assert seen == [True] and time.monotonic() - started < 10  # noticed within a check or two
+    assert result["completed"] == 0 and job is not None and job.state == "cancelled"
+    assert job.output is None  # its late result was not written over the cancellation
+
+
+def test_a_handler_is_told_when_its_invocations_time_is_nearly_over(worker: ModuleType, dsn: str) -> None:
+    def long_task(job: Job) -> str:
+        while not job.cancel_requested:
+            time.sleep(0.05)
+        return "saved a checkpoint"
+
+    handlers.set_handler("send-email", long_task)
+    worker.handler(event("schedule.json"), FakeContext())
+    with Queue(dsn) as q:
+        job_id = str(q.send("send-email", {"to": "x"}))
+        result = worker.handler(event("schedule.json"), FakeContext(timeout_ms=3000))  # margin: 1 s
+        assert result["completed"] == 1
+        assert q.get_job(job_id).output == "saved a checkpoint"  # type: ignore[union-attr]

@@ -644,6 +644,14 @@ WHERE j.id IN (
     FOR UPDATE SKIP LOCKED)
 RETURNING j.id::text AS id, j.data, j.origin, j.started_on;
 
+-- name: no_longer_active
+-- Of the given attempts (id, started_on), those that are not active any more: cancelled,
+-- deleted, or expired and handed to another worker meanwhile.
+SELECT t.id::text FROM unnest(%(ids)s::uuid[], %(started)s::timestamptz[]) AS t(id, started_on)
+WHERE NOT EXISTS (
+    SELECT 1 FROM {{schema}}.job j
+    WHERE j.id = t.id AND j.state = 'active' AND j.started_on = t.started_on);
+
 -- name: complete_each
 -- Complete a batch of active jobs, each with its own output (fenced like complete).
 UPDATE {{schema}}.job j SET
