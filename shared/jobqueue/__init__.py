@@ -30,6 +30,7 @@ from jobqueue.models import (
     QueueStats,
     Schedule,
     SnoozeResult,
+    StopSignal,
     Throughput,
 )
 from jobqueue.queue import Queue
@@ -73,6 +74,7 @@ __all__ = [
     "SendOptions",
     "Snooze",
     "SnoozeResult",
+    "StopSignal",
     "Throughput",
     "UnknownQueueError",
     "UpsertResult",

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from jobqueue.settings import Policy
 from jobqueue.states import JobState
+
+
+class StopSignal:
+    """Shared by the jobs of one fetch: asks some of them (or all) to stop. One object per batch, not
+    per job, so that the hot path pays nothing for it; setting and reading are atomic for threads."""
+
+    __slots__ = ("cancelled", "everyone")
+
+    def __init__(self) -> None:
+        self.everyone = False  # the invocation's time is nearly over
+        self.cancelled: set[str] = set()  # jobs cancelled (or deleted, expired) while they ran
+
+    def requested(self, job_id: str) -> bool:
+        return self.everyone or job_id in self.cancelled
 
 
 @dataclass(slots=True)
@@ -49,7 +62,7 @@ class Job:
     # Each failed attempt's error, oldest first: {attempt, at, message, type, traceback}.
     errors: list[dict[str, Any]] | None = None
     # Set by whoever runs the job (the runtime's worker) to ask its handler to stop: see cancel_requested.
-    signal: threading.Event | None = field(default=None, repr=False, compare=False)
+    signal: StopSignal | None = field(default=None, repr=False, compare=False)
 
     @property
     def attempt(self) -> int:
@@ -61,7 +74,7 @@ class Job:
         """True once the job was cancelled (or deleted) while it ran, or its invocation's time is
         nearly over: a long handler checks it between steps and stops cleanly. Never a query:
         the worker refreshes it for all its running jobs at once."""
-        return self.signal is not None and self.signal.is_set()
+        return self.signal is not None and self.signal.requested(self.id)
 
     @property
     def attempts_made(self) -> int:

@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from queue import Empty, SimpleQueue
 from typing import Any, Final
 
-from jobqueue import DatabaseUnavailableError, Job, JobError, PayloadError, Queue, Snooze
+from jobqueue import DatabaseUnavailableError, Job, JobError, PayloadError, Queue, Snooze, StopSignal
 from jobqueue.options import error_payload, to_json
 from jobqueue.settings import GroupConcurrency
 from runtime import bootstrap, platform, scale
@@ -257,8 +257,9 @@ class Drain:
         self.result.fetched += len(jobs)
         self.in_flight += len(jobs)
         submitted = time.monotonic()
+        signal = StopSignal()
         for job in jobs:
-            job.signal = threading.Event()
+            job.signal = signal
             self.running[job.id] = (job, submitted)
         self.team.submit(jobs)
 
@@ -304,7 +305,7 @@ class Drain:
         now = time.monotonic()
         if self.remaining_ms() < self.settings.safety_margin_ms:
             for job, _ in self.running.values():
-                job.signal.set()  # type: ignore[union-attr]
+                job.signal.everyone = True  # type: ignore[union-attr]
             return
         if now < self.next_signal_check:
             return
@@ -314,7 +315,7 @@ class Drain:
             started = time.perf_counter()
             for job_id in self.queue.no_longer_active(long_running):
                 job, _ = self.running[job_id]
-                job.signal.set()  # type: ignore[union-attr]
+                job.signal.cancelled.add(job_id)  # type: ignore[union-attr]
             self.database_s += time.perf_counter() - started
 
     def finish_group(self) -> None:
