@@ -126,6 +126,8 @@ def purge(db: Database, batch_size: int, now: datetime | None, time_budget: floa
         return len(rows)
 
     purged = _loop(purge_batch, batch_size, time_budget)
+    # A flow's edges go with the last record of their child.
+    _loop(lambda: db.execute("purge_dependencies", {"limit": batch_size}).rowcount, batch_size, time_budget)
     unstarted = _loop(
         lambda: db.execute("fail_unstarted", {"limit": batch_size, "now": now}).rowcount, batch_size, time_budget
     )

@@ -3,8 +3,8 @@
 The operations live with their concern, each a part of this facade:
 queues (jobqueue.queues), sending (jobqueue.sending), working
 (jobqueue.working), inspecting (jobqueue.inspecting), maintenance
-(jobqueue.maintenance), cron schedules (jobqueue.scheduling) and dead letter
-redrive (jobqueue.redriving).
+(jobqueue.maintenance), cron schedules (jobqueue.scheduling), dead letter
+redrive (jobqueue.redriving) and flows of dependent jobs (jobqueue.flows).
 
 Each operation is one SQL statement (one round trip) unless its docstring says
 otherwise; batches are finished in one statement per batch. Every write takes
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from jobqueue import migrations
 from jobqueue.client import Conn
+from jobqueue.flows import Flows
 from jobqueue.inspecting import Inspecting
 from jobqueue.maintenance import Maintaining
 from jobqueue.queues import Queues
@@ -25,7 +26,7 @@ from jobqueue.sending import Sending
 from jobqueue.working import Working
 
 
-class Queue(Queues, Sending, Working, Inspecting, Maintaining, Scheduling, Redriving):
+class Queue(Queues, Sending, Working, Inspecting, Maintaining, Scheduling, Redriving, Flows):
     def __enter__(self) -> Queue:
         return self
 

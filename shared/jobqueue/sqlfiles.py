@@ -21,6 +21,8 @@ SQL_DIR = Path(__file__).parent / "sql"
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 PLACEHOLDER = "{{schema}}"
 QUEUE_SETTINGS_PLACEHOLDER = "{{queue_settings}}"
+# `{{resolve_dependents}}` (and the others) in a query becomes the fragment of that name (queries.sql).
+FRAGMENTS = ("resolve_dependents", "cancel_below")
 
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _HEADER = re.compile(r"^-- name: ([a-z_]+)\s*$", re.MULTILINE)
@@ -65,10 +67,13 @@ QUERIES: dict[str, NamedQuery] = parse_queries((SQL_DIR / "queries.sql").read_te
 def queries_for(schema: str) -> dict[str, str]:
     quoted = quote_schema(schema)
     columns = ", ".join(QUEUE_SETTINGS)
-    return {
-        name: query.sql.replace(PLACEHOLDER, quoted).replace(QUEUE_SETTINGS_PLACEHOLDER, columns)
-        for name, query in QUERIES.items()
-    }
+
+    def expand(sql: str) -> str:
+        for fragment in FRAGMENTS:
+            sql = sql.replace("{{" + fragment + "}}", QUERIES[f"fragment_{fragment}"].sql)
+        return sql.replace(PLACEHOLDER, quoted).replace(QUEUE_SETTINGS_PLACEHOLDER, columns)
+
+    return {name: expand(query.sql) for name, query in QUERIES.items() if not name.startswith("fragment_")}
 
 
 def schema_sql(schema: str) -> str:

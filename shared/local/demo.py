@@ -38,8 +38,8 @@ def demo_round(queue: Queue, stack: LocalStack, serial: int, start: int) -> None
     with queue.db.transaction() as conn:
         for n in range(3):
             tier = "dev.large" if (serial + n) % 6 == 0 else "dev.small"
-            pod = f"pod-{serial + n}"
-            lifecycle.request(queue, "provision", pod, conn=conn, spec={"tier": tier}, userId=f"user-{n % 3}")
+            # A flow: the new pod's first health check starts once its provision completed.
+            lifecycle.provision_then_check(queue, f"pod-{serial + n}", {"tier": tier}, f"user-{n % 3}", conn=conn)
     age = serial - start
     if age >= 6:
         lifecycle.request(queue, "snapshot", f"pod-{serial - 3}")  # a pod of the previous round

@@ -255,6 +255,21 @@ def request(
     return queue.send(LIFECYCLE, data, conn=conn, **{**(options or {}), **send_options(data)})
 
 
+def provision_then_check(
+    queue: Queue, pod_id: str, spec: Mapping[str, Any], owner: str, *, conn: Connection[Any] | None = None
+) -> dict[str, str]:
+    """Provision a pod and check its health once it runs: a flow of two jobs, the check starting
+    when (and only if) the provision completes. Returns {"provision": id, "check": id}."""
+    data = {"action": "provision", "podId": pod_id, "spec": dict(spec), "userId": owner}
+    return queue.flow(
+        [
+            {"ref": "provision", "name": LIFECYCLE, "data": data, "options": send_options(data)},
+            {"ref": "check", "name": "health-check", "data": {"podId": pod_id}, "depends_on": ["provision"]},
+        ],
+        conn=conn,
+    )
+
+
 def _jsonb(value: Any) -> Any:
     from psycopg.types.json import Jsonb
 

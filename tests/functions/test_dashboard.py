@@ -351,3 +351,11 @@ def test_redrive_from_the_dashboard(web: Call, jobs: Queue) -> None:
     assert moved["statusCode"] == 303 and "done=redriven&count=1" in moved["headers"]["Location"]
     assert jobs.queue_size("dash") == 1 and jobs.queue_size("dash-dead") == 0
     assert 'data-redrive="dash-dead"' not in web("/dashboard", cookie=cookie)["body"]  # nothing left to move
+
+
+def test_the_job_page_shows_its_flow(web: Call, jobs: Queue) -> None:
+    ids = jobs.flow([{"ref": "a", "name": "dash"}, {"ref": "b", "name": "dash", "depends_on": ["a"]}])
+    child = web(f"/dashboard/jobs/{ids['b']}", token=API_TOKEN)["body"]
+    assert f'data-parent="{ids["a"]}"' in child and "1 not completed yet" in child
+    parent = web(f"/dashboard/jobs/{ids['a']}", token=API_TOKEN)["body"]
+    assert f'data-child="{ids["b"]}"' in parent

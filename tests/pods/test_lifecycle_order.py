@@ -329,3 +329,18 @@ def test_three_workers_keep_every_pods_order_and_the_tiers_provision_limit(
     assert conn.execute(
         "SELECT count(*) FROM jobqueue.job WHERE name = %s AND retry_count > 0", (LIFECYCLE,)
     ).fetchone() == (0,)
+
+
+def test_a_new_pods_first_health_check_starts_once_its_provision_completed(
+    worker: ModuleType, dsn: str, agents: list[FakeHostAgent]
+) -> None:
+    with Queue(dsn) as q:
+        ok = lifecycle.provision_then_check(q, "pod-1", {"tier": "dev.small"}, "u1")
+        bad = lifecycle.provision_then_check(q, "pod-2", {"tier": "dev.nope"}, "u1")  # fails for good
+        assert q.fetch("health-check", 10) == []  # both wait for their provisions
+        drain(worker)
+        [check] = q.fetch("health-check", 10)
+        assert check.id == ok["check"] and check.data == {"podId": "pod-1"}
+        cancelled = q.get_job(bad["check"])
+        assert cancelled is not None and cancelled.state == "cancelled"
+        assert cancelled.output["parent"] == bad["provision"]

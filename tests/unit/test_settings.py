@@ -17,7 +17,7 @@ ROOT = Path(__file__).parents[2]
 
 
 def test_queue_info_has_exactly_the_declared_settings() -> None:
-    assert {f.name for f in fields(QueueInfo)} == {"name", *QUEUE_SETTINGS, "created_on", "updated_on"}
+    assert {f.name for f in fields(QueueInfo)} == {"name", *QUEUE_SETTINGS, "created_on", "updated_on", "paused"}
 
 
 def test_queries_list_the_declared_settings() -> None:

@@ -509,21 +509,61 @@ WHERE j.id = ANY(%(ids)s::uuid[])
 RETURNING j.id::text, j.name, j.data, j.priority, j.retry_count, j.retry_limit,
           j.started_on, j.expire_at, j.created_on, j.singleton_key, j.origin;
 
+-- name: fragment_resolve_dependents
+-- Not a query: the CTE that complete and complete_each put after `done` (the ids they completed)
+-- (the placeholder resolve_dependents in braces). Each job waiting for some of them counts them off; the one whose
+-- count reaches 0 becomes ready now. Two parents completed at once by two workers update the
+-- child one after the other (its row lock), the second seeing the first's count: it starts once.
+-- With no flow in use this is one probe of an empty index per batch.
+resolved AS (
+    -- Children found by primary key (as complete finds its jobs), whatever the statistics say.
+    UPDATE {{schema}}.job c SET (parents_left, start_after) = (
+        SELECT c.parents_left - k.n, CASE WHEN c.parents_left - k.n <= 0 THEN now() ELSE c.start_after END
+        FROM (SELECT count(*) AS n FROM {{schema}}.dependency dep
+              WHERE dep.child = c.id AND dep.parent = ANY(ARRAY(SELECT id FROM done))) k)
+    WHERE c.id = ANY(ARRAY(
+            SELECT dep.child FROM {{schema}}.dependency dep WHERE dep.parent = ANY(ARRAY(SELECT id FROM done))))
+      AND c.state < 'active' AND c.parents_left IS NOT NULL
+)
+
+-- name: fragment_cancel_below
+-- Not a query: the CTEs that fail and cancel put after `ended` (ids of jobs that will never
+-- complete), the placeholder cancel_below in braces, in a WITH RECURSIVE: every job waiting for one of them, directly
+-- or through others, is cancelled, saying which job it waited for.
+below AS (
+    SELECT d.child, d.parent AS cause FROM {{schema}}.dependency d JOIN ended e ON d.parent = e.id
+    UNION
+    SELECT d.child, b.cause FROM {{schema}}.dependency d JOIN below b ON d.parent = b.child
+), cancelled_below AS (
+    UPDATE {{schema}}.job j SET
+        state = 'cancelled',
+        completed_on = now(),
+        output = (SELECT jsonb_build_object(
+                     'message', 'a job it depends on will not complete: ' || min(b.cause::text),
+                     'type', 'DependencyFailed', 'parent', min(b.cause::text))
+                  FROM below b WHERE b.child = j.id)
+    WHERE j.id = ANY(ARRAY(SELECT child FROM below)) AND j.state < 'active'
+    RETURNING 1
+)
+
 -- name: complete
 -- Complete a batch of active jobs with one output for all (or none).
 -- `started` fences the attempt: jobs fetched together share one started_on,
 -- and a job that expired and was fetched again meanwhile has a later one, so
 -- a run that outlived its expiry cannot complete the retry.
-UPDATE {{schema}}.job SET
-    state = 'completed',
-    completed_on = coalesce(%(now)s::timestamptz, now()),
-    expire_at = NULL,
-    output = %(output)s::jsonb
-WHERE id = ANY(%(ids)s::uuid[])
-  AND name = %(name)s
-  AND state = 'active'
-  AND (%(started)s::timestamptz[] IS NULL OR started_on = ANY(%(started)s::timestamptz[]))
-RETURNING id::text;
+WITH done AS (
+    UPDATE {{schema}}.job SET
+        state = 'completed',
+        completed_on = coalesce(%(now)s::timestamptz, now()),
+        expire_at = NULL,
+        output = %(output)s::jsonb
+    WHERE id = ANY(%(ids)s::uuid[])
+      AND name = %(name)s
+      AND state = 'active'
+      AND (%(started)s::timestamptz[] IS NULL OR started_on = ANY(%(started)s::timestamptz[]))
+    RETURNING id
+), {{resolve_dependents}}
+SELECT id::text FROM done;
 
 -- name: release
 -- Put claimed jobs that never started back in the queue, the attempt not counted: a worker that
@@ -652,20 +692,63 @@ WHERE NOT EXISTS (
     SELECT 1 FROM {{schema}}.job j
     WHERE j.id = t.id AND j.state = 'active' AND j.started_on = t.started_on);
 
+-- name: hold_for_parents
+-- A flow's job waits for its parents: the edges, the count, and no start until they complete.
+WITH edges AS (
+    INSERT INTO {{schema}}.dependency (child, parent)
+    SELECT %(id)s::uuid, p FROM unnest(%(parents)s::uuid[]) AS p
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+UPDATE {{schema}}.job SET parents_left = (SELECT count(*) FROM edges), start_after = '9999-12-31T00:00:00Z'
+WHERE id = %(id)s::uuid
+RETURNING id::text;
+
+-- name: get_dependencies
+-- The jobs `id` depends on (its parents), hot or archived.
+SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
+       retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
+       singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, archived,
+       group_id, group_tier, errors
+FROM {{schema}}.any_job
+WHERE id IN (SELECT parent FROM {{schema}}.dependency WHERE child = %(id)s::uuid)
+ORDER BY created_on, id;
+
+-- name: get_dependents
+-- The jobs that depend on `id` (its children), hot or archived.
+SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
+       retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
+       singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, archived,
+       group_id, group_tier, errors
+FROM {{schema}}.any_job
+WHERE id IN (SELECT child FROM {{schema}}.dependency WHERE parent = %(id)s::uuid)
+ORDER BY created_on, id;
+
+-- name: purge_dependencies
+-- Edges whose child is gone (deleted, or purged from the archive), up to `limit`.
+DELETE FROM {{schema}}.dependency WHERE ctid IN (
+    SELECT d.ctid FROM {{schema}}.dependency d
+    WHERE NOT EXISTS (SELECT 1 FROM {{schema}}.job j WHERE j.id = d.child)
+      AND NOT EXISTS (SELECT 1 FROM {{schema}}.archive a WHERE a.id = d.child)
+    LIMIT %(limit)s);
+
 -- name: complete_each
 -- Complete a batch of active jobs, each with its own output (fenced like complete).
-UPDATE {{schema}}.job j SET
-    state = 'completed',
-    completed_on = coalesce(%(now)s::timestamptz, now()),
-    expire_at = NULL,
-    output = t.output
-FROM unnest(%(ids)s::uuid[], %(outputs)s::jsonb[]) AS t(id, output)
-WHERE j.id = ANY(%(ids)s::uuid[])
-  AND j.id = t.id
-  AND j.name = %(name)s
-  AND j.state = 'active'
-  AND (%(started)s::timestamptz[] IS NULL OR j.started_on = ANY(%(started)s::timestamptz[]))
-RETURNING j.id::text;
+WITH done AS (
+    UPDATE {{schema}}.job j SET
+        state = 'completed',
+        completed_on = coalesce(%(now)s::timestamptz, now()),
+        expire_at = NULL,
+        output = t.output
+    FROM unnest(%(ids)s::uuid[], %(outputs)s::jsonb[]) AS t(id, output)
+    WHERE j.id = ANY(%(ids)s::uuid[])
+      AND j.id = t.id
+      AND j.name = %(name)s
+      AND j.state = 'active'
+      AND (%(started)s::timestamptz[] IS NULL OR j.started_on = ANY(%(started)s::timestamptz[]))
+    RETURNING j.id
+), {{resolve_dependents}}
+SELECT id::text FROM done;
 
 -- name: fail
 -- Fail a batch of unfinished jobs (active, or still queued as pg-boss allows), each with its own
@@ -673,7 +756,7 @@ RETURNING j.id::text;
 -- any other goes to failed and, if it has a dead letter queue, a copy of it is
 -- sent there. A stately job goes to failed when its key already has a job
 -- waiting in retry, since the policy allows only one.
-WITH input AS (
+WITH RECURSIVE input AS (
     SELECT * FROM unnest(%(ids)s::uuid[], %(errors)s::jsonb[], %(retryable)s::boolean[]) AS t(id, error, retryable)
 ), failing AS (
     SELECT j.id, t.error,
@@ -721,7 +804,9 @@ WITH input AS (
     WHERE u.state = 'failed'
     ON CONFLICT DO NOTHING
     RETURNING 1
-)
+), ended AS (
+    SELECT id FROM updated WHERE state = 'failed'
+), {{cancel_below}}
 SELECT u.id::text AS id, u.state::text AS state, (SELECT count(*) FROM dead) AS dead_lettered FROM updated u;
 
 -- name: lock_expired
@@ -734,9 +819,12 @@ FOR UPDATE SKIP LOCKED;
 
 -- name: cancel
 -- Cancel jobs in `states` (those that have not finished; an active one's later completion is ignored).
-UPDATE {{schema}}.job SET state = 'cancelled', completed_on = now(), expire_at = NULL
-WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[]) AND state = ANY(%(states)s::{{schema}}.job_state[])
-RETURNING id::text;
+WITH RECURSIVE ended AS (
+    UPDATE {{schema}}.job SET state = 'cancelled', completed_on = now(), expire_at = NULL
+    WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[]) AND state = ANY(%(states)s::{{schema}}.job_state[])
+    RETURNING id
+), {{cancel_below}}
+SELECT id::text FROM ended;
 
 -- name: requeue
 -- Put jobs in `states`, failed (retry) or cancelled (resume), back in the queue as new, with

@@ -106,6 +106,9 @@ CREATE TABLE {{schema}}.job (
     snoozes integer NOT NULL DEFAULT 0,
     -- Each failed attempt's error (attempt, at, message, type, traceback), the newest 20.
     errors jsonb,
+    -- A flow's job: how many of the jobs it depends on have not completed (it waits, start_after
+    -- in the year 9999, until none); NULL for a job that depends on none.
+    parents_left integer,
     CONSTRAINT job_deadline_while_active CHECK ((state = 'active') = (expire_at IS NOT NULL)),
     -- A key_strict_fifo job is ordered within its key: it must have one.
     CONSTRAINT job_strict_fifo_key CHECK (policy <> 'key_strict_fifo' OR singleton_key IS NOT NULL)
@@ -212,6 +215,14 @@ SELECT id, name, priority, data, state, policy, retry_limit, retry_count, retry_
        retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
        keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, true AS archived,
        group_id, group_tier, errors FROM {{schema}}.archive;
+
+-- A flow's edges: `child` starts once every `parent` has completed.
+CREATE TABLE {{schema}}.dependency (
+    child uuid NOT NULL,
+    parent uuid NOT NULL,
+    PRIMARY KEY (child, parent)
+);
+CREATE INDEX dependency_parent ON {{schema}}.dependency (parent);
 
 CREATE TABLE {{schema}}.schedule (
     name text NOT NULL REFERENCES {{schema}}.queue (name) ON DELETE CASCADE,

@@ -166,10 +166,11 @@ def queue_page() -> Response[str]:
 
 @router.get(PREFIX + "/jobs/<id>")
 def job_page(id: str) -> Response[str]:
-    job = queue().get_job(job_id(id))
+    q = queue()
+    job = q.get_job(job_id(id))
     if job is None:
         return error_page(404, f"no job {id}")
-    return page("job.html", job=job)
+    return page("job.html", job=job, parents=q.get_dependencies(job.id), children=q.get_dependents(job.id))
 
 
 @router.get(PREFIX + "/schedules")
