@@ -7,11 +7,12 @@ transitions), do it, and say exactly why when it cannot be done.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
-from jobqueue import CANCELLABLE, RESUMABLE, RETRYABLE, Job, JobQueueError, JobState, Queue
+from jobqueue import CANCELLABLE, RESUMABLE, RETRYABLE, InvalidOptionError, Job, JobQueueError, JobState, Queue
 from jobqueue.options import job_id
 
 
@@ -108,3 +109,36 @@ def redrive(queue: Queue, dead_letter_queue: str, ids: list[str] | None = None) 
     """Move a dead letter queue's jobs (all, or `ids`) back to their source queues: what moved and what stayed."""
     result = queue.redrive(dead_letter_queue, ids)
     return {"moved": result.moved, "skipped": result.skipped}
+
+
+BULK_LIMIT: Final = 1000  # jobs one bulk action takes at most
+_BULK: Final[Mapping[str, Callable[[Queue, str, list[str]], list[str]]]] = {
+    "retry": lambda queue, name, ids: queue.retry(name, ids),
+    "cancel": lambda queue, name, ids: queue.cancel(name, ids),
+    "delete": lambda queue, name, ids: queue.delete_job(name, ids),
+}
+
+
+def filters(state: str | None, key: str | None, data: str | None) -> dict[str, Any]:
+    """A job list's filters (the dashboard's query string) as find_jobs arguments; bad JSON is refused."""
+    found: dict[str, Any] = {"state": state or None, "key": key or None, "data": None}
+    if data:
+        try:
+            value = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise InvalidOptionError(f"data filter is not JSON: {exc.msg} at position {exc.pos}") from None
+        if not isinstance(value, dict):
+            raise InvalidOptionError("data filter must be a JSON object (jobs whose data contains it)")
+        found["data"] = value
+    return found
+
+
+def bulk(queue: Queue, name: str, chosen: str, matching: Mapping[str, Any]) -> int:
+    """retry, cancel or delete the jobs of `name` that match the filters (at most BULK_LIMIT); returns how many."""
+    if chosen not in _BULK:
+        raise UnknownAction(f"unknown bulk action {chosen!r}; known: {', '.join(_BULK)}")
+    queue.require_queue(name)
+    allowed = {"retry": RETRYABLE, "cancel": CANCELLABLE}.get(chosen)
+    jobs = queue.find_jobs(name, limit=BULK_LIMIT, **matching)
+    ids = [job.id for job in jobs if allowed is None or job.state in allowed]
+    return len(_BULK[chosen](queue, name, ids)) if ids else 0

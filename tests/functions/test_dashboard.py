@@ -359,3 +359,32 @@ def test_the_job_page_shows_its_flow(web: Call, jobs: Queue) -> None:
     assert f'data-parent="{ids["a"]}"' in child and "1 not completed yet" in child
     parent = web(f"/dashboard/jobs/{ids['a']}", token=API_TOKEN)["body"]
     assert f'data-child="{ids["b"]}"' in parent
+
+
+def test_filter_by_key_and_data_then_act_on_all_of_them(web: Call, jobs: Queue) -> None:
+    for n in range(4):
+        jobs.send("dash", {"pod": f"p{n % 2}", "n": n}, singleton_key=f"k{n % 2}")
+    cookie = sign_in(web)
+    by_key = web("/dashboard/queue", query={"name": "dash", "key": "k1"}, cookie=cookie)["body"]
+    assert by_key.count('<tr data-job="') == 2
+    query = {"name": "dash", "data": '{"pod": "p0"}'}
+    by_data = web("/dashboard/queue", query=query, cookie=cookie)["body"]
+    assert by_data.count('<tr data-job="') == 2
+    form = {"name": "dash", "state": "", "key": "", "data": '{"pod": "p0"}', "csrf": csrf(by_data)}
+    done = web("/dashboard/queue/bulk/cancel", method="POST", cookie=cookie, form=form)
+    assert done["statusCode"] == 303 and "done=bulk&action=cancel&count=2" in done["headers"]["Location"]
+    states = sorted((j.data["pod"], str(j.state)) for j in jobs.find_jobs("dash"))
+    assert states == [("p0", "cancelled"), ("p0", "cancelled"), ("p1", "created"), ("p1", "created")]
+    deleted = web("/dashboard/queue/bulk/delete", method="POST", cookie=cookie, form={**form, "state": "cancelled"})
+    assert "count=2" in deleted["headers"]["Location"] and len(jobs.find_jobs("dash")) == 2
+    bad = web("/dashboard/queue", query={"name": "dash", "data": "{nope"}, cookie=cookie)
+    assert bad["statusCode"] == 400 and "data filter is not JSON" in bad["body"]
+
+
+def test_find_a_job_by_its_id(web: Call, jobs: Queue) -> None:
+    job_id = str(jobs.send("dash", {}))
+    found = web("/dashboard/search", query={"q": f" {job_id} "}, token=API_TOKEN)
+    assert found["statusCode"] == 303 and found["headers"]["Location"] == f"/dashboard/jobs/{job_id}"
+    missing = web("/dashboard/search", query={"q": "01a221cc-a803-7b0d-b34b-9d342cafd700"}, token=API_TOKEN)
+    assert missing["statusCode"] == 404
+    assert web("/dashboard/search", query={"q": "not an id"}, token=API_TOKEN)["statusCode"] == 400

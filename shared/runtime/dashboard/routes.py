@@ -109,6 +109,8 @@ def _notice(query: dict[str, str]) -> str:
             return text.format(id=done_id[:36])
     if action in ("paused", "resumed"):
         return f"Queue {query.get('name', '')[:100]} is {action}."
+    if action == "bulk":
+        return f"{query.get('count', '0')[:10]} jobs: {query.get('action', '')[:10]} done."
     if action == "redriven":
         return (
             f"{query.get('count', '0')[:10]} dead letters of {query.get('name', '')[:100]} went back to their queues."
@@ -158,10 +160,51 @@ def queue_page() -> Response[str]:
         q.require_queue(name)  # a 404 that suggests the closest name
         return error_page(404, f"no queue named {name!r}")
     stats = next((s for s in q.get_queue_stats() if s.name == name), None)
-    jobs = q.find_jobs(name, state=state, limit=100)
+    matching = job_actions.filters(state, query.get("key"), query.get("data"))
+    jobs = q.find_jobs(name, limit=100, **matching)
     blocked = q.get_blocked_keys(name) if info.policy is Policy.KEY_STRICT_FIFO else []
     groups = q.active_groups(name, limit=20)
-    return page("queue.html", info=info, stats=stats, jobs=jobs, state=state, blocked=blocked, groups=groups)
+    return page(
+        "queue.html",
+        info=info,
+        stats=stats,
+        jobs=jobs,
+        state=state,
+        key=query.get("key", ""),
+        data=query.get("data", ""),
+        blocked=blocked,
+        groups=groups,
+    )
+
+
+@router.post(PREFIX + "/queue/bulk/<action>")
+def bulk_action(action: str) -> Response[str]:
+    """retry, cancel or delete every job the queue page's filters match (up to 1,000)."""
+    request = current()
+    form = _form()
+    if request.cookie and not session.csrf_valid(form.get("csrf"), request.cookie, request.token or ""):
+        return error_page(403, "the form has expired; reload the page and try again")
+    name = queue_name(form.get("name", ""))
+    state = form.get("state") or None
+    if state is not None:
+        job_states([state])
+    matching = job_actions.filters(state, form.get("key"), form.get("data"))
+    count = job_actions.bulk(queue(), name, action, matching)
+    logger.info("dashboard action", extra={"action": f"bulk {action}", "queue": name, "jobs": count})
+    back = request.url("/queue", name=name, state=state, key=form.get("key"), data=form.get("data"))
+    separator = "&" if "?" in back else "?"
+    return _redirect(f"{back}{separator}done=bulk&action={action}&count={count}")
+
+
+@router.get(PREFIX + "/search")
+def search() -> Response[str]:
+    """A job by id: its page."""
+    text = current().query.get("q", "").strip()
+    q = queue()
+    job = q.get_job(job_id(text))
+    if job is None:
+        return error_page(404, f"no job {text[:40]}")
+    return _redirect(current().url(f"/jobs/{job.id}"))
 
 
 @router.get(PREFIX + "/jobs/<id>")
