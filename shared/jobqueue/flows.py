@@ -51,13 +51,15 @@ class Flows:
 
     def get_dependencies(self, id: str, conn: Any = None) -> list[Job]:
         """The jobs `id` depends on, oldest first (hot and archived)."""
-        queue: Any = self
-        return queue.db.rows("get_dependencies", {"id": options.job_id(id)}, conn, job_row)  # type: ignore[no-any-return]
+        return self._relatives(id, up=True, conn=conn)
 
     def get_dependents(self, id: str, conn: Any = None) -> list[Job]:
         """The jobs that depend on `id`, oldest first (hot and archived)."""
+        return self._relatives(id, up=False, conn=conn)
+
+    def _relatives(self, id: str, *, up: bool, conn: Any) -> list[Job]:
         queue: Any = self
-        return queue.db.rows("get_dependents", {"id": options.job_id(id)}, conn, job_row)  # type: ignore[no-any-return]
+        return queue.db.rows("get_relatives", {"id": options.job_id(id), "up": up}, conn, job_row)  # type: ignore[no-any-return]
 
 
 def _checked(jobs: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Mapping[str, Any]], list[str]]:

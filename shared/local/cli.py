@@ -231,9 +231,13 @@ def queue_command(ctx: click.Context, queue_name: str) -> None:
 @click.pass_context
 def pause_queue(ctx: click.Context, queue_name: str) -> None:
     """Pause QUEUE_NAME: its workers fetch nothing until resume-queue; sends and schedules go on."""
+    _switch(ctx, queue_name, job_actions.QueueAction.PAUSE)
+
+
+def _switch(ctx: click.Context, queue_name: str, chosen: job_actions.QueueAction) -> None:
     with open_queue(ctx) as queue:
-        job_actions.apply_to_queue(queue, job_actions.QueueAction.PAUSE, queue_name)
-    click.echo(f"paused {queue_name}")
+        paused = job_actions.apply_to_queue(queue, chosen, queue_name)
+    click.echo(f"{'paused' if paused else 'resumed'} {queue_name}")
 
 
 @main.command()
@@ -256,9 +260,7 @@ def redrive(ctx: click.Context, dead_letter_queue: str, job_ids: tuple[str, ...]
 @click.pass_context
 def resume_queue(ctx: click.Context, queue_name: str) -> None:
     """Let a paused QUEUE_NAME's jobs be fetched again."""
-    with open_queue(ctx) as queue:
-        job_actions.apply_to_queue(queue, job_actions.QueueAction.RESUME, queue_name)
-    click.echo(f"resumed {queue_name}")
+    _switch(ctx, queue_name, job_actions.QueueAction.RESUME)
 
 
 @main.command()

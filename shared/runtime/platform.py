@@ -17,6 +17,7 @@ from typing import Final
 from jobqueue import ConfigurationError, InvalidOptionError, Queue, QueueSettings
 from jobqueue.settings import QUEUE_SETTINGS, check_all
 from runtime.jobtypes import Catalog
+from runtime.settings import json_variable
 
 VARIABLE: Final = "JOBS_PLATFORM"
 DEFAULT_ATTRIBUTE: Final = "CATALOG"
@@ -55,13 +56,9 @@ def queue_overrides(env: Mapping[str, str] = os.environ) -> QueueSettings:
     For a local stack or a test that wants, say, retries seconds apart instead of
     minutes; a deployment leaves it unset and gets the declarations.
     """
-    raw = env.get(OVERRIDES_VARIABLE, "").strip()
-    if not raw:
+    value = json_variable(env, OVERRIDES_VARIABLE)
+    if value is None:
         return {}
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ConfigurationError(f"{OVERRIDES_VARIABLE} is not JSON: {exc}") from None
     if not isinstance(value, dict):
         raise ConfigurationError(f"{OVERRIDES_VARIABLE} must be a JSON object of queue settings")
     try:

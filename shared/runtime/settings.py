@@ -87,14 +87,11 @@ class WorkerSettings:
 
 
 def _group_concurrency(env: Mapping[str, str]) -> GroupConcurrency | None:
-    raw = env.get("GROUP_CONCURRENCY", "").strip()
-    if not raw:
+    value = json_variable(env, "GROUP_CONCURRENCY")
+    if value is None:
         return None
     try:
-        value = json.loads(raw)
         group_limits(value)
-    except json.JSONDecodeError as exc:
-        raise ConfigurationError(f"GROUP_CONCURRENCY is not JSON: {exc}") from None
     except InvalidOptionError as exc:
         raise ConfigurationError(f"GROUP_CONCURRENCY: {exc}") from None
     return value  # type: ignore[no-any-return]
@@ -117,15 +114,22 @@ class MaintenanceSettings:
         )
 
 
+def json_variable(env: Mapping[str, str], name: str) -> Any:
+    """An environment variable holding JSON: its value, None when unset or empty, a clear error when malformed."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"{name} is not JSON: {exc}") from None
+
+
 def worker_functions(env: Mapping[str, str] = os.environ) -> dict[str, str]:
     """Queue name -> worker function name, for kicks and scale-out (WORKER_FUNCTIONS, JSON)."""
-    raw = env.get("WORKER_FUNCTIONS", "")
-    if not raw:
+    mapping = json_variable(env, "WORKER_FUNCTIONS")
+    if mapping is None:
         return {}
-    try:
-        mapping = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ConfigurationError(f"WORKER_FUNCTIONS is not JSON: {exc}") from None
     if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
         raise ConfigurationError("WORKER_FUNCTIONS must map queue names to function names")
     return {queue_name(k): v for k, v in mapping.items()}

@@ -86,11 +86,8 @@ def test_runs_up_to_team_size_handlers_at_once(worker: ModuleType, dsn: str) -> 
     assert peak == 5
 
 
-def test_the_declared_group_limit_holds_within_an_invocation(
-    worker: ModuleType, dsn: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """send-email declared with group_concurrency=1: one job per group at a time, though the team has five."""
-    monkeypatch.setenv("JOBS_PLATFORM", "tests.functions.sample_platform:GROUPED")
+def handlers_tracking_peaks_per_tenant() -> dict[str, int]:
+    """A send-email handler that records the most jobs of each tenant (their group) running at once."""
     running: dict[str, int] = {}
     peak: dict[str, int] = {}
     lock = threading.Lock()
@@ -100,11 +97,20 @@ def test_the_declared_group_limit_holds_within_an_invocation(
         with lock:
             running[group] = running.get(group, 0) + 1
             peak[group] = max(peak.get(group, 0), running[group])
-        time.sleep(0.01)  # stands in for the SMTP call: overlapping handlers would show
+        time.sleep(0.02)  # stands in for the SMTP call: overlapping handlers would show
         with lock:
             running[group] -= 1
 
     handlers.set_handler("send-email", send_email)
+    return peak
+
+
+def test_the_declared_group_limit_holds_within_an_invocation(
+    worker: ModuleType, dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """send-email declared with group_concurrency=1: one job per group at a time, though the team has five."""
+    monkeypatch.setenv("JOBS_PLATFORM", "tests.functions.sample_platform:GROUPED")
+    peak = handlers_tracking_peaks_per_tenant()
     worker.handler(event("schedule.json"), FakeContext())
     with Queue(dsn) as q:
         q.insert("send-email", [{"data": {"tenant": f"t{n % 3}"}, "group": {"id": f"t{n % 3}"}} for n in range(12)])
@@ -122,20 +128,7 @@ def test_the_deployments_group_limit_overrides_the_declared_one(
     monkeypatch.setenv("JOBS_PLATFORM", "tests.functions.sample_platform:GROUPED")
     monkeypatch.setenv("GROUP_CONCURRENCY", '{"default": 1, "tiers": {"wide": 3}}')
     worker = load_function("worker")  # a cold start reads it
-    running: dict[str, int] = {}
-    peak: dict[str, int] = {}
-    lock = threading.Lock()
-
-    def send_email(job: Job) -> None:
-        group = job.data["tenant"]
-        with lock:
-            running[group] = running.get(group, 0) + 1
-            peak[group] = max(peak.get(group, 0), running[group])
-        time.sleep(0.02)
-        with lock:
-            running[group] -= 1
-
-    handlers.set_handler("send-email", send_email)
+    peak = handlers_tracking_peaks_per_tenant()
     with Queue(dsn) as q:
         worker.handler(event("schedule.json"), FakeContext())
         q.insert("send-email", [{"data": {"tenant": "w"}, "group": {"id": "w", "tier": "wide"}} for _ in range(9)])

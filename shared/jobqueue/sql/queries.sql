@@ -704,24 +704,17 @@ UPDATE {{schema}}.job SET parents_left = (SELECT count(*) FROM edges), start_aft
 WHERE id = %(id)s::uuid
 RETURNING id::text;
 
--- name: get_dependencies
--- The jobs `id` depends on (its parents), hot or archived.
+-- name: get_relatives
+-- The jobs `id` depends on (up: its parents) or that depend on it (its children), hot or archived.
 SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
        retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
        singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, archived,
        group_id, group_tier, errors
 FROM {{schema}}.any_job
-WHERE id IN (SELECT parent FROM {{schema}}.dependency WHERE child = %(id)s::uuid)
-ORDER BY created_on, id;
-
--- name: get_dependents
--- The jobs that depend on `id` (its children), hot or archived.
-SELECT id::text, name, priority, data, state::text, policy, retry_limit, retry_count, retry_delay,
-       retry_backoff, retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key,
-       singleton_on, keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, archived,
-       group_id, group_tier, errors
-FROM {{schema}}.any_job
-WHERE id IN (SELECT child FROM {{schema}}.dependency WHERE parent = %(id)s::uuid)
+WHERE id IN (
+    SELECT parent FROM {{schema}}.dependency WHERE %(up)s AND child = %(id)s::uuid
+    UNION ALL
+    SELECT child FROM {{schema}}.dependency WHERE NOT %(up)s AND parent = %(id)s::uuid)
 ORDER BY created_on, id;
 
 -- name: purge_dependencies

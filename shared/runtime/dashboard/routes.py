@@ -118,6 +118,17 @@ def _notice(query: dict[str, str]) -> str:
     return ""
 
 
+FORM_EXPIRED = "the form has expired; reload the page and try again"
+
+
+def _checked_form() -> dict[str, str] | None:
+    """The posted form, or None when a signed-in browser's form lacks its session's CSRF token."""
+    request, form = current(), _form()
+    if request.cookie and not session.csrf_valid(form.get("csrf"), request.cookie, request.token or ""):
+        return None
+    return form
+
+
 def _form() -> dict[str, str]:
     return dict(parse_qsl(event().decoded_body or "", keep_blank_values=True))
 
@@ -181,9 +192,9 @@ def queue_page() -> Response[str]:
 def bulk_action(action: str) -> Response[str]:
     """retry, cancel or delete every job the queue page's filters match (up to 1,000)."""
     request = current()
-    form = _form()
-    if request.cookie and not session.csrf_valid(form.get("csrf"), request.cookie, request.token or ""):
-        return error_page(403, "the form has expired; reload the page and try again")
+    form = _checked_form()
+    if form is None:
+        return error_page(403, FORM_EXPIRED)
     name = queue_name(form.get("name", ""))
     state = form.get("state") or None
     if state is not None:
@@ -225,10 +236,10 @@ def schedules_page() -> Response[str]:
 def act(id: str, action: str) -> Response[str]:
     """retry, cancel or resume one job (runtime.job_actions), then back to the page the form was on."""
     request = current()
-    form = _form()
     chosen = job_actions.action(action)
-    if request.cookie and not session.csrf_valid(form.get("csrf"), request.cookie, request.token or ""):
-        return error_page(403, "the form has expired; reload the page and try again")
+    form = _checked_form()
+    if form is None:
+        return error_page(403, FORM_EXPIRED)
     job = job_actions.apply(queue(), chosen, id)
     logger.info("dashboard action", extra={"action": str(chosen), "job_id": job.id, "queue": job.name})
     back = form.get("next", "")
@@ -243,9 +254,9 @@ def act(id: str, action: str) -> Response[str]:
 def act_on_queue(action: str) -> Response[str]:
     """pause or resume the queue named in the form, then back to its page."""
     request = current()
-    form = _form()
-    if request.cookie and not session.csrf_valid(form.get("csrf"), request.cookie, request.token or ""):
-        return error_page(403, "the form has expired; reload the page and try again")
+    form = _checked_form()
+    if form is None:
+        return error_page(403, FORM_EXPIRED)
     name = queue_name(form.get("name", ""))
     if action == "redrive":
         moved = job_actions.redrive(queue(), name)["moved"]
