@@ -82,12 +82,13 @@ def status_line(queue: Queue, stack: LocalStack, started: float, completed_befor
 
 
 class Stopper:
-    """SIGTERM and Ctrl-C end the loop at its next step."""
+    """SIGTERM, Ctrl-C and a closed terminal (SIGHUP) end the loop at its next step, so that the stack
+    stops its processes (Postgres, the API) instead of leaving them behind."""
 
     def __init__(self) -> None:
         self.stopping = False
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
+        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(number, self.stop)
 
     def stop(self, *_: object) -> None:
         self.stopping = True
