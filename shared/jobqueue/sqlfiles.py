@@ -22,7 +22,7 @@ MIGRATIONS_DIR = SQL_DIR / "migrations"
 PLACEHOLDER = "{{schema}}"
 QUEUE_SETTINGS_PLACEHOLDER = "{{queue_settings}}"
 # `{{resolve_dependents}}` (and the others) in a query becomes the fragment of that name (queries.sql).
-FRAGMENTS = ("resolve_dependents", "cancel_below")
+FRAGMENTS = ("resolve_dependents", "cancel_below", "keyed_claim_checks")
 
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _HEADER = re.compile(r"^-- name: ([a-z_]+)\s*$", re.MULTILINE)

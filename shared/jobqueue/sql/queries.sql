@@ -451,7 +451,23 @@ UPDATE {{schema}}.job j SET
 WHERE j.id = ANY(ARRAY(SELECT id FROM allowed))
   AND j.state < 'active'
   -- On a keyed queue (its keys locked first, by lock_keys or lock_fifo_heads), claim_keyed's checks.
-  AND NOT (
+  {{keyed_claim_checks}}
+RETURNING j.id::text, j.name, j.data, j.priority, j.retry_count, j.retry_limit,
+          j.started_on, j.expire_at, j.created_on, j.singleton_key, j.origin;
+
+-- name: lock_groups_of
+-- Fetch of a keyed queue under a group limit, second step: of the jobs whose keys lock_keys or
+-- lock_fifo_heads locked, those whose group's lock (as lock_groups takes it) is free too.
+SELECT j.id FROM {{schema}}.job j
+WHERE j.id = ANY(%(ids)s::uuid[])
+  AND (j.group_id IS NULL OR pg_try_advisory_xact_lock(
+      hashtextextended('{{schema}}.group:' || j.name || ':' || j.group_id, 0)));
+
+-- name: fragment_keyed_claim_checks
+-- Not a query: the condition claim_keyed and claim_grouped put on a job of a keyed queue (the
+-- placeholder keyed_claim_checks in braces): its key has no job active (singleton, stately) or
+-- active, in retry or failed other than itself (key_strict_fifo).
+AND NOT (
       (j.policy = 'singleton' AND EXISTS (
           SELECT 1 FROM {{schema}}.job a
           WHERE a.name = j.name AND a.state = 'active' AND a.policy = 'singleton'
@@ -465,16 +481,6 @@ WHERE j.id = ANY(ARRAY(SELECT id FROM allowed))
           WHERE b.name = j.name AND b.singleton_key = j.singleton_key AND b.policy = 'key_strict_fifo'
             AND b.state IN ('active', 'retry', 'failed') AND b.id <> j.id))
   )
-RETURNING j.id::text, j.name, j.data, j.priority, j.retry_count, j.retry_limit,
-          j.started_on, j.expire_at, j.created_on, j.singleton_key, j.origin;
-
--- name: lock_groups_of
--- Fetch of a keyed queue under a group limit, second step: of the jobs whose keys lock_keys or
--- lock_fifo_heads locked, those whose group's lock (as lock_groups takes it) is free too.
-SELECT j.id FROM {{schema}}.job j
-WHERE j.id = ANY(%(ids)s::uuid[])
-  AND (j.group_id IS NULL OR pg_try_advisory_xact_lock(
-      hashtextextended('{{schema}}.group:' || j.name || ':' || j.group_id, 0)));
 
 -- name: claim_keyed
 -- Keyed fetch, second step, in lock_keys' transaction: claim the jobs it chose, checked again
@@ -492,20 +498,7 @@ UPDATE {{schema}}.job j SET
     )
 WHERE j.id = ANY(%(ids)s::uuid[])
   AND j.state < 'active'
-  AND NOT (
-      (j.policy = 'singleton' AND EXISTS (
-          SELECT 1 FROM {{schema}}.job a
-          WHERE a.name = j.name AND a.state = 'active' AND a.policy = 'singleton'
-            AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')))
-      OR (j.policy = 'stately' AND EXISTS (
-          SELECT 1 FROM {{schema}}.job a
-          WHERE a.name = j.name AND a.state = 'active' AND a.policy = 'stately'
-            AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')))
-      OR (j.policy = 'key_strict_fifo' AND EXISTS (
-          SELECT 1 FROM {{schema}}.job b
-          WHERE b.name = j.name AND b.singleton_key = j.singleton_key AND b.policy = 'key_strict_fifo'
-            AND b.state IN ('active', 'retry', 'failed') AND b.id <> j.id))
-  )
+  {{keyed_claim_checks}}
 RETURNING j.id::text, j.name, j.data, j.priority, j.retry_count, j.retry_limit,
           j.started_on, j.expire_at, j.created_on, j.singleton_key, j.origin;
 
