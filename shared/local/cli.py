@@ -405,9 +405,23 @@ def remove_schedule(ctx: click.Context, queue_name: str, key: str) -> None:
     help="event file, e.g. events/schedule.json",
 )
 @click.option("--env", "env_pairs", multiple=True, metavar="KEY=VALUE", help="extra environment for the function")
+@click.option(
+    "--env-vars",
+    "env_vars_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="sam local's env-vars file (e.g. .local/sam-env.json): exactly the environment sam would give",
+)
 @click.option("--timeout", type=float, default=None, help="seconds (default: the function's Timeout)")
-def invoke(logical_id: str, event_file: Path, env_pairs: tuple[str, ...], timeout: float | None) -> None:
+def invoke(
+    logical_id: str, event_file: Path, env_pairs: tuple[str, ...], env_vars_file: Path | None, timeout: float | None
+) -> None:
     """Run LOGICAL_ID from template.yaml with an event, as `sam local invoke` would, without Docker."""
+    if env_vars_file is not None and env_pairs:
+        raise click.UsageError("--env-vars gives the whole environment, as sam local does: drop --env")
+    try:
+        env_vars = local_invoke.read_env_vars(env_vars_file) if env_vars_file else None
+    except local_invoke.EnvVarsError as exc:
+        raise click.BadParameter(str(exc), param_hint="--env-vars") from None
     overrides = {}
     for pair in env_pairs:
         key, sep, value = pair.partition("=")
@@ -415,7 +429,7 @@ def invoke(logical_id: str, event_file: Path, env_pairs: tuple[str, ...], timeou
             raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--env")
         overrides[key] = value
     try:
-        outcome = local_invoke.invoke(logical_id, event_file, overrides=overrides, timeout=timeout)
+        outcome = local_invoke.invoke(logical_id, event_file, overrides=overrides, timeout=timeout, env_vars=env_vars)
     except KeyError as exc:
         raise click.ClickException(str(exc.args[0])) from None
     if outcome.output:

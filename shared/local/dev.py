@@ -8,7 +8,10 @@ answering 500, an unhealthy pod). A live table shows jobs per queue and state;
 the functions' logs and metrics go to `.local/functions.log` (--verbose: to
 the terminal). Ports and the API token are kept in `.local/stack.json`, so a
 restart keeps the same URLs; Ctrl-C stops everything and the next run resumes
-on the same data (--reset starts from empty data).
+on the same data (--reset starts from empty data). `.local/sam-env.json` lets
+`sam local invoke` and `sam local start-api` run the functions in containers
+against this stack (local/sam_env.py); --no-demo runs the stack without the
+demo's load.
 
 `--once` runs a fixed demo to completion, prints a summary and exits 0 only
 if every demo job ended as expected (the test suite runs it). `--soak N` runs
@@ -33,7 +36,7 @@ from rich.live import Live
 from rich.table import Table
 
 from jobqueue import FINISHED, Queue
-from local import demo
+from local import demo, sam_env
 from local.embedded_postgres import EmbeddedPostgresError
 from local.screen import Screen
 from local.stack import LocalStack
@@ -94,8 +97,16 @@ class Stopper:
         self.stopping = True
 
 
-def drive(stack: LocalStack, queue: Queue, screen: Screen, until: float | None, soak: demo.Soak | None = None) -> bool:
-    """Run the demo until `until` (monotonic) or a stop signal; False when stopped early."""
+def drive(
+    stack: LocalStack,
+    queue: Queue,
+    screen: Screen,
+    until: float | None,
+    soak: demo.Soak | None = None,
+    *,
+    demo_load: bool = True,
+) -> bool:
+    """Run the stack (and the demo's load) until `until` (monotonic) or a stop signal; False when stopped early."""
     stopper = Stopper()
     started = time.monotonic()
     completed_before = demo.summary(queue)["completed"]
@@ -111,7 +122,7 @@ def drive(stack: LocalStack, queue: Queue, screen: Screen, until: float | None, 
     with live or contextlib.nullcontext():
         while not stopper.stopping and (until is None or time.monotonic() < until):
             now = time.monotonic()
-            if now >= next_round:
+            if demo_load and now >= next_round:
                 demo.demo_round(queue, stack, serial, start)
                 serial += 3
                 next_round = now + demo.ROUND_S
@@ -130,8 +141,8 @@ def drive(stack: LocalStack, queue: Queue, screen: Screen, until: float | None, 
     return not stopper.stopping
 
 
-def run_forever(stack: LocalStack, queue: Queue, screen: Screen) -> int:
-    drive(stack, queue, screen, until=None)
+def run_forever(stack: LocalStack, queue: Queue, screen: Screen, *, demo_load: bool = True) -> int:
+    drive(stack, queue, screen, until=None, demo_load=demo_load)
     screen.line(f"stopping: the data stays in {stack.data_dir}")
     return 0
 
@@ -273,6 +284,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--api-port", type=int, help="the API's and dashboard's port (default: as last time)")
     parser.add_argument("--pg-port", type=int, help="Postgres's port (default: as last time)")
     parser.add_argument("--verbose", action="store_true", help="the functions' logs and metrics on the terminal")
+    mode.add_argument(
+        "--no-demo",
+        action="store_true",
+        help="the stack and its schedules only: no demo load (for sam local, your jobs)",
+    )
+    parser.add_argument(
+        "--sam-host",
+        default=sam_env.default_container_host(),
+        help="how sam local's containers reach this machine, for .local/sam-env.json "
+        f"(default here: {sam_env.default_container_host()}; {sam_env.LOOPBACK} means --docker-network host)",
+    )
     args = parser.parse_args(argv)
     if args.reset:
         shutil.rmtree(args.data_dir / "postgres", ignore_errors=True)
@@ -307,13 +329,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             screen.line(f"Logs:  {screen.log_path} (the functions' log lines and metrics)")
         env_file = write_env_file(args.data_dir, stack)
         screen.line(f"Env:   set -a; . {env_file}; set +a   (DATABASE_URL, API_URL and API_TOKEN for `jobs`, curl)")
+        sam_file = sam_env.write(args.data_dir, stack.env, args.sam_host)
+        network = sam_env.docker_network_option(args.sam_host)
+        screen.line(
+            f"SAM:   sam local invoke <LogicalId> -e events/<event>.json --env-vars {sam_file} {network}".rstrip()
+        )
         with Queue(stack.env["DATABASE_URL"]) as queue:
             if args.once:
                 code = run_once(stack, queue, screen)
             elif args.soak is not None:
                 code = run_soak(stack, queue, screen, args.soak)
             else:
-                code = run_forever(stack, queue, screen)
+                code = run_forever(stack, queue, screen, demo_load=not args.no_demo)
         for line in errors[:10]:
             screen.line(f"function error: {line}")
         return code

@@ -54,9 +54,10 @@ class Function:
     code_uri: Path
     timeout: int
     memory: int
-    environment: dict[str, str]
+    environment: dict[str, str]  # the values known locally (parameter defaults resolved)
     schedules: list[str] = field(default_factory=list)
     function_name: str = ""
+    declared: tuple[str, ...] = ()  # every variable the template declares, known locally or not
 
 
 def _parameters(template: dict[str, Any]) -> dict[str, str]:
@@ -95,6 +96,13 @@ def resolve(value: Any, params: dict[str, str]) -> str | None:  # noqa: PLR0911 
     return None
 
 
+def global_variables(template: dict[str, Any] | None = None) -> tuple[str, ...]:
+    """The variables Globals declares for every function."""
+    template = template or load()
+    globals_ = ((template.get("Globals") or {}).get("Function")) or {}
+    return tuple(((globals_.get("Environment") or {}).get("Variables")) or {})
+
+
 def functions(template: dict[str, Any] | None = None) -> dict[str, Function]:
     template = template or load()
     params = _parameters(template)
@@ -121,5 +129,6 @@ def functions(template: dict[str, Any] | None = None) -> dict[str, Function]:
             environment=environment,
             schedules=schedules,
             function_name=resolve(props.get("FunctionName"), params) or logical_id,
+            declared=tuple(env_spec),
         )
     return found

@@ -213,6 +213,10 @@ def globals_(platform_spec: str) -> dict[str, Any]:
                     "POWERTOOLS_METRICS_NAMESPACE": "Jobs",
                     "POWERTOOLS_TRACE_DISABLED": "false",
                     "POWERTOOLS_LOG_LEVEL": "INFO",
+                    # Empty in AWS (boto3 ignores an empty endpoint). Declared so that `sam local`
+                    # passes the local stack's values on: moto's endpoint, its queue settings.
+                    "AWS_ENDPOINT_URL": "",
+                    "JOBS_QUEUE_OVERRIDES": "",
                 }
             },
         }

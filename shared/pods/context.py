@@ -30,6 +30,9 @@ class Platform:
     # that do may read the secret (template.yaml grants it to them alone).
     host_api_key: str | None = None
     agent_timeout: float = 10.0
+    # Dial every host agent here instead of its recorded address (HOST_AGENT_ADDRESS): a
+    # container run by `sam local` reaches the local stack's agents through host.docker.internal.
+    agent_address: str | None = None
 
     @contextmanager
     def connection(self) -> Iterator[Connection[Any]]:
@@ -38,8 +41,10 @@ class Platform:
 
     def agent(self, address: str, port: int) -> HostAgent:
         if self.host_api_key is None:
+            # Read on first use, like the key: only job types that talk to host agents declare it.
             self.host_api_key = host_api_key()
-        return HostAgent(address, port, self.host_api_key, self.agent_timeout)
+            self.agent_address = self.agent_address or os.environ.get("HOST_AGENT_ADDRESS") or None
+        return HostAgent(self.agent_address or address, port, self.host_api_key, self.agent_timeout)
 
     @staticmethod
     def queue(conn: Connection[Any]) -> Queue:
@@ -72,7 +77,11 @@ def platform() -> Platform:
         )
         with pool.connection() as conn:
             schema.migrate(conn)
-        _platform = Platform(pool, None, float(os.environ.get("HOST_AGENT_TIMEOUT", "10")))
+        _platform = Platform(
+            pool,
+            None,
+            float(os.environ.get("HOST_AGENT_TIMEOUT", "10")),
+        )
     return _platform
 
 

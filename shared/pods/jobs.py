@@ -53,9 +53,27 @@ def with_platform(function: Callable[[Platform, Job], Any]) -> Handler:
     return handle
 
 
-def on_host(name: str, function: Callable[[Platform, Job], Any], description: str, **more: Any) -> JobType:
+# Empty in AWS: each host agent is dialled at its recorded address. A container run by
+# `sam local` sets it to reach the local stack's agents (host.docker.internal).
+HOST_AGENT_ENV = {"HOST_AGENT_ADDRESS": ""}
+
+
+def on_host(
+    name: str,
+    function: Callable[[Platform, Job], Any],
+    description: str,
+    environment: dict[str, str] | None = None,
+    **more: Any,
+) -> JobType:
     """A job type whose handler talks to the host agents (and so reads their key)."""
-    return JobType(name, with_platform(function), description, secrets=(HOST_API_KEY,), **more)
+    return JobType(
+        name,
+        with_platform(function),
+        description,
+        secrets=(HOST_API_KEY,),
+        environment={**HOST_AGENT_ENV, **(environment or {})},
+        **more,
+    )
 
 
 CATALOG: Final = Catalog(
@@ -87,7 +105,8 @@ CATALOG: Final = Catalog(
             # Provisions at once per tier (their group); other actions carry no group.
             group_concurrency=PROVISIONS_PER_TIER,
             permissions=(Permission(("s3:PutObject", "s3:GetObject"), SNAPSHOTS),),
-            environment=BUCKET_ENV,
+            # A provision with no free slot in its tier waits this long before it looks again.
+            environment={**BUCKET_ENV, "CAPACITY_WAIT_S": "30"},
         ),
         on_host(
             "health-check",
@@ -115,7 +134,7 @@ CATALOG: Final = Catalog(
             schedules=(Schedule("0 2 * * *"),),
             permissions=(Permission(("s3:DeleteObject",), SNAPSHOTS),),
             secrets=(GITHUB_TOKEN,),
-            environment=BUCKET_ENV,
+            environment={**BUCKET_ENV, "GITHUB_API_URL": "https://api.github.com"},
         ),
         JobType(
             "calculate-usage",
