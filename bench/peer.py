@@ -63,6 +63,13 @@ def batch_inserts(dsn: str, queue: str, count: int) -> float:
     return float(_run("insert", dsn, queue, str(count))["rate"])
 
 
+def lifecycle(dsn: str, queue: str, count: int) -> dict[str, dict[str, float]]:
+    """A job's whole life in pg-boss, phase by phase: {phase: {"seconds", "wal_bytes"}}."""
+    setup(dsn, queue)
+    phases: dict[str, dict[str, float]] = _run("lifecycle", dsn, queue, str(count))["phases"]
+    return phases
+
+
 def drain(dsn: str, queue: str, count: int, *, workers: int, batch_size: int, vacuum: Any) -> float:
     """`workers` Node processes drain `count` jobs; jobs/s from the start signal until all are done."""
     setup(dsn, queue)

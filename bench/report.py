@@ -135,7 +135,39 @@ def markdown(r: dict[str, Any]) -> str:
         lines += connection_paths_section(r["connection_paths"])
     if "ordering" in r:
         lines += ordering_section(r["ordering"])
+    if "lifecycle" in r:
+        lines += lifecycle_section(r["lifecycle"])
     return "\n".join(lines)
+
+
+def lifecycle_section(lives: list[dict[str, Any]]) -> list[str]:
+    """A job's whole life per design: jobs/s, and WAL bytes per job phase by phase."""
+    phases = ("send", "fetch", "complete", "archive", "delete")
+    raw = next((life for life in lives if life["design"] == "raw"), None)
+    lines = [
+        f"### A job's whole life ({lives[0]['jobs']:,} jobs: send, fetch, complete, archive, delete)",
+        "",
+        "Each design alone on the server after a CHECKPOINT: inserts of 1,000, fetches and",
+        "completions of 100, then what removes finished jobs (ours: archive, then purge from",
+        "the archive; pg-boss: one supervise() pass, deleteAfterSeconds; raw: one DELETE).",
+        "",
+        "| design | jobs/s, whole life | x raw | WAL bytes/job | "
+        + " | ".join(f"{phase}: s, WAL B/job" for phase in phases)
+        + " |",
+        "|---|---:|---:|---:|" + "---:|" * len(phases),
+    ]
+    for life in lives:
+        cells = [
+            f"{life['seconds'][phase]:.2f}, {life['wal_bytes'][phase] / life['jobs']:,.0f}"
+            if phase in life["seconds"]
+            else "-"
+            for phase in phases
+        ]
+        wal = sum(life["wal_bytes"].values()) / life["jobs"]
+        versus = f"{life['rate'] / raw['rate']:.2f}" if raw else "n/a"
+        lines.append(f"| {life['design']} | {life['rate']:,.0f} | {versus} | {wal:,.0f} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
 
 
 def ordering_section(result: dict[str, Any]) -> list[str]:

@@ -22,8 +22,8 @@ from typing import Any
 
 import psycopg
 
-from bench import backlog, connection_paths, extra, ordering, peer, report, worker_function
-from bench.raw_queue import RawQueue
+from bench import backlog, connection_paths, extra, lifecycle, ordering, peer, report, worker_function
+from bench.raw_queue import JobTableBaseline, RawQueue
 from jobqueue import Queue
 from local.embedded_postgres import temporary_postgres
 
@@ -86,14 +86,25 @@ def fresh(dsn: str) -> tuple[Queue, RawQueue]:
     return queue, raw
 
 
-def single_sends(dsn: str, count: int, chunk: int = 100) -> tuple[float, float, list[float]]:
-    """Alternate chunks of ours and raw, so drift in the machine's speed hits both alike."""
+@dataclass
+class Rates:
+    """One run of a write path: ours, the same rows into our job table by hand, and into raw.job."""
+
+    ours: float
+    same_table: float
+    minimal: float
+
+
+def single_sends(dsn: str, count: int, chunk: int = 100) -> tuple[Rates, list[float]]:
+    """Alternate chunks of ours and the baselines, so drift in the machine's speed hits all alike."""
     queue, raw = fresh(dsn)
+    same = JobTableBaseline(dsn, QUEUE)
     for _ in range(200):  # warm up: prepared statements, caches
         queue.send(QUEUE, PAYLOAD)
+        same.send(PAYLOAD)
         raw.send(QUEUE, PAYLOAD)
     latencies: list[float] = []
-    ours_time = raw_time = 0.0
+    ours_time = same_time = raw_time = 0.0
     for _ in range(count // chunk):
         start = time.perf_counter()
         for _ in range(chunk):
@@ -103,32 +114,41 @@ def single_sends(dsn: str, count: int, chunk: int = 100) -> tuple[float, float, 
         ours_time += time.perf_counter() - start
         start = time.perf_counter()
         for _ in range(chunk):
+            same.send(PAYLOAD)
+        same_time += time.perf_counter() - start
+        start = time.perf_counter()
+        for _ in range(chunk):
             raw.send(QUEUE, PAYLOAD)
         raw_time += time.perf_counter() - start
-    queue.close()
-    raw.close()
+    for client in (queue, same, raw):
+        client.close()
     done = count - count % chunk
-    return done / ours_time, done / raw_time, latencies
+    return Rates(done / ours_time, done / same_time, done / raw_time), latencies
 
 
-def batch_inserts(dsn: str, count: int, batch: int = 1000) -> tuple[float, float]:
+def batch_inserts(dsn: str, count: int, batch: int = 1000) -> Rates:
     queue, raw = fresh(dsn)
+    same = JobTableBaseline(dsn, QUEUE)
     jobs = [{"data": PAYLOAD} for _ in range(batch)]
     items = [PAYLOAD] * batch
     queue.insert(QUEUE, jobs)
+    same.copy(items)
     raw.copy(QUEUE, items)
-    ours_time = raw_time = 0.0
-    for _ in range(count // batch):
+    ours_time = same_time = raw_time = 0.0
+    for _ in range(max(1, count // batch)):
         start = time.perf_counter()
         queue.insert(QUEUE, jobs)
         ours_time += time.perf_counter() - start
         start = time.perf_counter()
+        same.copy(items)
+        same_time += time.perf_counter() - start
+        start = time.perf_counter()
         raw.copy(QUEUE, items)
         raw_time += time.perf_counter() - start
-    queue.close()
-    raw.close()
-    done = count - count % batch
-    return done / ours_time, done / raw_time
+    for client in (queue, same, raw):
+        client.close()
+    done = max(1, count // batch) * batch
+    return Rates(done / ours_time, done / same_time, done / raw_time)
 
 
 def _drain_worker(kind: str, dsn: str, batch_size: int, barrier: Any, done: Any) -> None:
@@ -217,28 +237,51 @@ def main(argv: list[str] | None = None) -> int:
             return statistics.median(values) if values else None
 
         sends_runs = [single_sends(dsn, sends) for _ in range(runs)]
-        latencies = sorted(lat for _, _, run in sends_runs for lat in run)
+        latencies = sorted(lat for _, run in sends_runs for lat in run)
+        send_rates = [rates for rates, _ in sends_runs]
         figures.append(
             Figure(
-                "single send",
+                "single send vs an INSERT of the same row into the job table",
                 "jobs/s",
-                statistics.median(o for o, _, _ in sends_runs),
-                statistics.median(r for _, r, _ in sends_runs),
-                0.80,
+                statistics.median(r.ours for r in send_rates),
+                statistics.median(r.same_table for r in send_rates),
+                0.90,
                 median_peer("send", lambda: peer.single_sends(dsn, PEER_QUEUE, sends)),
             )
         )
-        pairs = [batch_inserts(dsn, inserts) for _ in range(runs)]
         figures.append(
             Figure(
-                "batch insert (1,000 per call) vs COPY",
+                "single send vs an INSERT into a minimal table (raw.job)",
                 "jobs/s",
-                statistics.median(o for o, _ in pairs),
-                statistics.median(r for _, r in pairs),
-                0.50,
-                median_peer("insert", lambda: peer.batch_inserts(dsn, PEER_QUEUE, inserts)),
+                statistics.median(r.ours for r in send_rates),
+                statistics.median(r.minimal for r in send_rates),
+                0.80,
             )
         )
+        for batch in (1_000, 10_000):
+            batches = [batch_inserts(dsn, inserts, batch) for _ in range(runs)]
+            figures.append(
+                Figure(
+                    f"batch insert ({batch:,} per call) vs a COPY of the same rows into the job table",
+                    "jobs/s",
+                    statistics.median(r.ours for r in batches),
+                    statistics.median(r.same_table for r in batches),
+                    0.70,
+                    median_peer("insert", lambda: peer.batch_inserts(dsn, PEER_QUEUE, inserts))
+                    if batch == 1_000
+                    else None,
+                )
+            )
+            if batch == 1_000:
+                figures.append(
+                    Figure(
+                        "batch insert (1,000 per call) vs a COPY into a minimal table (raw.job)",
+                        "jobs/s",
+                        statistics.median(r.ours for r in batches),
+                        statistics.median(r.minimal for r in batches),
+                        0.50,
+                    )
+                )
         drains = [(drain(dsn, "ours", drained, 2, 100), drain(dsn, "raw", drained, 2, 100)) for _ in range(runs)]
         figures.append(
             Figure(
@@ -281,6 +324,13 @@ def main(argv: list[str] | None = None) -> int:
         queue, _ = fresh(dsn)
         queue.close()
         latency = extra.send_to_start(dsn, 50 if args.quick else 500)
+        life_jobs = 5_000 if args.quick else 50_000
+        lives = [lifecycle.ours(dsn, QUEUE, life_jobs, PAYLOAD), lifecycle.raw(dsn, QUEUE, life_jobs, PAYLOAD)]
+        if peer_version is not None:
+            try:
+                lives.insert(1, lifecycle.pgboss(dsn, PEER_QUEUE, life_jobs))
+            except Exception as exc:  # the peer is a comparison, not a requirement
+                print(f"pg-boss lifecycle: not measured ({exc})", file=sys.stderr)
     imports = extra.cold_start()
 
     results: dict[str, Any] = {
@@ -310,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         "send_to_start": latency,
         "cold_import_ms": imports,
         "worker_rss": rss,
+        "lifecycle": [asdict(life) | {"rate": life.rate} for life in lives],
     }
     text = report.markdown(results)
     print("\n" + text)

@@ -122,6 +122,7 @@ class Database:
         self._lock = threading.Lock()
         self._conn: Connection[Any] | None = None
         self._conninfo: str | None = None
+        self._plain_cursor: Cursor[Any] | None = None  # affected()'s, on the last connection it ran on
         if isinstance(target, Connection):
             self._conn = target
         else:
@@ -201,6 +202,41 @@ class Database:
                     f"lost the database connection during {name}: {str(exc).strip()}"
                 ) from exc
             raise
+
+    def affected(self, name: str, params: Params | None = None, conn: Connection[Any] | None = None) -> int:
+        """Run a named statement that returns no rows; how many rows it changed.
+
+        The hot path of a plain send: a cursor kept per connection, no row factory.
+        """
+        connection = self.connection(conn)
+        cursor = self._plain_cursor
+        if cursor is None or cursor.closed or cursor.connection is not connection:
+            cursor = self._plain_cursor = connection.cursor()
+        try:
+            cursor.execute(self.queries[name], params)
+        except psycopg.errors.IntegrityError as exc:
+            translated = translate(exc, name, params)
+            if translated is exc:
+                raise
+            raise translated from None
+        except psycopg.OperationalError as exc:
+            if connection.broken and conn is None:
+                raise DatabaseUnavailableError(
+                    f"lost the database connection during {name}: {str(exc).strip()}"
+                ) from exc
+            raise
+        return cursor.rowcount
+
+    def copy(self, name: str, text: str, conn: Connection[Any]) -> None:
+        """COPY ... FROM STDIN (a named statement) with `text` in COPY's text format."""
+        try:
+            with conn.cursor() as cursor, cursor.copy(self.queries[name]) as copy:
+                copy.write(text)
+        except psycopg.errors.IntegrityError as exc:
+            translated = translate(exc, name, None)
+            if translated is exc:
+                raise
+            raise translated from None
 
     def rows(
         self,

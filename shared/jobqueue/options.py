@@ -80,10 +80,14 @@ def deadline(value: datetime | None) -> datetime | None:
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
+# One encoder for every payload: json.dumps with options builds a new one per call.
+_encode = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def to_json(value: Any, what: str = "data", max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> str:
     """Encode a payload, refusing what JSON cannot carry, what Postgres cannot store, or what is too big."""
     try:
-        encoded = json.dumps(value, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+        encoded = _encode(value)
     except (TypeError, ValueError) as exc:
         raise PayloadError(f"{what} is not JSON-serialisable: {exc}") from None
     except RecursionError:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Unpack
@@ -11,7 +11,8 @@ from typing import Any, Final, Unpack
 from jobqueue import options
 from jobqueue.client import Client, Conn
 from jobqueue.errors import InvalidOptionError, PolicyConflictError
-from jobqueue.settings import POLICIES_THAT_REFUSE_SENDS, SEND_OPTIONS, NewJob, SendOptions, check_all
+from jobqueue.ids import new_id, new_ids
+from jobqueue.settings import POLICIES_THAT_REFUSE_SENDS, SEND_OPTIONS, NewJob, Policy, SendOptions, check_all
 
 
 class _Keep:
@@ -54,21 +55,9 @@ def job_params(values: Mapping[str, Any]) -> dict[str, Any]:
     return params
 
 
-def data_only_batch(jobs: list[Mapping[str, Any]], max_payload_bytes: int) -> str | None:
-    """The batch as one JSON array of data, if no job has options; else None.
-
-    One json.dumps for the whole batch is several times faster than one per
-    job. If the whole array fits the per-job limit, every job does; only a
-    larger batch is measured job by job.
-    """
-    if not all(isinstance(job, Mapping) and job.keys() == {"data"} for job in jobs):
-        return None
-    datas = [job["data"] for job in jobs]
-    encoded = options.to_json(datas, "data", max_bytes=sys.maxsize)
-    if len(encoded) > max_payload_bytes:
-        for data in datas:
-            options.to_json(data, "data", max_payload_bytes)
-    return encoded
+def copy_text(json_text: str) -> str:
+    """JSON as a field of COPY's text format: backslashes doubled (JSON text has no raw tab or newline)."""
+    return json_text.replace("\\", "\\\\") if "\\" in json_text else json_text
 
 
 def batch_record(job: Mapping[str, Any], max_payload_bytes: int) -> str:
@@ -116,21 +105,22 @@ class Sending(Client):
 
     def _send_plain(self, name: str, data: str, conn: Conn) -> str | None:
         connection = self.db.connection(conn)
-        params = {"name": name, "data": data}
+        job_id = new_id()
+        params = {"id": job_id, "name": name, "data": data}
         # Inside the caller's transaction a unique violation would abort it,
         # so there only the checked statement is used.
         if self.db.in_transaction(connection) or self.policies.get(name, connection) in POLICIES_THAT_REFUSE_SENDS:
-            row = self.db.execute("send_plain_checked", params, connection).fetchone()
+            sent = self.db.affected("send_plain_checked", params, connection)
         else:
             try:
-                row = self.db.execute("send_plain", params, connection).fetchone()
+                sent = self.db.affected("send_plain", params, connection)
             except PolicyConflictError:
                 self.policies.forget(name)  # the policy changed meanwhile: it can refuse sends now
-                row = self.db.execute("send_plain_checked", params, connection).fetchone()
-        if row is None:
+                sent = self.db.affected("send_plain_checked", params, connection)
+        if not sent:
             self._require_queue(name, conn)
             return None
-        return str(row["id"])
+        return job_id
 
     def update_job(
         self,
@@ -241,9 +231,8 @@ class Sending(Client):
         batch: list[Mapping[str, Any]] = list(jobs)  # checked below, key by key: callers may pass any mapping
         if not batch:
             return []
-        data_only = data_only_batch(batch, self.max_payload_bytes)
-        if data_only is not None:
-            rows = self.db.rows("insert_data", {"name": name, "data": data_only}, conn)
+        if all(isinstance(job, Mapping) and job.keys() == {"data"} for job in batch):
+            return self._insert_data([job["data"] for job in batch], name, conn)
         else:
             records = [batch_record(job, self.max_payload_bytes) for job in batch]
             for dead_letter in {job.get("dead_letter") for job in batch} - {None}:
@@ -252,3 +241,34 @@ class Sending(Client):
         if not rows:
             self._require_queue(name, conn)
         return [row["id"] for row in rows]
+
+    def _insert_data(self, datas: list[Any], name: str, conn: Conn) -> list[str]:
+        """Jobs given only as data: by COPY when the queue's policy cannot refuse any of them.
+
+        COPY is the fastest way into a table, but cannot skip a row a unique index
+        refuses; under short, stately and exclusive the batch goes through
+        insert_data's ON CONFLICT DO NOTHING instead. The queue's settings are
+        read in the batch's transaction (the caller's, or one of our own), so the
+        batch is all or nothing and every job gets the settings of one moment.
+        """
+        encoded = [self._json(data, "data") for data in datas]
+        connection = self.db.connection(conn)
+        # Our own transaction only on an autocommit connection outside one; on the caller's
+        # connection otherwise, the statements join (or begin) the caller's transaction.
+        own = connection.autocommit and not self.db.in_transaction(connection)
+        with self.db.transaction(connection) if own else nullcontext():
+            row = self.db.execute("copy_row_tail", {"name": name}, connection).fetchone()
+            if row is None:
+                raise self._unknown_queue(name, conn=connection)
+            if row["policy"] in POLICIES_THAT_REFUSE_SENDS or row["policy"] == Policy.KEY_STRICT_FIFO:
+                # key_strict_fifo: data alone has no key, which the table's check refuses, as insert_data says.
+                array = "[" + ",".join(encoded) + "]"
+                return [r["id"] for r in self.db.rows("insert_data", {"name": name, "data": array}, connection)]
+            ids = new_ids(len(encoded))
+            tail = "\t" + row["tail"] + "\n"
+            self.db.copy(
+                "copy_jobs",
+                "".join([f"{job_id}\t{copy_text(data)}{tail}" for job_id, data in zip(ids, encoded, strict=True)]),
+                connection,
+            )
+            return ids

@@ -95,31 +95,31 @@ RETURNING name, (SELECT count(*) FROM jobs) + (SELECT count(*) FROM archived) AS
 
 -- name: send_plain
 -- Insert one job with every option from its queue, into a queue whose policy
--- cannot refuse it (standard, singleton): the common case, kept lean. Without
--- ON CONFLICT, a policy changed meanwhile shows as a unique violation, and the
--- caller falls back to send_plain_checked.
+-- cannot refuse it (standard, singleton): the common case, kept lean. The id
+-- comes from the sender (jobqueue/ids.py), so no RETURNING: one row affected
+-- means sent, none that the queue does not exist. Without ON CONFLICT, a
+-- policy changed meanwhile shows as a unique violation, and the caller falls
+-- back to send_plain_checked.
 INSERT INTO {{schema}}.job (
-    name, data, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
+    id, name, data, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
     expire_in, keep_until, delete_after, dead_letter
 )
-SELECT q.name, %(data)s::jsonb, q.policy, q.retry_limit, q.retry_delay, q.retry_backoff, q.retry_delay_max,
-       q.expire_in, now() + make_interval(secs => q.retention), q.delete_after, q.dead_letter
+SELECT %(id)s::uuid, q.name, %(data)s::jsonb, q.policy, q.retry_limit, q.retry_delay, q.retry_backoff,
+       q.retry_delay_max, q.expire_in, now() + make_interval(secs => q.retention), q.delete_after, q.dead_letter
 FROM {{schema}}.queue q
-WHERE q.name = %(name)s
-RETURNING id::text;
+WHERE q.name = %(name)s;
 
 -- name: send_plain_checked
--- As send_plain, for a queue whose policy may refuse the job (short, stately): no row when it does.
+-- As send_plain, for a queue whose policy may refuse the job (short, stately): no row affected when it does.
 INSERT INTO {{schema}}.job (
-    name, data, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
+    id, name, data, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
     expire_in, keep_until, delete_after, dead_letter
 )
-SELECT q.name, %(data)s::jsonb, q.policy, q.retry_limit, q.retry_delay, q.retry_backoff, q.retry_delay_max,
-       q.expire_in, now() + make_interval(secs => q.retention), q.delete_after, q.dead_letter
+SELECT %(id)s::uuid, q.name, %(data)s::jsonb, q.policy, q.retry_limit, q.retry_delay, q.retry_backoff,
+       q.retry_delay_max, q.expire_in, now() + make_interval(secs => q.retention), q.delete_after, q.dead_letter
 FROM {{schema}}.queue q
 WHERE q.name = %(name)s
-ON CONFLICT DO NOTHING
-RETURNING id::text;
+ON CONFLICT DO NOTHING;
 
 -- name: send
 -- Insert one job, unset options taken from its queue. No row comes back when the
@@ -187,6 +187,25 @@ CROSS JOIN LATERAL jsonb_array_elements(%(data)s::jsonb) AS d
 WHERE q.name = %(name)s
 ON CONFLICT DO NOTHING
 RETURNING id::text;
+
+-- name: copy_row_tail
+-- A batch of data-only jobs goes in by COPY (jobqueue/sending.py) when the queue's policy cannot refuse
+-- any of them: this is what every row of the batch ends with, in copy_jobs' column order after id and
+-- data, as COPY's text format (tab-separated, \N for NULL), valued from the queue in the batch's
+-- transaction. No row when the queue does not exist.
+SELECT q.policy,
+       concat_ws(E'\t', q.name, q.policy, q.retry_limit, q.retry_delay, q.retry_backoff,
+                 coalesce(q.retry_delay_max::text, '\N'), q.expire_in,
+                 now() + make_interval(secs => q.retention), q.delete_after, coalesce(q.dead_letter, '\N')) AS tail
+FROM {{schema}}.queue q
+WHERE q.name = %(name)s;
+
+-- name: copy_jobs
+-- The COPY that copy_row_tail's rows feed (id and data first, then the tail's columns).
+COPY {{schema}}.job (
+    id, data, name, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
+    expire_in, keep_until, delete_after, dead_letter
+) FROM STDIN;
 
 -- name: insert
 -- Insert a batch of jobs given as one JSON array, in one statement: all or nothing,
