@@ -83,7 +83,9 @@ def test_a_copied_batch_gets_the_queues_settings_and_its_ids_in_order(
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(datas=st.lists(JSON, min_size=1, max_size=20))
-def test_every_payload_survives_copy_byte_for_byte(work: Queue, conn: psycopg.Connection[Any], datas: list[Any]) -> None:
+def test_every_payload_survives_copy_byte_for_byte(
+    work: Queue, conn: psycopg.Connection[Any], datas: list[Any]
+) -> None:
     ids = work.insert("work", [{"data": data} for data in datas])
     stored = dict(conn.execute("SELECT id::text, data FROM jobqueue.job WHERE id = ANY(%s::uuid[])", (ids,)).fetchall())
     assert [stored[job_id] for job_id in ids] == datas
