@@ -105,6 +105,33 @@ def redact(conninfo: str) -> str:
     return make_conninfo("", **parts)
 
 
+class _Translating:
+    """Around a statement: Postgres' errors become the library's (a class, not a generator: hot path)."""
+
+    __slots__ = ("connection", "lent", "name", "params")
+
+    def __init__(self, name: str, params: Params | None, connection: Connection[Any], *, lent: bool) -> None:
+        self.name, self.params, self.connection, self.lent = name, params, connection, lent
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _tb: object) -> None:
+        if isinstance(exc, psycopg.errors.IntegrityError):
+            translated = translate(exc, self.name, self.params)
+            if translated is not exc:
+                raise translated from None
+        elif isinstance(exc, psycopg.errors.DeadlockDetected):
+            raise ConcurrentUpdateError(
+                f"{self.name} was chosen to break a deadlock: {str(exc).splitlines()[0]}"
+            ) from None
+        elif isinstance(exc, psycopg.OperationalError) and self.connection.broken and not self.lent:
+            raise DatabaseUnavailableError(
+                f"lost the database connection during {self.name}: {str(exc).strip()}"
+            ) from exc
+        # Anything else goes on as it was.
+
+
 class Database:
     def __init__(
         self,
@@ -187,21 +214,8 @@ class Database:
         """Run a named query and return its cursor (rows not yet read)."""
         connection = self.connection(conn)
         cursor = connection.cursor(row_factory=row_factory)
-        try:
+        with _Translating(name, params, connection, lent=conn is not None):
             return cursor.execute(self.queries[name], params)
-        except psycopg.errors.IntegrityError as exc:
-            translated = translate(exc, name, params)
-            if translated is exc:
-                raise
-            raise translated from None
-        except psycopg.errors.DeadlockDetected as exc:
-            raise ConcurrentUpdateError(f"{name} was chosen to break a deadlock: {str(exc).splitlines()[0]}") from None
-        except psycopg.OperationalError as exc:
-            if connection.broken and conn is None:
-                raise DatabaseUnavailableError(
-                    f"lost the database connection during {name}: {str(exc).strip()}"
-                ) from exc
-            raise
 
     def affected(self, name: str, params: Params | None = None, conn: Connection[Any] | None = None) -> int:
         """Run a named statement that returns no rows; how many rows it changed.
@@ -212,31 +226,18 @@ class Database:
         cursor = self._plain_cursor
         if cursor is None or cursor.closed or cursor.connection is not connection:
             cursor = self._plain_cursor = connection.cursor()
-        try:
+        with _Translating(name, params, connection, lent=conn is not None):
             cursor.execute(self.queries[name], params)
-        except psycopg.errors.IntegrityError as exc:
-            translated = translate(exc, name, params)
-            if translated is exc:
-                raise
-            raise translated from None
-        except psycopg.OperationalError as exc:
-            if connection.broken and conn is None:
-                raise DatabaseUnavailableError(
-                    f"lost the database connection during {name}: {str(exc).strip()}"
-                ) from exc
-            raise
         return cursor.rowcount
 
     def copy(self, name: str, text: str, conn: Connection[Any]) -> None:
         """COPY ... FROM STDIN (a named statement) with `text` in COPY's text format."""
-        try:
-            with conn.cursor() as cursor, cursor.copy(self.queries[name]) as copy:
-                copy.write(text)
-        except psycopg.errors.IntegrityError as exc:
-            translated = translate(exc, name, None)
-            if translated is exc:
-                raise
-            raise translated from None
+        with (
+            _Translating(name, None, conn, lent=True),
+            conn.cursor() as cursor,
+            cursor.copy(self.queries[name]) as copy,
+        ):
+            copy.write(text)
 
     def rows(
         self,
