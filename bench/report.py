@@ -17,9 +17,10 @@ This file is written by `make bench`; edit `bench/report.py` (layout) or
 `make bench` starts a PostgreSQL server of its own and measures, on it and in
 the same run, our queue, a minimal raw-SQL queue (`bench/raw_queue.py`: COPY to
 enqueue, one `UPDATE ... FOR UPDATE SKIP LOCKED` to claim a batch, one UPDATE
-to finish it) as the ceiling (for sends and inserts also the same rows written by hand into
-our own job table, `JobTableBaseline`: what the queue's own code costs), and
-pg-boss (the Node.js queue whose semantics we follow, from the npm registry, driven by `bench/pgboss/bench.mjs` with batch insert, fetch with
+to finish it) as the ceiling (for sends and inserts also the same rows written
+by hand into our own job table, `JobTableBaseline`: what the queue's own code
+costs), and pg-boss (the Node.js queue whose semantics we follow, from the npm
+registry, driven by `bench/pgboss/bench.mjs` with batch insert, fetch with
 batchSize and complete by ids) when Node.js is present. Ours and raw alternate
 so that the machine's drift hits both alike. Postgres is pinned to CPU 0, the
 benchmark and its workers to the other CPUs (`--no-pin` turns this off); the
