@@ -18,6 +18,7 @@ from jobqueue.client import Client
 from jobqueue.cron import due_fire_times, validate_cron, zone
 from jobqueue.database import Database
 from jobqueue.errors import InvalidOptionError, UnknownQueueError
+from jobqueue.ids import new_id
 from jobqueue.models import Schedule
 from jobqueue.sending import job_params
 from jobqueue.settings import SendOptions
@@ -84,14 +85,15 @@ def run_schedules(db: Database, now: datetime | None, catch_up: timedelta = DEFA
             params.pop("singleton_next_slot")
             params["data"] = json.dumps(row["data"])
             params["singleton_offset"] = None
+            given_id = params["id"]
             for fire_time in times:
+                params["id"] = str(given_id) if given_id is not None else new_id()
                 params["name"] = row["name"]
                 params["origin"] = json.dumps(
                     {"schedule": row["name"], "key": row["key"], "fire_time": fire_time.isoformat()}
                 )
-                job = db.execute("send", params, tx).fetchone()
-                if job is not None:  # a policy or throttle may refuse it, as for any send
-                    created.append(job["id"])
+                if db.affected("send", params, tx):  # a policy or throttle may refuse it, as for any send
+                    created.append(params["id"])
             db.execute("mark_fired", {"name": row["name"], "key": row["key"], "fire_time": times[-1]}, tx)
     return created
 

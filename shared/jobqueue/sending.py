@@ -93,15 +93,16 @@ class Sending(Client):
             return self._send_plain(name, self._json(data, "data"), conn)
         params = job_params(send_options)
         next_slot = params.pop("singleton_next_slot")
-        params.update(name=name, data=self._json(data, "data"), origin=None, singleton_offset=None)
-        row = self.db.execute("send", params, conn).fetchone()
-        if row is None and next_slot:
+        job_id = str(params["id"]) if params["id"] is not None else new_id()
+        params.update(id=job_id, name=name, data=self._json(data, "data"), origin=None, singleton_offset=None)
+        sent = self.db.affected("send", params, conn)
+        if not sent and next_slot:
             params["singleton_offset"] = params["singleton_seconds"]
-            row = self.db.execute("send", params, conn).fetchone()
-        if row is None:
+            sent = self.db.affected("send", params, conn)
+        if not sent:
             self._require_queue(name, conn, params["dead_letter"])
             return None
-        return str(row["id"])
+        return job_id
 
     def _send_plain(self, name: str, data: str, conn: Conn) -> str | None:
         connection = self.db.connection(conn)

@@ -122,16 +122,16 @@ WHERE q.name = %(name)s
 ON CONFLICT DO NOTHING;
 
 -- name: send
--- Insert one job, unset options taken from its queue. No row comes back when the
--- queue (or the dead letter queue) does not exist or a policy or throttle index
--- rejects the job.
+-- Insert one job, unset options taken from its queue; its id comes from the sender. No
+-- row is affected when the queue (or the dead letter queue) does not exist or a policy
+-- or throttle index rejects the job.
 INSERT INTO {{schema}}.job (
     id, name, priority, data, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
     expire_in, start_after, singleton_key, singleton_on, keep_until, delete_after, dead_letter, origin,
     group_id, group_tier
 )
 SELECT
-    coalesce(%(id)s::uuid, {{schema}}.uuid_v7()),
+    %(id)s::uuid,
     q.name,
     coalesce(%(priority)s::integer, 0),
     %(data)s::jsonb,
@@ -171,8 +171,7 @@ WHERE q.name = %(name)s
       SELECT 1 FROM {{schema}}.archive a
       WHERE a.name = q.name AND a.singleton_on = t.singleton_on AND a.state <> 'cancelled'
         AND coalesce(a.singleton_key, '') = coalesce(%(singleton_key)s::text, '')))
-ON CONFLICT DO NOTHING
-RETURNING id::text;
+ON CONFLICT DO NOTHING;
 
 -- name: insert_data
 -- Insert a batch of jobs given only as data (a JSON array), every option from the queue: the common case, kept lean.
