@@ -60,19 +60,44 @@ def copy_text(json_text: str) -> str:
     return json_text.replace("\\", "\\\\") if "\\" in json_text else json_text
 
 
-def batch_record(job: Mapping[str, Any], max_payload_bytes: int) -> str:
-    """One job of `insert` as a JSON object for json_to_recordset."""
-    if not isinstance(job, Mapping):
-        raise InvalidOptionError(f"each job given to insert must be a mapping, got {job!r}")
-    params = job_params({k: v for k, v in job.items() if k != "data"})
+def batch_options(options_given: Mapping[str, Any]) -> str:
+    """A job's send options for `insert`, checked, as the JSON object's members after "data"."""
+    params = job_params(options_given)
     if params.pop("singleton_next_slot"):
         raise InvalidOptionError("singleton_next_slot is not supported by insert; use send_debounced")
     record: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
     if isinstance(record.get("start_after"), datetime):
         record["start_after"] = record["start_after"].isoformat()
-    data = options.to_json(job.get("data"), "data", max_payload_bytes)
     rest = options.to_json(record, "job options")
-    return '{"data":' + data + ("," + rest[1:] if rest != "{}" else "}")
+    return "," + rest[1:] if rest != "{}" else "}"
+
+
+def batch_records(batch: list[Mapping[str, Any]], max_payload_bytes: int) -> list[str]:
+    """Each job of `insert` as a JSON object for json_to_recordset.
+
+    Jobs of a batch mostly share their options (a priority, a retry limit):
+    each distinct set is checked and encoded once, which was two thirds of
+    such a batch's time. Sets that cannot be a dictionary key (a group, given
+    as a mapping) are checked job by job.
+    """
+    checked: dict[tuple[tuple[str, Any], ...], str] = {}
+    records = []
+    ids = iter(new_ids(len(batch)))  # made here, as for a send: the database's uuid_v7() costs more
+    for job in batch:
+        if not isinstance(job, Mapping):
+            raise InvalidOptionError(f"each job given to insert must be a mapping, got {job!r}")
+        given = {k: v for k, v in job.items() if k != "data"}
+        key = tuple(sorted(given.items()))
+        try:
+            rest = checked.get(key)
+        except TypeError:  # an unhashable value
+            rest = batch_options(given)
+        else:
+            if rest is None:
+                rest = checked[key] = batch_options(given)
+        head = '{"data":' if "id" in given else '{"id":"' + next(ids) + '","data":'
+        records.append(head + options.to_json(job.get("data"), "data", max_payload_bytes) + rest)
+    return records
 
 
 class Sending(Client):
@@ -235,7 +260,7 @@ class Sending(Client):
         if all(isinstance(job, Mapping) and job.keys() == {"data"} for job in batch):
             return self._insert_data([job["data"] for job in batch], name, conn)
         else:
-            records = [batch_record(job, self.max_payload_bytes) for job in batch]
+            records = batch_records(batch, self.max_payload_bytes)
             for dead_letter in {job.get("dead_letter") for job in batch} - {None}:
                 self._require_queue(name, conn, str(dead_letter))
             rows = self.db.rows("insert", {"name": name, "jobs": "[" + ",".join(records) + "]"}, conn)

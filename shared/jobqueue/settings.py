@@ -343,7 +343,12 @@ def check_all(declared: Mapping[str, Option], values: Mapping[str, Any], what: s
         raise InvalidOptionError(
             f"unknown {what}(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(declared))}"
         )
-    return {name: option.validate(values.get(name)) for name, option in declared.items()}
+    checked = dict.fromkeys(declared)
+    # Only what was given needs checking (validate(None) is None): a batch's jobs give a few options each.
+    for name, value in values.items():
+        if value is not None:
+            checked[name] = declared[name].validate(value)
+    return checked
 
 
 def with_defaults(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -143,3 +143,21 @@ def test_a_plain_send_returns_the_id_it_stored(work: Queue, conn: psycopg.Connec
         work.send("nope", {})
     work.create_queue("once", policy=Policy.SHORT)
     assert work.send("once", 1) is not None and work.send("once", 2) is None  # refused: no id
+
+
+def test_a_batch_with_options_checks_each_distinct_set_and_keeps_every_jobs_own(
+    work: Queue, conn: psycopg.Connection[Any]
+) -> None:
+    jobs: list[dict[str, Any]] = [{"data": n, "priority": n % 3, "singleton_key": f"k{n}"} for n in range(30)]
+    jobs += [{"data": "g", "group": {"id": "t1", "tier": "small"}}, {"data": "g2", "group": {"id": "t2"}}]
+    ids = work.insert("work", jobs)
+    assert len(ids) == 32
+    stored = conn.execute(
+        "SELECT data, priority, singleton_key, group_id, group_tier FROM jobqueue.job ORDER BY id"
+    ).fetchall()
+    assert stored[:30] == [(n, n % 3, f"k{n}", None, None) for n in range(30)]
+    assert stored[30:] == [("g", 0, None, "t1", "small"), ("g2", 0, None, "t2", None)]
+    # One bad option anywhere: nothing is written.
+    with pytest.raises(Exception, match="priority"):
+        work.insert("work", [{"data": 1, "priority": 1}, {"data": 2, "priority": "high"}])
+    assert conn.execute("SELECT count(*) FROM jobqueue.job").fetchone() == (32,)
