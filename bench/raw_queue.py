@@ -90,16 +90,16 @@ class JobTableBaseline:
     )
     COLUMNS = (
         "name, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max, expire_in, keep_until,"
-        " delete_after, dead_letter"
+        " delete_after, dead_letter, priority"
     )
 
-    def __init__(self, conninfo: str, queue: str, schema: str = "jobqueue") -> None:
+    def __init__(self, conninfo: str, queue: str, schema: str = "jobqueue", priority: int = 0) -> None:
         self.conn = psycopg.connect(conninfo, autocommit=True, prepare_threshold=5)
         self.schema = schema
         row = self.conn.execute(self.SETTINGS.format(schema=schema), (queue,)).fetchone()
         if row is None:
             raise ValueError(f"no queue {queue!r}")
-        self.values = tuple(row)
+        self.values = (*row, priority)  # the rows of a batch whose jobs all give this priority
         self.insert_sql = (
             f"INSERT INTO {schema}.job (data, {self.COLUMNS}) VALUES (%s, {', '.join(['%s'] * len(self.values))})"
         )

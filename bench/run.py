@@ -126,10 +126,11 @@ def single_sends(dsn: str, count: int, chunk: int = 100) -> tuple[Rates, list[fl
     return Rates(done / ours_time, done / same_time, done / raw_time), latencies
 
 
-def batch_inserts(dsn: str, count: int, batch: int = 1000) -> Rates:
+def batch_inserts(dsn: str, count: int, batch: int = 1000, priority: int | None = None) -> Rates:
+    """Batches of data-only jobs, or (`priority`) of jobs that each give that priority: an option."""
     queue, raw = fresh(dsn)
-    same = JobTableBaseline(dsn, QUEUE)
-    jobs = [{"data": PAYLOAD} for _ in range(batch)]
+    same = JobTableBaseline(dsn, QUEUE, priority=priority or 0)
+    jobs = [{"data": PAYLOAD} if priority is None else {"data": PAYLOAD, "priority": priority} for _ in range(batch)]
     items = [PAYLOAD] * batch
     queue.insert(QUEUE, jobs)
     same.copy(items)
@@ -274,6 +275,13 @@ def main(argv: list[str] | None = None) -> int:
             send_rates,
             (0.90, 0.80),
             median_peer("send", lambda: peer.single_sends(dsn, PEER_QUEUE, sends)),
+        )
+        figures += write_figures(
+            "batch insert with an option (1,000 per call, each job a priority)",
+            "a COPY",
+            [batch_inserts(dsn, inserts, 1_000, priority=1) for _ in range(runs)],
+            (0.70, None),
+            None,
         )
         for batch in (1_000, 10_000):
             figures += write_figures(
