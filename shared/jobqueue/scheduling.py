@@ -20,7 +20,7 @@ from jobqueue.database import Database
 from jobqueue.errors import InvalidOptionError, UnknownQueueError
 from jobqueue.ids import new_id
 from jobqueue.models import Schedule
-from jobqueue.sending import job_params
+from jobqueue.rows import job_params
 from jobqueue.settings import SendOptions
 
 DEFAULT_CATCH_UP = timedelta(hours=1)

@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Unpack
 
+from psycopg import Connection
+
 from jobqueue import options
 from jobqueue.client import Client, Conn
 from jobqueue.errors import InvalidOptionError, PolicyConflictError
 from jobqueue.ids import new_id, new_ids
-from jobqueue.settings import POLICIES_THAT_REFUSE_SENDS, SEND_OPTIONS, NewJob, Policy, SendOptions, check_all
+from jobqueue.rows import BatchJob, checked_jobs, copy_rows, copyable, job_params, record_rest
+from jobqueue.settings import POLICIES_THAT_REFUSE_SENDS, NewJob, SendOptions
 
 
 class _Keep:
@@ -41,63 +44,6 @@ class Change:
     priority: Any
     start_after: Any
     now: datetime | None
-
-
-def job_params(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Send options as query parameters, checked; None means "use the queue's setting"."""
-    params = check_all(SEND_OPTIONS, values, "send option")
-    params["start_after"], params["start_in"] = params["start_after"] or (None, None)
-    group = params.pop("group") or {}
-    params["group_id"], params["group_tier"] = group.get("id"), group.get("tier")
-    params["singleton_next_slot"] = bool(params["singleton_next_slot"])
-    if params["singleton_next_slot"] and params["singleton_seconds"] is None:
-        raise InvalidOptionError("singleton_next_slot needs singleton_seconds (the length of a slot)")
-    return params
-
-
-def copy_text(json_text: str) -> str:
-    """JSON as a field of COPY's text format: backslashes doubled (JSON text has no raw tab or newline)."""
-    return json_text.replace("\\", "\\\\") if "\\" in json_text else json_text
-
-
-def batch_options(options_given: Mapping[str, Any]) -> str:
-    """A job's send options for `insert`, checked, as the JSON object's members after "data"."""
-    params = job_params(options_given)
-    if params.pop("singleton_next_slot"):
-        raise InvalidOptionError("singleton_next_slot is not supported by insert; use send_debounced")
-    record: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
-    if isinstance(record.get("start_after"), datetime):
-        record["start_after"] = record["start_after"].isoformat()
-    rest = options.to_json(record, "job options")
-    return "," + rest[1:] if rest != "{}" else "}"
-
-
-def batch_records(batch: list[Mapping[str, Any]], max_payload_bytes: int) -> list[str]:
-    """Each job of `insert` as a JSON object for json_to_recordset.
-
-    Jobs of a batch mostly share their options (a priority, a retry limit):
-    each distinct set is checked and encoded once, which was two thirds of
-    such a batch's time. Sets that cannot be a dictionary key (a group, given
-    as a mapping) are checked job by job.
-    """
-    checked: dict[tuple[tuple[str, Any], ...], str] = {}
-    records = []
-    ids = iter(new_ids(len(batch)))  # made here, as for a send: the database's uuid_v7() costs more
-    for job in batch:
-        if not isinstance(job, Mapping):
-            raise InvalidOptionError(f"each job given to insert must be a mapping, got {job!r}")
-        given = {k: v for k, v in job.items() if k != "data"}
-        key = tuple(sorted(given.items()))
-        try:
-            rest = checked.get(key)
-        except TypeError:  # an unhashable value
-            rest = batch_options(given)
-        else:
-            if rest is None:
-                rest = checked[key] = batch_options(given)
-        head = '{"data":' if "id" in given else '{"id":"' + next(ids) + '","data":'
-        records.append(head + options.to_json(job.get("data"), "data", max_payload_bytes) + rest)
-    return records
 
 
 class Sending(Client):
@@ -247,54 +193,53 @@ class Sending(Client):
         return self.send(name, data, **debounced)
 
     def insert(self, name: str, jobs: Iterable[NewJob], conn: Conn = None) -> list[str]:
-        """Insert many jobs in one statement; return the ids of those inserted.
+        """Insert many jobs at once; return the ids of those inserted.
 
         Each job is a mapping with "data" and any send option except
         singleton_next_slot. All or nothing: an invalid job raises before
         anything is written; jobs a policy or throttle refuses are skipped.
+
+        The queue's settings are read in the batch's transaction (the caller's,
+        or one of our own), so every job gets the settings of one moment. The
+        batch then goes in by COPY, or, when a job needs what only the INSERT
+        statement does (a policy that may refuse it, its own id, a throttle
+        slot, a dead letter queue), by one statement (jobqueue/rows.py).
         """
         options.queue_name(name)
         batch: list[Mapping[str, Any]] = list(jobs)  # checked below, key by key: callers may pass any mapping
         if not batch:
             return []
-        if all(isinstance(job, Mapping) and job.keys() == {"data"} for job in batch):
-            return self._insert_data([job["data"] for job in batch], name, conn)
-        else:
-            records = batch_records(batch, self.max_payload_bytes)
-            for dead_letter in {job.get("dead_letter") for job in batch} - {None}:
-                self._require_queue(name, conn, str(dead_letter))
-            rows = self.db.rows("insert", {"name": name, "jobs": "[" + ",".join(records) + "]"}, conn)
-        if not rows:
-            self._require_queue(name, conn)
-        return [row["id"] for row in rows]
-
-    def _insert_data(self, datas: list[Any], name: str, conn: Conn) -> list[str]:
-        """Jobs given only as data: by COPY when the queue's policy cannot refuse any of them.
-
-        COPY is the fastest way into a table, but cannot skip a row a unique index
-        refuses; under short, stately and exclusive the batch goes through
-        insert_data's ON CONFLICT DO NOTHING instead. The queue's settings are
-        read in the batch's transaction (the caller's, or one of our own), so the
-        batch is all or nothing and every job gets the settings of one moment.
-        """
-        encoded = [self._json(data, "data") for data in datas]
+        checked = checked_jobs(batch, self.max_payload_bytes)
         connection = self.db.connection(conn)
         # Our own transaction only on an autocommit connection outside one; on the caller's
         # connection otherwise, the statements join (or begin) the caller's transaction.
         own = connection.autocommit and not self.db.in_transaction(connection)
         with self.db.transaction(connection) if own else nullcontext():
-            row = self.db.execute("copy_row_tail", {"name": name}, connection).fetchone()
-            if row is None:
+            queue = self.db.execute("copy_queue", {"name": name}, connection).fetchone()
+            if queue is None:
                 raise self._unknown_queue(name, conn=connection)
-            if row["policy"] in POLICIES_THAT_REFUSE_SENDS or row["policy"] == Policy.KEY_STRICT_FIFO:
-                # key_strict_fifo: data alone has no key, which the table's check refuses, as insert_data says.
-                array = "[" + ",".join(encoded) + "]"
-                return [r["id"] for r in self.db.rows("insert_data", {"name": name, "data": array}, connection)]
-            ids = new_ids(len(encoded))
-            tail = "\t" + row["tail"] + "\n"
-            self.db.copy(
-                "copy_jobs",
-                "".join([f"{job_id}\t{copy_text(data)}{tail}" for job_id, data in zip(ids, encoded, strict=True)]),
-                connection,
-            )
-            return ids
+            if copyable(checked, queue["policy"]):
+                ids = new_ids(len(checked))
+                self.db.copy("copy_jobs", copy_rows(checked, ids, queue, queue["now"]), connection)
+                return ids
+            return self._insert_statement(name, checked, connection)
+
+    def _insert_statement(self, name: str, jobs: list[BatchJob], conn: Connection[Any]) -> list[str]:
+        """The batch in one INSERT whose ON CONFLICT DO NOTHING skips what a policy or throttle refuses."""
+        if all(not any(v is not None for v in job.params.values()) for job in jobs):
+            array = "[" + ",".join(job.data for job in jobs) + "]"
+            return [row["id"] for row in self.db.rows("insert_data", {"name": name, "data": array}, conn)]
+        for dead_letter in {job.params["dead_letter"] for job in jobs} - {None}:
+            self._require_queue(name, conn, str(dead_letter))
+        rests: dict[int, str] = {}
+        ids = iter(new_ids(len(jobs)))  # made here, as for a send: the database's uuid_v7() costs more
+        records = []
+        for job in jobs:
+            rest = rests.get(id(job.params))
+            if rest is None:
+                rest = rests[id(job.params)] = record_rest(job.params)
+            head = '{"data":' if job.params["id"] is not None else '{"id":"' + next(ids) + '","data":'
+            records.append(head + job.data + rest)
+        return [
+            row["id"] for row in self.db.rows("insert", {"name": name, "jobs": "[" + ",".join(records) + "]"}, conn)
+        ]

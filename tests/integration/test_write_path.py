@@ -161,3 +161,46 @@ def test_a_batch_with_options_checks_each_distinct_set_and_keeps_every_jobs_own(
     with pytest.raises(Exception, match="priority"):
         work.insert("work", [{"data": 1, "priority": 1}, {"data": 2, "priority": "high"}])
     assert conn.execute("SELECT count(*) FROM jobqueue.job").fetchone() == (32,)
+
+
+def test_copy_and_the_insert_statement_give_the_same_rows(work: Queue, conn: psycopg.Connection[Any]) -> None:
+    """rows.py computes in Python what the insert statement computes in SQL: both must agree."""
+    from datetime import UTC, datetime
+
+    from jobqueue.rows import checked_jobs, copyable
+
+    work.create_queue("twin")
+    work.update_queue("twin", retry_limit=4, retry_delay=10, expire_in=120, retention=3600, delete_after=60)
+    work.update_queue("twin", dead_letter="dead")
+    later = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    jobs: list[dict[str, Any]] = [
+        {"data": {"n": 0}},
+        {"data": {"n": 1}, "priority": 5, "retry_limit": 0, "retry_delay": 3, "retry_backoff": True},
+        {"data": {"n": 2}, "retry_delay_max": 30, "expire_in": 7, "retention": 10, "delete_after": 0},
+        {"data": {"n": 3}, "start_after": 90},
+        {"data": {"n": 4}, "start_after": timedelta(seconds=1.5)},
+        {"data": {"n": 5}, "start_after": later},
+        {"data": {"n": 6}, "start_after": "2031-05-06T07:08:09+02:00", "singleton_key": "tab\tkey\\"},
+        {"data": {"n": 7}, "group": {"id": "g1", "tier": "small"}},
+        {"data": {"n": 8}, "group": {"id": "g2"}, "singleton_key": "k"},
+    ]
+    checked = checked_jobs(jobs, work.max_payload_bytes)
+    assert copyable(checked, "standard")
+    copied = work.insert("work", jobs)
+    with psycopg.connect(dsn_of(conn), autocommit=True) as other:
+        stated = work._insert_statement("twin", checked, other)
+    columns = (
+        "data, policy, priority, retry_limit, retry_delay, retry_backoff, retry_delay_max, expire_in,"
+        # an absolute start as it is, a relative one from the transaction's now() (created_on)
+        " CASE WHEN data->>'n' IN ('5', '6') THEN start_after END,"
+        " CASE WHEN data->>'n' NOT IN ('5', '6') THEN start_after - created_on END,"
+        " singleton_key, keep_until - start_after, delete_after, dead_letter,"
+        " group_id, group_tier, state, singleton_on, (start_after = %s::timestamptz)"
+    )
+    query = f"SELECT {columns} FROM jobqueue.job WHERE id = ANY(%s::uuid[]) ORDER BY data->>'n'"
+    assert conn.execute(query, (later, copied)).fetchall() == conn.execute(query, (later, stated)).fetchall()
+
+
+def dsn_of(conn: psycopg.Connection[Any]) -> str:
+    info = conn.info
+    return f"host={info.host} port={info.port} user={info.user} dbname={info.dbname}"

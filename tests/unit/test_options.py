@@ -6,7 +6,7 @@ import pytest
 
 from jobqueue import InvalidNameError, InvalidOptionError, PayloadError
 from jobqueue import options as opt
-from jobqueue.sending import job_params
+from jobqueue.rows import job_params
 from jobqueue.settings import SEND_OPTIONS
 
 

@@ -187,23 +187,19 @@ WHERE q.name = %(name)s
 ON CONFLICT DO NOTHING
 RETURNING id::text;
 
--- name: copy_row_tail
--- A batch of data-only jobs goes in by COPY (jobqueue/sending.py) when the queue's policy cannot refuse
--- any of them: this is what every row of the batch ends with, in copy_jobs' column order after id and
--- data, as COPY's text format (tab-separated, \N for NULL), valued from the queue in the batch's
--- transaction. No row when the queue does not exist.
-SELECT q.policy,
-       concat_ws(E'\t', q.name, q.policy, q.retry_limit, q.retry_delay, q.retry_backoff,
-                 coalesce(q.retry_delay_max::text, '\N'), q.expire_in,
-                 now() + make_interval(secs => q.retention), q.delete_after, coalesce(q.dead_letter, '\N')) AS tail
+-- name: copy_queue
+-- What a batch going in by COPY takes from its queue (jobqueue/rows.py computes each row from it, as
+-- the insert statement does in SQL), and the batch transaction's now(); no row for an unknown queue.
+SELECT q.name, q.policy, q.retry_limit, q.retry_delay, q.retry_backoff, q.retry_delay_max, q.expire_in,
+       q.retention, q.delete_after, q.dead_letter, now() AS now
 FROM {{schema}}.queue q
 WHERE q.name = %(name)s;
 
 -- name: copy_jobs
--- The COPY that copy_row_tail's rows feed (id and data first, then the tail's columns).
+-- A batch of jobs by COPY: id and data, then jobqueue/rows.py's COPY_COLUMNS in their order.
 COPY {{schema}}.job (
-    id, data, name, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
-    expire_in, keep_until, delete_after, dead_letter
+    id, data, name, policy, priority, retry_limit, retry_delay, retry_backoff, retry_delay_max,
+    expire_in, start_after, singleton_key, keep_until, delete_after, dead_letter, group_id, group_tier
 ) FROM STDIN;
 
 -- name: insert
