@@ -36,15 +36,16 @@ COPY_COLUMNS = (
     "retry_delay_max",
     "expire_in",
     "start_after",
-    "singleton_key",
     "keep_until",
     "delete_after",
     "dead_letter",
     "group_id",
     "group_tier",
+    "singleton_key",  # last: the one column that mostly differs from job to job
 )
 # Options a copied job may not give (see the module's docstring).
 _NOT_COPIED = ("id", "singleton_seconds", "dead_letter")
+_PER_JOB = frozenset({"data", "singleton_key"})  # checked job by job, not with the job's other options
 _FROM_QUEUE = ("retry_limit", "retry_delay", "retry_backoff", "retry_delay_max", "expire_in", "delete_after")
 
 
@@ -63,7 +64,8 @@ def job_params(values: Mapping[str, Any]) -> dict[str, Any]:
 @dataclass(slots=True, frozen=True)
 class BatchJob:
     data: str  # the payload as JSON
-    params: dict[str, Any]  # its checked options (one dict shared by every job giving the same ones)
+    params: dict[str, Any]  # its checked options but the key (one dict shared by every job giving the same)
+    key: str | None  # its singleton_key, checked: usually one of its own per job
 
 
 def checked_jobs(batch: list[Mapping[str, Any]], max_payload_bytes: int) -> list[BatchJob]:
@@ -75,11 +77,12 @@ def checked_jobs(batch: list[Mapping[str, Any]], max_payload_bytes: int) -> list
     by job.
     """
     seen: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
+    check_key = SEND_OPTIONS["singleton_key"].validate
     jobs = []
     for job in batch:
         if not isinstance(job, Mapping):
             raise InvalidOptionError(f"each job given to insert must be a mapping, got {job!r}")
-        given = {k: v for k, v in job.items() if k != "data"}
+        given = {k: v for k, v in job.items() if k not in _PER_JOB}
         key = tuple(sorted(given.items()))
         try:
             params = seen.get(key)
@@ -88,7 +91,8 @@ def checked_jobs(batch: list[Mapping[str, Any]], max_payload_bytes: int) -> list
         else:
             if params is None:
                 params = seen[key] = _params(given)
-        jobs.append(BatchJob(options.to_json(job.get("data"), "data", max_payload_bytes), params))
+        data = options.to_json(job.get("data"), "data", max_payload_bytes)
+        jobs.append(BatchJob(data, params, check_key(job.get("singleton_key"))))
     return jobs
 
 
@@ -104,21 +108,22 @@ def copyable(jobs: list[BatchJob], policy: str) -> bool:
     if policy in POLICIES_THAT_REFUSE_SENDS:
         return False
     distinct = {id(job.params): job.params for job in jobs}.values()
-    if policy == Policy.KEY_STRICT_FIFO and any(p["singleton_key"] is None for p in distinct):
+    if policy == Policy.KEY_STRICT_FIFO and any(job.key is None for job in jobs):
         return False  # the table's check refuses it: the statement says so as it always has
     return not any(p[name] is not None for p in distinct for name in _NOT_COPIED)
 
 
 def copy_rows(jobs: list[BatchJob], ids: list[str], queue: Mapping[str, Any], now: datetime) -> str:
-    """The batch in COPY's text format, in copy_jobs' columns; one tail rendered per distinct set of options."""
-    tails: dict[int, str] = {}
+    """The batch in COPY's text format, in copy_jobs' columns; what precedes the key rendered once per
+    distinct set of options."""
+    heads: dict[int, str] = {}
     rows = []
     for job_id, job in zip(ids, jobs, strict=True):
-        tail = tails.get(id(job.params))
-        if tail is None:
-            tail = tails[id(job.params)] = "\t" + "\t".join(map(_field, _values(job.params, queue, now))) + "\n"
+        head = heads.get(id(job.params))
+        if head is None:
+            head = heads[id(job.params)] = "\t" + "\t".join(map(_field, _values(job.params, queue, now))) + "\t"
         data = job.data.replace("\\", "\\\\") if "\\" in job.data else job.data
-        rows.append(f"{job_id}\t{data}{tail}")
+        rows.append(f"{job_id}\t{data}{head}{_field(job.key)}\n")
     return "".join(rows)
 
 
@@ -136,31 +141,32 @@ def _values(params: Mapping[str, Any], queue: Mapping[str, Any], now: datetime) 
         "priority": 0 if params["priority"] is None else params["priority"],
         **own,
         "start_after": start_after,
-        "singleton_key": params["singleton_key"],
         "keep_until": start_after + timedelta(seconds=retention),
         "dead_letter": queue["dead_letter"],
         "group_id": params["group_id"],
         "group_tier": params["group_tier"],
     }
-    return [values[name] for name in COPY_COLUMNS]
+    return [values[name] for name in COPY_COLUMNS[:-1]]  # all but the key, which is the job's own
 
 
 def _field(value: Any) -> str:
     """A value in COPY's text format."""
     if value is None:
         return "\\N"
-    if isinstance(value, bool):
+    if value is True or value is False:
         return "t" if value else "f"
+    if isinstance(value, int):
+        return str(value)
     if isinstance(value, datetime):
         return value.isoformat()  # aware: read the same whatever the session's DateStyle and TimeZone
     text = str(value)
-    if any(c in text for c in "\\\t\n\r"):
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
         text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
     return text
 
 
 def record_rest(params: Mapping[str, Any]) -> str:
-    """A job's options as the members after "data" of its json_to_recordset object."""
+    """A job's options (but its key) as the members after "data" of its json_to_recordset object."""
     record: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
     if isinstance(record.get("start_after"), datetime):
         record["start_after"] = record["start_after"].isoformat()

@@ -226,7 +226,7 @@ class Sending(Client):
 
     def _insert_statement(self, name: str, jobs: list[BatchJob], conn: Connection[Any]) -> list[str]:
         """The batch in one INSERT whose ON CONFLICT DO NOTHING skips what a policy or throttle refuses."""
-        if all(not any(v is not None for v in job.params.values()) for job in jobs):
+        if all(job.key is None and not any(v is not None for v in job.params.values()) for job in jobs):
             array = "[" + ",".join(job.data for job in jobs) + "]"
             return [row["id"] for row in self.db.rows("insert_data", {"name": name, "data": array}, conn)]
         for dead_letter in {job.params["dead_letter"] for job in jobs} - {None}:
@@ -239,7 +239,8 @@ class Sending(Client):
             if rest is None:
                 rest = rests[id(job.params)] = record_rest(job.params)
             head = '{"data":' if job.params["id"] is not None else '{"id":"' + next(ids) + '","data":'
-            records.append(head + job.data + rest)
+            key = "" if job.key is None else ',"singleton_key":' + options.to_json(job.key, "singleton_key")
+            records.append(head + job.data + key + rest)
         return [
             row["id"] for row in self.db.rows("insert", {"name": name, "jobs": "[" + ",".join(records) + "]"}, conn)
         ]

@@ -199,7 +199,7 @@ WHERE q.name = %(name)s;
 -- A batch of jobs by COPY: id and data, then jobqueue/rows.py's COPY_COLUMNS in their order.
 COPY {{schema}}.job (
     id, data, name, policy, priority, retry_limit, retry_delay, retry_backoff, retry_delay_max,
-    expire_in, start_after, singleton_key, keep_until, delete_after, dead_letter, group_id, group_tier
+    expire_in, start_after, keep_until, delete_after, dead_letter, group_id, group_tier, singleton_key
 ) FROM STDIN;
 
 -- name: insert
