@@ -14,7 +14,17 @@ from jobqueue import options
 from jobqueue.client import Client, Conn
 from jobqueue.errors import InvalidOptionError, PolicyConflictError
 from jobqueue.ids import new_id, new_ids
-from jobqueue.rows import BatchJob, checked_jobs, copy_rows, copyable, job_params, record_rest
+from jobqueue.rows import (
+    BatchJob,
+    checked_jobs,
+    copy_data_rows,
+    copy_rows,
+    copyable,
+    copyable_data,
+    data_only,
+    job_params,
+    record_rest,
+)
 from jobqueue.settings import POLICIES_THAT_REFUSE_SENDS, NewJob, SendOptions
 
 
@@ -209,7 +219,10 @@ class Sending(Client):
         batch: list[Mapping[str, Any]] = list(jobs)  # checked below, key by key: callers may pass any mapping
         if not batch:
             return []
-        checked = checked_jobs(batch, self.max_payload_bytes)
+        # Jobs given as data alone, the common case, skip the per-job bookkeeping of options.
+        datas = [job["data"] for job in batch] if all(data_only(job) for job in batch) else None
+        encoded = [self._json(data, "data") for data in datas] if datas is not None else []
+        checked = checked_jobs(batch, self.max_payload_bytes) if datas is None else []
         connection = self.db.connection(conn)
         # Our own transaction only on an autocommit connection outside one; on the caller's
         # connection otherwise, the statements join (or begin) the caller's transaction.
@@ -218,6 +231,13 @@ class Sending(Client):
             queue = self.db.execute("copy_queue", {"name": name}, connection).fetchone()
             if queue is None:
                 raise self._unknown_queue(name, conn=connection)
+            if datas is not None:
+                if not copyable_data(queue["policy"]):
+                    array = "[" + ",".join(encoded) + "]"
+                    return [row["id"] for row in self.db.rows("insert_data", {"name": name, "data": array}, connection)]
+                ids = new_ids(len(encoded))
+                self.db.copy("copy_jobs", copy_data_rows(encoded, ids, queue, queue["now"]), connection)
+                return ids
             if copyable(checked, queue["policy"]):
                 ids = new_ids(len(checked))
                 self.db.copy("copy_jobs", copy_rows(checked, ids, queue, queue["now"]), connection)
@@ -226,9 +246,6 @@ class Sending(Client):
 
     def _insert_statement(self, name: str, jobs: list[BatchJob], conn: Connection[Any]) -> list[str]:
         """The batch in one INSERT whose ON CONFLICT DO NOTHING skips what a policy or throttle refuses."""
-        if all(job.key is None and not any(v is not None for v in job.params.values()) for job in jobs):
-            array = "[" + ",".join(job.data for job in jobs) + "]"
-            return [row["id"] for row in self.db.rows("insert_data", {"name": name, "data": array}, conn)]
         for dead_letter in {job.params["dead_letter"] for job in jobs} - {None}:
             self._require_queue(name, conn, str(dead_letter))
         rests: dict[int, str] = {}
