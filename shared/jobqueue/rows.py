@@ -113,7 +113,7 @@ def copyable_data(policy: str) -> bool:
 
 def copy_data_rows(datas: list[str], ids: list[str], queue: Mapping[str, Any], now: datetime) -> str:
     """Jobs given as data alone (JSON) in COPY's text format: one tail for all of them."""
-    tail = "\t" + "\t".join(map(_field, _values(_params({}), queue, now))) + "\t" + NULL + "\n"
+    tail = _head(_params({}), queue, now) + NULL + "\n"
     return "".join([f"{job_id}\t{_json_field(data)}{tail}" for job_id, data in zip(ids, datas, strict=True)])
 
 
@@ -135,9 +135,14 @@ def copy_rows(jobs: list[BatchJob], ids: list[str], queue: Mapping[str, Any], no
     for job_id, job in zip(ids, jobs, strict=True):
         head = heads.get(id(job.params))
         if head is None:
-            head = heads[id(job.params)] = "\t" + "\t".join(map(_field, _values(job.params, queue, now))) + "\t"
+            head = heads[id(job.params)] = _head(job.params, queue, now)
         rows.append(f"{job_id}\t{_json_field(job.data)}{head}{NULL if job.key is None else _field(job.key)}\n")
     return "".join(rows)
+
+
+def _head(params: Mapping[str, Any], queue: Mapping[str, Any], now: datetime) -> str:
+    """A row's columns from name to just before the key, in COPY's text format, between tabs."""
+    return "\t" + "\t".join(map(_field, _values(params, queue, now))) + "\t"
 
 
 def _values(params: Mapping[str, Any], queue: Mapping[str, Any], now: datetime) -> list[Any]:

@@ -231,23 +231,25 @@ class Sending(Client):
             queue = self.db.execute("copy_queue", {"name": name}, connection).fetchone()
             if queue is None:
                 raise self._unknown_queue(name, conn=connection)
+            if datas is not None and not copyable_data(queue["policy"]):
+                array = "[" + ",".join(encoded) + "]"
+                return [row["id"] for row in self.db.rows("insert_data", {"name": name, "data": array}, connection)]
+            if datas is None and not copyable(checked, queue["policy"]):
+                return self._insert_statement(name, checked, connection)
+            ids = new_ids(len(batch))
             if datas is not None:
-                if not copyable_data(queue["policy"]):
-                    array = "[" + ",".join(encoded) + "]"
-                    return [row["id"] for row in self.db.rows("insert_data", {"name": name, "data": array}, connection)]
-                ids = new_ids(len(encoded))
-                self.db.copy("copy_jobs", copy_data_rows(encoded, ids, queue, queue["now"]), connection)
-                return ids
-            if copyable(checked, queue["policy"]):
-                ids = new_ids(len(checked))
-                self.db.copy("copy_jobs", copy_rows(checked, ids, queue, queue["now"]), connection)
-                return ids
-            return self._insert_statement(name, checked, connection)
+                text = copy_data_rows(encoded, ids, queue, queue["now"])
+            else:
+                text = copy_rows(checked, ids, queue, queue["now"])
+            self.db.copy("copy_jobs", text, connection)
+            return ids
 
     def _insert_statement(self, name: str, jobs: list[BatchJob], conn: Connection[Any]) -> list[str]:
         """The batch in one INSERT whose ON CONFLICT DO NOTHING skips what a policy or throttle refuses."""
         for dead_letter in {job.params["dead_letter"] for job in jobs} - {None}:
-            self._require_queue(name, conn, str(dead_letter))
+            # The batch's own queue was read already; its dead letter queues must exist too.
+            if not self.db.scalar("queue_exists", {"name": dead_letter}, conn):
+                raise self._unknown_queue(str(dead_letter), "dead letter queue", conn)
         rests: dict[int, str] = {}
         ids = iter(new_ids(len(jobs)))  # made here, as for a send: the database's uuid_v7() costs more
         records = []
