@@ -3,7 +3,7 @@ it depends on have completed.
 
 A job with parents waits (start_after in the year 9999, so no fetch sees it) with a count of the parents
 not yet completed; the statement that completes a parent counts it off and makes the child ready
-when it reaches 0 (queries.sql: fragment_resolve_dependents), so there is no background pass and
+when it reaches 0 (sql/queries/flows.sql: the fragment resolve_dependents), so there is no background pass and
 no latency beyond the completion itself. A parent that fails for good or is cancelled cancels
 every job below it, saying which job it waited for.
 """
@@ -15,17 +15,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from jobqueue import options
+from jobqueue.client import Conn
 from jobqueue.errors import InvalidOptionError, PolicyConflictError
 from jobqueue.models import Job, job_row
+from jobqueue.sending import Sending
 
 FLOW_KEYS: Final = frozenset({"ref", "name", "data", "options", "depends_on"})
 MAX_FLOW_JOBS: Final = 1000
 
 
-class Flows:
-    """Part of Queue: uses its send and its database."""
+class Flows(Sending):
+    """Part of Queue: a flow's jobs are sent as any job is."""
 
-    def flow(self, jobs: Sequence[Mapping[str, Any]], conn: Any = None) -> dict[str, str]:
+    def flow(self, jobs: Sequence[Mapping[str, Any]], conn: Conn = None) -> dict[str, str]:
         """Create the jobs of a flow, all or none; returns {ref: job id}.
 
         Each item: {"ref": str, "name": queue, "data": ..., "options": {send options},
@@ -33,33 +35,32 @@ class Flows:
         completed (its own start_after is refused: it starts then); if one fails for
         good or is cancelled, it is cancelled with the reason.
         """
-        queue: Any = self
         by_ref, order = _checked(jobs)
         ids: dict[str, str] = {}
-        with queue.db.transaction(conn) as tx:
+        with self.db.transaction(conn) as tx:
             for ref in order:
                 item = by_ref[ref]
-                job_id = queue.send(item["name"], item.get("data"), conn=tx, **dict(item.get("options") or {}))
+                job_id = self.send(item["name"], item.get("data"), conn=tx, **dict(item.get("options") or {}))
                 if job_id is None:
                     refused = f"flow: queue {item['name']!r} refused job {ref!r} (its policy or a throttle)"
                     raise PolicyConflictError(f"{refused}; nothing was created")
                 ids[ref] = job_id
                 parents = item.get("depends_on") or []
                 if parents:
-                    queue.db.execute("hold_for_parents", {"id": job_id, "parents": [ids[p] for p in parents]}, tx)
+                    self.db.execute("hold_for_parents", {"id": job_id, "parents": [ids[p] for p in parents]}, tx)
         return ids
 
-    def get_dependencies(self, id: str, conn: Any = None) -> list[Job]:
+    def get_dependencies(self, id: str, conn: Conn = None) -> list[Job]:
         """The jobs `id` depends on, oldest first (hot and archived)."""
         return self._relatives(id, up=True, conn=conn)
 
-    def get_dependents(self, id: str, conn: Any = None) -> list[Job]:
+    def get_dependents(self, id: str, conn: Conn = None) -> list[Job]:
         """The jobs that depend on `id`, oldest first (hot and archived)."""
         return self._relatives(id, up=False, conn=conn)
 
-    def _relatives(self, id: str, *, up: bool, conn: Any) -> list[Job]:
-        queue: Any = self
-        return queue.db.rows("get_relatives", {"id": options.job_id(id), "up": up}, conn, job_row)  # type: ignore[no-any-return]
+    def _relatives(self, id: str, *, up: bool, conn: Conn) -> list[Job]:
+        rows: list[Job] = self.db.rows("get_relatives", {"id": options.job_id(id), "up": up}, conn, job_row)
+        return rows
 
 
 def _checked(jobs: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Mapping[str, Any]], list[str]]:

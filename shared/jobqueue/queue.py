@@ -26,7 +26,7 @@ from jobqueue.sending import Sending
 from jobqueue.working import Working
 
 
-class Queue(Queues, Sending, Working, Inspecting, Maintaining, Scheduling, Redriving, Flows):
+class Queue(Redriving, Flows, Maintaining, Scheduling, Queues, Sending, Working, Inspecting):
     def __enter__(self) -> Queue:
         return self
 

@@ -6,12 +6,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from psycopg.rows import dict_row
-
 from jobqueue import options
+from jobqueue.client import Conn
 from jobqueue.errors import JobQueueError
+from jobqueue.inspecting import Inspecting
 from jobqueue.models import Job
+from jobqueue.queues import Queues
+from jobqueue.sending import Sending
 from jobqueue.settings import Policy, SendOptions
+from jobqueue.working import Working
 
 REDRIVE_LIMIT: Final = 1000  # dead letters one call moves at most
 
@@ -24,10 +27,10 @@ class RedriveResult:
     skipped: dict[str, str] = field(default_factory=dict)  # dead letter id -> why it stayed
 
 
-class Redriving:
-    """Part of Queue: uses its send, retry, get_job, get_queue and complete."""
+class Redriving(Queues, Sending, Working, Inspecting):
+    """Part of Queue: a redrive sends, retries and completes as those parts do."""
 
-    def redrive(self, dead_letter_queue: str, ids: Sequence[str] | None = None, conn: Any = None) -> RedriveResult:
+    def redrive(self, dead_letter_queue: str, ids: Sequence[str] | None = None, conn: Conn = None) -> RedriveResult:
         """Move dead letters (all waiting ones, or `ids`) back to the queues they came from.
 
         Each becomes a fresh job of its source queue with the same data (and the
@@ -36,14 +39,11 @@ class Redriving:
         it blocks its key and a fresh job would wait behind it. The dead letter is
         then completed with `{"redriven_as": id}`, all in one transaction.
         """
-        queue: Any = self
-        name = queue.require_queue(dead_letter_queue, conn)
+        name = self.require_queue(dead_letter_queue, conn)
         wanted = None if ids is None else [options.job_id(i) for i in ids]
         result = RedriveResult()
-        with queue.db.transaction(conn) as tx, tx.cursor(row_factory=dict_row) as cur:
-            letters = cur.execute(
-                queue.db.queries["lock_dead_letters"], {"name": name, "ids": wanted, "limit": REDRIVE_LIMIT}
-            ).fetchall()
+        with self.db.transaction(conn) as tx:
+            letters = self.db.rows("lock_dead_letters", {"name": name, "ids": wanted, "limit": REDRIVE_LIMIT}, tx)
             done: list[Job] = []
             stayed: list[Job] = []
             outputs: list[dict[str, str]] = []
@@ -65,26 +65,25 @@ class Redriving:
                 done.append(held)
                 outputs.append({"redriven_as": again})
             if done:
-                queue.complete(name, done, outputs=outputs, conn=tx)
+                self.complete(name, done, outputs=outputs, conn=tx)
             if stayed:
-                queue.release(name, stayed, conn=tx)  # waiting again, as they were
+                self.release(name, stayed, conn=tx)  # waiting again, as they were
         return result
 
-    def _run_again(self, source: dict[str, Any], data: Any, conn: Any) -> str | None:
-        queue: Any = self
+    def _run_again(self, source: dict[str, Any], data: Any, conn: Conn) -> str | None:
         source_name = source.get("queue")
         if not isinstance(source_name, str):
             raise JobQueueError("the dead letter does not say which queue it came from")
-        info = queue.get_queue(source_name, conn)
+        info = self.get_queue(source_name, conn)
         if info is None:
             raise JobQueueError(f"its source queue {source_name!r} no longer exists")
-        original = queue.get_job(source["id"], conn=conn) if source.get("id") else None
+        original = self.get_job(source["id"], conn=conn) if source.get("id") else None
         if original is not None and info.policy is Policy.KEY_STRICT_FIFO and original.state == "failed":
-            retried = queue.retry(source_name, [original.id], conn)
+            retried = self.retry(source_name, [original.id], conn)
             return str(retried[0]) if retried else None
         again: SendOptions = {}
         if original is not None:
             again = {"priority": original.priority, "singleton_key": original.singleton_key}
             if original.group_id is not None:
                 again["group"] = {"id": original.group_id, "tier": original.group_tier}
-        return queue.send(source_name, data, conn=conn, **again)  # type: ignore[no-any-return]
+        return self.send(source_name, data, conn=conn, **again)

@@ -24,7 +24,7 @@ from jobqueue import options
 from jobqueue.errors import InvalidOptionError
 from jobqueue.settings import POLICIES_THAT_REFUSE_SENDS, SEND_OPTIONS, Policy, check_all
 
-# The columns of copy_jobs (queries.sql) after id and data, in order.
+# The columns of copy_jobs (sql/queries/sending.sql) after id and data, in order.
 COPY_COLUMNS = (
     "name",
     "policy",

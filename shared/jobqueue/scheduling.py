@@ -16,8 +16,7 @@ from typing import Any, Unpack
 from jobqueue import options
 from jobqueue.client import Client
 from jobqueue.cron import due_fire_times, validate_cron, zone
-from jobqueue.database import Database
-from jobqueue.errors import InvalidOptionError, UnknownQueueError
+from jobqueue.errors import InvalidOptionError
 from jobqueue.ids import new_id
 from jobqueue.models import Schedule
 from jobqueue.rows import job_params
@@ -27,79 +26,11 @@ DEFAULT_CATCH_UP = timedelta(hours=1)
 MAX_FIRES_PER_TICK = 1_000
 
 
-def schedule(
-    db: Database,
-    *,
-    name: str,
-    cron: str,
-    data: Any,
-    tz: str,
-    key: str,
-    now: datetime | None,
-    send_options: Mapping[str, Any],
-    max_payload_bytes: int,
-) -> None:
-    options.queue_name(name)
-    expression = validate_cron(cron)
-    zone(tz)
-    if not isinstance(key, str) or len(key) > options.MAX_SINGLETON_KEY:
-        raise InvalidOptionError(f"schedule key must be a string of at most {options.MAX_SINGLETON_KEY} characters")
-    job_params(send_options)  # refuse bad options now, not at every tick
-    if send_options.get("id") is not None:
-        raise InvalidOptionError("a schedule cannot fix the job id: each fire time makes a new job")
-    if not db.scalar("queue_exists", {"name": name}):
-        raise UnknownQueueError(name, known=[row["name"] for row in db.rows("queue_names", None)])
-    db.execute(
-        "upsert_schedule",
-        {
-            "name": name,
-            "key": key,
-            "cron": expression,
-            "timezone": tz,
-            "data": options.to_json(data, "data", max_payload_bytes),
-            "options": options.to_json(_jsonable_options(send_options), "schedule options"),
-            "now": options.now_or_none(now),
-        },
-    )
-
-
 def _jsonable_options(send_options: Mapping[str, Any]) -> dict[str, Any]:
     result = dict(send_options)
     if isinstance(result.get("start_after"), datetime):
         raise InvalidOptionError("a schedule's start_after must be a delay in seconds, not a fixed time")
     return result
-
-
-def run_schedules(db: Database, now: datetime | None, catch_up: timedelta = DEFAULT_CATCH_UP) -> list[str]:
-    """Turn every due fire time into a job; return the new job ids."""
-    created: list[str] = []
-    with db.transaction() as tx:
-        tick = options.now_or_none(now) or db.scalar("db_now", None, tx)
-        earliest = tick - catch_up
-        for row in db.rows("lock_schedules", None, tx):
-            since = max(row["last_fire_time"] or earliest, earliest)
-            times = due_fire_times(row["cron"], row["timezone"], since, tick, limit=MAX_FIRES_PER_TICK)
-            if not times:
-                continue
-            params = job_params(row["options"] or {})
-            params.pop("singleton_next_slot")
-            params["data"] = json.dumps(row["data"])
-            params["singleton_offset"] = None
-            given_id = params["id"]
-            for fire_time in times:
-                params["id"] = str(given_id) if given_id is not None else new_id()
-                params["name"] = row["name"]
-                params["origin"] = json.dumps(
-                    {"schedule": row["name"], "key": row["key"], "fire_time": fire_time.isoformat()}
-                )
-                if db.affected("send", params, tx):  # a policy or throttle may refuse it, as for any send
-                    created.append(params["id"])
-            db.execute("mark_fired", {"name": row["name"], "key": row["key"], "fire_time": times[-1]}, tx)
-    return created
-
-
-def get_schedules(db: Database, name: str | None) -> list[Schedule]:
-    return [Schedule(**row) for row in db.rows("get_schedules", {"name": name})]
 
 
 class Scheduling(Client):
@@ -115,16 +46,26 @@ class Scheduling(Client):
         **send_options: Unpack[SendOptions],
     ) -> None:
         """Create or replace the schedule (name, key): a job on `name` at each fire time of `cron` in `tz`."""
-        schedule(
-            self.db,
-            name=name,
-            cron=cron,
-            data=data,
-            tz=tz,
-            key=key,
-            now=now,
-            send_options=send_options,
-            max_payload_bytes=self.max_payload_bytes,
+        options.queue_name(name)
+        expression = validate_cron(cron)
+        zone(tz)
+        if not isinstance(key, str) or len(key) > options.MAX_SINGLETON_KEY:
+            raise InvalidOptionError(f"schedule key must be a string of at most {options.MAX_SINGLETON_KEY} characters")
+        job_params(send_options)  # refuse bad options now, not at every tick
+        if send_options.get("id") is not None:
+            raise InvalidOptionError("a schedule cannot fix the job id: each fire time makes a new job")
+        self.require_queue(name)
+        self.db.execute(
+            "upsert_schedule",
+            {
+                "name": name,
+                "key": key,
+                "cron": expression,
+                "timezone": tz,
+                "data": self._json(data, "data"),
+                "options": options.to_json(_jsonable_options(send_options), "schedule options"),
+                "now": options.now_or_none(now),
+            },
         )
 
     def unschedule(self, name: str, key: str | None = "") -> int:
@@ -132,7 +73,8 @@ class Scheduling(Client):
         return len(self.db.rows("delete_schedule", {"name": options.queue_name(name), "key": key}))
 
     def get_schedules(self, name: str | None = None) -> list[Schedule]:
-        return get_schedules(self.db, None if name is None else options.queue_name(name))
+        params = {"name": None if name is None else options.queue_name(name)}
+        return [Schedule(**row) for row in self.db.rows("get_schedules", params)]
 
     def run_schedules(self, now: datetime | None = None, *, catch_up: timedelta = DEFAULT_CATCH_UP) -> list[str]:
         """Create one job per due fire time since the last run (at most `catch_up` back).
@@ -140,4 +82,27 @@ class Scheduling(Client):
         Safe to call repeatedly and concurrently: each (schedule, key, fire
         time) becomes exactly one job. Returns the ids of the jobs created.
         """
-        return run_schedules(self.db, now, catch_up)
+        created: list[str] = []
+        with self.db.transaction() as tx:
+            tick = options.now_or_none(now) or self.db.scalar("db_now", None, tx)
+            earliest = tick - catch_up
+            for row in self.db.rows("lock_schedules", None, tx):
+                since = max(row["last_fire_time"] or earliest, earliest)
+                times = due_fire_times(row["cron"], row["timezone"], since, tick, limit=MAX_FIRES_PER_TICK)
+                if not times:
+                    continue
+                params = job_params(row["options"] or {})
+                params.pop("singleton_next_slot")
+                params["data"] = json.dumps(row["data"])
+                params["singleton_offset"] = None
+                given_id = params["id"]
+                for fire_time in times:
+                    params["id"] = str(given_id) if given_id is not None else new_id()
+                    params["name"] = row["name"]
+                    params["origin"] = json.dumps(
+                        {"schedule": row["name"], "key": row["key"], "fire_time": fire_time.isoformat()}
+                    )
+                    if self.db.affected("send", params, tx):  # a policy or throttle may refuse it, as any send
+                        created.append(params["id"])
+                self.db.execute("mark_fired", {"name": row["name"], "key": row["key"], "fire_time": times[-1]}, tx)
+        return created

@@ -1,10 +1,15 @@
 """Loading of the .sql files: named queries, the schema and the migrations.
 
-Queries are parsed once at import. `{{schema}}` in them is replaced by the
-quoted schema name, which `quote_schema` only produces for names that match a
-strict identifier pattern: the schema name never reaches SQL unchecked.
-`{{queue_settings}}` becomes the column list of the queue settings declared in
-jobqueue/settings.py (declared names, not input).
+The queries live in sql/queries/, one file per concern, named after the module
+that runs them (queues.sql for jobqueue/queues.py, working.sql for
+jobqueue/working.py, ...), plus fragments.sql for the pieces several statements
+share. They are parsed once at import.
+
+In a statement, `{{schema}}` becomes the quoted schema name, which
+`quote_schema` only produces for names that match a strict identifier pattern:
+the schema name never reaches SQL unchecked. `{{queue_settings}}` becomes the
+column list of the queue settings declared in jobqueue/settings.py (declared
+names, not input), and `{{<fragment>}}` the text of that fragment.
 """
 
 from __future__ import annotations
@@ -18,14 +23,14 @@ from jobqueue.errors import InvalidNameError
 from jobqueue.settings import QUEUE_SETTINGS
 
 SQL_DIR = Path(__file__).parent / "sql"
+QUERIES_DIR = SQL_DIR / "queries"
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 PLACEHOLDER = "{{schema}}"
 QUEUE_SETTINGS_PLACEHOLDER = "{{queue_settings}}"
-# `{{resolve_dependents}}` (and the others) in a query becomes the fragment of that name (queries.sql).
-FRAGMENTS = ("resolve_dependents", "cancel_below", "keyed_claim_checks")
 
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_HEADER = re.compile(r"^-- name: ([a-z_]+)\s*$", re.MULTILINE)
+_HEADER = re.compile(r"^-- (name|fragment): ([a-z_]+)\s*$", re.MULTILINE)
+_PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
 _MIGRATION = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -34,6 +39,7 @@ class NamedQuery:
     name: str
     description: str
     sql: str
+    source: str = ""  # the file it came from, without .sql: the concern, named as its module
 
 
 def quote_schema(schema: str) -> str:
@@ -45,35 +51,70 @@ def quote_schema(schema: str) -> str:
     return f'"{schema}"'
 
 
-def parse_queries(text: str) -> dict[str, NamedQuery]:
+def parse_sql(text: str, source: str = "") -> tuple[dict[str, NamedQuery], dict[str, NamedQuery]]:
+    """The statements (`-- name:`) and the fragments (`-- fragment:`) of one file, each with its description."""
     parts = _HEADER.split(text)
-    queries: dict[str, NamedQuery] = {}
-    # parts = [preamble, name1, body1, name2, body2, ...]
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+    found: tuple[dict[str, NamedQuery], dict[str, NamedQuery]] = ({}, {})
+    # parts = [preamble, kind1, name1, body1, kind2, name2, body2, ...]
+    for kind, name, body in zip(parts[1::3], parts[2::3], parts[3::3], strict=True):
         lines = body.strip().splitlines()
         description = lines[0].removeprefix("--").strip() if lines and lines[0].startswith("--") else ""
         if not description:
-            raise ValueError(f"query {name!r} has no description line")
-        if name in queries:
-            raise ValueError(f"query {name!r} is defined twice")
-        queries[name] = NamedQuery(name, description, body.strip().rstrip(";"))
-    return queries
+            raise ValueError(f"{kind} {name!r} has no description line")
+        into = found[0] if kind == "name" else found[1]
+        if name in into:
+            raise ValueError(f"{kind} {name!r} is defined twice")
+        sql = body.strip().rstrip(";")
+        if kind == "fragment":  # its comment stays here: it would land in the middle of a statement
+            sql = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--")).strip()
+        into[name] = NamedQuery(name, description, sql, source)
+    return found
 
 
-QUERIES: dict[str, NamedQuery] = parse_queries((SQL_DIR / "queries.sql").read_text())
+def parse_queries(text: str) -> dict[str, NamedQuery]:
+    """The named statements of one file (a file of fragments has none)."""
+    return parse_sql(text)[0]
+
+
+def load_queries(directory: Path = QUERIES_DIR) -> tuple[dict[str, NamedQuery], dict[str, NamedQuery]]:
+    """Every statement and fragment of the files in `directory`; a name may be used once across them."""
+    queries: dict[str, NamedQuery] = {}
+    fragments: dict[str, NamedQuery] = {}
+    for path in sorted(directory.glob("*.sql")):
+        file_queries, file_fragments = parse_sql(path.read_text(), path.stem)
+        for into, items in ((queries, file_queries), (fragments, file_fragments)):
+            for name, item in items.items():
+                if name in into:
+                    raise ValueError(f"{name!r} is defined in both {into[name].source}.sql and {path.name}")
+                into[name] = item
+    return queries, fragments
+
+
+QUERIES, FRAGMENTS = load_queries()
+
+
+def expand(sql: str, fragments: dict[str, NamedQuery] = FRAGMENTS) -> str:
+    """The statement with each fragment's text in place of its {{name}} (fragments may use others)."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in ("schema", "queue_settings"):
+            return match.group(0)
+        if name not in fragments:
+            raise ValueError(f"unknown fragment {{{{{name}}}}}")
+        return expand(fragments[name].sql, fragments)
+
+    return _PLACEHOLDER.sub(replace, sql)
 
 
 @cache
 def queries_for(schema: str) -> dict[str, str]:
     quoted = quote_schema(schema)
     columns = ", ".join(QUEUE_SETTINGS)
-
-    def expand(sql: str) -> str:
-        for fragment in FRAGMENTS:
-            sql = sql.replace("{{" + fragment + "}}", QUERIES[f"fragment_{fragment}"].sql)
-        return sql.replace(PLACEHOLDER, quoted).replace(QUEUE_SETTINGS_PLACEHOLDER, columns)
-
-    return {name: expand(query.sql) for name, query in QUERIES.items() if not name.startswith("fragment_")}
+    return {
+        name: expand(query.sql).replace(PLACEHOLDER, quoted).replace(QUEUE_SETTINGS_PLACEHOLDER, columns)
+        for name, query in QUERIES.items()
+    }
 
 
 def schema_sql(schema: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from psycopg.rows import tuple_row
 
-from jobqueue import maintenance, options
+from jobqueue import options
 from jobqueue.client import Client, Conn, JobRef, as_list, refs
 from jobqueue.errors import MAX_SNOOZE_S, ConcurrentUpdateError, InvalidOptionError, PolicyConflictError
 from jobqueue.models import FailResult, Job, SnoozeResult
@@ -48,7 +48,7 @@ class Working(Client):
         claim the same job and never wait for each other. On a singleton,
         stately or key_strict_fifo queue, one short transaction of two
         statements: take the keys' locks (passing over keys another fetcher
-        holds), then claim one job per key (see lock_keys in queries.sql for why
+        holds), then claim one job per key (see lock_keys in sql/queries/working.sql for why
         two); under key_strict_fifo, each key's next job in the order sent, and
         none of a key whose job is active, waiting for its retry or failed. A claimed job
         expires at the earlier of its expire_in and `deadline` (the caller's
@@ -57,7 +57,7 @@ class Working(Client):
         `group_concurrency` caps the active jobs of each group (the send
         option `group`) of this queue, for all fetchers that pass it: a
         number, or {"default": n, "tiers": {tier: n}}. It is never exceeded,
-        not even briefly (see lock_groups in queries.sql).
+        not even briefly (see lock_groups in sql/queries/working.sql).
         """
         params = {
             "name": options.queue_name(name),
@@ -206,10 +206,9 @@ class Working(Client):
             flags = [options.boolean("retryable", r) for r in retryable]
             if len(flags) != len(items):
                 raise InvalidOptionError(f"retryable has {len(flags)} items for {len(items)} jobs")
-        rows = maintenance.fail_batch(
-            self.db,
-            name=options.queue_name(name),
-            ids=job_ids,
+        rows = self._fail_rows(
+            options.queue_name(name),
+            job_ids,
             started=started,
             errors=encoded,
             retryable=flags,
@@ -221,6 +220,21 @@ class Working(Client):
             failed=[r["id"] for r in rows if r["state"] == JobState.FAILED],
             dead_lettered=int(rows[0]["dead_lettered"]) if rows else 0,
         )
+
+    def _fail_rows(
+        self,
+        name: str,
+        ids: list[str],
+        *,
+        started: list[datetime] | None,
+        errors: Sequence[str | None],
+        retryable: list[bool] | None,
+        now: datetime | None,
+        conn: Conn,
+    ) -> list[dict[str, Any]]:
+        """The fail statement for jobs of one queue (fail, and expiry in maintenance): each job's id and new state."""
+        params = {"name": name, "ids": ids, "started": started, "errors": errors, "retryable": retryable, "now": now}
+        return self.db.rows("fail", params, conn)
 
     def release(self, name: str, jobs: Sequence[Job], conn: Conn = None) -> list[str]:
         """Hand back fetched jobs that were never started: queued again at once, the attempt not counted.

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from jobqueue import Queue, maintenance
+from jobqueue import Queue
 from tests.helpers import job_row
 
 
@@ -153,10 +153,10 @@ def test_maintain_holds_no_session_state(work: Queue, conn: psycopg.Connection[A
 def test_a_failed_maintenance_run_gives_its_lease_up(
     work: Queue, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(*_: Any) -> int:
+    def broken(**_: Any) -> int:
         raise RuntimeError("archive failed")
 
-    monkeypatch.setattr(maintenance, "archive", broken)
+    monkeypatch.setattr(work, "archive", broken)
     with pytest.raises(RuntimeError, match="archive failed"):
         work.maintain()
     assert conn.execute("SELECT count(*) FROM jobqueue.lease").fetchone() == (0,)

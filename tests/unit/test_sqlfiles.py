@@ -1,12 +1,23 @@
 from __future__ import annotations
 
+import dataclasses
 import re
+from pathlib import Path
 
 import pytest
 
-from jobqueue.sqlfiles import QUERIES, migrations, parse_queries, queries_for, quote_schema
+import jobqueue
+from jobqueue.models import Job
+from jobqueue.sqlfiles import FRAGMENTS, QUERIES, expand, migrations, parse_queries, queries_for, quote_schema
 
 PY_PARAM = re.compile(r"%\((\w+)\)s")
+JOBQUEUE = Path(jobqueue.__file__).parent
+
+
+def _columns(fragment: str) -> list[str]:
+    """The names of a fragment's column list: `j.id::text` -> id."""
+    text = re.sub(r"\s+", " ", FRAGMENTS[fragment].sql)
+    return [column.strip().split(".")[-1].split("::")[0] for column in text.split(",")]
 
 
 def test_every_query_has_a_description_and_no_stray_percent() -> None:
@@ -40,3 +51,35 @@ def test_quote_schema_only_accepts_identifiers() -> None:
 def test_migrations_are_numbered_in_sequence() -> None:
     numbers = [n for n, _ in migrations()]
     assert numbers == list(range(1, len(numbers) + 1))
+
+
+def test_a_claim_returns_the_first_fields_of_job_in_their_order() -> None:
+    fields = [f.name for f in dataclasses.fields(Job)]
+    claimed = _columns("claimed_columns")
+    assert claimed == fields[: len(claimed)]
+
+
+def test_a_lookup_returns_every_stored_field_of_job() -> None:
+    stored = {f.name for f in dataclasses.fields(Job)} - {"signal"}
+    assert set(_columns("job_columns")) == stored
+
+
+def test_the_queue_defaults_name_as_many_columns_as_values() -> None:
+    assert len(_columns("queue_default_columns")) == len(_columns("queue_default_values"))
+
+
+def test_every_fragment_is_used_and_every_placeholder_known() -> None:
+    texts = [q.sql for q in QUERIES.values()] + [f.sql for f in FRAGMENTS.values()]
+    for name in FRAGMENTS:
+        assert any("{{" + name + "}}" in text for text in texts), f"fragment {name} is unused"
+    for compiled in queries_for("jobqueue").values():
+        assert "{{" not in compiled
+    with pytest.raises(ValueError, match="unknown fragment"):
+        expand("SELECT {{no_such_fragment}}")
+
+
+def test_each_file_of_queries_is_run_by_the_module_of_its_name() -> None:
+    """SQL by concern: a statement lives in the file named after the module that runs it."""
+    for query in QUERIES.values():
+        source = (JOBQUEUE / f"{query.source}.py").read_text()
+        assert f'"{query.name}"' in source, f"{query.name} ({query.source}.sql) is not run by {query.source}.py"

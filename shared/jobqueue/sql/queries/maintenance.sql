@@ -1,0 +1,101 @@
+-- name: take_lease
+-- Take the named lease for `seconds`, unless another holder's has not run out yet; a row means taken.
+-- The database's clock, not `now`: a lease is about real time, whatever time a test pretends.
+INSERT INTO {{schema}}.lease AS l (name, holder, expires_on)
+VALUES (%(name)s, %(holder)s, clock_timestamp() + make_interval(secs => %(seconds)s))
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_on = excluded.expires_on
+WHERE l.expires_on <= clock_timestamp() OR l.holder = excluded.holder
+RETURNING expires_on;
+
+-- name: end_lease
+-- Give up a lease taken by take_lease (a lease taken over since is not ours to end).
+DELETE FROM {{schema}}.lease WHERE name = %(name)s AND holder = %(holder)s;
+
+-- name: lock_expired
+-- The active jobs past their deadline, oldest first, locked for expiry.
+SELECT id::text, name, started_on FROM {{schema}}.job
+WHERE expire_at < coalesce(%(now)s::timestamptz, now()) AND state = 'active'
+ORDER BY expire_at
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: archive
+-- Move up to `limit` finished jobs past their queue's archive_after into the archive, or past its
+-- delete_after when that is shorter (purge then deletes them in the same maintenance run).
+WITH due AS (
+    SELECT d.id
+    FROM {{schema}}.queue q
+    CROSS JOIN LATERAL (
+        SELECT j.id FROM {{schema}}.job j
+        WHERE j.name = q.name AND j.state > 'active'
+          AND j.completed_on < coalesce(%(now)s::timestamptz, now())
+              - make_interval(secs => least(q.archive_after, nullif(q.delete_after, 0)))
+          -- A failed key_strict_fifo job blocks its key until it is retried or deleted: it stays
+          -- here, where the policy's index sees it, until its delete_after (0: for good).
+          AND NOT (j.policy = 'key_strict_fifo' AND j.state = 'failed' AND (j.delete_after = 0
+               OR j.completed_on >= coalesce(%(now)s::timestamptz, now()) - make_interval(secs => j.delete_after)))
+        ORDER BY j.completed_on
+        LIMIT %(limit)s
+        FOR UPDATE OF j SKIP LOCKED
+    ) d
+    LIMIT %(limit)s
+), moved AS (
+    DELETE FROM {{schema}}.job j USING due WHERE j.id = due.id
+    RETURNING j.*
+)
+INSERT INTO {{schema}}.archive (
+    id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
+    retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
+    keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, group_id, group_tier,
+    errors, archived_on, delete_at
+)
+SELECT id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
+       retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
+       keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, group_id, group_tier,
+       errors, coalesce(%(now)s::timestamptz, now()),
+       -- delete_after 0 keeps the job for good, as in pg-boss.
+       CASE WHEN delete_after = 0 THEN 'infinity'::timestamptz
+            ELSE coalesce(completed_on, coalesce(%(now)s::timestamptz, now())) + make_interval(secs => delete_after)
+       END
+FROM moved;
+
+-- name: purge_archive
+-- Delete up to `limit` archived jobs past their delete_at, oldest first, from `after` on.
+-- The caller passes the latest delete_at of its previous batch: without that
+-- lower bound each batch would walk again over the index entries of every row
+-- the batches before it deleted (dead, not yet vacuumed), and a long purge
+-- would slow down batch after batch.
+WITH doomed AS (
+    SELECT id FROM {{schema}}.archive
+    WHERE delete_at < coalesce(%(now)s::timestamptz, now())
+      AND delete_at >= coalesce(%(after)s::timestamptz, '-infinity')
+    ORDER BY delete_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM {{schema}}.archive a USING doomed
+WHERE a.id = doomed.id
+RETURNING a.delete_at;
+
+-- name: purge_dependencies
+-- Edges whose child is gone (deleted, or purged from the archive), up to `limit`.
+DELETE FROM {{schema}}.dependency WHERE ctid IN (
+    SELECT d.ctid FROM {{schema}}.dependency d
+    WHERE NOT EXISTS (SELECT 1 FROM {{schema}}.job j WHERE j.id = d.child)
+      AND NOT EXISTS (SELECT 1 FROM {{schema}}.archive a WHERE a.id = d.child)
+    LIMIT %(limit)s);
+
+-- name: fail_unstarted
+-- Fail up to `limit` queued jobs that were not started within their retention.
+-- They are failed rather than deleted so that no job disappears unseen; a key_strict_fifo job is
+-- cancelled instead, so that it does not block its key (and its key's one failed job may exist).
+UPDATE {{schema}}.job SET
+    state = CASE WHEN policy = 'key_strict_fifo' THEN 'cancelled' ELSE 'failed' END::{{schema}}.job_state,
+    completed_on = coalesce(%(now)s::timestamptz, now()),
+    output = jsonb_build_object('message', 'not started within its retention period', 'type', 'RetentionExpired')
+WHERE id IN (
+    SELECT id FROM {{schema}}.job
+    WHERE state < 'active' AND keep_until < coalesce(%(now)s::timestamptz, now())
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+);

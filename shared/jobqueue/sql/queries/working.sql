@@ -1,0 +1,432 @@
+-- name: fetch
+-- Claim up to `limit` queued jobs of a standard or short queue, in priority order, in one statement.
+--
+-- The CTE is MATERIALIZED so the planner cannot fold it into the UPDATE:
+-- LIMIT with FOR UPDATE SKIP LOCKED must run exactly once, or concurrent
+-- fetchers could claim the same row. Rows another fetcher holds are skipped,
+-- never waited for. The UPDATE finds the claimed rows with `id = ANY(ARRAY(...))`
+-- rather than a join: a join's plan depends on the LIMIT's value, which made
+-- Postgres plan the statement anew at every call (its generic plan hashed the
+-- whole table); this form has one good plan, prepared once.
+WITH next AS MATERIALIZED (
+    SELECT j.id
+    FROM {{schema}}.job j
+    WHERE j.name = %(name)s
+      AND j.state < 'active'
+      AND j.start_after <= coalesce(%(now)s::timestamptz, now())
+      -- A paused queue gives nothing (a one-time check of its row, not one per job).
+      AND NOT EXISTS (SELECT 1 FROM {{schema}}.queue p WHERE p.name = %(name)s AND p.paused)
+    ORDER BY j.priority DESC, j.created_on, j.id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {{schema}}.job j SET
+    {{claim}}
+WHERE j.id = ANY(ARRAY(SELECT id FROM next))
+RETURNING {{claimed_columns}};
+
+-- name: lock_keys
+-- Keyed fetch (singleton and stately queues), first step: choose the next job of as many keys as
+-- wanted, taking each key's transaction-level advisory lock without waiting; keys another fetcher
+-- holds are passed over.
+--
+-- Only a fetcher holding a key's lock activates a job of that key, and it holds the lock until it
+-- commits. So once this step holds a key, a statement that starts afterwards (claim_keyed) sees
+-- every activation of it: that statement never touches a job another fetcher has claimed, and
+-- never waits on its completion. Done in one statement, a fetcher whose snapshot predated another
+-- fetcher's commit locked the job that fetcher had just claimed (the row lock of a rejected recheck
+-- outlives the recheck), then waited on another job's completion while that completion waited on
+-- the lock: a deadlock Postgres broke by cancelling one of them.
+WITH candidates AS MATERIALIZED (
+    SELECT j.id, j.policy, coalesce(j.singleton_key, '') AS key, j.priority, j.created_on
+    FROM {{schema}}.job j
+    WHERE j.name = %(name)s
+      AND j.state < 'active'
+      AND j.start_after <= coalesce(%(now)s::timestamptz, now())
+      AND NOT EXISTS (SELECT 1 FROM {{schema}}.queue p WHERE p.name = %(name)s AND p.paused)
+      -- Jobs keep the policy they were sent under; each policy's check is written out so
+      -- that the planner can use the policy index (its predicate names the policies).
+      AND NOT (
+          (j.policy = 'singleton' AND EXISTS (
+              SELECT 1 FROM {{schema}}.job a
+              WHERE a.name = j.name AND a.state = 'active' AND a.policy = 'singleton'
+                AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')))
+          OR (j.policy = 'stately' AND EXISTS (
+              SELECT 1 FROM {{schema}}.job a
+              WHERE a.name = j.name AND a.state = 'active' AND a.policy = 'stately'
+                AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')))
+      )
+      AND pg_try_advisory_xact_lock(
+          hashtextextended('{{schema}}.key:' || j.name || ':' || coalesce(j.singleton_key, ''), 0))
+    ORDER BY j.priority DESC, j.created_on, j.id
+    LIMIT %(limit)s
+)
+SELECT id FROM (
+    SELECT c.id, c.policy,
+           row_number() OVER (PARTITION BY c.policy, c.key ORDER BY c.priority DESC, c.created_on, c.id) AS n
+    FROM candidates c
+) ranked
+WHERE policy NOT IN ('singleton', 'stately') OR n = 1;
+
+-- name: lock_fifo_window
+-- Keyed fetch of a key_strict_fifo queue, first step, fast path: walk the first `window` ready
+-- jobs in fetch order (the fetch index, as a standard fetch does) and take each job that is its
+-- key's next job (one probe of the fifo index) on a key with nothing active, in retry or failed
+-- (one probe of the strict-fifo index), trying the key's lock only then (CASE fixes the order),
+-- until `limit` are locked. `seen` is how many jobs the window held: when it held `window` and
+-- fewer than `limit` jobs were taken, heads may lie beyond it and lock_fifo_heads, which visits
+-- every key, takes over. The window keeps the statement's cost, and so its plan, independent of
+-- the backlog's size.
+SELECT c.id, c.seen FROM (
+    SELECT w.*, count(*) OVER () AS seen FROM (
+        SELECT j.id, j.singleton_key FROM {{schema}}.job j
+        WHERE j.name = %(name)s AND j.state < 'active'
+          AND j.start_after <= coalesce(%(now)s::timestamptz, now())
+          AND NOT EXISTS (SELECT 1 FROM {{schema}}.queue p WHERE p.name = %(name)s AND p.paused)
+        ORDER BY j.priority DESC, j.created_on, j.id
+        LIMIT %(window)s
+    ) w
+) c
+WHERE CASE
+    WHEN c.id = (
+        SELECT e.id FROM {{schema}}.job e
+        WHERE e.name = %(name)s AND e.policy = 'key_strict_fifo' AND e.singleton_key = c.singleton_key
+          AND e.state < 'active' AND e.start_after <= coalesce(%(now)s::timestamptz, now())
+        ORDER BY e.state DESC, e.created_on, e.id
+        LIMIT 1)
+    AND NOT EXISTS (
+        SELECT 1 FROM {{schema}}.job b
+        WHERE b.name = %(name)s AND b.singleton_key = c.singleton_key AND b.policy = 'key_strict_fifo'
+          AND b.state IN ('active', 'retry', 'failed') AND b.id <> c.id)
+    THEN pg_try_advisory_xact_lock(hashtextextended('{{schema}}.key:' || %(name)s || ':' || c.singleton_key, 0))
+    ELSE false
+END
+LIMIT %(limit)s;
+
+-- name: lock_fifo_heads
+-- Keyed fetch of a key_strict_fifo queue, first step when lock_fifo_window's window held too few
+-- heads: the next job of as many keys as wanted, each
+-- key's advisory lock taken without waiting (as lock_keys). A key's next job is its job waiting for
+-- a retry, else its oldest ready job; a key with a job active, waiting for its retry or failed
+-- (blocked) has none to give, unless that job is the retry itself.
+--
+-- The keys are enumerated by skipping through the fifo index (one probe per key, not a scan of
+-- every queued job), and each key's next job is the first ready one in that index's order.
+WITH RECURSIVE keys AS (
+    (SELECT k.singleton_key FROM {{schema}}.job k
+     WHERE k.name = %(name)s AND k.policy = 'key_strict_fifo' AND k.state < 'active'
+       AND NOT EXISTS (SELECT 1 FROM {{schema}}.queue p WHERE p.name = %(name)s AND p.paused)
+     ORDER BY k.singleton_key LIMIT 1)
+    UNION ALL
+    SELECT (SELECT k.singleton_key FROM {{schema}}.job k
+            WHERE k.name = %(name)s AND k.policy = 'key_strict_fifo' AND k.state < 'active'
+              AND k.singleton_key > keys.singleton_key
+            ORDER BY k.singleton_key LIMIT 1)
+    FROM keys WHERE keys.singleton_key IS NOT NULL
+), heads AS MATERIALIZED (
+    SELECT h.id, h.singleton_key, h.priority, h.created_on
+    FROM keys
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.singleton_key, j.priority, j.created_on FROM {{schema}}.job j
+        WHERE j.name = %(name)s AND j.policy = 'key_strict_fifo' AND j.state < 'active'
+          AND j.singleton_key = keys.singleton_key
+          AND j.start_after <= coalesce(%(now)s::timestamptz, now())
+        ORDER BY j.state DESC, j.created_on, j.id
+        LIMIT 1
+    ) h
+    WHERE keys.singleton_key IS NOT NULL
+), ready AS MATERIALIZED (
+    SELECT j.id, j.singleton_key FROM heads j
+    WHERE NOT EXISTS (
+        SELECT 1 FROM {{schema}}.job b
+        WHERE b.name = %(name)s AND b.singleton_key = j.singleton_key AND b.policy = 'key_strict_fifo'
+          AND b.state IN ('active', 'retry', 'failed') AND b.id <> j.id)
+    ORDER BY j.priority DESC, j.created_on, j.id
+)
+-- Locks are tried in that order and only until `limit` are taken: the keys further down stay free.
+SELECT r.id FROM ready r
+WHERE pg_try_advisory_xact_lock(hashtextextended('{{schema}}.key:' || %(name)s || ':' || r.singleton_key, 0))
+LIMIT %(limit)s;
+
+-- name: lock_groups
+-- Fetch under a group limit (group_concurrency), first step: the next jobs, passing over groups at
+-- their limit, each job's group's transaction-level advisory lock taken without waiting (groups
+-- another fetcher holds are passed over; a job without a group locks itself). Only a fetcher
+-- holding a group's lock activates its jobs, so claim_grouped counts the group's active jobs
+-- exactly: the limit is never exceeded, not even briefly.
+--
+-- The jobs are walked in fetch order (the fetch index, as a standard fetch does) and each is
+-- checked, then locked, only when reached (CASE fixes that order): a plan that filtered every
+-- ready job before sorting would count and lock every group of a small backlog.
+SELECT c.id FROM (
+    SELECT j.id, j.name, j.group_id, j.group_tier
+    FROM {{schema}}.job j
+    WHERE j.name = %(name)s
+      AND j.state < 'active'
+      AND j.start_after <= coalesce(%(now)s::timestamptz, now())
+      AND NOT EXISTS (SELECT 1 FROM {{schema}}.queue p WHERE p.name = %(name)s AND p.paused)
+    ORDER BY j.priority DESC, j.created_on, j.id
+    OFFSET 0
+) c
+WHERE CASE
+    WHEN c.group_id IS NULL OR (
+        SELECT count(*) FROM {{schema}}.job a
+        WHERE a.name = c.name AND a.group_id = c.group_id AND a.state = 'active'
+    ) < coalesce((%(tiers)s::jsonb ->> c.group_tier)::integer, %(group_limit)s)
+    THEN pg_try_advisory_xact_lock(
+        hashtextextended('{{schema}}.group:' || c.name || ':' || coalesce(c.group_id, c.id::text), 0))
+    ELSE false
+END
+LIMIT %(limit)s;
+
+-- name: lock_groups_of
+-- Fetch of a keyed queue under a group limit, second step: of the jobs whose keys lock_keys or
+-- lock_fifo_heads locked, those whose group's lock (as lock_groups takes it) is free too.
+SELECT j.id FROM {{schema}}.job j
+WHERE j.id = ANY(%(ids)s::uuid[])
+  AND (j.group_id IS NULL OR pg_try_advisory_xact_lock(
+      hashtextextended('{{schema}}.group:' || j.name || ':' || j.group_id, 0)));
+
+-- name: claim_grouped
+-- Fetch under a group limit, last step, in the transaction that took the locks: of the jobs
+-- chosen, as many of each group as its limit leaves room for now (counted with a snapshot taken
+-- after the groups' locks), in priority order.
+WITH chosen AS (
+    SELECT j.id, j.group_id, j.group_tier,
+           row_number() OVER (PARTITION BY j.group_id ORDER BY j.priority DESC, j.created_on, j.id) AS n
+    FROM {{schema}}.job j
+    WHERE j.id = ANY(%(ids)s::uuid[]) AND j.state < 'active'
+), allowed AS (
+    SELECT c.id FROM chosen c
+    WHERE c.group_id IS NULL
+       OR c.n <= coalesce((%(tiers)s::jsonb ->> c.group_tier)::integer, %(group_limit)s) - (
+           SELECT count(*) FROM {{schema}}.job a
+           WHERE a.name = %(name)s AND a.group_id = c.group_id AND a.state = 'active')
+)
+UPDATE {{schema}}.job j SET
+    {{claim}}
+WHERE j.id = ANY(ARRAY(SELECT id FROM allowed))
+  AND j.state < 'active'
+  -- On a keyed queue (its keys locked first, by lock_keys or lock_fifo_heads), claim_keyed's checks.
+  {{keyed_claim_checks}}
+RETURNING {{claimed_columns}};
+
+-- name: claim_keyed
+-- Keyed fetch, second step, in lock_keys' transaction: claim the jobs it chose, checked again
+-- against a snapshot taken after their keys' locks: a job that left the queue meanwhile, or whose
+-- key has an active job, is left alone. The time is this statement's, not the transaction's: a
+-- job's start is when it was claimed, after whatever it waited for.
+UPDATE {{schema}}.job j SET
+    {{claim}}
+WHERE j.id = ANY(%(ids)s::uuid[])
+  AND j.state < 'active'
+  {{keyed_claim_checks}}
+RETURNING {{claimed_columns}};
+
+-- name: complete
+-- Complete a batch of active jobs with one output for all (or none).
+-- `started` fences the attempt: jobs fetched together share one started_on,
+-- and a job that expired and was fetched again meanwhile has a later one, so
+-- a run that outlived its expiry cannot complete the retry.
+WITH done AS (
+    UPDATE {{schema}}.job SET
+        state = 'completed',
+        completed_on = coalesce(%(now)s::timestamptz, now()),
+        expire_at = NULL,
+        output = %(output)s::jsonb
+    WHERE id = ANY(%(ids)s::uuid[])
+      AND name = %(name)s
+      AND state = 'active'
+      AND (%(started)s::timestamptz[] IS NULL OR started_on = ANY(%(started)s::timestamptz[]))
+    RETURNING id
+), {{resolve_dependents}}
+SELECT id::text FROM done;
+
+-- name: complete_each
+-- Complete a batch of active jobs, each with its own output (fenced like complete).
+WITH done AS (
+    UPDATE {{schema}}.job j SET
+        state = 'completed',
+        completed_on = coalesce(%(now)s::timestamptz, now()),
+        expire_at = NULL,
+        output = t.output
+    FROM unnest(%(ids)s::uuid[], %(outputs)s::jsonb[]) AS t(id, output)
+    WHERE j.id = ANY(%(ids)s::uuid[])
+      AND j.id = t.id
+      AND j.name = %(name)s
+      AND j.state = 'active'
+      AND (%(started)s::timestamptz[] IS NULL OR j.started_on = ANY(%(started)s::timestamptz[]))
+    RETURNING j.id
+), {{resolve_dependents}}
+SELECT id::text FROM done;
+
+-- name: release
+-- Put claimed jobs that never started back in the queue, the attempt not counted: a worker that
+-- claimed more than it could start before its end hands them back instead of letting them expire.
+-- They wait in retry (the only way back from active the state machine allows), ready at once.
+UPDATE {{schema}}.job SET
+    state = 'retry',
+    started_on = NULL,
+    expire_at = NULL,
+    start_after = now()
+WHERE id = ANY(%(ids)s::uuid[])
+  AND name = %(name)s
+  AND state = 'active'
+  AND started_on = ANY(%(started)s::timestamptz[])
+RETURNING id::text;
+
+-- name: snooze
+-- Put running jobs back to run again after `seconds`, the attempt not counted (as release does),
+-- unless a job has snoozed `max_snoozes` times already: those are returned with allowed = false
+-- for the caller to fail. A snoozed job waits in retry, so that on a key_strict_fifo queue it
+-- keeps its key's place and holds back the jobs sent after it.
+WITH candidates AS (
+    SELECT j.id, j.snoozes < %(max_snoozes)s AS allowed
+    FROM {{schema}}.job j
+    WHERE j.id = ANY(%(ids)s::uuid[])
+      AND j.name = %(name)s
+      AND j.state = 'active'
+      AND (%(started)s::timestamptz[] IS NULL OR j.started_on = ANY(%(started)s::timestamptz[]))
+    FOR UPDATE
+), snoozed AS (
+    UPDATE {{schema}}.job j SET
+        state = 'retry',
+        started_on = NULL,
+        expire_at = NULL,
+        start_after = coalesce(%(now)s::timestamptz, now()) + make_interval(secs => %(seconds)s),
+        snoozes = j.snoozes + 1
+    FROM candidates c
+    WHERE j.id = c.id AND c.allowed
+    RETURNING j.id
+)
+SELECT c.id::text AS id, c.allowed FROM candidates c;
+
+-- name: fail
+-- Fail a batch of unfinished jobs (active, or still queued as pg-boss allows), each with its own
+-- error, in one statement: a job with attempts left (and a retryable error) goes to retry after its backoff,
+-- any other goes to failed and, if it has a dead letter queue, a copy of it is
+-- sent there. A stately job goes to failed when its key already has a job
+-- waiting in retry, since the policy allows only one.
+WITH RECURSIVE input AS (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(errors)s::jsonb[], %(retryable)s::boolean[]) AS t(id, error, retryable)
+), failing AS (
+    SELECT j.id, t.error,
+           coalesce(t.retryable, true)
+           AND j.retry_count < j.retry_limit
+           AND NOT (j.policy = 'stately' AND EXISTS (
+               SELECT 1 FROM {{schema}}.job r
+               WHERE r.name = j.name AND r.state = 'retry' AND r.policy = 'stately' AND r.id <> j.id
+                 AND coalesce(r.singleton_key, '') = coalesce(j.singleton_key, ''))) AS will_retry
+    FROM {{schema}}.job j JOIN input t ON j.id = t.id
+    -- Repeating the ids as an array gives the planner a primary key lookup
+    -- whatever it believes about the number of active jobs.
+    WHERE j.id = ANY(%(ids)s::uuid[])
+      AND j.name = %(name)s
+      AND j.state < 'completed'
+      AND (%(started)s::timestamptz[] IS NULL OR j.started_on = ANY(%(started)s::timestamptz[]))
+), updated AS (
+    UPDATE {{schema}}.job j SET
+        state = CASE WHEN f.will_retry THEN 'retry' ELSE 'failed' END::{{schema}}.job_state,
+        start_after = CASE WHEN f.will_retry
+            THEN coalesce(%(now)s::timestamptz, now()) + make_interval(secs =>
+                {{schema}}.retry_delay_seconds(j.retry_count, j.retry_delay, j.retry_backoff, j.retry_delay_max, random()))
+            ELSE j.start_after END,
+        completed_on = CASE WHEN f.will_retry THEN NULL ELSE coalesce(%(now)s::timestamptz, now()) END,
+        expire_at = NULL,
+        output = f.error,
+        -- The attempt's error joins the job's history (the newest 20 kept).
+        errors = jsonb_path_query_array(
+            coalesce(j.errors, '[]'::jsonb) || jsonb_build_array(
+                jsonb_build_object('attempt', j.retry_count + 1, 'at', coalesce(%(now)s::timestamptz, now()))
+                || CASE WHEN jsonb_typeof(f.error) = 'object' THEN f.error ELSE jsonb_build_object('message', f.error) END),
+            '$[last - 19 to last]')
+    FROM failing f
+    WHERE j.id = ANY(%(ids)s::uuid[]) AND j.id = f.id AND j.state < 'completed'
+    RETURNING j.id, j.name, j.data, j.state, j.output, j.dead_letter
+), dead AS (
+    INSERT INTO {{schema}}.job (
+        name, priority, data, origin, {{queue_default_columns}}
+    )
+    SELECT q.name, 0, u.data,
+           jsonb_build_object('dead_letter_of', jsonb_build_object('queue', u.name, 'id', u.id::text, 'error', u.output)),
+           {{queue_default_values}}
+    FROM updated u JOIN {{schema}}.queue q ON q.name = u.dead_letter
+    WHERE u.state = 'failed'
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), ended AS (
+    SELECT id FROM updated WHERE state = 'failed'
+), {{cancel_below}}
+SELECT u.id::text AS id, u.state::text AS state, (SELECT count(*) FROM dead) AS dead_lettered FROM updated u;
+
+-- name: no_longer_active
+-- Of the given attempts (id, started_on), those that are not active any more: cancelled,
+-- deleted, or expired and handed to another worker meanwhile.
+SELECT t.id::text FROM unnest(%(ids)s::uuid[], %(started)s::timestamptz[]) AS t(id, started_on)
+WHERE NOT EXISTS (
+    SELECT 1 FROM {{schema}}.job j
+    WHERE j.id = t.id AND j.state = 'active' AND j.started_on = t.started_on);
+
+-- name: cancel
+-- Cancel jobs in `states` (those that have not finished; an active one's later completion is ignored).
+WITH RECURSIVE ended AS (
+    UPDATE {{schema}}.job SET state = 'cancelled', completed_on = now(), expire_at = NULL
+    WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[]) AND state = ANY(%(states)s::{{schema}}.job_state[])
+    RETURNING id
+), {{cancel_below}}
+SELECT id::text FROM ended;
+
+-- name: requeue
+-- Put jobs in `states`, failed (retry) or cancelled (resume), back in the queue as new, with
+-- a fresh set of attempts, from the hot table or the archive. A job whose key
+-- already has a queued job under a short or stately policy, or a queued or active
+-- one under exclusive, is left where it is.
+WITH hot AS (
+    UPDATE {{schema}}.job j SET
+        state = 'created', retry_count = 0, start_after = now(), started_on = NULL,
+        expire_at = NULL, completed_on = NULL,
+        keep_until = now() + (j.keep_until - j.start_after)
+    WHERE j.name = %(name)s AND j.id = ANY(%(ids)s::uuid[]) AND j.state = ANY(%(states)s::{{schema}}.job_state[])
+      AND NOT (j.policy IN ('short', 'stately') AND EXISTS (
+          SELECT 1 FROM {{schema}}.job c
+          WHERE c.name = j.name AND c.state = 'created' AND c.policy = j.policy
+            AND coalesce(c.singleton_key, '') = coalesce(j.singleton_key, '')))
+      AND NOT (j.policy = 'exclusive' AND EXISTS (
+          SELECT 1 FROM {{schema}}.job c
+          WHERE c.name = j.name AND c.state <= 'active' AND c.policy = 'exclusive'
+            AND coalesce(c.singleton_key, '') = coalesce(j.singleton_key, '')))
+    RETURNING j.id
+), cold AS (
+    DELETE FROM {{schema}}.archive a
+    WHERE a.name = %(name)s AND a.id = ANY(%(ids)s::uuid[]) AND a.state = ANY(%(states)s::{{schema}}.job_state[])
+      AND NOT (a.policy IN ('short', 'stately') AND EXISTS (
+          SELECT 1 FROM {{schema}}.job c
+          WHERE c.name = a.name AND c.state = 'created' AND c.policy = a.policy
+            AND coalesce(c.singleton_key, '') = coalesce(a.singleton_key, '')))
+      AND NOT (a.policy = 'exclusive' AND EXISTS (
+          SELECT 1 FROM {{schema}}.job c
+          WHERE c.name = a.name AND c.state <= 'active' AND c.policy = 'exclusive'
+            AND coalesce(c.singleton_key, '') = coalesce(a.singleton_key, '')))
+    RETURNING a.*
+), restored AS (
+    INSERT INTO {{schema}}.job (
+        id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
+        retry_delay_max, expire_in, start_after, singleton_key, singleton_on, keep_until,
+        delete_after, dead_letter, created_on, output, origin, group_id, group_tier
+    )
+    SELECT id, name, priority, data, 'created', policy, retry_limit, 0, retry_delay, retry_backoff,
+           retry_delay_max, expire_in, now(), singleton_key, singleton_on, now() + (keep_until - start_after),
+           delete_after, dead_letter, created_on, output, origin, group_id, group_tier
+    FROM cold
+    RETURNING id
+)
+SELECT id::text FROM hot UNION ALL SELECT id::text FROM restored;
+
+-- name: delete_jobs
+-- Delete jobs of a queue, wherever they are.
+WITH hot AS (
+    DELETE FROM {{schema}}.job WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[]) RETURNING id
+), cold AS (
+    DELETE FROM {{schema}}.archive WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[]) RETURNING id
+)
+SELECT id::text FROM hot UNION ALL SELECT id::text FROM cold;
