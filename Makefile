@@ -63,7 +63,7 @@ bench-quick: install postgres ## The benchmarks with small counts (about a minut
 	$(PY) -m bench --quick $(ARGS)
 
 template: install ## Regenerate template.yaml from the platform's job types (JOBS_PLATFORM, default pods.jobs)
-	$(PY) -m local.template_gen
+	$(PY) -m deploy.template
 
 SAM_VENV ?= .venv-sam
 # sam build needs the Lambda runtime's Python (3.12) on PATH. pyenv keeps one here;

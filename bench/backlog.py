@@ -23,12 +23,12 @@ QUEUE = "send-email"
 
 def drain_backlog(dsn: str, jobs: int, concurrency: int, max_jobs: int = 1000) -> dict[str, Any]:
     from jobqueue import Queue
-    from runtime import platform
+    from runtime import catalog
 
     environment = {
         "DATABASE_URL": dsn,
         "QUEUE_NAME": QUEUE,
-        "JOBS_PLATFORM": "bench.noop_platform",
+        "JOBS_PLATFORM": "bench.noop_catalog",
         "MAX_JOBS": str(max_jobs),
         "MAX_CONCURRENCY": str(concurrency),
         "POWERTOOLS_METRICS_NAMESPACE": "Bench",
@@ -40,7 +40,7 @@ def drain_backlog(dsn: str, jobs: int, concurrency: int, max_jobs: int = 1000) -
     os.environ.setdefault("JOBS_PLATFORM", "pods.jobs")
     with Queue(dsn) as queue:
         queue.migrate()
-        platform.register(queue)
+        catalog.register(queue)
         queue.db.connection().execute("TRUNCATE jobqueue.job, jobqueue.archive")
         for start in range(0, jobs, 10_000):
             queue.insert(QUEUE, [{"data": {"to": "someone@example.com"}}] * min(10_000, jobs - start))

@@ -95,7 +95,7 @@ def measure(dsn: str, rounds: int) -> dict[str, Any]:
         }
     )
     from jobqueue import Job, Queue
-    from runtime import bootstrap, handlers, platform, scale
+    from runtime import bootstrap, catalog, handlers, scale
 
     started = threading.Event()
     start_times: list[float] = []
@@ -106,7 +106,7 @@ def measure(dsn: str, rounds: int) -> dict[str, Any]:
 
     producer = Queue(dsn)
     producer.migrate()
-    platform.register(producer)  # so that the producer can send before the first worker runs
+    catalog.register(producer)  # so that the producer can send before the first worker runs
     handlers.set_handler(QUEUE, handler)
 
     # A job waits; a new container imports the function and is invoked for the first time.

@@ -134,12 +134,12 @@ def _worker(queue: Any, count: int, batch_size: int, team_size: int) -> dict[str
 def compare(dsn: str, count: int, configs: list[tuple[int, int]], defaults: tuple[int, int]) -> dict[str, Any]:
     """The core, then the worker function at each (batch size, team size), alternating."""
     from jobqueue import Queue
-    from runtime import platform
+    from runtime import catalog
 
     os.environ.setdefault("JOBS_PLATFORM", "pods.jobs")
     with Queue(dsn) as queue:
         queue.migrate()
-        platform.register(queue)
+        catalog.register(queue)
         rows = []
         for batch_size, team_size in configs:
             core = _core(queue, count)

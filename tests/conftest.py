@@ -15,14 +15,14 @@ from pytest_postgresql import factories
 from pytest_postgresql.executors.noop import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
+from deploy.template import DEFAULT_PLATFORM
 from jobqueue import Queue
 from local.embedded_postgres import EmbeddedPostgres, free_port, temporary_postgres
-from local.template_gen import DEFAULT_PLATFORM
-from runtime import handlers, platform
+from runtime import catalog, handlers
 
 # The runtime serves the platform JOBS_PLATFORM names, here as in template.yaml
 # (functions run in subprocesses inherit it).
-os.environ.setdefault(platform.VARIABLE, DEFAULT_PLATFORM)
+os.environ.setdefault(catalog.VARIABLE, DEFAULT_PLATFORM)
 
 
 @pytest.fixture(autouse=True)

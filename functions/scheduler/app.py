@@ -4,7 +4,7 @@ from typing import Any
 
 from runtime import bootstrap
 from runtime.observability import logger, metrics, tracer
-from runtime.scheduling import tick
+from runtime.scheduler import tick
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -7,8 +7,8 @@ maintenance may start it sooner (runtime.scale).
 from typing import Any
 
 from runtime import worker
+from runtime.config import WorkerSettings
 from runtime.observability import logger, metrics, tracer
-from runtime.settings import WorkerSettings
 
 SETTINGS = WorkerSettings.from_env()
 

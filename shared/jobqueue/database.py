@@ -43,13 +43,12 @@ from jobqueue.sqlfiles import queries_for, quote_schema
 
 Params = Mapping[str, Any]
 _MISSING_KEY = re.compile(r"Key \(\w+\)=\((.*)\) is not present")
-# The constraints whose violation is the caller's doing (schema.sql names them).
+# The constraints whose violation is the caller's doing (schema.sql names them). A queue that
+# names itself its dead letter queue (queue_check) is refused before any statement, by queues.py.
 DEAD_LETTER_FK = "queue_dead_letter_fkey"
-NOT_OWN_DEAD_LETTER = "queue_check"
 POLICY_INDEXES = frozenset({"job_policy", "job_throttle", "job_exclusive", "job_strict_fifo"})
 # Check constraints a caller can violate, and what to tell them.
 CHECKS = {
-    NOT_OWN_DEAD_LETTER: "queue {name!r} cannot be its own dead letter queue",
     "job_strict_fifo_key": "queue {name!r} is key_strict_fifo: every job needs a singleton_key",
 }
 # How PgBouncer and RDS Proxy refuse the `options` startup parameter.

@@ -24,8 +24,14 @@ class Queues(Client):
         - ``singleton``: at most one *active* job per key; more may wait.
         - ``stately``: at most one job per key in each of created, retry and
           active; a send while one is created returns None.
+        - ``exclusive``: at most one job per key queued or active; a send while
+          one is queued or active returns None.
+        - ``key_strict_fifo``: a key's jobs run one at a time in the order sent,
+          and a failed job blocks its key until it is retried or deleted; every
+          job needs a singleton key.
 
-        Jobs without a singleton key share the key "" under these policies.
+        Jobs without a singleton key share the key "" under these policies
+        (but key_strict_fifo, which refuses them).
         Unset settings take the defaults declared in jobqueue.settings.
         """
         checked = with_defaults(self._checked_settings(name, settings))

@@ -11,7 +11,7 @@ batch goes through json_to_recordset under ON CONFLICT DO NOTHING.
 For COPY the row's values are computed here, exactly as the insert statement
 computes them in SQL: an option given, else the queue's setting; start_after
 from the batch transaction's now(); keep_until = start_after + retention.
-tests/integration/test_write_path.py checks that both give the same rows.
+tests/jobqueue/test_write_path.py checks that both give the same rows.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ declarations come: the keyword arguments of `create_queue`, `update_queue`,
 misspelt option), the validation of every value, the defaults a new queue
 gets (the SQL has none of its own), the column list of the queue table's
 settings in the SQL (`{{queue_settings}}`), and the README's table
-(tests/unit/test_settings.py checks that it agrees).
+(tests/jobqueue/test_settings.py checks that it agrees).
 
 `None` always means "not given": the queue's setting for a send option, the
 default for a queue setting.
@@ -331,7 +331,6 @@ def _options(declaration: type) -> dict[str, Option]:
     return found
 
 
-JOB_SETTINGS: Final = _options(JobSettings)
 QUEUE_SETTINGS: Final = _options(QueueSettings)
 SEND_OPTIONS: Final = _options(SendOptions)
 

@@ -2,7 +2,7 @@
 
 The database is the authority: the `job_state_transition` trigger in
 sql/schema.sql refuses any other change of state. This module mirrors it for Python callers, and
-tests/integration/test_states.py checks that the two agree.
+tests/jobqueue/test_states.py checks that the two agree.
 
     created --fetch--> active --complete--> completed
        |                 |--fail, attempts left--> retry --(start_after)--> active
@@ -30,6 +30,9 @@ class JobState(StrEnum):
 QUEUED: frozenset[JobState] = frozenset({JobState.CREATED, JobState.RETRY})
 FINISHED: frozenset[JobState] = frozenset({JobState.COMPLETED, JobState.CANCELLED, JobState.FAILED})
 
+# The operations that put a finished job back in the queue, by the state they take it from.
+REQUEUED_BY: dict[JobState, str] = {JobState.FAILED: "retry", JobState.CANCELLED: "resume"}
+
 TRANSITIONS: frozenset[tuple[JobState, JobState]] = frozenset(
     {
         (JobState.CREATED, JobState.ACTIVE),
@@ -43,17 +46,15 @@ TRANSITIONS: frozenset[tuple[JobState, JobState]] = frozenset(
         (JobState.ACTIVE, JobState.RETRY),
         (JobState.ACTIVE, JobState.FAILED),
         (JobState.ACTIVE, JobState.CANCELLED),
-        (JobState.FAILED, JobState.CREATED),  # retry()
-        (JobState.CANCELLED, JobState.CREATED),  # resume()
     }
+    | {(old, JobState.CREATED) for old in REQUEUED_BY}
 )
 
 
 # What the operations on jobs accept, derived from the transitions above.
 CANCELLABLE: frozenset[JobState] = frozenset(old for old, new in TRANSITIONS if new is JobState.CANCELLED)
-RETRYABLE: frozenset[JobState] = frozenset({JobState.FAILED})  # retry(): failed -> created
-RESUMABLE: frozenset[JobState] = frozenset({JobState.CANCELLED})  # resume(): cancelled -> created
-assert all((old, JobState.CREATED) in TRANSITIONS for old in RETRYABLE | RESUMABLE)
+RETRYABLE: frozenset[JobState] = frozenset(old for old, by in REQUEUED_BY.items() if by == "retry")
+RESUMABLE: frozenset[JobState] = frozenset(old for old, by in REQUEUED_BY.items() if by == "resume")
 
 
 def can_transition(old: JobState, new: JobState) -> bool:

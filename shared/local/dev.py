@@ -42,7 +42,7 @@ from local.screen import Screen
 from local.stack import LocalStack
 from local.stack_settings import StackSettings
 from pods import lifecycle
-from runtime import platform
+from runtime import catalog
 
 ONCE_TIMEOUT_S = 120.0
 PLAIN_EVERY_S = 10.0  # a status line this often when the output is not a terminal
@@ -207,7 +207,7 @@ def run_once(stack: LocalStack, queue: Queue, screen: Screen) -> int:
                 )
                 more.append(queue.send("health-check", {}))
                 # What the scheduler sends for each scheduled job type, through its worker.
-                for job_type in platform.load().job_types:
+                for job_type in catalog.load().job_types:
                     more += [queue.send(job_type.name, dict(s.data)) for s in job_type.schedules]
                 expected.update({str(job_id): "completed" for job_id in more if job_id is not None})
                 phase = 1

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from local import sam_template
+from deploy import sam_template
 from local.lambda_runner import RESULT_MARK
-from runtime import platform
+from runtime import catalog
 
 LOCAL_DEFAULTS = {"AWS_DEFAULT_REGION": "eu-west-1"}
 # Locally there is no X-Ray daemon to send traces to, whatever the template says.
@@ -54,8 +54,8 @@ def environment(function: sam_template.Function, overrides: dict[str, str] | Non
     for key in (
         "DATABASE_URL",
         "API_TOKEN",
-        platform.VARIABLE,
-        platform.OVERRIDES_VARIABLE,
+        catalog.VARIABLE,
+        catalog.OVERRIDES_VARIABLE,
         "AWS_ENDPOINT_URL",
         *from_aws,
     ):

@@ -27,7 +27,7 @@ from typing import Any
 
 import boto3
 
-from local import sam_template
+from deploy import sam_template
 
 FILE_NAME = "sam-env.json"
 LOOPBACK = "127.0.0.1"

@@ -30,14 +30,15 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
+from deploy import sam_template, template
 from jobqueue import Queue, QueueSettings
-from local import invoke, sam_template, template_gen
+from local import invoke
 from local.embedded_postgres import EmbeddedPostgres, free_port
 from local.fake_github import FakeGitHub
 from local.fake_host_agent import FakeHostAgent
 from local.lambda_runner import Context
 from local.stack_settings import StackSettings
-from runtime import platform, scale
+from runtime import catalog, scale
 
 HOSTS = (("host-1", "dev.small", 10), ("host-2", "dev.small", 10), ("host-3", "dev.large", 4))
 SNAPSHOT_BUCKET = "pod-snapshots"
@@ -114,7 +115,7 @@ class LocalStack:
         self.github = FakeGitHub(github_token)
         self.github.__enter__()
         self.env = {
-            platform.VARIABLE: template_gen.platform_spec(),
+            catalog.VARIABLE: template.platform_spec(),
             "DATABASE_URL": self.postgres.url("jobs"),
             "AWS_ENDPOINT_URL": moto_url,
             "AWS_ACCESS_KEY_ID": "local",
@@ -126,7 +127,7 @@ class LocalStack:
             "GITHUB_API_URL": self.github.url,
             "GITHUB_TOKEN": github_token,
             # Every function's cold start registers the queues: each must lay the local retries over.
-            platform.OVERRIDES_VARIABLE: json.dumps(LOCAL_RETRY),
+            catalog.OVERRIDES_VARIABLE: json.dumps(LOCAL_RETRY),
             # A provision waits this long for a free slot (pods.lifecycle), at the demo's pace.
             "CAPACITY_WAIT_S": "2",
             "POWERTOOLS_METRICS_NAMESPACE": "JobsLocal",
@@ -145,7 +146,7 @@ class LocalStack:
         self.agents = [FakeHostAgent(host_key, host_index=i + 1).start() for i in range(len(HOSTS))]
         with Queue(self.env["DATABASE_URL"]) as queue:
             queue.migrate()
-            platform.register(queue)  # with LOCAL_RETRY laid over (JOBS_QUEUE_OVERRIDES, as every cold start)
+            catalog.register(queue)  # with LOCAL_RETRY laid over (JOBS_QUEUE_OVERRIDES, as every cold start)
         self._seed_hosts()
         scale.set_lambda_client(self.lambda_service)
         self._load_functions()
@@ -264,7 +265,7 @@ class LocalStack:
         from pods import context
         from runtime import bootstrap
 
-        context.set_platform(None)
+        context.set_resources(None)
         bootstrap.reset()
         if getattr(self, "moto", None) is not None:
             self.moto.stop()

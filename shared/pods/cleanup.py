@@ -12,7 +12,7 @@ from typing import Any
 
 from jobqueue import Job
 from pods.clients.github import GitHub
-from pods.context import Platform
+from pods.context import Resources
 from pods.schema import QUERIES
 from pods.snapshots import s3
 from runtime.observability import logger
@@ -33,12 +33,12 @@ def _delete_in_batches(conn: Any, query: str, before: datetime) -> int:
 
 
 def cleanup_old(
-    platform: Platform, job: Job, now: datetime | None = None, github: GitHub | None = None
+    resources: Resources, job: Job, now: datetime | None = None, github: GitHub | None = None
 ) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     github = github or GitHub.from_env()
     counts: dict[str, Any] = {}
-    with platform.connection() as conn:
+    with resources.connection() as conn:
         metrics_before = now - timedelta(days=METRICS_DAYS)
         counts["server_metrics"] = _delete_in_batches(conn, "delete_old_server_metrics", metrics_before)
         counts["pod_metrics"] = _delete_in_batches(conn, "delete_old_pod_metrics", metrics_before)

@@ -7,7 +7,6 @@ own transaction.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,14 +16,14 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from jobqueue import Queue
-from pods import schema
+from pods import config, schema
 from pods.clients.host_agent import HostAgent
 from runtime.connection import queue_on
 from runtime.secrets import secret_or_env
 
 
 @dataclass
-class Platform:
+class Resources:
     pool: ConnectionPool[Any]
     # None: read when a handler first talks to a host agent. Only the job types
     # that do may read the secret (template.yaml grants it to them alone).
@@ -43,7 +42,7 @@ class Platform:
         if self.host_api_key is None:
             # Read on first use, like the key: only job types that talk to host agents declare it.
             self.host_api_key = host_api_key()
-            self.agent_address = self.agent_address or os.environ.get("HOST_AGENT_ADDRESS") or None
+            self.agent_address = self.agent_address or config.host_agent_address()
         return HostAgent(self.agent_address or address, port, self.host_api_key, self.agent_timeout)
 
     @staticmethod
@@ -52,20 +51,20 @@ class Platform:
         return queue_on(conn)
 
 
-_platform: Platform | None = None
+_resources: Resources | None = None
 
 
 def host_api_key() -> str:
     return str(secret_or_env("HOST_API_KEY_SECRET_ARN", "HOST_API_KEY"))
 
 
-def platform() -> Platform:
-    global _platform  # noqa: PLW0603 - one per container
-    if _platform is None:
+def resources() -> Resources:
+    global _resources  # noqa: PLW0603 - one per container
+    if _resources is None:
+        from runtime.config import ConnectionSettings
         from runtime.connection import database_url
-        from runtime.settings import ConnectionSettings
 
-        size = int(os.environ.get("TEAM_SIZE", "5"))
+        size = config.team_size()
         pool: ConnectionPool[Any] = ConnectionPool(
             database_url(),
             min_size=1,
@@ -77,17 +76,17 @@ def platform() -> Platform:
         )
         with pool.connection() as conn:
             schema.migrate(conn)
-        _platform = Platform(
+        _resources = Resources(
             pool,
             None,
-            float(os.environ.get("HOST_AGENT_TIMEOUT", "10")),
+            config.host_agent_timeout(),
         )
-    return _platform
+    return _resources
 
 
-def set_platform(value: Platform | None) -> None:
+def set_resources(value: Resources | None) -> None:
     """Tests and the local stack provide their own."""
-    global _platform  # noqa: PLW0603
-    if _platform is not None and value is None:
-        _platform.pool.close()
-    _platform = value
+    global _resources  # noqa: PLW0603
+    if _resources is not None and value is None:
+        _resources.pool.close()
+    _resources = value

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from string import Template
 from typing import Any
 
 from jobqueue import Job, JobError
-from pods.context import Platform
+from pods import config
+from pods.context import Resources
 from pods.payloads import optional, require
 from pods.schema import QUERIES
 
@@ -37,13 +37,13 @@ def ses() -> Any:
     return boto3.client("ses")
 
 
-def send_email(platform: Platform, job: Job) -> dict[str, Any]:
+def send_email(resources: Resources, job: Job) -> dict[str, Any]:
     to = require(job.data, "to")
     template = require(job.data, "template")
     params = optional(job.data, "params", dict) or {}
     subject, body = render(template, params)
-    sender = os.environ.get("EMAIL_FROM", "noreply@pods.local")
-    with platform.connection() as conn, conn.transaction():
+    sender = config.email_from()
+    with resources.connection() as conn, conn.transaction():
         # The row is written first and kept only if the send succeeds: a retry
         # finds it and stops; a failed send rolls it back and the retry sends.
         claimed = conn.execute(

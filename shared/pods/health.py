@@ -15,7 +15,7 @@ from typing import Any
 from jobqueue import Job
 from pods import lifecycle
 from pods.clients.host_agent import HostAgentError
-from pods.context import Platform
+from pods.context import Resources
 from pods.payloads import optional
 from pods.records import pod
 from pods.schema import QUERIES
@@ -24,13 +24,13 @@ TEAM_SIZE = 5  # pods checked at once by one health-check job
 HEALTH_TIMEOUT_S = 5.0  # a pod that has not answered by then is unhealthy
 
 
-def check_pod(platform: Platform, pod_id: str) -> str:
+def check_pod(resources: Resources, pod_id: str) -> str:
     """Check one pod; returns "healthy", "unhealthy" (restart queued) or "unreachable"."""
-    with platform.connection() as conn:
+    with resources.connection() as conn:
         row = pod(conn, pod_id)
         if row["host_id"] is None or row["status"] not in ("running", "unhealthy", "restarting"):
             return "skipped"
-        agent = platform.agent(row["host_address"], row["host_port"])
+        agent = resources.agent(row["host_address"], row["host_port"])
         try:
             healthy = agent.health(pod_id, timeout=HEALTH_TIMEOUT_S)
         except HostAgentError:
@@ -41,27 +41,27 @@ def check_pod(platform: Platform, pod_id: str) -> str:
             return "healthy"
         with conn.transaction():
             if conn.execute(QUERIES["health_seen"], {"id": pod_id}).fetchone() is not None:
-                lifecycle.request(platform.queue(conn), "restart", pod_id, reason=lifecycle.UNHEALTHY)
+                lifecycle.request(resources.queue(conn), "restart", pod_id, reason=lifecycle.UNHEALTHY)
         return "unhealthy"
 
 
-def health_check(platform: Platform, job: Job) -> dict[str, Any]:
+def health_check(resources: Resources, job: Job) -> dict[str, Any]:
     pod_id = optional(job.data, "podId")
     if pod_id is not None:
-        return {pod_id: check_pod(platform, pod_id)}
+        return {pod_id: check_pod(resources, pod_id)}
     # No pod given: check all running pods.
-    with platform.connection() as conn:
+    with resources.connection() as conn:
         pod_ids = [row[0] for row in conn.execute(QUERIES["running_pods"]).fetchall()]
     with ThreadPoolExecutor(TEAM_SIZE) as pool:
-        results = list(pool.map(lambda pid: check_pod(platform, pid), pod_ids))
+        results = list(pool.map(lambda pid: check_pod(resources, pid), pod_ids))
     return dict(zip(pod_ids, results, strict=True))
 
 
-def health_check_all(platform: Platform, job: Job) -> dict[str, Any]:
-    with platform.connection() as conn:
+def health_check_all(resources: Resources, job: Job) -> dict[str, Any]:
+    with resources.connection() as conn:
         pod_ids = [row[0] for row in conn.execute(QUERIES["running_pods"]).fetchall()]
         ids = (
-            platform.queue(conn).insert("health-check", [{"data": {"podId": pid}} for pid in pod_ids])
+            resources.queue(conn).insert("health-check", [{"data": {"podId": pid}} for pid in pod_ids])
             if pod_ids
             else []
         )

@@ -18,8 +18,8 @@ from typing import Any, Final
 
 from jobqueue import Job, Policy
 from pods import cleanup, email, health, lifecycle, usage
-from pods.context import Platform, platform
-from runtime.jobtypes import Catalog, Handler, JobType, Parameter, Permission, Schedule, Secret
+from pods.context import Resources, resources
+from runtime.jobtypes import Catalog, CronEntry, Handler, JobType, Parameter, Permission, Secret
 
 DEAD_LETTERS: Final = "dead-letters"
 DAY: Final = 86_400
@@ -43,11 +43,11 @@ SNAPSHOTS = "arn:${AWS::Partition}:s3:::${SnapshotBucketName}/snapshots/*"
 BUCKET_ENV = {"SNAPSHOT_BUCKET": "${SnapshotBucketName}"}
 
 
-def with_platform(function: Callable[[Platform, Job], Any]) -> Handler:
-    """A handler that gets the container's shared Platform (pool, host agents' key) with each job."""
+def with_resources(function: Callable[[Resources, Job], Any]) -> Handler:
+    """A handler that gets the container's shared Resources (pool, host agents' key) with each job."""
 
     def handle(job: Job) -> Any:
-        return function(platform(), job)
+        return function(resources(), job)
 
     handle.__name__ = handle.__qualname__ = function.__name__
     return handle
@@ -60,7 +60,7 @@ HOST_AGENT_ENV = {"HOST_AGENT_ADDRESS": ""}
 
 def on_host(
     name: str,
-    function: Callable[[Platform, Job], Any],
+    function: Callable[[Resources, Job], Any],
     description: str,
     environment: dict[str, str] | None = None,
     **more: Any,
@@ -68,7 +68,7 @@ def on_host(
     """A job type whose handler talks to the host agents (and so reads their key)."""
     return JobType(
         name,
-        with_platform(function),
+        with_resources(function),
         description,
         secrets=(HOST_API_KEY,),
         environment={**HOST_AGENT_ENV, **(environment or {})},
@@ -119,33 +119,33 @@ CATALOG: Final = Catalog(
         # Scheduled work under "short": a tick that finds the previous run still waiting adds nothing.
         JobType(
             "health-check-all",
-            with_platform(health.health_check_all),
+            with_resources(health.health_check_all),
             "Queues a health check of every running pod",
             policy=Policy.SHORT,
             settings={"expire_in": 300},
-            schedules=(Schedule("*/5 * * * *"),),
+            schedules=(CronEntry("*/5 * * * *"),),
             sends_to=("health-check",),
         ),
         JobType(
             "cleanup-old",
-            with_platform(cleanup.cleanup_old),
+            with_resources(cleanup.cleanup_old),
             "Deletes old metrics, logs, terminated pods (and their deploy keys) and snapshots",
             policy=Policy.SHORT,
-            schedules=(Schedule("0 2 * * *"),),
+            schedules=(CronEntry("0 2 * * *"),),
             permissions=(Permission(("s3:DeleteObject",), SNAPSHOTS),),
             secrets=(GITHUB_TOKEN,),
             environment={**BUCKET_ENV, "GITHUB_API_URL": "https://api.github.com"},
         ),
         JobType(
             "calculate-usage",
-            with_platform(usage.calculate_usage),
+            with_resources(usage.calculate_usage),
             "Records each owner's pod hours of the past hour",
             policy=Policy.SHORT,
-            schedules=(Schedule("0 * * * *"),),
+            schedules=(CronEntry("0 * * * *"),),
         ),
         JobType(
             "send-email",
-            with_platform(email.send_email),
+            with_resources(email.send_email),
             "Sends a templated email through SES, once",
             permissions=(
                 Permission(

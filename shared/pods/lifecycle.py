@@ -20,16 +20,15 @@ checks the pod's current state first.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from psycopg import Connection
 
 from jobqueue import Job, JobError, PayloadError, Queue, Snooze
-from pods import snapshots
+from pods import config, snapshots
 from pods.clients.host_agent import HostAgent, HostAgentError
-from pods.context import Platform
+from pods.context import Resources
 from pods.payloads import optional, require
 from pods.records import placed, pod
 from pods.schema import QUERIES
@@ -52,12 +51,12 @@ def _tier(data: Any) -> str:
     return tier
 
 
-def provision(platform: Platform, job: Job) -> dict[str, Any]:
+def provision(resources: Resources, job: Job) -> dict[str, Any]:
     pod_id = require(job.data, "podId")
     spec = _spec(job.data)
     owner = optional(job.data, "userId") or "unknown"
     tier = _tier(job.data)
-    with platform.connection() as conn:
+    with resources.connection() as conn:
         if not conn.execute(QUERIES["tier_exists"], {"tier": tier}).fetchone()[0]:  # type: ignore[index]
             raise JobError(f"unknown tier {tier!r}: no host serves it", should_retry=False)
         params = {"id": pod_id, "owner_id": owner, "spec": _jsonb(spec), "tier": tier}
@@ -83,12 +82,12 @@ def provision(platform: Platform, job: Job) -> dict[str, Any]:
                 except NoCapacity:
                     # Wait for a slot without using up attempts (and, on the pod's ordered queue,
                     # keep this provision's place ahead of the pod's later actions).
-                    raise Snooze(capacity_wait_s()) from None
+                    raise Snooze(config.capacity_wait_s()) from None
             else:
                 # A retry after a partial success: stay on the host that may already run the pod.
                 conn.execute(QUERIES["set_status"], {"id": pod_id, "status": "provisioning", "error": None})
                 host_id, address, port = row["host_id"], row["host_address"], row["host_port"]
-            agent = platform.agent(address, port)
+            agent = resources.agent(address, port)
             internal_ip = agent.create_pod(pod_id, spec)
             agent.set_route(pod_id, internal_ip)  # the pod's route on the host's proxy, through the agent
             conn.execute(QUERIES["mark_running"], {"id": pod_id, "internal_ip": internal_ip})
@@ -120,11 +119,6 @@ def _give_slot_back(conn: Any, agent: HostAgent, pod_id: str) -> None:
 CLAIM_ATTEMPTS = 10
 
 
-def capacity_wait_s() -> float:
-    """How long a provision waits for a free slot before it looks again (CAPACITY_WAIT_S, default 30)."""
-    return float(os.environ.get("CAPACITY_WAIT_S", "30"))
-
-
 def _claim_host(conn: Any, tier: str, pod_id: str) -> tuple[str, str, int]:
     for _ in range(CLAIM_ATTEMPTS):
         claimed = conn.execute(QUERIES["claim_host"], {"tier": tier, "pod_id": pod_id}).fetchone()
@@ -139,10 +133,10 @@ def _claim_host(conn: Any, tier: str, pod_id: str) -> tuple[str, str, int]:
     raise NoCapacity(f"no host of tier {tier} has a free slot")
 
 
-def start(platform: Platform, job: Job) -> dict[str, Any]:
+def start(resources: Resources, job: Job) -> dict[str, Any]:
     pod_id = require(job.data, "podId")
-    with platform.connection() as conn:
-        row, agent = placed(conn, platform, pod_id)
+    with resources.connection() as conn:
+        row, agent = placed(conn, resources, pod_id)
         if row["status"] == "terminated":
             raise JobError(f"pod {pod_id} is terminated", should_retry=False)
         agent.start_pod(pod_id)
@@ -150,10 +144,10 @@ def start(platform: Platform, job: Job) -> dict[str, Any]:
     return {"status": "running"}
 
 
-def stop(platform: Platform, job: Job) -> dict[str, Any]:
+def stop(resources: Resources, job: Job) -> dict[str, Any]:
     pod_id = require(job.data, "podId")
-    with platform.connection() as conn:
-        row, agent = placed(conn, platform, pod_id)
+    with resources.connection() as conn:
+        row, agent = placed(conn, resources, pod_id)
         if row["status"] == "stopped":
             return {"status": "stopped", "already": True}
         agent.stop_pod(pod_id)
@@ -164,10 +158,10 @@ def stop(platform: Platform, job: Job) -> dict[str, Any]:
 UNHEALTHY: Final = "unhealthy"  # the reason a health check gives for the restarts it requests
 
 
-def restart(platform: Platform, job: Job) -> dict[str, Any]:
+def restart(resources: Resources, job: Job) -> dict[str, Any]:
     pod_id = require(job.data, "podId")
-    with platform.connection() as conn:
-        row, agent = placed(conn, platform, pod_id)
+    with resources.connection() as conn:
+        row, agent = placed(conn, resources, pod_id)
         if optional(job.data, "reason") == UNHEALTHY and row["status"] != "restarting":
             # A health check's restart is moot once the pod was stopped or restarted by an
             # earlier action of its own queue.
@@ -178,12 +172,12 @@ def restart(platform: Platform, job: Job) -> dict[str, Any]:
     return {"status": "running"}
 
 
-def cleanup(platform: Platform, job: Job) -> dict[str, Any]:
+def cleanup(resources: Resources, job: Job) -> dict[str, Any]:
     pod_id = require(job.data, "podId")
-    with platform.connection() as conn:
+    with resources.connection() as conn:
         row = pod(conn, pod_id)
         if row["host_id"] is not None:
-            agent = platform.agent(row["host_address"], row["host_port"])
+            agent = resources.agent(row["host_address"], row["host_port"])
             agent.delete_pod(pod_id)
             agent.remove_route(pod_id)
             conn.execute(QUERIES["release_host"], {"pod_id": pod_id})
@@ -191,7 +185,7 @@ def cleanup(platform: Platform, job: Job) -> dict[str, Any]:
     return {"status": "terminated"}
 
 
-Action = Callable[[Platform, Job], dict[str, Any]]
+Action = Callable[[Resources, Job], dict[str, Any]]
 ACTIONS: Final[dict[str, Action]] = {
     "provision": provision,
     "start": start,
@@ -203,19 +197,19 @@ ACTIONS: Final[dict[str, Action]] = {
 }
 
 
-def run(platform: Platform, job: Job) -> dict[str, Any]:
+def run(resources: Resources, job: Job) -> dict[str, Any]:
     """The pod-lifecycle handler: the job's data names its action."""
     action = require(job.data, "action")
     if action not in ACTIONS:
         raise JobError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}", should_retry=False)
     if action not in ("provision", "cleanup"):  # those two decide for themselves
-        with platform.connection() as conn:
+        with resources.connection() as conn:
             status = pod(conn, require(job.data, "podId"))["status"]
         if status == "terminated":
             # The pod's life ended before this action's turn came: there is nothing left to act
             # on, and failing would block the pod's queue (a provision of the same id waits there).
             return {"status": "terminated", "skipped": True}
-    return ACTIONS[action](platform, job)
+    return ACTIONS[action](resources, job)
 
 
 def send_options(data: Any) -> dict[str, Any]:

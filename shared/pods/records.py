@@ -8,7 +8,7 @@ from psycopg.rows import dict_row
 
 from jobqueue import JobError
 from pods.clients.host_agent import HostAgent
-from pods.context import Platform
+from pods.context import Resources
 from pods.schema import QUERIES
 
 
@@ -21,9 +21,9 @@ def pod(conn: Any, pod_id: str) -> dict[str, Any]:
     return dict(row)
 
 
-def placed(conn: Any, platform: Platform, pod_id: str) -> tuple[dict[str, Any], HostAgent]:
+def placed(conn: Any, resources: Resources, pod_id: str) -> tuple[dict[str, Any], HostAgent]:
     """The pod and its host's agent; a pod on no host fails the job for good."""
     row = pod(conn, pod_id)
     if row["host_id"] is None:
         raise JobError(f"pod {pod_id} is not placed on a host (status {row['status']})", should_retry=False)
-    return row, platform.agent(row["host_address"], row["host_port"])
+    return row, resources.agent(row["host_address"], row["host_port"])

@@ -6,18 +6,18 @@ the same row again instead of a second snapshot.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from jobqueue import Job, JobError
-from pods.context import Platform
+from pods import config
+from pods.context import Resources
 from pods.payloads import require
 from pods.records import placed
 from pods.schema import QUERIES
 
 
 def bucket() -> str:
-    name = os.environ.get("SNAPSHOT_BUCKET")
+    name = config.snapshot_bucket()
     if not name:
         raise JobError("SNAPSHOT_BUCKET is not set", should_retry=False)
     return name
@@ -33,11 +33,11 @@ def key_for(pod_id: str, snapshot_id: str) -> str:
     return f"snapshots/{pod_id}/{snapshot_id}.tar"
 
 
-def create(platform: Platform, job: Job) -> dict[str, Any]:
+def create(resources: Resources, job: Job) -> dict[str, Any]:
     pod_id = require(job.data, "podId")
     snapshot_id = job.id
-    with platform.connection() as conn:
-        _, agent = placed(conn, platform, pod_id)
+    with resources.connection() as conn:
+        _, agent = placed(conn, resources, pod_id)
         archive = agent.snapshot(pod_id)
         key = key_for(pod_id, snapshot_id)
         s3().put_object(Bucket=bucket(), Key=key, Body=archive)
@@ -48,17 +48,17 @@ def create(platform: Platform, job: Job) -> dict[str, Any]:
     return {"snapshotId": snapshot_id, "url": url, "size": len(archive)}
 
 
-def restore(platform: Platform, job: Job) -> dict[str, Any]:
+def restore(resources: Resources, job: Job) -> dict[str, Any]:
     from botocore.exceptions import ClientError
 
     pod_id = require(job.data, "podId")
     snapshot_id = require(job.data, "snapshotId")
-    with platform.connection() as conn:
+    with resources.connection() as conn:
         row = conn.execute(QUERIES["get_snapshot"], {"id": snapshot_id}).fetchone()
         if row is None:
             raise JobError(f"snapshot {snapshot_id} does not exist", should_retry=False)
         storage_url = row[0]
-        _, agent = placed(conn, platform, pod_id)
+        _, agent = placed(conn, resources, pod_id)
         target_bucket, _, key = storage_url.removeprefix("s3://").partition("/")
         try:
             archive = s3().get_object(Bucket=target_bucket, Key=key)["Body"].read()

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobqueue import Job, JobError
-from pods.context import Platform
+from pods.context import Resources
 from pods.payloads import optional
 from pods.schema import QUERIES
 
@@ -32,9 +32,9 @@ def hour_of(job: Job, now: datetime | None = None) -> datetime:
     return hour.replace(minute=0, second=0, microsecond=0)
 
 
-def calculate_usage(platform: Platform, job: Job) -> dict[str, Any]:
+def calculate_usage(resources: Resources, job: Job) -> dict[str, Any]:
     hour = hour_of(job)
-    with platform.connection() as conn, conn.transaction():
+    with resources.connection() as conn, conn.transaction():
         rows = conn.execute(QUERIES["usage_for_hour"], {"hour": hour}).fetchall()
         for pod_id, owner_id, seconds in rows:
             conn.execute(

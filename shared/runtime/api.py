@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import binascii
 import json
-import os
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -17,19 +16,14 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError
 
-from jobqueue import Job, Queue
+from jobqueue import Job
 from jobqueue.options import integer, job_id, queue_name
 from jobqueue.settings import SEND_OPTIONS
-from runtime import bootstrap, job_actions, platform, scale
-from runtime.settings import worker_functions
+from runtime import bootstrap, catalog, job_actions, scale
+from runtime.config import ApiSettings, worker_functions
 
 PREFIX = "/api/jobs"
 router = Router()
-HEALTH_FAILED_THRESHOLD = int(os.environ.get("HEALTH_FAILED_THRESHOLD", "100"))
-
-
-def queue() -> Queue:
-    return bootstrap.ready()
 
 
 def json_response(status: int, body: Any) -> Response[str]:
@@ -45,11 +39,11 @@ def _job(job: Job) -> dict[str, Any]:
 
 @router.get(PREFIX + "/health")
 def health() -> Response[str]:
-    stats = queue().get_queue_stats()
-    dead_letters = queue().dead_letter_sources()
+    stats = bootstrap.ready().get_queue_stats()
+    dead_letters = bootstrap.ready().dead_letter_sources()
     failed = sum(s.failed for s in stats)
     body = {
-        "healthy": failed < HEALTH_FAILED_THRESHOLD,
+        "healthy": failed < ApiSettings.from_env().health_failed_threshold,
         "stats": {
             "pending": sum(s.queued for s in stats if s.name not in dead_letters),
             "dead_letters": sum(s.queued for s in stats if s.name in dead_letters),
@@ -63,7 +57,7 @@ def health() -> Response[str]:
 
 @router.get(PREFIX + "/stats")
 def stats() -> Response[str]:
-    rows = queue().get_queue_stats()
+    rows = bootstrap.ready().get_queue_stats()
     return json_response(200, {"queues": [asdict(s) | {"queued": s.queued} for s in rows]})
 
 
@@ -72,13 +66,15 @@ def failed() -> Response[str]:
     params = router.current_event.query_string_parameters
     limit = _int_param(params.get("limit"), "limit", 100)
     name = params.get("queue")
-    jobs = queue().failed_jobs(limit=limit, name=None if name is None else queue().require_queue(name))
+    jobs = bootstrap.ready().failed_jobs(
+        limit=limit, name=None if name is None else bootstrap.ready().require_queue(name)
+    )
     return json_response(200, {"jobs": [_job(j) for j in jobs]})
 
 
 @router.get(PREFIX + "/<id>")
 def show(id: str) -> Response[str]:
-    job = queue().get_job(job_id(id))
+    job = bootstrap.ready().get_job(job_id(id))
     if job is None:
         return json_response(404, {"error": f"no job {id}"})
     return json_response(200, _job(job))
@@ -87,20 +83,20 @@ def show(id: str) -> Response[str]:
 @router.post(PREFIX + "/queues/<name>/<action>")
 def act_on_queue(name: str, action: str) -> Response[str]:
     """pause or resume a queue, or redrive a dead letter queue (body: optional {"ids": [...]})."""
-    if action == "redrive":
+    chosen = job_actions.queue_action(action)
+    ids = None
+    if chosen is job_actions.QueueAction.REDRIVE:
         body = json_body() if router.current_event.body else {}
         ids = body.get("ids") if isinstance(body, dict) else None
         if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
             raise BadRequestError("'ids' must be a list of job ids")
-        return json_response(200, {"queue": name, **job_actions.redrive(queue(), name, ids)})
-    paused = job_actions.apply_to_queue(queue(), job_actions.queue_action(action), name)
-    return json_response(200, {"queue": name, "paused": paused})
+    return json_response(200, {"queue": name, **job_actions.apply_to_queue(bootstrap.ready(), chosen, name, ids)})
 
 
 @router.post(PREFIX + "/<id>/<action>")
 def act(id: str, action: str) -> Response[str]:
     """retry, cancel or resume one job (runtime.job_actions)."""
-    job = job_actions.apply(queue(), job_actions.action(action), id)
+    job = job_actions.apply(bootstrap.ready(), job_actions.action(action), id)
     return json_response(200, _job(job))
 
 
@@ -141,8 +137,8 @@ def enqueue() -> Response[str]:
     if unknown_options:
         raise BadRequestError(f"unknown option(s) {', '.join(sorted(unknown_options))}")
     name = queue_name(body["queue"])
-    options = platform.load().send_options(name, body.get("data"), options)
-    new_id = queue().send(name, body.get("data"), **options)
+    options = catalog.load().send_options(name, body.get("data"), options)
+    new_id = bootstrap.ready().send(name, body.get("data"), **options)
     if new_id is None:
         return json_response(409, {"id": None, "error": job_actions.refused_by_policy(name)})
     function = worker_functions().get(name)

@@ -8,7 +8,7 @@ before any route runs, so a refused request never reaches the database:
   (API_TOKEN_SECRET_ARN) or, locally, the environment (API_TOKEN); with neither
   configured every request is refused: the API never runs open by accident.
 - /dashboard/*: the same, or the session cookie that signing in with the token
-  sets (runtime.dashboard.session). A browser without credentials is sent to
+  sets (runtime.sessions). A browser without credentials is sent to
   the sign-in page. The sign-in page and the static files are open.
 
 The outcome, an `Identity`, is in the app's context for the routes.
@@ -24,7 +24,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from runtime.dashboard import session
+from runtime import sessions as session
 from runtime.observability import logger
 from runtime.secrets import secret_or_env
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from jobqueue import Queue
-from runtime import connection, platform
+from runtime import catalog, connection
 from runtime.observability import logger
 
 _ready = False
@@ -20,7 +20,7 @@ def ready() -> Queue:
     if not _ready:
         connection.check(queue)
         version = queue.migrate()
-        platform.register(queue)
+        catalog.register(queue)
         logger.info("queue ready", extra={"schema_version": version})
         _ready = True
     return queue

@@ -21,8 +21,8 @@ from psycopg import Connection
 from psycopg.conninfo import make_conninfo
 
 from jobqueue import ConfigurationError, DatabaseUnavailableError, Queue
+from runtime.config import ConnectionSettings
 from runtime.secrets import secret_value
-from runtime.settings import ConnectionSettings
 
 _queue: Queue | None = None
 

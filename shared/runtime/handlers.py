@@ -8,7 +8,7 @@ run twice: delivery is at least once.
 
 from __future__ import annotations
 
-from runtime import platform
+from runtime import catalog
 from runtime.jobtypes import Handler
 
 _overrides: dict[str, Handler] = {}
@@ -31,6 +31,6 @@ def handler_for(name: str) -> Handler:
     if name in _overrides:
         return _overrides[name]
     try:
-        return platform.load().job_type(name).handler
+        return catalog.load().job_type(name).handler
     except LookupError as exc:
         raise LookupError(f"no handler is registered for job type {name!r}: {exc}") from None

@@ -86,6 +86,14 @@ def apply(queue: Queue, chosen: Action, id: str) -> Job:
 class QueueAction(StrEnum):
     PAUSE = "pause"  # fetches claim nothing; sends and schedules go on
     RESUME = "resume"
+    REDRIVE = "redrive"  # a dead letter queue's jobs back to the queues they came from
+
+
+QUEUE_DONE: Final[Mapping[QueueAction, str]] = {
+    QueueAction.PAUSE: "paused",
+    QueueAction.RESUME: "resumed",
+    QueueAction.REDRIVE: "redriven",
+}
 
 
 def queue_action(name: str) -> QueueAction:
@@ -95,20 +103,21 @@ def queue_action(name: str) -> QueueAction:
         raise UnknownAction(f"unknown queue action {name!r}; known: {', '.join(QueueAction)}") from None
 
 
-def apply_to_queue(queue: Queue, chosen: QueueAction, name: str) -> bool:
-    """Pause or resume the queue `name` (UnknownQueueError if there is none); returns whether it is paused now."""
+def apply_to_queue(queue: Queue, chosen: QueueAction, name: str, ids: list[str] | None = None) -> dict[str, Any]:
+    """Apply `chosen` to the queue `name` (UnknownQueueError if there is none); what it did.
+
+    pause, resume: {"paused": whether it is paused now}. redrive (a dead letter queue's jobs, all
+    or `ids`, back to their source queues): {"moved": {dead letter: job}, "skipped": {dead letter: why}}.
+    """
+    if chosen is QueueAction.REDRIVE:
+        result = queue.redrive(name, ids)
+        return {"moved": result.moved, "skipped": result.skipped}
     queue.require_queue(name)
     if chosen is QueueAction.PAUSE:
         queue.pause_queue(name)
     else:
         queue.resume_queue(name)
-    return chosen is QueueAction.PAUSE
-
-
-def redrive(queue: Queue, dead_letter_queue: str, ids: list[str] | None = None) -> dict[str, dict[str, str]]:
-    """Move a dead letter queue's jobs (all, or `ids`) back to their source queues: what moved and what stayed."""
-    result = queue.redrive(dead_letter_queue, ids)
-    return {"moved": result.moved, "skipped": result.skipped}
+    return {"paused": chosen is QueueAction.PAUSE}
 
 
 BULK_LIMIT: Final = 1000  # jobs one bulk action takes at most

@@ -1,7 +1,7 @@
 """What a platform declares: its job types, each once, and what they share.
 
 A platform (e.g. `pods`) builds a `Catalog` of `JobType`s; the runtime loads
-it by configuration (runtime.platform), and everything else reads it: the
+it by configuration (runtime.catalog), and everything else reads it: the
 queues and schedules registered at cold start, the worker functions with
 their sizing, environment and IAM in template.yaml, the local stack's
 EventBridge simulator, and the tests. Nothing here knows a particular platform.
@@ -60,8 +60,8 @@ class Permission:
 
 
 @dataclass(frozen=True)
-class Schedule:
-    """A cron schedule that sends a job of its job type at each fire time."""
+class CronEntry:
+    """A declared cron schedule: registered as a stored schedule (jobqueue.Schedule) of its job type's queue."""
 
     cron: str
     tz: str = "UTC"
@@ -78,7 +78,7 @@ class JobType:
     description: str
     policy: Policy = Policy.STANDARD
     settings: QueueSettings = field(default_factory=QueueSettings)  # on top of the catalog's defaults
-    schedules: tuple[Schedule, ...] = ()
+    schedules: tuple[CronEntry, ...] = ()
     # Worker sizing; None takes the template's parameter (WorkerTeamSize, ...).
     team_size: int | None = None
     batch_size: int | None = None

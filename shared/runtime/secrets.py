@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 
 from jobqueue import ConfigurationError
-
-MAX_AGE_S = int(os.environ.get("SECRET_MAX_AGE", "300"))
+from runtime.config import secret_max_age
 
 
 def secret_value(arn: str, *, refresh: bool = False) -> str:
     # Imported here: boto3 costs ~100 ms of cold start, and local runs may not need it.
     from aws_lambda_powertools.utilities import parameters
 
-    value = parameters.get_secret(arn, max_age=MAX_AGE_S, force_fetch=refresh)
+    value = parameters.get_secret(arn, max_age=secret_max_age(), force_fetch=refresh)
     return (value if isinstance(value, str) else value.decode()).strip()
 
 

@@ -1,17 +1,22 @@
-"""The maintenance function's work: expiry, archiving, purge, stats, backlog."""
+"""The maintenance function's work: expiry, archiving, purge, then what the stats say.
+
+`run` does four things, each its own function here: the queue's maintenance
+(`maintain`), the metrics the template's alarms watch (`publish`), a warning for
+each queue with a backlog (`backlogs`), and workers for a backlog nobody works on
+(`scale_out_idle`).
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from jobqueue import Queue
+from jobqueue import MaintenanceResult, Queue, QueueStats
 from runtime import scale
+from runtime.config import MaintenanceSettings, metrics_disabled
 from runtime.observability import logger, metrics
-from runtime.settings import MaintenanceSettings
 
 
 def run(
@@ -20,23 +25,40 @@ def run(
     settings: MaintenanceSettings,
     remaining_ms: Callable[[], int],
     workers: Mapping[str, str],
-    jobs_per_worker: int = 1000,
-    max_workers: int = 4,
 ) -> dict[str, Any]:
+    outcome = maintain(queue, settings, remaining_ms)
+    all_stats = queue.get_queue_stats()
+    dead_letters = set(queue.dead_letter_sources())
+    publish(outcome, all_stats, dead_letters)
+    # Failures waiting for a person in a dead letter queue are not work waiting for a worker.
+    working = [s for s in all_stats if s.name not in dead_letters]
+    return {
+        "skipped": outcome.skipped,
+        "expired_retried": outcome.expired_retried,
+        "expired_failed": outcome.expired_failed,
+        "archived": outcome.archived,
+        "purged": outcome.purged,
+        "unstarted_failed": outcome.unstarted_failed,
+        "backlog": backlogs(working, settings),
+        "workers_started": scale_out_idle(working, workers, settings),
+    }
+
+
+def maintain(queue: Queue, settings: MaintenanceSettings, remaining_ms: Callable[[], int]) -> MaintenanceResult:
+    """Expiry, archiving and purge within the invocation's time, less its safety margin."""
     budget = max(0.0, (remaining_ms() - settings.safety_margin_ms) / 1000)
     outcome = queue.maintain(batch_size=settings.batch_size, time_budget=budget)
     if outcome.skipped:
         logger.info("maintenance skipped: another invocation holds the maintenance lease")
+    return outcome
+
+
+def publish(outcome: MaintenanceResult, all_stats: list[QueueStats], dead_letters: set[str]) -> None:
+    """The run's counts, totals without a queue dimension (what the alarms watch), and per-queue figures."""
     metrics.add_metric(name="JobsExpired", unit="Count", value=outcome.expired_retried + outcome.expired_failed)
     metrics.add_metric(name="JobsArchived", unit="Count", value=outcome.archived)
     metrics.add_metric(name="JobsPurged", unit="Count", value=outcome.purged)
-    backlog: list[dict[str, Any]] = []
-    started = 0
-    all_stats = queue.get_queue_stats()
-    dead_letters = queue.dead_letter_sources()
-    # Failures waiting for a person, not work waiting for a worker: counted apart.
     waiting = [s for s in all_stats if s.name not in dead_letters]
-    # Totals without a queue dimension: what the template's alarms watch.
     metrics.add_metric(name="FailedJobsTotal", unit=MetricUnit.Count, value=sum(s.failed for s in all_stats))
     metrics.add_metric(
         name="OldestQueuedJobAgeMax",
@@ -49,18 +71,22 @@ def run(
         value=sum(s.queued for s in all_stats if s.name in dead_letters),
     )
     # single_metric writes at once and ignores POWERTOOLS_METRICS_DISABLED; honour it here.
-    per_queue_metrics = os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() != "true"
+    if metrics_disabled():
+        return
     for stats in all_stats:
-        if per_queue_metrics:
-            for name, unit, value in (
-                ("QueueDepth", MetricUnit.Count, stats.queued),
-                ("OldestQueuedJobAge", MetricUnit.Seconds, stats.oldest_queued_seconds),
-                ("FailedJobs", MetricUnit.Count, stats.failed),
-            ):
-                with single_metric(name=name, unit=unit, value=value, namespace=metrics.namespace) as metric:
-                    metric.add_dimension(name="queue", value=stats.name)
-        if stats.name in dead_letters:
-            continue
+        for name, unit, value in (
+            ("QueueDepth", MetricUnit.Count, stats.queued),
+            ("OldestQueuedJobAge", MetricUnit.Seconds, stats.oldest_queued_seconds),
+            ("FailedJobs", MetricUnit.Count, stats.failed),
+        ):
+            with single_metric(name=name, unit=unit, value=value, namespace=metrics.namespace) as metric:
+                metric.add_dimension(name="queue", value=stats.name)
+
+
+def backlogs(working: Iterable[QueueStats], settings: MaintenanceSettings) -> list[dict[str, Any]]:
+    """A warning for each queue holding more jobs, or an older ready job, than the settings allow."""
+    found: list[dict[str, Any]] = []
+    for stats in working:
         if stats.queued > settings.backlog_warn_jobs or stats.oldest_queued_seconds > settings.backlog_warn_seconds:
             logger.warning(
                 "queue backlog",
@@ -70,17 +96,20 @@ def run(
                     "oldest_queued_seconds": stats.oldest_queued_seconds,
                 },
             )
-            backlog.append({"queue": stats.name, "queued": stats.queued, "oldest": stats.oldest_queued_seconds})
+            found.append({"queue": stats.name, "queued": stats.queued, "oldest": stats.oldest_queued_seconds})
+    return found
+
+
+def scale_out_idle(working: Iterable[QueueStats], workers: Mapping[str, str], settings: MaintenanceSettings) -> int:
+    """Start chains of workers for each backlog nobody works on (no job active, not paused); how many."""
+    started = 0
+    for stats in working:
         if stats.queued and not stats.active and not stats.paused and stats.name in workers:
-            # A backlog nobody works on (no job active): start chains of workers for it.
-            started += scale.scale_out(workers[stats.name], stats.name, stats.queued, jobs_per_worker, max_workers)
-    return {
-        "skipped": outcome.skipped,
-        "expired_retried": outcome.expired_retried,
-        "expired_failed": outcome.expired_failed,
-        "archived": outcome.archived,
-        "purged": outcome.purged,
-        "unstarted_failed": outcome.unstarted_failed,
-        "backlog": backlog,
-        "workers_started": started,
-    }
+            started += scale.scale_out(
+                workers[stats.name],
+                stats.name,
+                stats.queued,
+                settings.scale_jobs_per_worker,
+                settings.scale_max_workers,
+            )
+    return started

@@ -9,7 +9,6 @@ here, once, answered as JSON for the API and as a page for the dashboard.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -75,11 +74,6 @@ def bad_input(exc: JobQueueError) -> Response[str]:
 @app.exception_handler(BadRequestError)
 def bad_request(exc: BadRequestError) -> Response[str]:
     return error(400, str(exc.msg))
-
-
-@app.exception_handler(json.JSONDecodeError)
-def malformed_json(exc: json.JSONDecodeError) -> Response[str]:
-    return error(400, f"the body is not valid JSON: {exc.msg} at position {exc.pos}")
 
 
 @app.not_found

@@ -33,11 +33,11 @@ from typing import Any, Final
 from jobqueue import DatabaseUnavailableError, Job, JobError, PayloadError, Queue, Snooze, StopSignal
 from jobqueue.options import error_payload, to_json
 from jobqueue.settings import GroupConcurrency
-from runtime import bootstrap, platform, scale
+from runtime import bootstrap, catalog, scale
+from runtime.config import WorkerSettings
 from runtime.handlers import handler_for
 from runtime.jobtypes import Handler
 from runtime.observability import job_context, logger, metrics
-from runtime.settings import WorkerSettings
 
 RemainingMs = Callable[[], int]
 # Handler durations are learnt as an exponentially weighted average (this weight for the newest).
@@ -345,7 +345,7 @@ class Drain:
             outcome = self.queue.fail(
                 self.settings.queue,
                 [j for j, _ in failures],
-                errors=[describe(e) for _, e in failures],
+                errors=[error_payload(e) for _, e in failures],
                 retryable=[not (isinstance(e, JobError) and not e.should_retry) for _, e in failures],
             )
             self.result.retried += len(outcome.retried)
@@ -459,7 +459,7 @@ def group_limits_for(settings: WorkerSettings) -> GroupConcurrency | None:
     if settings.group_concurrency is not None:
         return settings.group_concurrency
     try:
-        return platform.load().job_type(settings.queue).group_concurrency
+        return catalog.load().job_type(settings.queue).group_concurrency
     except LookupError:
         return None
 
@@ -473,7 +473,3 @@ def continue_draining(queue: Queue, settings: WorkerSettings, event: dict[str, A
     # Enough to decide how many to start, without counting a whole backlog.
     backlog = queue.queue_size(settings.queue, limit=settings.max_jobs * settings.max_concurrency)
     return scale.scale_out(function, settings.queue, backlog, settings.max_jobs, settings.max_concurrency)
-
-
-def describe(error: BaseException) -> dict[str, Any]:
-    return error_payload(error)

@@ -8,19 +8,19 @@ import pytest
 
 from jobqueue import Queue
 from local.lambda_pool import FunctionPool
-from runtime import platform
+from runtime import catalog
 
 ROOT = Path(__file__).parents[2]
 pytestmark = pytest.mark.slow
 
 
 def test_scale_out_drains_a_backlog_within_the_concurrency(queue: Queue, dsn: str) -> None:
-    platform.register(queue)
+    catalog.register(queue)
     queue.insert("send-email", [{"data": {"to": f"u{n}@example.com"}} for n in range(2500)])
     environment = {
         "DATABASE_URL": dsn,
         "QUEUE_NAME": "send-email",
-        "JOBS_PLATFORM": "tests.functions.sample_platform",
+        "JOBS_PLATFORM": "tests.runtime.sample_catalog",
         "MAX_JOBS": "400",
         "MAX_CONCURRENCY": "2",
         "POWERTOOLS_METRICS_NAMESPACE": "JobsTest",

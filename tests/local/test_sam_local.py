@@ -26,9 +26,10 @@ import pytest
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model, EventBridgeModel
 from pydantic import BaseModel, field_validator
 
+from deploy import sam_template
 from jobqueue import Queue
 from jobqueue.options import queue_name
-from local import invoke, sam_env, sam_template
+from local import invoke, sam_env
 from pods import lifecycle
 from runtime import scale
 
@@ -171,7 +172,7 @@ def test_the_environment_is_sams_not_the_callers(stack: Stack, monkeypatch: pyte
 def test_the_cli_takes_the_env_vars_file(stack: Stack) -> None:
     from click.testing import CliRunner
 
-    from local.cli import main
+    from ops.cli import main
 
     runner = CliRunner()
     env_file = str(stack.data_dir / sam_env.FILE_NAME)
@@ -213,14 +214,14 @@ def test_containers_off_linux_reach_the_stack_through_host_docker_internal() -> 
 
 
 def test_a_worker_dials_host_agents_at_host_agent_address(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pods.context import Platform
+    from pods.context import Resources
 
     monkeypatch.setenv("HOST_API_KEY", "key")
     monkeypatch.setenv("HOST_AGENT_ADDRESS", "host.docker.internal")
-    agent = Platform(pool=None).agent("127.0.0.1", 8081)  # type: ignore[arg-type]
+    agent = Resources(pool=None).agent("127.0.0.1", 8081)  # type: ignore[arg-type]
     assert agent.address == "host.docker.internal" and agent.port == 8081
     monkeypatch.setenv("HOST_AGENT_ADDRESS", "")  # as deployed: the recorded address
-    assert Platform(pool=None).agent("10.0.0.7", 8081).address == "10.0.0.7"  # type: ignore[arg-type]
+    assert Resources(pool=None).agent("10.0.0.7", 8081).address == "10.0.0.7"  # type: ignore[arg-type]
 
 
 class WorkerInvokeEvent(BaseModel):
@@ -305,11 +306,11 @@ def test_the_variables_declared_for_sam_are_inert_in_aws(monkeypatch: pytest.Mon
     """template.yaml declares them empty, so that sam local passes the stack's values on; empty, they change nothing."""
     import boto3
 
-    from runtime import platform as runtime_platform
+    from runtime import catalog
 
     globals_ = sam_template.load()["Globals"]["Function"]["Environment"]["Variables"]
     assert globals_["AWS_ENDPOINT_URL"] == "" and globals_["JOBS_QUEUE_OVERRIDES"] == ""
     monkeypatch.setenv("AWS_ENDPOINT_URL", "")
     assert boto3.client("s3", region_name="eu-west-1").meta.endpoint_url == "https://s3.eu-west-1.amazonaws.com"
-    assert runtime_platform.queue_overrides({"JOBS_QUEUE_OVERRIDES": ""}) == {}
+    assert catalog.queue_overrides({"JOBS_QUEUE_OVERRIDES": ""}) == {}
     assert sam_template.functions()["PodLifecycleWorker"].environment["HOST_AGENT_ADDRESS"] == ""

@@ -1,4 +1,4 @@
-"""The platform against real stand-ins: Postgres, host agents on loopback."""
+"""The resources against real stand-ins: Postgres, host agents on loopback."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from psycopg_pool import ConnectionPool
 from jobqueue import Job, Queue
 from local.fake_host_agent import FakeHostAgent
 from pods import schema
-from pods.context import Platform
-from runtime import platform as runtime_platform
-from tests.functions.conftest import lambda_service, load_function, runtime_env  # noqa: F401 - shared fixtures
+from pods.context import Resources
+from runtime import catalog
+from tests.runtime.conftest import lambda_service, load_function, runtime_env  # noqa: F401 - shared fixtures
 
 API_KEY = "host-key-for-tests"
 
@@ -28,8 +28,10 @@ def agents() -> Iterator[list[FakeHostAgent]]:
 
 
 @pytest.fixture
-def platform(dsn: str, queue: Queue, agents: list[FakeHostAgent], conn: psycopg.Connection[Any]) -> Iterator[Platform]:
-    runtime_platform.register(queue)
+def resources(
+    dsn: str, queue: Queue, agents: list[FakeHostAgent], conn: psycopg.Connection[Any]
+) -> Iterator[Resources]:
+    catalog.register(queue)
     schema.migrate(conn)
     conn.execute(
         "INSERT INTO pods.host (id, address, agent_port, tier, capacity) VALUES (%s, %s, %s, 'dev.small', 3), "
@@ -37,7 +39,7 @@ def platform(dsn: str, queue: Queue, agents: list[FakeHostAgent], conn: psycopg.
         ("host-1", agents[0].address, agents[0].port, "host-2", agents[1].address, agents[1].port),
     )
     pool: ConnectionPool[Any] = ConnectionPool(dsn, min_size=1, max_size=10, kwargs={"autocommit": True}, open=True)
-    yield Platform(pool, API_KEY, agent_timeout=2.0)
+    yield Resources(pool, API_KEY, agent_timeout=2.0)
     pool.close()
 
 

@@ -9,62 +9,62 @@ import psycopg
 from jobqueue import Queue
 from local.fake_host_agent import FakeHostAgent
 from pods import health, lifecycle
-from pods.context import Platform
+from pods.context import Resources
 from tests.pods.conftest import job, pod_row
 
 
-def running_pods(platform: Platform, count: int) -> list[str]:
+def running_pods(resources: Resources, count: int) -> list[str]:
     ids = [f"pod-{n}" for n in range(count)]
     for pod_id in ids:
-        lifecycle.provision(platform, job("provision-pod", {"podId": pod_id, "spec": {"tier": "dev.small"}}))
+        lifecycle.provision(resources, job("provision-pod", {"podId": pod_id, "spec": {"tier": "dev.small"}}))
     return ids
 
 
-def test_healthy_pods_get_their_check_time(platform: Platform, conn: psycopg.Connection[Any]) -> None:
-    [pod_id] = running_pods(platform, 1)
-    assert health.health_check(platform, job("health-check", {"podId": pod_id})) == {pod_id: "healthy"}
+def test_healthy_pods_get_their_check_time(resources: Resources, conn: psycopg.Connection[Any]) -> None:
+    [pod_id] = running_pods(resources, 1)
+    assert health.health_check(resources, job("health-check", {"podId": pod_id})) == {pod_id: "healthy"}
     assert pod_row(conn, pod_id)["last_health_check"] is not None
 
 
 def test_unhealthy_pod_queues_one_restart_however_often_checked(
-    platform: Platform, agents: list[FakeHostAgent], queue: Queue, conn: psycopg.Connection[Any]
+    resources: Resources, agents: list[FakeHostAgent], queue: Queue, conn: psycopg.Connection[Any]
 ) -> None:
-    [pod_id] = running_pods(platform, 1)
+    [pod_id] = running_pods(resources, 1)
     agents[0].faults.unhealthy.add(pod_id)
     for _ in range(3):  # a flapping pod, checked again and again
-        assert health.health_check(platform, job("health-check", {"podId": pod_id})) == {pod_id: "unhealthy"}
+        assert health.health_check(resources, job("health-check", {"podId": pod_id})) == {pod_id: "unhealthy"}
     restarts = queue.find_jobs(lifecycle.LIFECYCLE)
     assert len(restarts) == 1
     assert restarts[0].data == {"action": "restart", "podId": pod_id, "reason": "unhealthy"}
     assert restarts[0].singleton_key == pod_id  # in the pod's own order
     assert pod_row(conn, pod_id)["status"] == "restarting"
-    assert health.health_check_all(platform, job("health-check-all", {})) == {"checks_queued": 0}
+    assert health.health_check_all(resources, job("health-check-all", {})) == {"checks_queued": 0}
 
 
 def test_unreachable_pod_is_marked_unhealthy_and_recovers(
-    platform: Platform, agents: list[FakeHostAgent], conn: psycopg.Connection[Any]
+    resources: Resources, agents: list[FakeHostAgent], conn: psycopg.Connection[Any]
 ) -> None:
-    [pod_id] = running_pods(platform, 1)
+    [pod_id] = running_pods(resources, 1)
     agents[0].faults.fail_next = 1
-    assert health.health_check(platform, job("health-check", {"podId": pod_id})) == {pod_id: "unreachable"}
+    assert health.health_check(resources, job("health-check", {"podId": pod_id})) == {pod_id: "unreachable"}
     assert pod_row(conn, pod_id)["status"] == "unhealthy"
-    assert health.health_check(platform, job("health-check", {"podId": pod_id})) == {pod_id: "healthy"}
+    assert health.health_check(resources, job("health-check", {"podId": pod_id})) == {pod_id: "healthy"}
     assert pod_row(conn, pod_id)["status"] == "running"
 
 
-def test_check_all_running_pods_with_bounded_concurrency(platform: Platform, agents: list[FakeHostAgent]) -> None:
-    ids = running_pods(platform, 3)
+def test_check_all_running_pods_with_bounded_concurrency(resources: Resources, agents: list[FakeHostAgent]) -> None:
+    ids = running_pods(resources, 3)
     agents[0].faults.unhealthy.add(ids[1])
-    result = health.health_check(platform, job("health-check", {}))
+    result = health.health_check(resources, job("health-check", {}))
     assert result == {ids[0]: "healthy", ids[1]: "unhealthy", ids[2]: "healthy"}
 
 
 def test_health_check_all_fans_out_one_job_per_running_pod(
-    platform: Platform, queue: Queue, conn: psycopg.Connection[Any]
+    resources: Resources, queue: Queue, conn: psycopg.Connection[Any]
 ) -> None:
-    ids = running_pods(platform, 3)
-    lifecycle.stop(platform, job("stop-pod", {"podId": ids[0]}))
+    ids = running_pods(resources, 3)
+    lifecycle.stop(resources, job("stop-pod", {"podId": ids[0]}))
     conn.execute("UPDATE pods.pod SET status = 'unhealthy' WHERE id = %s", (ids[2],))  # unreachable last time
-    assert health.health_check_all(platform, job("health-check-all", {})) == {"checks_queued": 2}
+    assert health.health_check_all(resources, job("health-check-all", {})) == {"checks_queued": 2}
     queued = sorted(j.data["podId"] for j in queue.find_jobs("health-check"))
     assert queued == ids[1:]

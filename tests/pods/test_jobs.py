@@ -7,15 +7,15 @@ import pytest
 from jobqueue import ConfigurationError, Policy, Queue
 from pods import lifecycle
 from pods.jobs import CATALOG, DEAD_LETTERS
-from runtime import platform
-from runtime.jobtypes import Catalog, JobType, Permission, Schedule
+from runtime import catalog
+from runtime.jobtypes import Catalog, CronEntry, JobType, Permission
 
 SEED_SCHEDULES = {"health-check-all": "*/5 * * * *", "cleanup-old": "0 2 * * *", "calculate-usage": "0 * * * *"}
 
 
 def test_the_platform_the_runtime_loads_is_the_pods_catalog() -> None:
-    assert platform.load({platform.VARIABLE: "pods.jobs"}) is CATALOG
-    assert platform.load({platform.VARIABLE: "pods.jobs:CATALOG"}) is CATALOG
+    assert catalog.load({catalog.VARIABLE: "pods.jobs"}) is CATALOG
+    assert catalog.load({catalog.VARIABLE: "pods.jobs:CATALOG"}) is CATALOG
 
 
 def test_snapshots_alone_touch_s3_and_email_alone_ses() -> None:
@@ -46,8 +46,8 @@ def test_seed_schedules_and_policies() -> None:
 
 
 def test_register_creates_queues_with_the_declared_settings(queue: Queue) -> None:
-    platform.register(queue, CATALOG)
-    platform.register(queue, CATALOG)  # idempotent
+    catalog.register(queue, CATALOG)
+    catalog.register(queue, CATALOG)  # idempotent
     pods = queue.get_queue("pod-lifecycle")
     assert pods is not None
     assert (pods.policy, pods.retry_limit, pods.retry_delay, pods.retry_backoff) == (
@@ -65,9 +65,9 @@ def test_register_creates_queues_with_the_declared_settings(queue: Queue) -> Non
 
 
 def test_register_brings_a_changed_schedule_to_its_declaration(queue: Queue) -> None:
-    platform.register(queue, CATALOG)
+    catalog.register(queue, CATALOG)
     queue.schedule("calculate-usage", "0 * * * *", None)  # as an earlier version stored it
-    platform.register(queue, CATALOG)
+    catalog.register(queue, CATALOG)
     [usage] = queue.get_schedules("calculate-usage")
     assert usage.data == {}
 
@@ -85,7 +85,7 @@ def _job(name: str = "a", **more: object) -> JobType:
         (lambda: _job(permissions=(Permission(("s3:GetObject",), "*"),)), "narrower than"),
         (lambda: Catalog("x", "x", (_job(environment={"B": "${Bucket}"}),)), r"\$\{Bucket\} is used"),
         (lambda: Catalog("x", "x", (_job(settings={"retry_limit": -1}),)), "retry_limit must be between"),
-        (lambda: _job(schedules=(Schedule("not cron"),)), "cron"),
+        (lambda: _job(schedules=(CronEntry("not cron"),)), "cron"),
         (lambda: _job("bad name!"), "invalid job type name"),
     ],
 )
@@ -96,22 +96,22 @@ def test_bad_declarations_fail_when_the_platform_loads(build: object, message: s
 
 def test_the_runtime_needs_to_be_told_its_platform() -> None:
     with pytest.raises(ConfigurationError, match="JOBS_PLATFORM is not set"):
-        platform.load({})
+        catalog.load({})
     with pytest.raises(ConfigurationError, match="cannot import 'no_such_platform'"):
-        platform.load({platform.VARIABLE: "no_such_platform"})
+        catalog.load({catalog.VARIABLE: "no_such_platform"})
     with pytest.raises(ConfigurationError, match="is not a runtime Catalog"):
-        platform.load({platform.VARIABLE: "pods.jobs:DEAD_LETTERS"})
+        catalog.load({catalog.VARIABLE: "pods.jobs:DEAD_LETTERS"})
 
 
 def test_queue_overrides_are_laid_over_every_declaration(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
     """What the local stack sets so that every cold start keeps its retries seconds apart."""
-    monkeypatch.setenv(platform.OVERRIDES_VARIABLE, '{"retry_delay": 2, "retry_backoff": false}')
-    platform.register(queue, CATALOG)
+    monkeypatch.setenv(catalog.OVERRIDES_VARIABLE, '{"retry_delay": 2, "retry_backoff": false}')
+    catalog.register(queue, CATALOG)
     pods = queue.get_queue("pod-lifecycle")
     assert pods is not None and (pods.retry_delay, pods.retry_backoff, pods.retry_limit) == (2, False, 3)
-    monkeypatch.setenv(platform.OVERRIDES_VARIABLE, '{"retry_dealy": 2}')
+    monkeypatch.setenv(catalog.OVERRIDES_VARIABLE, '{"retry_dealy": 2}')
     with pytest.raises(ConfigurationError, match="retry_dealy"):
-        platform.register(queue, CATALOG)
-    monkeypatch.setenv(platform.OVERRIDES_VARIABLE, "[1]")
+        catalog.register(queue, CATALOG)
+    monkeypatch.setenv(catalog.OVERRIDES_VARIABLE, "[1]")
     with pytest.raises(ConfigurationError, match="must be a JSON object"):
-        platform.register(queue, CATALOG)
+        catalog.register(queue, CATALOG)

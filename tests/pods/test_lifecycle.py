@@ -12,20 +12,20 @@ from jobqueue import JobError, Snooze
 from local.fake_host_agent import FakeHostAgent
 from pods import lifecycle
 from pods.clients.host_agent import HostAgentError
-from pods.context import Platform
+from pods.context import Resources
 from tests.pods.conftest import job, pod_row
 
 SPEC = {"tier": "dev.small", "image": "ubuntu:24.04"}
 
 
-def provision(platform: Platform, pod_id: str, spec: dict[str, Any] = SPEC) -> dict[str, Any]:
-    return lifecycle.provision(platform, job("provision-pod", {"podId": pod_id, "spec": spec, "userId": "u1"}))
+def provision(resources: Resources, pod_id: str, spec: dict[str, Any] = SPEC) -> dict[str, Any]:
+    return lifecycle.provision(resources, job("provision-pod", {"podId": pod_id, "spec": spec, "userId": "u1"}))
 
 
 def test_provision_places_creates_routes_and_marks_running(
-    platform: Platform, agents: list[FakeHostAgent], conn: psycopg.Connection[Any]
+    resources: Resources, agents: list[FakeHostAgent], conn: psycopg.Connection[Any]
 ) -> None:
-    result = provision(platform, "pod-1")
+    result = provision(resources, "pod-1")
     row = pod_row(conn, "pod-1")
     assert (row["status"], row["host_id"], row["owner_id"]) == ("running", "host-1", "u1")
     assert row["internal_ip"] == result["internalIp"] == agents[0].pods["pod-1"].internal_ip
@@ -39,12 +39,12 @@ def test_provision_places_creates_routes_and_marks_running(
     ]
     assert history == ["pending", "provisioning", "running"]
     # Running it again does nothing new.
-    assert provision(platform, "pod-1")["already"] is True
+    assert provision(resources, "pod-1")["already"] is True
     assert agents[0].create_calls == 1
 
 
 def test_retry_after_partial_success_creates_no_second_pod(
-    platform: Platform, agents: list[FakeHostAgent], conn: psycopg.Connection[Any]
+    resources: Resources, agents: list[FakeHostAgent], conn: psycopg.Connection[Any]
 ) -> None:
     agent = agents[0]
     original = agent.dispatch
@@ -57,22 +57,22 @@ def test_retry_after_partial_success_creates_no_second_pod(
 
     agent.dispatch = routing_fails_once  # type: ignore[method-assign]
     with pytest.raises(HostAgentError, match="answered 503"):
-        provision(platform, "pod-1")
+        provision(resources, "pod-1")
     failed = pod_row(conn, "pod-1")
     assert failed["status"] == "failed" and "503" in failed["error"]
     assert len(agent.pods) == 1  # the host did create it
-    provision(platform, "pod-1")  # the queue's retry
+    provision(resources, "pod-1")  # the queue's retry
     assert len(agent.pods) == 1 and agent.create_calls == 2
     assert pod_row(conn, "pod-1")["status"] == "running"
     assert conn.execute("SELECT used FROM pods.host WHERE id = 'host-1'").fetchone() == (1,)
 
 
-def test_concurrent_provisions_never_overbook_a_host(platform: Platform, conn: psycopg.Connection[Any]) -> None:
+def test_concurrent_provisions_never_overbook_a_host(resources: Resources, conn: psycopg.Connection[Any]) -> None:
     conn.execute("UPDATE pods.host SET used = 1 WHERE id = 'host-1'")  # nearly full: 2 of 3 left
 
     def attempt(n: int) -> str:
         try:
-            provision(platform, f"pod-{n}")
+            provision(resources, f"pod-{n}")
         except Snooze:  # no slot now: the job waits for one, its attempts untouched
             return "no capacity"
         return "placed"
@@ -96,14 +96,14 @@ def test_concurrent_provisions_never_overbook_a_host(platform: Platform, conn: p
         ([1, 2], "payload must be a JSON object"),
     ],
 )
-def test_invalid_payloads_fail_at_once(platform: Platform, data: Any, message: str) -> None:
+def test_invalid_payloads_fail_at_once(resources: Resources, data: Any, message: str) -> None:
     with pytest.raises(JobError, match=message) as info:
-        lifecycle.provision(platform, job("provision-pod", data))
+        lifecycle.provision(resources, job("provision-pod", data))
     assert info.value.should_retry is False
 
 
-def test_wrong_api_key_is_not_retried(platform: Platform, conn: psycopg.Connection[Any]) -> None:
-    wrong = Platform(platform.pool, "not-the-key", agent_timeout=2.0)
+def test_wrong_api_key_is_not_retried(resources: Resources, conn: psycopg.Connection[Any]) -> None:
+    wrong = Resources(resources.pool, "not-the-key", agent_timeout=2.0)
     with pytest.raises(JobError, match="refused the API key") as info:
         provision(wrong, "pod-1")
     assert info.value.should_retry is False
@@ -111,53 +111,53 @@ def test_wrong_api_key_is_not_retried(platform: Platform, conn: psycopg.Connecti
     assert pod_row(conn, "pod-1")["status"] == "failed"
 
 
-def test_host_errors_and_timeouts_are_retried(platform: Platform, agents: list[FakeHostAgent]) -> None:
+def test_host_errors_and_timeouts_are_retried(resources: Resources, agents: list[FakeHostAgent]) -> None:
     agents[0].faults.fail_next = 1
     with pytest.raises(HostAgentError, match="answered 500"):
-        provision(platform, "pod-1")
-    provision(platform, "pod-1")
-    slow = Platform(platform.pool, platform.host_api_key, agent_timeout=0.2)
+        provision(resources, "pod-1")
+    provision(resources, "pod-1")
+    slow = Resources(resources.pool, resources.host_api_key, agent_timeout=0.2)
     agents[0].faults.hang_s = 1.0
     with pytest.raises(HostAgentError, match="timed out"):
         lifecycle.stop(slow, job("stop-pod", {"podId": "pod-1"}))
 
 
 def test_stop_start_restart_and_cleanup(
-    platform: Platform, agents: list[FakeHostAgent], conn: psycopg.Connection[Any]
+    resources: Resources, agents: list[FakeHostAgent], conn: psycopg.Connection[Any]
 ) -> None:
-    provision(platform, "pod-1")
-    lifecycle.stop(platform, job("stop-pod", {"podId": "pod-1"}))
+    provision(resources, "pod-1")
+    lifecycle.stop(resources, job("stop-pod", {"podId": "pod-1"}))
     assert pod_row(conn, "pod-1")["status"] == "stopped" and not agents[0].pods["pod-1"].running
-    assert lifecycle.stop(platform, job("stop-pod", {"podId": "pod-1"}))["already"] is True
-    lifecycle.start(platform, job("start-pod", {"podId": "pod-1"}))
+    assert lifecycle.stop(resources, job("stop-pod", {"podId": "pod-1"}))["already"] is True
+    lifecycle.start(resources, job("start-pod", {"podId": "pod-1"}))
     assert pod_row(conn, "pod-1")["status"] == "running" and agents[0].pods["pod-1"].running
-    lifecycle.restart(platform, job("restart-pod", {"podId": "pod-1"}))
+    lifecycle.restart(resources, job("restart-pod", {"podId": "pod-1"}))
     assert ("POST", "/pods/pod-1/stop") in agents[0].requests and pod_row(conn, "pod-1")["status"] == "running"
-    lifecycle.cleanup(platform, job("cleanup-pod", {"podId": "pod-1"}))
+    lifecycle.cleanup(resources, job("cleanup-pod", {"podId": "pod-1"}))
     row = pod_row(conn, "pod-1")
     assert (row["status"], row["host_id"], row["internal_ip"]) == ("terminated", None, None)
     assert agents[0].pods == {} and agents[0].routes == {}
     assert conn.execute("SELECT used FROM pods.host WHERE id = 'host-1'").fetchone() == (0,)
-    lifecycle.cleanup(platform, job("cleanup-pod", {"podId": "pod-1"}))  # twice is harmless
+    lifecycle.cleanup(resources, job("cleanup-pod", {"podId": "pod-1"}))  # twice is harmless
     assert conn.execute("SELECT used FROM pods.host WHERE id = 'host-1'").fetchone() == (0,)
     with pytest.raises(JobError, match="is not placed on a host"):
-        lifecycle.start(platform, job("start-pod", {"podId": "pod-1"}))
+        lifecycle.start(resources, job("start-pod", {"podId": "pod-1"}))
     with pytest.raises(JobError, match="does not exist"):
-        lifecycle.stop(platform, job("stop-pod", {"podId": "ghost"}))
+        lifecycle.stop(resources, job("stop-pod", {"podId": "ghost"}))
 
 
 def test_a_provision_retried_after_its_pod_was_deleted_does_not_bring_it_back(
-    platform: Platform, conn: psycopg.Connection[Any]
+    resources: Resources, conn: psycopg.Connection[Any]
 ) -> None:
     conn.execute("UPDATE pods.host SET used = capacity")  # every slot taken: the first attempt waits
     with pytest.raises(Snooze):
-        provision(platform, "pod-1")
+        provision(resources, "pod-1")
     conn.execute("UPDATE pods.host SET used = 0")
     conn.execute("DELETE FROM pods.pod WHERE id = 'pod-1'")  # deleted meanwhile (as cleanup-old does)
     data = {"podId": "pod-1", "spec": SPEC, "userId": "u1"}
-    retried = lifecycle.provision(platform, job("provision-pod", data, attempt=2))
+    retried = lifecycle.provision(resources, job("provision-pod", data, attempt=2))
     assert retried == {"status": "deleted", "skipped": True}
     assert conn.execute("SELECT count(*) FROM pods.pod").fetchone() == (0,)
     assert conn.execute("SELECT sum(used) FROM pods.host").fetchone() == (0,)
     # A first attempt creates the pod, as always.
-    assert provision(platform, "pod-1")["host"] == "host-1"
+    assert provision(resources, "pod-1")["host"] == "host-1"

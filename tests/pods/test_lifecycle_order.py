@@ -21,23 +21,23 @@ from jobqueue import Job, Queue
 from local import invoke
 from local.fake_host_agent import FakeHostAgent
 from pods import context, lifecycle
-from pods.context import Platform
-from tests.functions.conftest import EVENTS, FakeContext, event
+from pods.context import Resources
 from tests.helpers import make_ready
 from tests.pods.conftest import API_KEY, pod_row
+from tests.runtime.conftest import EVENTS, FakeContext, event
 
 LIFECYCLE = lifecycle.LIFECYCLE
 
 
 @pytest.fixture
 def worker(
-    load_function: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch, platform: Platform
+    load_function: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch, resources: Resources
 ) -> Iterator[ModuleType]:
     monkeypatch.setenv("QUEUE_NAME", LIFECYCLE)
     monkeypatch.setenv("HOST_API_KEY", API_KEY)
-    context.set_platform(None)
+    context.set_resources(None)
     yield load_function("worker")
-    context.set_platform(None)
+    context.set_resources(None)
 
 
 def drain(worker: ModuleType) -> dict[str, Any]:
@@ -125,9 +125,9 @@ def test_a_health_restart_queued_behind_a_stop_leaves_the_pod_stopped(
         drain(worker)
         lifecycle.request(q, "stop", "pod-1")  # the owner stops the pod ...
         agents[0].faults.unhealthy.add("pod-1")
-        platform = context.platform()
+        resources = context.resources()
         # ... while a health check finds it unhealthy and asks for a restart after the stop.
-        assert health.health_check(platform, job("health-check", {"podId": "pod-1"})) == {"pod-1": "unhealthy"}
+        assert health.health_check(resources, job("health-check", {"podId": "pod-1"})) == {"pod-1": "unhealthy"}
         assert drain(worker)["completed"] == 2
         [restart] = q.find_jobs(LIFECYCLE, data={"action": "restart"})
         assert restart.output == {"status": "stopped", "skipped": True}
@@ -144,7 +144,7 @@ def test_a_provision_sent_before_a_cleanup_does_not_bring_the_pod_back(
         # A provision waits (say, to be retried) when the pod is terminated out of band, as an
         # operator or a restart of the hosts does; in the queue it would have run first.
         stale = lifecycle.request(q, "provision", "pod-1", spec={"tier": "dev.small"})
-        lifecycle.cleanup(context.platform(), Job(id=str(stale), name=LIFECYCLE, data={"podId": "pod-1"}))
+        lifecycle.cleanup(context.resources(), Job(id=str(stale), name=LIFECYCLE, data={"podId": "pod-1"}))
         assert drain(worker)["completed"] == 1
         assert q.get_job(stale).output == {"status": "terminated", "skipped": True}  # type: ignore[union-attr]
         assert pod_row(conn, "pod-1")["status"] == "terminated"
@@ -215,7 +215,7 @@ def test_a_provision_that_fails_for_good_gives_its_slot_back(
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_provision_leaks_no_slot(
-    platform: Platform, dsn: str, agents: list[FakeHostAgent], conn: psycopg.Connection[Any]
+    resources: Resources, dsn: str, agents: list[FakeHostAgent], conn: psycopg.Connection[Any]
 ) -> None:
     """Lambda kills the invocation while the host is creating the pod; the job expires, is retried,
     and the retry finishes on the same host and slot."""
@@ -260,7 +260,7 @@ PROVISIONS_AT_ONCE = 2
 
 @pytest.mark.slow
 def test_three_workers_keep_every_pods_order_and_the_tiers_provision_limit(
-    platform: Platform, dsn: str, agents: list[FakeHostAgent], conn: psycopg.Connection[Any], tmp_path: Path
+    resources: Resources, dsn: str, agents: list[FakeHostAgent], conn: psycopg.Connection[Any], tmp_path: Path
 ) -> None:
     conn.execute("UPDATE pods.host SET capacity = 20 WHERE id = 'host-1'")
     for agent in agents:

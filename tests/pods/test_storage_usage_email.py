@@ -15,7 +15,7 @@ from local.fake_github import FakeGitHub
 from local.fake_host_agent import FakeHostAgent
 from pods import cleanup, email, lifecycle, snapshots, usage
 from pods.clients.github import GitHub, GitHubError
-from pods.context import Platform
+from pods.context import Resources
 from tests.pods.conftest import job
 
 BUCKET = "pod-snapshots"
@@ -35,45 +35,47 @@ def with_id(j: Job) -> Job:
     return j
 
 
-def running_pod(platform: Platform, pod_id: str = "pod-1") -> str:
+def running_pod(resources: Resources, pod_id: str = "pod-1") -> str:
     lifecycle.provision(
-        platform, job("provision-pod", {"podId": pod_id, "spec": {"tier": "dev.small"}, "userId": "u1"})
+        resources, job("provision-pod", {"podId": pod_id, "spec": {"tier": "dev.small"}, "userId": "u1"})
     )
     return pod_id
 
 
 def test_snapshot_round_trip_through_s3(
-    platform: Platform, s3: Any, agents: list[FakeHostAgent], conn: psycopg.Connection[Any]
+    resources: Resources, s3: Any, agents: list[FakeHostAgent], conn: psycopg.Connection[Any]
 ) -> None:
-    pod_id = running_pod(platform)
+    pod_id = running_pod(resources)
     agents[0].pods[pod_id].data = b"workspace bytes"
     snap_job = with_id(job("create-snapshot", {"podId": pod_id}))
-    made = snapshots.create(platform, snap_job)
+    made = snapshots.create(resources, snap_job)
     assert made["size"] == len(b"workspace bytes")
     stored = s3.get_object(Bucket=BUCKET, Key=f"snapshots/{pod_id}/{snap_job.id}.tar")["Body"].read()
     assert stored == b"workspace bytes"
     assert conn.execute("SELECT size_bytes FROM pods.snapshot WHERE id = %s", (snap_job.id,)).fetchone() == (15,)
-    snapshots.create(platform, snap_job)  # retried: the same object and row, not a second snapshot
+    snapshots.create(resources, snap_job)  # retried: the same object and row, not a second snapshot
     assert conn.execute("SELECT count(*) FROM pods.snapshot").fetchone() == (1,)
     agents[0].pods[pod_id].data = b""
-    snapshots.restore(platform, job("restore-snapshot", {"podId": pod_id, "snapshotId": snap_job.id}))
+    snapshots.restore(resources, job("restore-snapshot", {"podId": pod_id, "snapshotId": snap_job.id}))
     assert agents[0].pods[pod_id].data == b"workspace bytes"
 
 
-def test_restore_of_a_missing_object_fails_at_once(platform: Platform, s3: Any, conn: psycopg.Connection[Any]) -> None:
-    pod_id = running_pod(platform)
+def test_restore_of_a_missing_object_fails_at_once(
+    resources: Resources, s3: Any, conn: psycopg.Connection[Any]
+) -> None:
+    pod_id = running_pod(resources)
     conn.execute(
         "INSERT INTO pods.snapshot (id, pod_id, storage_url) VALUES ('gone', %s, %s)",
         (pod_id, f"s3://{BUCKET}/snapshots/{pod_id}/gone.tar"),
     )
     with pytest.raises(JobError, match="missing from storage") as info:
-        snapshots.restore(platform, job("restore-snapshot", {"podId": pod_id, "snapshotId": "gone"}))
+        snapshots.restore(resources, job("restore-snapshot", {"podId": pod_id, "snapshotId": "gone"}))
     assert info.value.should_retry is False
     with pytest.raises(JobError, match="does not exist"):
-        snapshots.restore(platform, job("restore-snapshot", {"podId": pod_id, "snapshotId": "never"}))
+        snapshots.restore(resources, job("restore-snapshot", {"podId": pod_id, "snapshotId": "never"}))
 
 
-def test_cleanup_old_deletes_exactly_what_is_old(platform: Platform, s3: Any, conn: psycopg.Connection[Any]) -> None:
+def test_cleanup_old_deletes_exactly_what_is_old(resources: Resources, s3: Any, conn: psycopg.Connection[Any]) -> None:
     now = datetime.now(UTC)
     for table, key in (("server_metric", "host_id"), ("pod_metric", "pod_id")):
         conn.execute(
@@ -102,7 +104,7 @@ def test_cleanup_old_deletes_exactly_what_is_old(platform: Platform, s3: Any, co
             (snap_id, f"s3://{BUCKET}/{key}", now - timedelta(days=age)),
         )
     with FakeGitHub("gh-token", keys={"key-1", "key-2"}) as github:
-        counts = cleanup.cleanup_old(platform, job("cleanup-old", {}), now=now, github=GitHub("gh-token", github.url))
+        counts = cleanup.cleanup_old(resources, job("cleanup-old", {}), now=now, github=GitHub("gh-token", github.url))
         assert github.deleted == ["key-1"] and github.keys == {"key-2"}
     assert counts == {"server_metrics": 1, "pod_metrics": 1, "pod_logs": 1, "pods": 2, "github_keys": 1, "snapshots": 1}
     assert [r[0] for r in conn.execute("SELECT id FROM pods.pod ORDER BY id")] == ["recent-pod"]
@@ -111,7 +113,7 @@ def test_cleanup_old_deletes_exactly_what_is_old(platform: Platform, s3: Any, co
     assert keys == ["snapshots/p/snap-new.tar"]
 
 
-def test_cleanup_keeps_the_pod_when_github_fails(platform: Platform, s3: Any, conn: psycopg.Connection[Any]) -> None:
+def test_cleanup_keeps_the_pod_when_github_fails(resources: Resources, s3: Any, conn: psycopg.Connection[Any]) -> None:
     conn.execute(
         "INSERT INTO pods.pod (id, owner_id, tier, status, github_key_id) "
         "VALUES ('p', 'u', 'dev.small', 'terminated', 'k')"
@@ -120,7 +122,7 @@ def test_cleanup_keeps_the_pod_when_github_fails(platform: Platform, s3: Any, co
         github.fail_next = 1
         with pytest.raises(GitHubError, match="502"):
             cleanup.cleanup_old(
-                platform,
+                resources,
                 job("cleanup-old", {}),
                 now=datetime.now(UTC) + timedelta(days=8),
                 github=GitHub("gh-token", github.url),
@@ -128,7 +130,7 @@ def test_cleanup_keeps_the_pod_when_github_fails(platform: Platform, s3: Any, co
     assert conn.execute("SELECT count(*) FROM pods.pod").fetchone() == (1,)
 
 
-def test_usage_per_hour_is_idempotent(platform: Platform, conn: psycopg.Connection[Any]) -> None:
+def test_usage_per_hour_is_idempotent(resources: Resources, conn: psycopg.Connection[Any]) -> None:
     hour = datetime(2026, 11, 27, 10, tzinfo=UTC)
     conn.execute(
         "INSERT INTO pods.pod (id, owner_id, tier) VALUES ('a', 'alice', 'dev.small'), ('b', 'bob', 'dev.small')"
@@ -146,8 +148,8 @@ def test_usage_per_hour_is_idempotent(platform: Platform, conn: psycopg.Connecti
         "INSERT INTO pods.pod_status_history (pod_id, status, changed_on) VALUES (%s, %s, %s)", history
     )
     request = job("calculate-usage", {"hour": hour.isoformat()})
-    usage.calculate_usage(platform, request)
-    usage.calculate_usage(platform, request)
+    usage.calculate_usage(resources, request)
+    usage.calculate_usage(resources, request)
     rows = conn.execute("SELECT pod_id, owner_id, running_seconds FROM pods.hourly_usage ORDER BY pod_id").fetchall()
     assert rows == [("a", "alice", 30 * 60), ("b", "bob", 30 * 60)]
     scheduled = Job(id="x", name="calculate-usage", data={}, origin={"fire_time": "2026-11-27T11:00:00+00:00"})
@@ -155,7 +157,7 @@ def test_usage_per_hour_is_idempotent(platform: Platform, conn: psycopg.Connecti
 
 
 def test_email_is_sent_once_even_when_the_job_runs_twice(
-    platform: Platform, aws: str, conn: psycopg.Connection[Any]
+    resources: Resources, aws: str, conn: psycopg.Connection[Any]
 ) -> None:
     ses = boto3.client("ses", endpoint_url=aws, region_name="eu-west-1")
     ses.verify_email_identity(EmailAddress="noreply@pods.local")
@@ -169,28 +171,28 @@ def test_email_is_sent_once_even_when_the_job_runs_twice(
             },
         )
     )
-    first = email.send_email(platform, mail)
+    first = email.send_email(resources, mail)
     assert first["messageId"]
-    assert email.send_email(platform, mail) == {"already_sent": True}
+    assert email.send_email(resources, mail) == {"already_sent": True}
     sent = ses.get_send_quota()["SentLast24Hours"]
     assert sent == 1
     with pytest.raises(JobError, match="unknown email template 'nope'"):
-        email.send_email(platform, job("send-email", {"to": "a@b.c", "template": "nope"}))
+        email.send_email(resources, job("send-email", {"to": "a@b.c", "template": "nope"}))
     with pytest.raises(JobError, match="needs parameter 'url'"):
         email.send_email(
-            platform, job("send-email", {"to": "a@b.c", "template": "pod-ready", "params": {"podId": "p"}})
+            resources, job("send-email", {"to": "a@b.c", "template": "pod-ready", "params": {"podId": "p"}})
         )
 
 
 def test_storage_errors_are_retried_and_record_nothing(
-    platform: Platform, aws: str, monkeypatch: pytest.MonkeyPatch, conn: psycopg.Connection[Any]
+    resources: Resources, aws: str, monkeypatch: pytest.MonkeyPatch, conn: psycopg.Connection[Any]
 ) -> None:
     from botocore.exceptions import ClientError
 
-    pod_id = running_pod(platform)
+    pod_id = running_pod(resources)
     monkeypatch.setenv("SNAPSHOT_BUCKET", "no-such-bucket")
     with pytest.raises(ClientError, match="NoSuchBucket"):
-        snapshots.create(platform, with_id(job("create-snapshot", {"podId": pod_id})))
+        snapshots.create(resources, with_id(job("create-snapshot", {"podId": pod_id})))
     assert conn.execute("SELECT count(*) FROM pods.snapshot").fetchone() == (0,)
 
 

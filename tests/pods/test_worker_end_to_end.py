@@ -12,20 +12,20 @@ import pytest
 from jobqueue import Queue
 from local.fake_host_agent import FakeHostAgent
 from pods import context, lifecycle
-from pods.context import Platform
-from tests.functions.conftest import FakeContext, event
+from pods.context import Resources
 from tests.pods.conftest import API_KEY, pod_row
+from tests.runtime.conftest import FakeContext, event
 
 
 @pytest.fixture
 def worker(
-    load_function: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch, platform: Platform
+    load_function: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch, resources: Resources
 ) -> Iterator[ModuleType]:
     monkeypatch.setenv("QUEUE_NAME", lifecycle.LIFECYCLE)
     monkeypatch.setenv("HOST_API_KEY", API_KEY)
-    context.set_platform(None)
+    context.set_resources(None)
     yield load_function("worker")
-    context.set_platform(None)
+    context.set_resources(None)
 
 
 def test_provision_jobs_run_through_the_worker(

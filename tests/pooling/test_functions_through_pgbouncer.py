@@ -17,9 +17,9 @@ import pytest
 
 from jobqueue import Queue
 from local import invoke
-from runtime import platform
-from tests.functions.conftest import API_TOKEN, EVENTS, event
+from runtime import catalog
 from tests.pooling.test_core_through_pgbouncer import server_leftovers
+from tests.runtime.conftest import API_TOKEN, EVENTS, event
 
 pytestmark = pytest.mark.slow
 SENT = 300
@@ -44,11 +44,11 @@ def test_worker_scheduler_maintenance_and_api_at_once(
         "DATABASE_URL": pooled_dsn,
         "API_TOKEN": API_TOKEN,
         "POWERTOOLS_METRICS_NAMESPACE": "JobsTest",
-        "JOBS_PLATFORM": "tests.functions.sample_platform",
+        "JOBS_PLATFORM": "tests.runtime.sample_catalog",
     }
     start = datetime.now(UTC).replace(second=0, microsecond=0)
     with Queue(dsn) as setup:
-        platform.register(setup)
+        catalog.register(setup)
         setup.insert("send-email", [{"data": {"to": f"u{n}@example.com"}} for n in range(SENT)])
         # A queue of the test's own shows every fire time of the last hour as a job.
         setup.create_queue("tick-test")

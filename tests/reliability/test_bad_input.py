@@ -35,7 +35,7 @@ from jobqueue import (
     Queue,
     UnknownQueueError,
 )
-from tests.functions.conftest import FakeContext, event
+from tests.runtime.conftest import FakeContext, event
 
 INJECTION = "q'; DROP TABLE jobqueue.job; --"
 

@@ -13,7 +13,7 @@ import pytest
 
 from jobqueue import Job, Queue
 from runtime import handlers
-from tests.functions.conftest import FakeContext, event
+from tests.runtime.conftest import FakeContext, event
 
 pytestmark = pytest.mark.slow
 JOBS = 50_000

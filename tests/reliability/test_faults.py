@@ -22,7 +22,7 @@ import pytest
 from jobqueue import DatabaseUnavailableError, Job, Queue
 from local.embedded_postgres import EmbeddedPostgres, free_port, temporary_postgres
 from runtime import handlers
-from tests.functions.conftest import API_TOKEN, FakeContext, event
+from tests.runtime.conftest import API_TOKEN, FakeContext, event
 
 pytestmark = pytest.mark.slow
 

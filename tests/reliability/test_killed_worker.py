@@ -10,16 +10,16 @@ import pytest
 
 from jobqueue import Queue
 from local import invoke
-from runtime import platform
-from tests.functions.conftest import EVENTS
-from tests.functions.test_invoke import env
+from runtime import catalog
+from tests.runtime.conftest import EVENTS
+from tests.runtime.test_invoke import env
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def ready_queue(queue: Queue) -> Queue:
-    platform.register(queue)
+    catalog.register(queue)
     return queue
 
 

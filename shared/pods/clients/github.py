@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import httpx
 
 from jobqueue import JobError
+from pods import config
 from runtime.secrets import secret_or_env
 
 
@@ -24,7 +24,7 @@ class GitHub:
     @classmethod
     def from_env(cls) -> GitHub:
         token = secret_or_env("GITHUB_TOKEN_SECRET_ARN", "GITHUB_TOKEN", required=False) or ""
-        return cls(token, os.environ.get("GITHUB_API_URL", "https://api.github.com"))
+        return cls(token, config.github_api_url())
 
     def delete_key(self, key_id: str) -> bool:
         """Remove a key; False if it was already gone."""

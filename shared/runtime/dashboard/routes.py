@@ -19,11 +19,12 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from jobqueue import Policy, Queue
+from jobqueue import Policy
 from jobqueue.inspecting import job_states
 from jobqueue.options import job_id, queue_name
 from runtime import auth, bootstrap, job_actions
-from runtime.dashboard import render, session, views
+from runtime import sessions as session
+from runtime.dashboard import render, views
 from runtime.observability import logger
 
 PREFIX = auth.DASHBOARD
@@ -71,10 +72,6 @@ def current() -> Request:
         found = Request(auth.base_path(event()), auth.identity(router), event().query_string_parameters)
         router.append_context(dashboard_request=found)
     return found
-
-
-def queue() -> Queue:
-    return bootstrap.ready()
 
 
 def _html(status: int, body: str) -> Response[str]:
@@ -138,13 +135,13 @@ def _form() -> dict[str, str]:
 
 @router.get(PREFIX)
 def overview() -> Response[str]:
-    return page("overview.html", view=views.overview(queue()))
+    return page("overview.html", view=views.overview(bootstrap.ready()))
 
 
 @router.get(PREFIX + "/failed")
 def failed() -> Response[str]:
     name = current().query.get("queue") or None
-    q = queue()
+    q = bootstrap.ready()
     if name is not None:
         name = q.require_queue(name)  # an unknown queue is a 404 that suggests the closest
     infos = q.get_queues()
@@ -165,7 +162,7 @@ def queue_page() -> Response[str]:
     state = query.get("state") or None
     if state is not None:
         job_states([state])  # an unknown state is a 400 that names it
-    q = queue()
+    q = bootstrap.ready()
     info = q.get_queue(name)
     if info is None:
         q.require_queue(name)  # a 404 that suggests the closest name
@@ -200,7 +197,7 @@ def bulk_action(action: str) -> Response[str]:
     if state is not None:
         job_states([state])
     matching = job_actions.filters(state, form.get("key"), form.get("data"))
-    count = job_actions.bulk(queue(), name, action, matching)
+    count = job_actions.bulk(bootstrap.ready(), name, action, matching)
     logger.info("dashboard action", extra={"action": f"bulk {action}", "queue": name, "jobs": count})
     back = request.url("/queue", name=name, state=state, key=form.get("key"), data=form.get("data"))
     separator = "&" if "?" in back else "?"
@@ -211,7 +208,7 @@ def bulk_action(action: str) -> Response[str]:
 def search() -> Response[str]:
     """A job by id: its page."""
     text = current().query.get("q", "").strip()
-    q = queue()
+    q = bootstrap.ready()
     job = q.get_job(job_id(text))
     if job is None:
         return error_page(404, f"no job {text[:40]}")
@@ -220,7 +217,7 @@ def search() -> Response[str]:
 
 @router.get(PREFIX + "/jobs/<id>")
 def job_page(id: str) -> Response[str]:
-    q = queue()
+    q = bootstrap.ready()
     job = q.get_job(job_id(id))
     if job is None:
         return error_page(404, f"no job {id}")
@@ -229,7 +226,7 @@ def job_page(id: str) -> Response[str]:
 
 @router.get(PREFIX + "/schedules")
 def schedules_page() -> Response[str]:
-    return page("schedules.html", schedules=views.schedules(queue()))
+    return page("schedules.html", schedules=views.schedules(bootstrap.ready()))
 
 
 @router.post(PREFIX + "/jobs/<id>/<action>")
@@ -240,7 +237,7 @@ def act(id: str, action: str) -> Response[str]:
     form = _checked_form()
     if form is None:
         return error_page(403, FORM_EXPIRED)
-    job = job_actions.apply(queue(), chosen, id)
+    job = job_actions.apply(bootstrap.ready(), chosen, id)
     logger.info("dashboard action", extra={"action": str(chosen), "job_id": job.id, "queue": job.name})
     back = form.get("next", "")
     # Only paths of this dashboard: an open redirect would let a link send people anywhere.
@@ -258,16 +255,13 @@ def act_on_queue(action: str) -> Response[str]:
     if form is None:
         return error_page(403, FORM_EXPIRED)
     name = queue_name(form.get("name", ""))
-    if action == "redrive":
-        moved = job_actions.redrive(queue(), name)["moved"]
-        logger.info("dashboard action", extra={"action": "redrive", "queue": name, "moved": len(moved)})
-        return _redirect(request.url("/queue", name=name, done="redriven", count=str(len(moved))))
     chosen = job_actions.queue_action(action)
-    job_actions.apply_to_queue(queue(), chosen, name)
-    logger.info("dashboard action", extra={"action": f"{chosen} queue", "queue": name})
-    return _redirect(
-        request.url("/queue", name=name, done="paused" if chosen is job_actions.QueueAction.PAUSE else "resumed")
-    )
+    outcome = job_actions.apply_to_queue(bootstrap.ready(), chosen, name)
+    shown = {"name": name, "done": job_actions.QUEUE_DONE[chosen]}
+    if "moved" in outcome:
+        shown["count"] = str(len(outcome["moved"]))
+    logger.info("dashboard action", extra={"action": f"{chosen} queue", "queue": name, "count": shown.get("count")})
+    return _redirect(request.url("/queue", **shown))
 
 
 @router.get(PREFIX + "/login")

@@ -9,7 +9,7 @@ from typing import Any
 from jobqueue import Job, JobState, Queue, QueueInfo, QueueStats
 from jobqueue.cron import next_fire_times
 from jobqueue.queues import dead_letter_sources
-from runtime.settings import MaintenanceSettings
+from runtime.config import MaintenanceSettings
 
 BUCKET_S = 300  # throughput chart: 5-minute buckets over the last hour
 BUCKETS = 12

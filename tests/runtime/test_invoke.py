@@ -9,16 +9,16 @@ from click.testing import CliRunner
 
 from jobqueue import Queue
 from local import invoke
-from local.cli import main
-from runtime import platform
-from tests.functions.conftest import EVENTS
+from ops.cli import main
+from runtime import catalog
+from tests.runtime.conftest import EVENTS
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def ready_queue(queue: Queue) -> Queue:
-    platform.register(queue)
+    catalog.register(queue)
     return queue
 
 
@@ -27,7 +27,7 @@ def env(dsn: str, **extra: str) -> dict[str, str]:
         "DATABASE_URL": dsn,
         "POWERTOOLS_METRICS_NAMESPACE": "JobsTest",
         "API_TOKEN": "local-dev-token",
-        "JOBS_PLATFORM": "tests.functions.sample_platform",
+        "JOBS_PLATFORM": "tests.runtime.sample_catalog",
         **extra,
     }
 

@@ -16,8 +16,8 @@ from typing import Final
 
 from jobqueue import ConfigurationError, InvalidOptionError, Queue, QueueSettings
 from jobqueue.settings import QUEUE_SETTINGS, check_all
+from runtime.config import json_variable
 from runtime.jobtypes import Catalog
-from runtime.settings import json_variable
 
 VARIABLE: Final = "JOBS_PLATFORM"
 DEFAULT_ATTRIBUTE: Final = "CATALOG"

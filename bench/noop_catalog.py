@@ -1,5 +1,5 @@
 """The pods platform with a no-op send-email handler, for benchmarks that run the worker function
-in processes of their own (JOBS_PLATFORM=bench.noop_platform)."""
+in processes of their own (JOBS_PLATFORM=bench.noop_catalog)."""
 
 from __future__ import annotations
 

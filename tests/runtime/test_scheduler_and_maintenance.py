@@ -17,7 +17,7 @@ import pytest
 
 from jobqueue import Queue
 from local import invoke
-from tests.functions.conftest import FakeContext, RecordingLambda, event
+from tests.runtime.conftest import FakeContext, RecordingLambda, event
 
 
 def tick_at(moment: datetime) -> dict[str, Any]:
@@ -124,7 +124,7 @@ def test_overlapping_maintenance_runs_are_harmless(
         try:
             with Queue(dsn) as own:
                 from runtime import upkeep
-                from runtime.settings import MaintenanceSettings
+                from runtime.config import MaintenanceSettings
 
                 barrier.wait()
                 results.append(

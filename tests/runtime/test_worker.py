@@ -17,7 +17,7 @@ import pytest
 from jobqueue import ConfigurationError, Job, JobError, Queue
 from runtime import handlers
 from runtime.observability import logger
-from tests.functions.conftest import FakeContext, RecordingLambda, event
+from tests.runtime.conftest import FakeContext, RecordingLambda, event
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def test_the_declared_group_limit_holds_within_an_invocation(
     worker: ModuleType, dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """send-email declared with group_concurrency=1: one job per group at a time, though the team has five."""
-    monkeypatch.setenv("JOBS_PLATFORM", "tests.functions.sample_platform:GROUPED")
+    monkeypatch.setenv("JOBS_PLATFORM", "tests.runtime.sample_catalog:GROUPED")
     peak = handlers_tracking_peaks_per_tenant()
     worker.handler(event("schedule.json"), FakeContext())
     with Queue(dsn) as q:
@@ -125,7 +125,7 @@ def test_the_deployments_group_limit_overrides_the_declared_one(
     worker: ModuleType, load_function: Callable[[str], ModuleType], dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """GROUP_CONCURRENCY (the template parameter <Worker>GroupConcurrency) wins over the declaration."""
-    monkeypatch.setenv("JOBS_PLATFORM", "tests.functions.sample_platform:GROUPED")
+    monkeypatch.setenv("JOBS_PLATFORM", "tests.runtime.sample_catalog:GROUPED")
     monkeypatch.setenv("GROUP_CONCURRENCY", '{"default": 1, "tiers": {"wide": 3}}')
     worker = load_function("worker")  # a cold start reads it
     peak = handlers_tracking_peaks_per_tenant()
@@ -141,7 +141,7 @@ def test_the_deployments_group_limit_overrides_the_declared_one(
     [("{default: 1}", "GROUP_CONCURRENCY is not JSON"), ('{"tiers": {}}', "GROUP_CONCURRENCY: group_concurrency")],
 )
 def test_a_bad_group_limit_stops_the_cold_start(monkeypatch: pytest.MonkeyPatch, value: str, message: str) -> None:
-    from runtime.settings import WorkerSettings
+    from runtime.config import WorkerSettings
 
     with pytest.raises(ConfigurationError, match=message):
         WorkerSettings.from_env({"QUEUE_NAME": "send-email", "GROUP_CONCURRENCY": value})

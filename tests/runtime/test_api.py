@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from jobqueue import Queue
-from tests.functions.conftest import API_TOKEN, FakeContext, RecordingLambda, event
+from tests.runtime.conftest import API_TOKEN, FakeContext, RecordingLambda, event
 
 REFUSED = "the policy of queue {queue!r} refused the job: one with its key is already queued or active"
 
@@ -79,7 +79,7 @@ def test_health_turns_unhealthy_past_the_threshold(
     api: Callable[..., dict[str, Any]], dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api("api-health.json")
-    monkeypatch.setattr("runtime.api.HEALTH_FAILED_THRESHOLD", 2)
+    monkeypatch.setenv("HEALTH_FAILED_THRESHOLD", "2")
     with Queue(dsn) as q:
         q.insert("send-email", [{"data": n, "retry_limit": 0} for n in range(2)])
         q.fail("send-email", q.fetch("send-email", 2), "boom")
@@ -152,7 +152,7 @@ def test_enqueue_refused_by_policy_is_a_conflict(api: Callable[..., dict[str, An
     assert api("api-enqueue.json", body=body)["statusCode"] == 201
     refused = api("api-enqueue.json", body=body)
     assert refused["statusCode"] == 409 and refused["json"]["id"] is None
-    # The CLI says the same words (tests/local/test_cli.py).
+    # The CLI says the same words (tests/ops/test_cli.py).
     assert refused["json"]["error"] == REFUSED.format(queue="cleanup-old")
 
 

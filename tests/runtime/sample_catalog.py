@@ -1,5 +1,5 @@
 """The pods platform with a stand-in send-email handler, for functions run in a subprocess
-(JOBS_PLATFORM=tests.functions.sample_platform)."""
+(JOBS_PLATFORM=tests.runtime.sample_catalog)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ CATALOG = PODS.with_handler("send-email", send_email)
 
 
 # The same platform with send-email capped at one active job per group
-# (JOBS_PLATFORM=tests.functions.sample_platform:GROUPED).
+# (JOBS_PLATFORM=tests.runtime.sample_catalog:GROUPED).
 GROUPED = dataclasses.replace(
     CATALOG,
     job_types=tuple(

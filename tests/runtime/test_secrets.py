@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from runtime import connection
-from tests.functions.conftest import FakeContext, event
+from tests.runtime.conftest import FakeContext, event
 
 
 def test_database_url_from_an_rds_style_secret(

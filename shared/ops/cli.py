@@ -21,10 +21,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from deploy import template
 from jobqueue import JobQueueError, Policy, Queue
 from local import invoke as local_invoke
-from local import template_gen
-from runtime import job_actions, platform
+from runtime import catalog, job_actions
 
 # Piped or captured output gets wide tables instead of names cut short.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -51,7 +51,7 @@ def open_queue(ctx: click.Context) -> Iterator[Queue]:
 def default_data(queue_name: str) -> Any:
     """What a job's data is when --data is not given: an object for the platform's job types (their
     handlers take one, as from any sender), null for other queues."""
-    return {} if queue_name in platform.load().names else None
+    return {} if queue_name in catalog.load().names else None
 
 
 def json_option(value: str | None, what: str) -> Any:
@@ -70,16 +70,16 @@ def json_option(value: str | None, what: str) -> Any:
 @click.option(
     "--platform",
     "platform_spec",
-    envvar=platform.VARIABLE,
-    default=template_gen.DEFAULT_PLATFORM,
+    envvar=catalog.VARIABLE,
+    default=template.DEFAULT_PLATFORM,
     show_default=True,
-    help=f"module of the platform's job types (default: ${platform.VARIABLE})",
+    help=f"module of the platform's job types (default: ${catalog.VARIABLE})",
 )
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None, schema: str, platform_spec: str) -> None:
     """Operate the job system: run functions locally, inspect and manage jobs."""
     ctx.obj = {"database_url": database_url, "schema": schema}
-    os.environ[platform.VARIABLE] = platform_spec  # what the runtime (and `invoke`) read
+    os.environ[catalog.VARIABLE] = platform_spec  # what the runtime (and `invoke`) read
 
 
 @main.command()
@@ -88,7 +88,7 @@ def migrate(ctx: click.Context) -> None:
     """Install or upgrade the queue's schema (and the platform's queues)."""
     with open_queue(ctx) as queue:
         version = queue.migrate()
-        platform.register(queue)
+        catalog.register(queue)
     click.echo(f"schema {ctx.obj['schema']} at version {version}; platform queues registered")
 
 
@@ -122,7 +122,7 @@ def send(
         options["start_after"] = float(start_after) if start_after.replace(".", "", 1).isdigit() else start_after
     payload = default_data(queue_name) if data is None else json_option(data, "--data")
     with open_queue(ctx) as queue:
-        job_id = queue.send(queue_name, payload, **platform.load().send_options(queue_name, payload, options))
+        job_id = queue.send(queue_name, payload, **catalog.load().send_options(queue_name, payload, options))
     if job_id is None:
         fail(job_actions.refused_by_policy(queue_name))
     click.echo(job_id)
@@ -145,19 +145,19 @@ def insert(ctx: click.Context, queue_name: str, file: Any) -> None:
         fail(f"{getattr(file, 'name', 'input')} is not JSON: {exc.msg} at line {exc.lineno}")
     if not isinstance(jobs, list):
         fail("expected a JSON array of jobs")
-    catalog = platform.load()
+    declared = catalog.load()
     with open_queue(ctx) as queue:
-        jobs = [_with_derived_options(catalog, queue_name, job) for job in jobs]
+        jobs = [_with_derived_options(declared, queue_name, job) for job in jobs]
         ids = queue.insert(queue_name, jobs)
     click.echo(f"inserted {len(ids)} of {len(jobs)} jobs into {queue_name}")
 
 
-def _with_derived_options(catalog: Any, queue_name: str, job: Any) -> Any:
+def _with_derived_options(declared: Any, queue_name: str, job: Any) -> Any:
     """A job of an insert file with what its job type derives from its data (its key, its group)."""
     if not isinstance(job, dict):
         return job  # insert() names the problem
     given = {k: v for k, v in job.items() if k != "data"}
-    return {"data": job.get("data"), **catalog.send_options(queue_name, job.get("data"), given)}
+    return {"data": job.get("data"), **declared.send_options(queue_name, job.get("data"), given)}
 
 
 @main.command()
@@ -236,7 +236,7 @@ def pause_queue(ctx: click.Context, queue_name: str) -> None:
 
 def _switch(ctx: click.Context, queue_name: str, chosen: job_actions.QueueAction) -> None:
     with open_queue(ctx) as queue:
-        paused = job_actions.apply_to_queue(queue, chosen, queue_name)
+        paused = job_actions.apply_to_queue(queue, chosen, queue_name)["paused"]
     click.echo(f"{'paused' if paused else 'resumed'} {queue_name}")
 
 
@@ -247,7 +247,8 @@ def _switch(ctx: click.Context, queue_name: str, chosen: job_actions.QueueAction
 def redrive(ctx: click.Context, dead_letter_queue: str, job_ids: tuple[str, ...]) -> None:
     """Move DEAD_LETTER_QUEUE's jobs (all, or JOB_IDS) back to the queues they came from."""
     with open_queue(ctx) as queue:
-        result = job_actions.redrive(queue, dead_letter_queue, list(job_ids) or None)
+        chosen = job_actions.QueueAction.REDRIVE
+        result = job_actions.apply_to_queue(queue, chosen, dead_letter_queue, list(job_ids) or None)
     for letter, again in result["moved"].items():
         click.echo(f"redriven: {letter} -> {again}")
     for letter, why in result["skipped"].items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jobqueue import ConfigurationError
-from runtime.settings import ConnectionSettings
+from runtime.config import ConnectionSettings
 
 
 def test_unset_the_connection_suits_a_pooler() -> None:

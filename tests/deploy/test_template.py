@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from local import sam_template, template_gen
-from runtime import platform
+from deploy import sam_template, template
+from runtime import catalog
 
-CATALOG = platform.load()
+CATALOG = catalog.load()
 QUEUE_NAMES = CATALOG.names
 
 ROOT = Path(__file__).parents[2]
@@ -46,7 +46,7 @@ EVENTS_BY_CODE = {
 
 
 def test_template_is_what_the_generator_writes() -> None:
-    assert template_gen.TEMPLATE.read_text() == template_gen.render(), "run `make template`"
+    assert template.TEMPLATE.read_text() == template.render(), "run `make template`"
 
 
 def test_every_declared_job_type_has_a_worker_with_a_schedule() -> None:
@@ -118,7 +118,7 @@ def test_no_iam_statement_is_wider_than_needed() -> None:
 @pytest.mark.parametrize("queue", sorted(QUEUE_NAMES))
 def test_each_worker_gets_only_what_its_declaration_lists(queue: str) -> None:
     declared = CATALOG.job_type(queue)
-    logical_id = template_gen.logical_id(queue)
+    logical_id = template.logical_id(queue)
     props = RESOURCES[logical_id]["Properties"]
     text = json.dumps(props["Policies"])
     actions = {action for permission in declared.permissions for action in permission.actions}
@@ -129,7 +129,7 @@ def test_each_worker_gets_only_what_its_declaration_lists(queue: str) -> None:
     assert granted == actions | {"lambda:InvokeFunction"}
     # Scale-out starts more of itself; handlers send jobs in their own transaction and start nothing.
     [(_, invoke)] = [s for s in statements if s[1]["Action"] == "lambda:InvokeFunction"]
-    assert invoke["Resource"] == [{"Fn::Sub": str(template_gen.function_arn(queue))}]
+    assert invoke["Resource"] == [{"Fn::Sub": str(template.function_arn(queue))}]
     secrets = [
         p["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"]["Ref"]
         for p in props["Policies"]

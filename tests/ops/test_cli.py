@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from jobqueue import Queue
-from local.cli import main
+from ops.cli import main
 
 
 @pytest.fixture
@@ -178,7 +178,7 @@ def test_data_defaults_to_an_object_for_the_platforms_job_types(jobs: CliRunner,
 
 
 def test_a_send_the_policy_refuses_is_worded_as_on_the_api(jobs: CliRunner) -> None:
-    from tests.functions.test_api import REFUSED
+    from tests.runtime.test_api import REFUSED
 
     run(jobs, "migrate")
     assert run(jobs, "send", "cleanup-old").exit_code == 0

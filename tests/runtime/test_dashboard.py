@@ -17,8 +17,8 @@ import psycopg
 import pytest
 
 from jobqueue import Queue
-from runtime.dashboard import session
-from tests.functions.conftest import API_TOKEN, FakeContext, event
+from runtime import sessions as session
+from tests.runtime.conftest import API_TOKEN, FakeContext, event
 
 Call = Callable[..., dict[str, Any]]
 
