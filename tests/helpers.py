@@ -17,9 +17,16 @@ def later(seconds: float) -> datetime:
 
 
 def make_ready(conn: psycopg.Connection[Any], *ids: str, schema: str = "jobqueue") -> None:
-    """Pretend a delayed or retrying job's start_after has passed."""
+    """Pretend a delayed or retrying job's start_after has passed.
+
+    It stays after the job's created_on, as time passing leaves it: a job queued behind its place
+    (retried, delayed) is found through the job_deferred index wherever the fetch floor stands.
+    """
     conn.execute(
-        f"UPDATE {schema}.job SET start_after = now() - interval '1 second' WHERE id = ANY(%s::uuid[])", (list(ids),)
+        f"UPDATE {schema}.job"
+        " SET start_after = greatest(now() - interval '1 second', created_on + interval '1 microsecond')"
+        " WHERE id = ANY(%s::uuid[])",
+        (list(ids),),
     )
 
 

@@ -142,6 +142,7 @@ class Maintaining(Working):
             retried, failed = self.expire(batch_size=batch_size, now=now, time_budget=remaining())
             archived = self.archive(batch_size=batch_size, now=now, time_budget=remaining())
             purged, unstarted = self.purge(batch_size=batch_size, now=now, time_budget=remaining())
+            self.check_fetch_floors()
             return MaintenanceResult(
                 expired_retried=retried,
                 expired_failed=failed,
@@ -154,3 +155,18 @@ class Maintaining(Working):
             # database it runs out by itself, and the error that ended the run is the one to raise.
             with contextlib.suppress(DatabaseUnavailableError):
                 self.db.execute("end_lease", lease)
+
+    def check_fetch_floors(self) -> int:
+        """Lower every fetch floor that a queued job lies before; returns how many were lowered.
+
+        Fetches move a queue's floor on only past jobs that cannot come back (README, "The fetch
+        under a held snapshot"); a job sent in a transaction that outlived the floor's margins,
+        or let go by a fetch that rolled back, may still end up before it. This finds such a job
+        (walking what fetches skip, so its cost grows while an old snapshot is held) and puts
+        the floor back at its place, in a statement of its own so that fetches see it at once.
+        """
+        strays = self.db.rows("stray_before_floor")
+        for stray in strays:
+            self.db.execute("lower_fetch_floor", stray)
+        self.db.execute("trim_fetch_floors")
+        return len(strays)

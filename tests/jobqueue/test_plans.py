@@ -39,8 +39,11 @@ def test_fetch_uses_the_fetch_index(backlog: Queue, conn: psycopg.Connection[Any
     params = {"name": "q", "limit": 100, "deadline": None, "now": None}
     plan = explain(conn, Q["fetch"], params)
     assert "Index Scan using job_fetch" in plan
-    assert "Index Scan using job_pkey" in plan
-    assert "Seq Scan" not in plan
+    assert "Index Scan using job_deferred" in plan  # the jobs behind the floor: delayed, retried
+    assert "Index Scan using fetch_floor_newest" in plan
+    assert "Tid Scan on job" in plan  # the claimed rows by their ctid, whatever the statistics say
+    # The floor's writer reads pg_stat_activity (a scan of the catalog's few rows), never a queue table.
+    assert "Seq Scan on job" not in plan and "Seq Scan on queue" not in plan and "Seq Scan on fetch_floor" not in plan
 
 
 def test_fetch_one_per_key_uses_indexes(backlog: Queue, conn: psycopg.Connection[Any]) -> None:

@@ -75,7 +75,7 @@ def test_a_copied_batch_gets_the_queues_settings_and_its_ids_in_order(
     row = job_row(conn, ids[0])
     assert (row["retry_limit"], row["retry_delay"], row["expire_in"], row["delete_after"]) == (4, 10, 120, 60)
     assert row["dead_letter"] == "dead" and row["policy"] == "standard" and row["state"] == "created"
-    assert row["keep_until"] - row["created_on"] == timedelta(seconds=3600)
+    assert row["keep_until"] - row["start_after"] == timedelta(seconds=3600)
     # Fetch order within the batch is the order given (one created_on, ascending ids).
     fetched = work.fetch("work", 2500)
     assert [job.data["n"] for job in fetched] == list(range(2500))
@@ -191,9 +191,9 @@ def test_copy_and_the_insert_statement_give_the_same_rows(work: Queue, conn: psy
         stated = work._insert_statement("twin", checked, other)
     columns = (
         "data, policy, priority, retry_limit, retry_delay, retry_backoff, retry_delay_max, expire_in,"
-        # an absolute start as it is, a relative one from the transaction's now() (created_on)
+        # an absolute start as it is, a relative one in whole seconds from the sending statement (created_on)
         " CASE WHEN data->>'n' IN ('5', '6') THEN start_after END,"
-        " CASE WHEN data->>'n' NOT IN ('5', '6') THEN start_after - created_on END,"
+        " CASE WHEN data->>'n' NOT IN ('5', '6') THEN round(extract(epoch FROM start_after - created_on)) END,"
         " singleton_key, keep_until - start_after, delete_after, dead_letter,"
         " group_id, group_tier, state, singleton_on, (start_after = %s::timestamptz)"
     )

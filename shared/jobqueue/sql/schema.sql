@@ -93,7 +93,8 @@ CREATE TABLE {{schema}}.job (
     keep_until timestamptz NOT NULL,
     delete_after integer NOT NULL,
     dead_letter text,
-    created_on timestamptz NOT NULL DEFAULT now(),
+    -- The sending statement's time (not its transaction's): see fetch_floor below.
+    created_on timestamptz NOT NULL DEFAULT statement_timestamp(),
     completed_on timestamptz,
     output jsonb,
     -- Where the job came from when it was not sent directly: a schedule's fire
@@ -120,6 +121,10 @@ CREATE TABLE {{schema}}.job (
 -- cost of a separate one.
 CREATE INDEX job_fetch ON {{schema}}.job (name, priority DESC, created_on, id)
     INCLUDE (start_after, keep_until) WHERE state < 'active';
+-- Jobs queued at a position behind the fetch floor (below): delayed, retried, released, snoozed,
+-- requeued, made ready by a flow (start_after after created_on). A fetch looks for them here.
+CREATE INDEX job_deferred ON {{schema}}.job (name, priority DESC, created_on, id) INCLUDE (start_after)
+    WHERE state < 'active' AND start_after > created_on;
 -- Expiry of active jobs past their deadline. expire_at is set only while a job
 -- is active. The predicate deliberately does not mention state: a partial
 -- index on state = 'active' tempts the planner, whenever statistics say few
@@ -215,6 +220,24 @@ SELECT id, name, priority, data, state, policy, retry_limit, retry_count, retry_
        retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
        keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, true AS archived,
        group_id, group_tier, errors FROM {{schema}}.archive;
+
+-- The fetch floor: where a fetch starts its walk of a queue's queued jobs in the floor's priority
+-- band, so that the index entries of the jobs claimed before it, dead but kept while another
+-- session holds an old snapshot, are not walked again by every fetch. No queued job that was
+-- sent straight away (start_after not after created_on) lies before it: a fetch writes a new
+-- floor only up to the first such job its snapshot sees as queued, claimed by it or locked by
+-- another fetcher, and never past the start of the oldest open transaction that has written
+-- (it may still send a job: created_on is the sending statement's time). Rows are only
+-- inserted, at most every quarter second per queue, and read newest first: a held snapshot
+-- leaves no version chain to walk. Maintenance checks each floor and keeps the newest rows.
+CREATE TABLE {{schema}}.fetch_floor (
+    name text NOT NULL,
+    at timestamptz NOT NULL DEFAULT statement_timestamp(),
+    priority integer NOT NULL,
+    created_on timestamptz NOT NULL,
+    id uuid NOT NULL
+);
+CREATE INDEX fetch_floor_newest ON {{schema}}.fetch_floor (name, at DESC);
 
 -- A flow's edges: `child` starts once every `parent` has completed.
 CREATE TABLE {{schema}}.dependency (

@@ -99,3 +99,34 @@ WHERE id IN (
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 );
+
+-- name: stray_before_floor
+-- Per queue, the first job sent straight away that is queued before its newest fetch floor, in the
+-- floor's band: a job the floor passed (sent in a transaction that outlived the floor's margins,
+-- or let go by a fetch that rolled back after a floor moved past it). Walks what the fetches skip.
+SELECT f.name, f.priority, s.created_on, s.id
+FROM (
+    SELECT DISTINCT ON (ff.name) ff.name, ff.priority, ff.created_on, ff.id
+    FROM {{schema}}.fetch_floor ff
+    ORDER BY ff.name, ff.at DESC
+) f
+CROSS JOIN LATERAL (
+    SELECT j.created_on, j.id FROM {{schema}}.job j
+    WHERE j.name = f.name AND j.state < 'active' AND j.priority = f.priority
+      AND (j.created_on, j.id) < (f.created_on, f.id)
+      AND j.start_after <= j.created_on
+    ORDER BY j.created_on, j.id
+    LIMIT 1
+) s;
+
+-- name: lower_fetch_floor
+-- A fetch floor at a stray job's place: the next fetch of its queue walks from there.
+INSERT INTO {{schema}}.fetch_floor (name, priority, created_on, id)
+VALUES (%(name)s, %(priority)s, %(created_on)s, %(id)s);
+
+-- name: trim_fetch_floors
+-- Forget fetch floors older than a minute but a queue's newest, and those of queues gone.
+DELETE FROM {{schema}}.fetch_floor f
+WHERE (f.at < statement_timestamp() - interval '1 minute'
+       AND EXISTS (SELECT 1 FROM {{schema}}.fetch_floor n WHERE n.name = f.name AND n.at > f.at))
+   OR NOT EXISTS (SELECT 1 FROM {{schema}}.queue q WHERE q.name = f.name);

@@ -36,11 +36,14 @@ UPDATE {{schema}}.queue SET paused = %(paused)s, updated_on = now() WHERE name =
 SELECT name FROM {{schema}}.queue WHERE dead_letter = %(name)s ORDER BY name;
 
 -- name: delete_queue
--- Delete a queue with its jobs, archived jobs and schedules.
+-- Delete a queue with its jobs, archived jobs, schedules and fetch floors.
 WITH jobs AS (
     DELETE FROM {{schema}}.job WHERE name = %(name)s RETURNING 1
 ), archived AS (
     DELETE FROM {{schema}}.archive WHERE name = %(name)s RETURNING 1
+), floors AS (
+    -- A queue made again under this name starts from no floor.
+    DELETE FROM {{schema}}.fetch_floor WHERE name = %(name)s
 )
 DELETE FROM {{schema}}.queue WHERE name = %(name)s
 RETURNING name, (SELECT count(*) FROM jobs) + (SELECT count(*) FROM archived) AS jobs;

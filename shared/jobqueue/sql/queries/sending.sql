@@ -167,12 +167,21 @@ WITH target AS (
                     coalesce(%(now)s::timestamptz, now()) + make_interval(secs => %(start_in)s::double precision),
                     j.start_after) AS start_after
     FROM {{schema}}.job j JOIN target t ON t.id = j.id
+), updated AS (
+    UPDATE {{schema}}.job j SET
+        data = CASE WHEN %(has_data)s THEN %(data)s::jsonb ELSE j.data END,
+        priority = coalesce(%(priority)s::integer, j.priority),
+        keep_until = m.start_after + (j.keep_until - j.start_after),
+        start_after = m.start_after
+    FROM moved m
+    WHERE j.id = m.id AND j.state < 'active'
+    RETURNING j.id, j.priority, j.created_on, j.start_after
+), {{fetch_floor}}, lowered AS (
+    -- A job moved to a place before the queue's fetch floor (a new priority, or a start no
+    -- longer after its created_on) takes the floor back there.
+    INSERT INTO {{schema}}.fetch_floor (name, priority, created_on, id)
+    SELECT %(name)s, u.priority, u.created_on, u.id
+    FROM updated u, floor f
+    WHERE u.start_after <= u.created_on AND u.priority = f.priority AND (u.created_on, u.id) < (f.created_on, f.id)
 )
-UPDATE {{schema}}.job j SET
-    data = CASE WHEN %(has_data)s THEN %(data)s::jsonb ELSE j.data END,
-    priority = coalesce(%(priority)s::integer, j.priority),
-    keep_until = m.start_after + (j.keep_until - j.start_after),
-    start_after = m.start_after
-FROM moved m
-WHERE j.id = m.id AND j.state < 'active'
-RETURNING j.id::text;
+SELECT id::text FROM updated;

@@ -1,28 +1,53 @@
 -- name: fetch
 -- Claim up to `limit` queued jobs of a standard or short queue, in priority order, in one statement.
 --
--- The CTE is MATERIALIZED so the planner cannot fold it into the UPDATE:
--- LIMIT with FOR UPDATE SKIP LOCKED must run exactly once, or concurrent
--- fetchers could claim the same row. Rows another fetcher holds are skipped,
--- never waited for. The UPDATE finds the claimed rows with `id = ANY(ARRAY(...))`
--- rather than a join: a join's plan depends on the LIMIT's value, which made
--- Postgres plan the statement anew at every call (its generic plan hashed the
--- whole table); this form has one good plan, prepared once.
-WITH next AS MATERIALIZED (
-    SELECT j.id
-    FROM {{schema}}.job j
-    WHERE j.name = %(name)s
-      AND j.state < 'active'
-      AND j.start_after <= coalesce(%(now)s::timestamptz, now())
-      -- A paused queue gives nothing (a one-time check of its row, not one per job).
-      AND NOT EXISTS (SELECT 1 FROM {{schema}}.queue p WHERE p.name = %(name)s AND p.paused)
-    ORDER BY j.priority DESC, j.created_on, j.id
+-- The jobs come from four walks of the queue, merged in claim order: the fetch floor's priority
+-- band from the floor on (the jobs claimed before it are not walked again, which matters while
+-- another session holds an old snapshot and their index entries cannot be removed), the bands
+-- above and below it, and the jobs queued behind their position (delayed, retried, released:
+-- the job_deferred index). Each walk takes at most `limit` jobs with FOR UPDATE SKIP LOCKED:
+-- rows another fetcher holds are skipped, never waited for; what a walk locked beyond the
+-- `limit` best is let go at the end of the statement. The CTE is MATERIALIZED so that the
+-- planner cannot fold it into the UPDATE: LIMIT with FOR UPDATE SKIP LOCKED must run exactly
+-- once, or concurrent fetchers could claim the same row. The UPDATE finds the claimed rows by
+-- their ctid, which their row locks keep from changing until the statement ends: a TID scan, the
+-- one plan whatever the statistics say (a table analyzed while nearly empty made the planner
+-- prefer a sequential scan to the primary key), and none to choose anew at each call.
+WITH {{fetch_floor}}, next AS MATERIALIZED (
+    SELECT r.ctid, r.id, r.priority, r.created_on, r.immediate FROM (
+        SELECT * FROM (
+            SELECT j.ctid, j.id, j.priority, j.created_on, true AS immediate FROM {{schema}}.job j
+            WHERE j.name = %(name)s AND j.state < 'active'
+              AND j.priority = (SELECT priority FROM floor)
+              AND (j.created_on, j.id) >= ((SELECT created_on FROM floor), (SELECT id FROM floor))
+              AND {{ready_now}}
+            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED) band
+        UNION ALL
+        SELECT * FROM (
+            SELECT j.ctid, j.id, j.priority, j.created_on, true FROM {{schema}}.job j
+            WHERE j.name = %(name)s AND j.state < 'active' AND j.priority > (SELECT priority FROM floor)
+              AND {{ready_now}}
+            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED) above
+        UNION ALL
+        SELECT * FROM (
+            SELECT j.ctid, j.id, j.priority, j.created_on, true FROM {{schema}}.job j
+            WHERE j.name = %(name)s AND j.state < 'active' AND j.priority < (SELECT priority FROM floor)
+              AND {{ready_now}}
+            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED) below
+        UNION ALL
+        SELECT * FROM (
+            SELECT j.ctid, j.id, j.priority, j.created_on, false FROM {{schema}}.job j
+            WHERE j.name = %(name)s AND j.state < 'active' AND j.start_after > j.created_on
+              AND j.start_after <= coalesce(%(now)s::timestamptz, now())
+              AND NOT EXISTS (SELECT 1 FROM {{schema}}.queue p WHERE p.name = %(name)s AND p.paused)
+            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED) deferred
+    ) r
+    ORDER BY r.priority DESC, r.created_on, r.id
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-)
+), {{advance_fetch_floor}}
 UPDATE {{schema}}.job j SET
     {{claim}}
-WHERE j.id = ANY(ARRAY(SELECT id FROM next))
+WHERE j.ctid = ANY(ARRAY(SELECT ctid FROM next))
 RETURNING {{claimed_columns}};
 
 -- name: lock_keys
