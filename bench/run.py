@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from bench import backlog, connection_paths, extra, lifecycle, ordering, peer, report, worker_function
+from bench import backlog, connection_paths, extra, held_snapshot, lifecycle, ordering, peer, report, worker_function
 from bench.raw_queue import JobTableBaseline, RawQueue
 from jobqueue import Queue
 from local.embedded_postgres import temporary_postgres
@@ -340,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
                 lives.insert(1, lifecycle.pgboss(dsn, PEER_QUEUE, life_jobs))
             except Exception as exc:  # the peer is a comparison, not a requirement
                 print(f"pg-boss lifecycle: not measured ({exc})", file=sys.stderr)
+        held = held_snapshot.compare(dsn, quick=args.quick)
     imports = extra.cold_start()
 
     results: dict[str, Any] = {
@@ -370,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         "cold_import_ms": imports,
         "worker_rss": rss,
         "lifecycle": [asdict(life) | {"rate": life.rate} for life in lives],
+        "held_snapshot": held,
     }
     text = report.markdown(results)
     print("\n" + text)

@@ -17,7 +17,7 @@ from pytest_postgresql.janitor import DatabaseJanitor
 
 from deploy.template import DEFAULT_PLATFORM
 from jobqueue import Queue
-from local.embedded_postgres import EmbeddedPostgres, free_port, temporary_postgres
+from local.embedded_postgres import FAST_SETTINGS, EmbeddedPostgres, free_port, temporary_postgres
 from runtime import catalog, handlers
 
 # The runtime serves the platform JOBS_PLATFORM names, here as in template.yaml
@@ -34,7 +34,8 @@ def _declared_handlers() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[EmbeddedPostgres]:
-    with temporary_postgres() as server:
+    # Prepared transactions allowed, so that a test can leave one open (what holds the horizon).
+    with temporary_postgres({**FAST_SETTINGS, "max_prepared_transactions": "4"}) as server:
         yield server
 
 

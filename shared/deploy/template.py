@@ -190,6 +190,13 @@ def parameters(catalog: Catalog) -> dict[str, Any]:
         "OldestQueuedJobAgeThreshold": number(
             900, 0, None, "Seconds the oldest ready job may wait before the alarm fires"
         ),
+        "HeldSnapshotThreshold": number(
+            300,
+            1,
+            None,
+            "Seconds a snapshot may hold the MVCC horizon back (vacuum removes no finished job meanwhile) "
+            "before the alarm fires and maintenance, /health and the dashboard name who holds it",
+        ),
     }
     del found["OldestQueuedJobAgeThreshold"]["MinValue"]
     return found
@@ -330,6 +337,7 @@ def maintenance(catalog: Catalog) -> dict[str, Any]:
                     "WORKER_FUNCTIONS": worker_functions(catalog),
                     "SCALE_JOBS_PER_WORKER": Ref("WorkerMaxJobs"),
                     "SCALE_MAX_WORKERS": Ref("WorkerReservedConcurrency"),
+                    "HORIZON_WARN_SECONDS": Ref("HeldSnapshotThreshold"),
                 }
             },
             "Policies": [read_secret("DbSecretArn"), invoke(list(catalog.names))],
@@ -359,6 +367,7 @@ def api(catalog: Catalog) -> dict[str, Any]:
                 "Variables": {
                     "WORKER_FUNCTIONS": worker_functions(catalog),
                     "API_TOKEN_SECRET_ARN": Ref("DashboardTokenSecretArn"),
+                    "HORIZON_WARN_SECONDS": Ref("HeldSnapshotThreshold"),
                 }
             },
             "Policies": [
@@ -403,6 +412,17 @@ def alarms(catalog: Catalog) -> dict[str, Any]:
             "Jobs wait in a dead letter queue (failed for good: inspect, retry or delete them)",
             "DeadLetterJobs",
             0,
+            namespace="Jobs",
+            dimensions=service,
+            statistic="Maximum",
+            comparison="GreaterThanThreshold",
+        ),
+        # A transaction, standby or slot elsewhere keeps vacuum from removing finished jobs: the
+        # fetch stays fast, but the tables grow until it ends (maintenance's log names who holds it).
+        "HeldSnapshotAlarm": alarm(
+            "A snapshot held open elsewhere keeps vacuum from removing finished jobs (see jobs doctor)",
+            "OldestSnapshotAgeSeconds",
+            Ref("HeldSnapshotThreshold"),
             namespace="Jobs",
             dimensions=service,
             statistic="Maximum",

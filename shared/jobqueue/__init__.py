@@ -24,6 +24,8 @@ from jobqueue.errors import (
 from jobqueue.models import (
     FailResult,
     GroupActivity,
+    Horizon,
+    HorizonHolder,
     Job,
     MaintenanceResult,
     QueueInfo,
@@ -52,6 +54,8 @@ __all__ = [
     "DatabaseUnavailableError",
     "FailResult",
     "GroupActivity",
+    "Horizon",
+    "HorizonHolder",
     "InvalidCronError",
     "InvalidNameError",
     "InvalidOptionError",

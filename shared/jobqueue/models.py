@@ -178,6 +178,46 @@ class MaintenanceResult:
     skipped: bool = False  # another process held the maintenance lock
 
 
+@dataclass(slots=True, frozen=True)
+class HorizonHolder:
+    """Something that holds the MVCC horizon back: a session, a standby, a replication slot, a
+    prepared transaction."""
+
+    kind: str  # "session", "standby (walsender)", "replication slot", "prepared transaction"
+    name: str  # "pid 4711", the slot's name, the prepared transaction's gid
+    held_seconds: float | None  # since when (None: the database does not tell, or not this role)
+    xmin_age: int | None  # transactions since the snapshot it holds
+    details: dict[str, Any] = field(default_factory=dict)  # user, application, client address, state...
+
+    def describe(self) -> str:
+        """One line naming it, for a log, the dashboard, `jobs doctor`."""
+        held = "for an unknown time" if self.held_seconds is None else f"for {self.held_seconds:,.0f} s"
+        shown = ", ".join(f"{key} {value}" for key, value in self.details.items() if key != "writing")
+        return f"{self.kind} {self.name} ({shown}) holds a snapshot {held}, {self.xmin_age or 0:,} transactions old"
+
+
+@dataclass(slots=True, frozen=True)
+class Horizon:
+    """Who holds the MVCC horizon back, oldest snapshot first, and the dead rows it leaves."""
+
+    holders: list[HorizonHolder]
+    dead_job_tuples: int
+    live_job_tuples: int
+
+    @property
+    def oldest(self) -> HorizonHolder | None:
+        return self.holders[0] if self.holders else None
+
+    @property
+    def oldest_seconds(self) -> float:
+        """The age of the oldest snapshot held, in seconds (0 when none is known)."""
+        return max((h.held_seconds for h in self.holders if h.held_seconds is not None), default=0.0)
+
+    def older_than(self, seconds: float) -> list[HorizonHolder]:
+        """The holders whose snapshot is older than `seconds`, and those whose age is unknown."""
+        return [h for h in self.holders if h.held_seconds is None or h.held_seconds > seconds]
+
+
 def job_row(cursor: Any) -> Any:
     """Row factory: a Job with its state and policy as the enums (not the database's text)."""
     names = [column.name for column in cursor.description or ()]

@@ -4,7 +4,8 @@ The operations live with their concern, each a part of this facade:
 queues (jobqueue.queues), sending (jobqueue.sending), working
 (jobqueue.working), inspecting (jobqueue.inspecting), maintenance
 (jobqueue.maintenance), cron schedules (jobqueue.scheduling), dead letter
-redrive (jobqueue.redriving) and flows of dependent jobs (jobqueue.flows).
+redrive (jobqueue.redriving), flows of dependent jobs (jobqueue.flows) and what holds
+the MVCC horizon back (jobqueue.horizon).
 
 Each operation is one SQL statement (one round trip) unless its docstring says
 otherwise; batches are finished in one statement per batch. Every write takes
@@ -17,6 +18,7 @@ from __future__ import annotations
 from jobqueue import migrations
 from jobqueue.client import Conn
 from jobqueue.flows import Flows
+from jobqueue.horizon import Watching
 from jobqueue.inspecting import Inspecting
 from jobqueue.maintenance import Maintaining
 from jobqueue.queues import Queues
@@ -26,7 +28,7 @@ from jobqueue.sending import Sending
 from jobqueue.working import Working
 
 
-class Queue(Redriving, Flows, Maintaining, Scheduling, Queues, Sending, Working, Inspecting):
+class Queue(Redriving, Flows, Maintaining, Scheduling, Queues, Sending, Working, Inspecting, Watching):
     def __enter__(self) -> Queue:
         return self
 

@@ -161,6 +161,53 @@ def _with_derived_options(declared: Any, queue_name: str, job: Any) -> Any:
 
 
 @main.command()
+@click.option(
+    "--max-age",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="seconds a snapshot may hold the MVCC horizon back [default: $HORIZON_WARN_SECONDS or 300]",
+)
+@click.pass_context
+def doctor(ctx: click.Context, max_age: float | None) -> None:
+    """What holds the MVCC horizon back: sessions, standbys, replication slots, prepared transactions.
+
+    While a snapshot is held, vacuum cannot remove the jobs claimed and finished since: the tables
+    and their indexes grow. Exits 1 when a snapshot is older than --max-age.
+    """
+    from runtime.config import horizon_warn_seconds
+
+    limit = horizon_warn_seconds() if max_age is None else max_age
+    with open_queue(ctx) as queue:
+        found = queue.horizon()
+    click.echo(
+        f"oldest snapshot: {found.oldest_seconds:,.0f} s; job tables: {found.dead_job_tuples:,} dead rows, "
+        f"{found.live_job_tuples:,} live"
+    )
+    if not found.holders:
+        click.echo("nothing holds the horizon back")
+    table = Table("holder", "held (s)", "xmin age", "details")
+    for holder in found.holders:
+        shown = ", ".join(f"{key} {value}" for key, value in holder.details.items())
+        held = "?" if holder.held_seconds is None else f"{holder.held_seconds:,.0f}"
+        table.add_row(f"{holder.kind} {holder.name}", held, f"{holder.xmin_age or 0:,}", shown)
+    if found.holders:
+        console.print(table)
+    old = [h for h in found.older_than(limit) if h.held_seconds is not None]
+    if old:
+        click.echo(f"problem: {old[0].describe()}: older than {limit:,.0f} s", err=True)
+        click.echo(
+            "end that transaction (pg_terminate_backend for a session, ROLLBACK PREPARED, drop an unused slot)",
+            err=True,
+        )
+        sys.exit(1)
+    unknown = [h for h in found.holders if h.held_seconds is None and h.kind == "session"]
+    if unknown:
+        click.echo(
+            f"note: the age of {len(unknown)} session(s) of other roles is hidden (grant pg_read_all_stats)", err=True
+        )
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.pass_context
 def stats(ctx: click.Context, as_json: bool) -> None:

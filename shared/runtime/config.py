@@ -125,6 +125,7 @@ class MaintenanceSettings:
     backlog_warn_seconds: int  # ... or its oldest ready job has waited longer
     scale_jobs_per_worker: int = 1000  # a backlog nobody works on starts one worker per this many jobs
     scale_max_workers: int = 4  # ... and at most this many
+    horizon_warn_seconds: int = 300  # warn when a snapshot older than this holds the MVCC horizon back
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> MaintenanceSettings:
@@ -135,6 +136,7 @@ class MaintenanceSettings:
             backlog_warn_seconds=integer(env, "BACKLOG_WARN_SECONDS", 600, 1, 10**9),
             scale_jobs_per_worker=integer(env, "SCALE_JOBS_PER_WORKER", 1000, 1, 10**9),
             scale_max_workers=integer(env, "SCALE_MAX_WORKERS", 4, 1, 1000),
+            horizon_warn_seconds=horizon_warn_seconds(env),
         )
 
 
@@ -159,10 +161,20 @@ def flag(env: Mapping[str, str], name: str, default: bool) -> bool:
 @dataclass(frozen=True)
 class ApiSettings:
     health_failed_threshold: int  # /health answers 503 from this many failed jobs on
+    horizon_warn_seconds: int  # /health warns of a snapshot older than this
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ApiSettings:
-        return cls(health_failed_threshold=integer(env, "HEALTH_FAILED_THRESHOLD", 100, 1, 10**9))
+        return cls(
+            health_failed_threshold=integer(env, "HEALTH_FAILED_THRESHOLD", 100, 1, 10**9),
+            horizon_warn_seconds=horizon_warn_seconds(env),
+        )
+
+
+def horizon_warn_seconds(env: Mapping[str, str] = os.environ) -> int:
+    """Seconds a snapshot may hold the MVCC horizon back before maintenance, /health, the dashboard
+    and `jobs doctor` name who holds it (HORIZON_WARN_SECONDS)."""
+    return integer(env, "HORIZON_WARN_SECONDS", 300, 0, 10**7)
 
 
 def secret_max_age(env: Mapping[str, str] = os.environ) -> int:

@@ -1,9 +1,9 @@
 """The maintenance function's work: expiry, archiving, purge, then what the stats say.
 
-`run` does four things, each its own function here: the queue's maintenance
+`run` does five things, each its own function here: the queue's maintenance
 (`maintain`), the metrics the template's alarms watch (`publish`), a warning for
-each queue with a backlog (`backlogs`), and workers for a backlog nobody works on
-(`scale_out_idle`).
+each queue with a backlog (`backlogs`), workers for a backlog nobody works on
+(`scale_out_idle`), and a look at who holds the MVCC horizon back (`watch_horizon`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from jobqueue import MaintenanceResult, Queue, QueueStats
-from runtime import scale
+from jobqueue import Horizon, MaintenanceResult, Queue, QueueStats
+from runtime import horizon, scale
 from runtime.config import MaintenanceSettings, metrics_disabled
 from runtime.observability import logger, metrics
 
@@ -41,6 +41,7 @@ def run(
         "unstarted_failed": outcome.unstarted_failed,
         "backlog": backlogs(working, settings),
         "workers_started": scale_out_idle(working, workers, settings),
+        "horizon": horizon.report(watch_horizon(queue, settings), settings.horizon_warn_seconds),
     }
 
 
@@ -113,3 +114,24 @@ def scale_out_idle(working: Iterable[QueueStats], workers: Mapping[str, str], se
                 settings.scale_max_workers,
             )
     return started
+
+
+def watch_horizon(queue: Queue, settings: MaintenanceSettings) -> Horizon:
+    """Publish the oldest snapshot's age and the job tables' dead rows; warn, naming who holds it.
+
+    A snapshot held open elsewhere keeps vacuum from removing claimed and finished jobs: the
+    fetch stays fast (its floor), but the tables and indexes grow until it ends.
+    """
+    found = queue.horizon()
+    metrics.add_metric(name="OldestSnapshotAgeSeconds", unit=MetricUnit.Seconds, value=found.oldest_seconds)
+    metrics.add_metric(name="DeadJobTuples", unit=MetricUnit.Count, value=found.dead_job_tuples)
+    for holder in found.older_than(settings.horizon_warn_seconds):
+        logger.warning(
+            "a snapshot holds the MVCC horizon back: vacuum cannot remove finished jobs until it ends",
+            extra={
+                "holder": holder.describe(),
+                "held_seconds": holder.held_seconds,
+                "dead_job_tuples": found.dead_job_tuples,
+            },
+        )
+    return found

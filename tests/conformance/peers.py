@@ -143,6 +143,12 @@ class Ours:
             " keep_until = keep_until - make_interval(secs => %(s)s)",
             shift,
         )
+        # The fetch floors are places in time too: they move back with the jobs.
+        self.conn.execute(
+            "UPDATE jobqueue.fetch_floor SET created_on = created_on - make_interval(secs => %(s)s),"
+            " at = at - make_interval(secs => %(s)s)",
+            shift,
+        )
         self.conn.execute(
             "UPDATE jobqueue.archive SET created_on = created_on - make_interval(secs => %(s)s),"
             " start_after = start_after - make_interval(secs => %(s)s),"

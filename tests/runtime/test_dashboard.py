@@ -280,6 +280,7 @@ def test_an_old_dead_letter_is_no_backlog_warning(web: Call, jobs: Queue, conn: 
     jobs.send("dash", {"n": 1})
     three_hours_ago = "now() - interval '3 hours'"
     conn.execute(f"UPDATE jobqueue.job SET created_on = {three_hours_ago}, start_after = {three_hours_ago}")
+    conn.execute(f"UPDATE jobqueue.fetch_floor SET created_on = {three_hours_ago}")  # the floors go back with them
     body = web("/dashboard", token=API_TOKEN)["body"]
     rows = {m.group(1): m.group(2) for m in re.finditer(r'<tr data-queue="([^"]+)"([^>]*)>', body)}
     assert rows["dash"] == ' class="warn"'  # waiting work, 3 hours old

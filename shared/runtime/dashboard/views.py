@@ -9,6 +9,7 @@ from typing import Any
 from jobqueue import Job, JobState, Queue, QueueInfo, QueueStats
 from jobqueue.cron import next_fire_times
 from jobqueue.queues import dead_letter_sources
+from runtime import horizon
 from runtime.config import MaintenanceSettings
 
 BUCKET_S = 300  # throughput chart: 5-minute buckets over the last hour
@@ -39,6 +40,7 @@ class Overview:
     chart: list[dict[str, Any]]  # per bucket: start, completed, failed
     chart_max: int
     dead_letter_queues: list[QueueRow] = field(default_factory=list)
+    horizon: dict[str, Any] = field(default_factory=dict)  # runtime.horizon.report: who holds the MVCC horizon
 
 
 def _bucket_starts(now: datetime) -> list[datetime]:
@@ -104,6 +106,7 @@ def overview(queue: Queue, now: datetime | None = None) -> Overview:
         chart=chart,
         chart_max=max([1, *(b["completed"] + b["failed"] for b in chart)]),
         dead_letter_queues=[r for r in rows if r.dead_letter_for],
+        horizon=horizon.report(queue.horizon(), settings.horizon_warn_seconds),
     )
 
 
