@@ -124,8 +124,9 @@ class Working(Client):
         they hold enough heads (the common case, as cheap as a standard fetch), else every key's."""
         window = max(params["limit"] * FIFO_WINDOW_PER_JOB, FIFO_WINDOW_MIN)
         rows = self.db.rows("lock_fifo_window", {**params, "window": window}, connection, tuple_row)
-        if len(rows) >= params["limit"] or (rows and rows[0][1] < window):
-            return [row[0] for row in rows]
+        heads, seen = [row[0] for row in rows if row[0] is not None], rows[0][1]
+        if len(heads) >= params["limit"] or seen < window:
+            return heads  # enough, or the window held every ready job: there is no head beyond it
         # Too few heads among the first jobs (most of their keys are busy or blocked): visit every
         # key. Locks the window took are ours already and are taken again (they are reentrant).
         return [row[0] for row in self.db.rows("lock_fifo_heads", params, connection, tuple_row)]

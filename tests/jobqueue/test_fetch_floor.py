@@ -9,7 +9,6 @@ still open when the floor moved on) must not hide that job.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -185,16 +184,25 @@ def held_snapshot(dsn: str) -> Iterator[psycopg.Connection[Any]]:
         holder.rollback()
 
 
-def fetch_buffers(conn: psycopg.Connection[Any], name: str) -> int:
+# A fetch's first statement per policy: its name, the CTE where it walks the queue, its own parameters.
+CHOICES: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "standard": ("fetch", "CTE next", {"deadline": None}),
+    "singleton": ("lock_keys", "CTE candidates", {}),
+    "key_strict_fifo": ("lock_fifo_window", "CTE ready", {"window": 1000}),
+    "grouped": ("lock_groups", "CTE next", {"tiers": None, "group_limit": 1000}),
+}
+
+
+def fetch_buffers(conn: psycopg.Connection[Any], name: str, kind: str = "standard") -> int:
     """Shared buffers one fetch touches to choose its jobs (EXPLAIN ANALYZE, rolled back: it claims
-    nothing): the CTE `next`, where a walk over dead entries would show; the claim's writes are
-    the same whatever the snapshot."""
-    sql = Queue(conn).db.queries["fetch"]
+    nothing, and its advisory locks go with the transaction): the CTE where it walks the queue,
+    where dead entries would show; the claim's writes are the same whatever the snapshot."""
+    statement, cte, extra = CHOICES[kind]
+    sql = Queue(conn).db.queries[statement]
+    params = {"name": name, "limit": 50, "now": None, **extra}
     with conn.transaction(force_rollback=True):
-        plan = conn.execute(
-            f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", {"name": name, "limit": 50, "now": None, "deadline": None}
-        ).fetchone()[0]  # type: ignore[index]
-    (choice,) = (node for node in _nodes(plan[0]["Plan"]) if node.get("Subplan Name") == "CTE next")
+        plan = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", params).fetchone()[0]  # type: ignore[index]
+    (choice,) = (node for node in _nodes(plan[0]["Plan"]) if node.get("Subplan Name") == cte)
     return int(choice.get("Shared Hit Blocks", 0)) + int(choice.get("Shared Read Blocks", 0))
 
 
@@ -216,11 +224,14 @@ def walk_buffers(conn: psycopg.Connection[Any], name: str) -> int:
     return int(top.get("Shared Hit Blocks", 0)) + int(top.get("Shared Read Blocks", 0))
 
 
-def finish(queue: Queue, name: str, count: int) -> Any:
+def finish(queue: Queue, name: str, count: int, kind: str = "standard") -> Any:
     """Send, claim and complete `count` jobs as workers do; the created_on of the last one."""
+    keyed = kind in ("singleton", "key_strict_fifo")
+    limits = {"group_concurrency": 1000} if kind == "grouped" else {}
     for start in range(0, count, 1000):
-        queue.insert(name, [{"data": n} for n in range(start, min(count, start + 1000))])
-        while jobs := queue.fetch(name, 500):
+        numbers = range(start, min(count, start + 1000))
+        queue.insert(name, [{"data": n, **({"singleton_key": f"k{n}"} if keyed else {})} for n in numbers])
+        while jobs := queue.fetch(name, 500, **limits):  # type: ignore[arg-type]
             queue.complete(name, jobs)
     return (
         queue.db.connection().execute("SELECT max(created_on) FROM jobqueue.job WHERE name = %s", (name,)).fetchone()[0]
@@ -228,19 +239,23 @@ def finish(queue: Queue, name: str, count: int) -> Any:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("kind", list(CHOICES))
 def test_under_a_held_snapshot_a_fetch_walks_no_more_as_finished_jobs_pile_up(
-    queue: Queue, conn: psycopg.Connection[Any], held_snapshot: psycopg.Connection[Any]
+    queue: Queue, conn: psycopg.Connection[Any], held_snapshot: psycopg.Connection[Any], kind: str
 ) -> None:
-    queue.create_queue("q")
+    policy = kind if kind in ("singleton", "key_strict_fifo") else "standard"
+    queue.create_queue("q", policy=policy)
     measured: dict[int, tuple[int, int]] = {}
     done = 0
     for finished in (1_000, 20_000):
-        last = finish(queue, "q", finished - done)
+        last = finish(queue, "q", finished - done, kind)
         done = finished
         floor_passes(queue, conn, "q", last)  # the fetches have moved the floor past what they claimed
-        queue.insert("q", [{"data": json.dumps("fresh")}] * 50)
-        measured[finished] = (fetch_buffers(conn, "q"), walk_buffers(conn, "q"))
-        while jobs := queue.fetch("q", 500):
+        keyed = kind in ("singleton", "key_strict_fifo")
+        queue.insert("q", [{"data": n, **({"singleton_key": f"fresh{n}"} if keyed else {})} for n in range(50)])
+        measured[finished] = (fetch_buffers(conn, "q", kind), walk_buffers(conn, "q"))
+        finish(queue, "q", 0, kind)
+        while jobs := queue.fetch("q", 500, **({"group_concurrency": 1000} if kind == "grouped" else {})):  # type: ignore[arg-type]
             queue.complete("q", jobs)
     (ours_1k, walk_1k), (ours_20k, walk_20k) = measured[1_000], measured[20_000]
     # The snapshot is held: a walk from the head visits every dead entry, twenty times as many.

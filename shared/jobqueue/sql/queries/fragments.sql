@@ -40,6 +40,66 @@ j.start_after <= j.created_on
               AND j.start_after <= coalesce(%(now)s::timestamptz, now())
               AND NOT EXISTS (SELECT 1 FROM {{schema}}.queue p WHERE p.name = %(name)s AND p.paused)
 
+-- fragment: band_from_floor
+-- The first of the four walks a fetch merges: a job `j` sent straight away, in the floor's band,
+-- from the floor on (an index range: the jobs claimed before the floor are not walked again).
+j.priority = (SELECT priority FROM floor)
+              AND (j.created_on, j.id) >= ((SELECT created_on FROM floor), (SELECT id FROM floor))
+              AND {{ready_now}}
+
+-- fragment: above_floor_band
+-- The second walk: a job `j` sent straight away in a band above the floor's.
+j.priority > (SELECT priority FROM floor) AND {{ready_now}}
+
+-- fragment: below_floor_band
+-- The third walk: a job `j` sent straight away in a band below the floor's.
+j.priority < (SELECT priority FROM floor) AND {{ready_now}}
+
+-- fragment: deferred_ready
+-- The fourth walk: a job `j` queued behind its place (delayed, retried, released, snoozed,
+-- requeued, made ready by a flow: the job_deferred index), ready now, of a queue not paused.
+j.start_after > j.created_on
+              AND j.start_after <= coalesce(%(now)s::timestamptz, now())
+              AND NOT EXISTS (SELECT 1 FROM {{schema}}.queue p WHERE p.name = %(name)s AND p.paused)
+
+-- fragment: one_active_per_key_free
+-- A job `j` of a singleton or stately queue whose key has no job active (each policy's check
+-- written out, so that the planner can use the policy index whose predicate names it). Jobs keep
+-- the policy they were sent under. OFFSET 0 keeps each check a probe of the job's own key: without
+-- it the planner may turn the EXISTS into one scan of every active job, hashed, which walks the
+-- dead entries of every job ever claimed while an old snapshot is held (a LIMIT would not do:
+-- the planner drops a constant LIMIT from an EXISTS before it considers hashing).
+NOT (
+          (j.policy = 'singleton' AND EXISTS (
+              SELECT 1 FROM {{schema}}.job a
+              WHERE a.name = j.name AND a.state = 'active' AND a.policy = 'singleton'
+                AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')
+              OFFSET 0))
+          OR (j.policy = 'stately' AND EXISTS (
+              SELECT 1 FROM {{schema}}.job a
+              WHERE a.name = j.name AND a.state = 'active' AND a.policy = 'stately'
+                AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')
+              OFFSET 0))
+      )
+
+-- fragment: key_lock
+-- Job `j`'s key's transaction-level advisory lock, taken without waiting (false: another fetcher holds it).
+pg_try_advisory_xact_lock(hashtextextended('{{schema}}.key:' || j.name || ':' || coalesce(j.singleton_key, ''), 0))
+
+-- fragment: group_lock
+-- For job `c` under a group limit: its group's active jobs are below the limit (its tier's, or
+-- the default), and its group's advisory lock is free (a job without a group locks itself);
+-- checked, then locked, in that order (CASE fixes it).
+CASE
+    WHEN c.group_id IS NULL OR (
+        SELECT count(*) FROM {{schema}}.job a
+        WHERE a.name = c.name AND a.group_id = c.group_id AND a.state = 'active'
+    ) < coalesce((%(tiers)s::jsonb ->> c.group_tier)::integer, %(group_limit)s)
+    THEN pg_try_advisory_xact_lock(
+        hashtextextended('{{schema}}.group:' || c.name || ':' || coalesce(c.group_id, c.id::text), 0))
+    ELSE false
+END
+
 -- fragment: advance_fetch_floor
 -- The CTEs that move the fetch floor on, after a CTE `next` (id, priority, created_on, immediate)
 -- of the jobs a fetch takes: at most every quarter second per queue, in real time only (a fetch
@@ -116,17 +176,21 @@ q.policy, q.retry_limit, q.retry_delay, q.retry_backoff, q.retry_delay_max, q.ex
 -- fragment: keyed_claim_checks
 -- The condition claim_keyed and claim_grouped put on a job of a keyed queue: its key has no job
 -- active (singleton, stately) or active, in retry or failed other than itself (key_strict_fifo).
+-- OFFSET 0 keeps each check a probe of the job's own key (see one_active_per_key_free).
 AND NOT (
       (j.policy = 'singleton' AND EXISTS (
           SELECT 1 FROM {{schema}}.job a
           WHERE a.name = j.name AND a.state = 'active' AND a.policy = 'singleton'
-            AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')))
+            AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')
+          OFFSET 0))
       OR (j.policy = 'stately' AND EXISTS (
           SELECT 1 FROM {{schema}}.job a
           WHERE a.name = j.name AND a.state = 'active' AND a.policy = 'stately'
-            AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')))
+            AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')
+          OFFSET 0))
       OR (j.policy = 'key_strict_fifo' AND EXISTS (
           SELECT 1 FROM {{schema}}.job b
           WHERE b.name = j.name AND b.singleton_key = j.singleton_key AND b.policy = 'key_strict_fifo'
-            AND b.state IN ('active', 'retry', 'failed') AND b.id <> j.id))
+            AND b.state IN ('active', 'retry', 'failed') AND b.id <> j.id
+          OFFSET 0))
   )

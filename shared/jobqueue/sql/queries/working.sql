@@ -17,29 +17,22 @@ WITH {{fetch_floor}}, next AS MATERIALIZED (
     SELECT r.ctid, r.id, r.priority, r.created_on, r.immediate FROM (
         SELECT * FROM (
             SELECT j.ctid, j.id, j.priority, j.created_on, true AS immediate FROM {{schema}}.job j
-            WHERE j.name = %(name)s AND j.state < 'active'
-              AND j.priority = (SELECT priority FROM floor)
-              AND (j.created_on, j.id) >= ((SELECT created_on FROM floor), (SELECT id FROM floor))
-              AND {{ready_now}}
+            WHERE j.name = %(name)s AND j.state < 'active' AND {{band_from_floor}}
             ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED) band
         UNION ALL
         SELECT * FROM (
             SELECT j.ctid, j.id, j.priority, j.created_on, true FROM {{schema}}.job j
-            WHERE j.name = %(name)s AND j.state < 'active' AND j.priority > (SELECT priority FROM floor)
-              AND {{ready_now}}
+            WHERE j.name = %(name)s AND j.state < 'active' AND {{above_floor_band}}
             ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED) above
         UNION ALL
         SELECT * FROM (
             SELECT j.ctid, j.id, j.priority, j.created_on, true FROM {{schema}}.job j
-            WHERE j.name = %(name)s AND j.state < 'active' AND j.priority < (SELECT priority FROM floor)
-              AND {{ready_now}}
+            WHERE j.name = %(name)s AND j.state < 'active' AND {{below_floor_band}}
             ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED) below
         UNION ALL
         SELECT * FROM (
             SELECT j.ctid, j.id, j.priority, j.created_on, false FROM {{schema}}.job j
-            WHERE j.name = %(name)s AND j.state < 'active' AND j.start_after > j.created_on
-              AND j.start_after <= coalesce(%(now)s::timestamptz, now())
-              AND NOT EXISTS (SELECT 1 FROM {{schema}}.queue p WHERE p.name = %(name)s AND p.paused)
+            WHERE j.name = %(name)s AND j.state < 'active' AND {{deferred_ready}}
             ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED) deferred
     ) r
     ORDER BY r.priority DESC, r.created_on, r.id
@@ -62,30 +55,45 @@ RETURNING {{claimed_columns}};
 -- fetcher's commit locked the job that fetcher had just claimed (the row lock of a rejected recheck
 -- outlives the recheck), then waited on another job's completion while that completion waited on
 -- the lock: a deadlock Postgres broke by cancelling one of them.
-WITH candidates AS MATERIALIZED (
-    SELECT j.id, j.policy, coalesce(j.singleton_key, '') AS key, j.priority, j.created_on
-    FROM {{schema}}.job j
-    WHERE j.name = %(name)s
-      AND j.state < 'active'
-      AND j.start_after <= coalesce(%(now)s::timestamptz, now())
-      AND NOT EXISTS (SELECT 1 FROM {{schema}}.queue p WHERE p.name = %(name)s AND p.paused)
-      -- Jobs keep the policy they were sent under; each policy's check is written out so
-      -- that the planner can use the policy index (its predicate names the policies).
-      AND NOT (
-          (j.policy = 'singleton' AND EXISTS (
-              SELECT 1 FROM {{schema}}.job a
-              WHERE a.name = j.name AND a.state = 'active' AND a.policy = 'singleton'
-                AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')))
-          OR (j.policy = 'stately' AND EXISTS (
-              SELECT 1 FROM {{schema}}.job a
-              WHERE a.name = j.name AND a.state = 'active' AND a.policy = 'stately'
-                AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')))
-      )
-      AND pg_try_advisory_xact_lock(
-          hashtextextended('{{schema}}.key:' || j.name || ':' || coalesce(j.singleton_key, ''), 0))
-    ORDER BY j.priority DESC, j.created_on, j.id
+--
+-- The candidates come from the four walks a fetch merges (see fetch), each locking the keys it
+-- reaches, in claim order, until it has `limit`; keys locked beyond the best `limit` stay locked
+-- until the fetch's transaction ends (other fetchers pass over them meanwhile).
+WITH {{fetch_floor}}, candidates AS MATERIALIZED (
+    SELECT r.* FROM (
+        SELECT * FROM (
+            SELECT j.id, j.policy, coalesce(j.singleton_key, '') AS key, j.priority, j.created_on, true AS immediate
+            FROM {{schema}}.job j
+            WHERE j.name = %(name)s AND j.state < 'active' AND {{band_from_floor}}
+              AND {{one_active_per_key_free}} AND {{key_lock}}
+            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(limit)s) band
+        UNION ALL
+        SELECT * FROM (
+            SELECT j.id, j.policy, coalesce(j.singleton_key, '') AS key, j.priority, j.created_on, true AS immediate
+            FROM {{schema}}.job j
+            WHERE j.name = %(name)s AND j.state < 'active' AND {{above_floor_band}}
+              AND {{one_active_per_key_free}} AND {{key_lock}}
+            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(limit)s) above
+        UNION ALL
+        SELECT * FROM (
+            SELECT j.id, j.policy, coalesce(j.singleton_key, '') AS key, j.priority, j.created_on, true AS immediate
+            FROM {{schema}}.job j
+            WHERE j.name = %(name)s AND j.state < 'active' AND {{below_floor_band}}
+              AND {{one_active_per_key_free}} AND {{key_lock}}
+            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(limit)s) below
+        UNION ALL
+        SELECT * FROM (
+            SELECT j.id, j.policy, coalesce(j.singleton_key, '') AS key, j.priority, j.created_on, false AS immediate
+            FROM {{schema}}.job j
+            WHERE j.name = %(name)s AND j.state < 'active' AND {{deferred_ready}}
+              AND {{one_active_per_key_free}} AND {{key_lock}}
+            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(limit)s) deferred
+    ) r
+    ORDER BY r.priority DESC, r.created_on, r.id
     LIMIT %(limit)s
-)
+), next AS (
+    SELECT c.id, c.priority, c.created_on, c.immediate FROM candidates c
+), {{advance_fetch_floor}}
 SELECT id FROM (
     SELECT c.id, c.policy,
            row_number() OVER (PARTITION BY c.policy, c.key ORDER BY c.priority DESC, c.created_on, c.id) AS n
@@ -102,31 +110,55 @@ WHERE policy NOT IN ('singleton', 'stately') OR n = 1;
 -- fewer than `limit` jobs were taken, heads may lie beyond it and lock_fifo_heads, which visits
 -- every key, takes over. The window keeps the statement's cost, and so its plan, independent of
 -- the backlog's size.
-SELECT c.id, c.seen FROM (
-    SELECT w.*, count(*) OVER () AS seen FROM (
-        SELECT j.id, j.singleton_key FROM {{schema}}.job j
-        WHERE j.name = %(name)s AND j.state < 'active'
-          AND j.start_after <= coalesce(%(now)s::timestamptz, now())
-          AND NOT EXISTS (SELECT 1 FROM {{schema}}.queue p WHERE p.name = %(name)s AND p.paused)
-        ORDER BY j.priority DESC, j.created_on, j.id
-        LIMIT %(window)s
-    ) w
-) c
-WHERE CASE
-    WHEN c.id = (
-        SELECT e.id FROM {{schema}}.job e
-        WHERE e.name = %(name)s AND e.policy = 'key_strict_fifo' AND e.singleton_key = c.singleton_key
-          AND e.state < 'active' AND e.start_after <= coalesce(%(now)s::timestamptz, now())
-        ORDER BY e.state DESC, e.created_on, e.id
-        LIMIT 1)
-    AND NOT EXISTS (
-        SELECT 1 FROM {{schema}}.job b
-        WHERE b.name = %(name)s AND b.singleton_key = c.singleton_key AND b.policy = 'key_strict_fifo'
-          AND b.state IN ('active', 'retry', 'failed') AND b.id <> c.id)
-    THEN pg_try_advisory_xact_lock(hashtextextended('{{schema}}.key:' || %(name)s || ':' || c.singleton_key, 0))
-    ELSE false
-END
-LIMIT %(limit)s;
+-- The window is the first `window` jobs of the four walks a fetch merges (see fetch). A row with
+-- no id says how many the window held when no head was locked.
+WITH {{fetch_floor}}, ready AS MATERIALIZED (
+    SELECT r.* FROM (
+        SELECT * FROM (
+            SELECT j.id, j.singleton_key, j.priority, j.created_on, true AS immediate FROM {{schema}}.job j
+            WHERE j.name = %(name)s AND j.state < 'active' AND {{band_from_floor}}
+            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(window)s) band
+        UNION ALL
+        SELECT * FROM (
+            SELECT j.id, j.singleton_key, j.priority, j.created_on, true AS immediate FROM {{schema}}.job j
+            WHERE j.name = %(name)s AND j.state < 'active' AND {{above_floor_band}}
+            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(window)s) above
+        UNION ALL
+        SELECT * FROM (
+            SELECT j.id, j.singleton_key, j.priority, j.created_on, true AS immediate FROM {{schema}}.job j
+            WHERE j.name = %(name)s AND j.state < 'active' AND {{below_floor_band}}
+            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(window)s) below
+        UNION ALL
+        SELECT * FROM (
+            SELECT j.id, j.singleton_key, j.priority, j.created_on, false AS immediate FROM {{schema}}.job j
+            WHERE j.name = %(name)s AND j.state < 'active' AND {{deferred_ready}}
+            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(window)s) deferred
+    ) r
+    ORDER BY r.priority DESC, r.created_on, r.id
+    LIMIT %(window)s
+), next AS MATERIALIZED (
+    SELECT c.id, c.priority, c.created_on, c.immediate FROM (
+        SELECT w.* FROM ready w ORDER BY w.priority DESC, w.created_on, w.id OFFSET 0
+    ) c
+    WHERE CASE
+        WHEN c.id = (
+            SELECT e.id FROM {{schema}}.job e
+            WHERE e.name = %(name)s AND e.policy = 'key_strict_fifo' AND e.singleton_key = c.singleton_key
+              AND e.state < 'active' AND e.start_after <= coalesce(%(now)s::timestamptz, now())
+            ORDER BY e.state DESC, e.created_on, e.id
+            LIMIT 1)
+        AND NOT EXISTS (
+            SELECT 1 FROM {{schema}}.job b
+            WHERE b.name = %(name)s AND b.singleton_key = c.singleton_key AND b.policy = 'key_strict_fifo'
+              AND b.state IN ('active', 'retry', 'failed') AND b.id <> c.id)
+        THEN pg_try_advisory_xact_lock(hashtextextended('{{schema}}.key:' || %(name)s || ':' || c.singleton_key, 0))
+        ELSE false
+    END
+    LIMIT %(limit)s
+), {{advance_fetch_floor}}
+SELECT n.id, (SELECT count(*) FROM ready) AS seen FROM next n
+UNION ALL
+SELECT NULL, (SELECT count(*) FROM ready) WHERE NOT EXISTS (SELECT 1 FROM next);
 
 -- name: lock_fifo_heads
 -- Keyed fetch of a key_strict_fifo queue, first step when lock_fifo_window's window held too few
@@ -183,26 +215,55 @@ LIMIT %(limit)s;
 -- The jobs are walked in fetch order (the fetch index, as a standard fetch does) and each is
 -- checked, then locked, only when reached (CASE fixes that order): a plan that filtered every
 -- ready job before sorting would count and lock every group of a small backlog.
-SELECT c.id FROM (
-    SELECT j.id, j.name, j.group_id, j.group_tier
-    FROM {{schema}}.job j
-    WHERE j.name = %(name)s
-      AND j.state < 'active'
-      AND j.start_after <= coalesce(%(now)s::timestamptz, now())
-      AND NOT EXISTS (SELECT 1 FROM {{schema}}.queue p WHERE p.name = %(name)s AND p.paused)
-    ORDER BY j.priority DESC, j.created_on, j.id
-    OFFSET 0
-) c
-WHERE CASE
-    WHEN c.group_id IS NULL OR (
-        SELECT count(*) FROM {{schema}}.job a
-        WHERE a.name = c.name AND a.group_id = c.group_id AND a.state = 'active'
-    ) < coalesce((%(tiers)s::jsonb ->> c.group_tier)::integer, %(group_limit)s)
-    THEN pg_try_advisory_xact_lock(
-        hashtextextended('{{schema}}.group:' || c.name || ':' || coalesce(c.group_id, c.id::text), 0))
-    ELSE false
-END
-LIMIT %(limit)s;
+--
+-- The jobs come from the four walks a fetch merges (see fetch), each walked so, until it has
+-- `limit`; groups locked beyond the best `limit` stay locked until the fetch's transaction ends.
+WITH {{fetch_floor}}, next AS MATERIALIZED (
+    SELECT r.* FROM (
+        SELECT * FROM (
+            SELECT c.id, c.priority, c.created_on, true AS immediate FROM (
+                SELECT j.id, j.name, j.group_id, j.group_tier, j.priority, j.created_on FROM {{schema}}.job j
+                WHERE j.name = %(name)s AND j.state < 'active' AND {{band_from_floor}}
+                ORDER BY j.priority DESC, j.created_on, j.id
+                OFFSET 0
+            ) c
+            WHERE {{group_lock}}
+            LIMIT %(limit)s) band
+        UNION ALL
+        SELECT * FROM (
+            SELECT c.id, c.priority, c.created_on, true AS immediate FROM (
+                SELECT j.id, j.name, j.group_id, j.group_tier, j.priority, j.created_on FROM {{schema}}.job j
+                WHERE j.name = %(name)s AND j.state < 'active' AND {{above_floor_band}}
+                ORDER BY j.priority DESC, j.created_on, j.id
+                OFFSET 0
+            ) c
+            WHERE {{group_lock}}
+            LIMIT %(limit)s) above
+        UNION ALL
+        SELECT * FROM (
+            SELECT c.id, c.priority, c.created_on, true AS immediate FROM (
+                SELECT j.id, j.name, j.group_id, j.group_tier, j.priority, j.created_on FROM {{schema}}.job j
+                WHERE j.name = %(name)s AND j.state < 'active' AND {{below_floor_band}}
+                ORDER BY j.priority DESC, j.created_on, j.id
+                OFFSET 0
+            ) c
+            WHERE {{group_lock}}
+            LIMIT %(limit)s) below
+        UNION ALL
+        SELECT * FROM (
+            SELECT c.id, c.priority, c.created_on, false AS immediate FROM (
+                SELECT j.id, j.name, j.group_id, j.group_tier, j.priority, j.created_on FROM {{schema}}.job j
+                WHERE j.name = %(name)s AND j.state < 'active' AND {{deferred_ready}}
+                ORDER BY j.priority DESC, j.created_on, j.id
+                OFFSET 0
+            ) c
+            WHERE {{group_lock}}
+            LIMIT %(limit)s) deferred
+    ) r
+    ORDER BY r.priority DESC, r.created_on, r.id
+    LIMIT %(limit)s
+), {{advance_fetch_floor}}
+SELECT id FROM next;
 
 -- name: lock_groups_of
 -- Fetch of a keyed queue under a group limit, second step: of the jobs whose keys lock_keys or
