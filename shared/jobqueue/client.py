@@ -80,6 +80,7 @@ class Client:
             raise InvalidOptionError(f"max_payload_bytes must be a positive integer, got {max_payload_bytes!r}")
         self.max_payload_bytes = max_payload_bytes
         self.policies = PolicyCache(self.db)
+        self._floor_advanced: dict[str, float] = {}  # Working's: when this client last moved a queue's fetch floor
 
     @property
     def schema(self) -> str:

@@ -229,6 +229,17 @@ class Database:
             cursor.execute(self.queries[name], params)
         return cursor.rowcount
 
+    def optional(self, name: str, params: Params | None = None, conn: Connection[Any] | None = None) -> bool:
+        """Run a named statement whose failure changes nothing the caller needs (moving a fetch
+        floor on): False instead of an error. On the caller's connection outside a transaction,
+        or on ours; a broken connection is reopened by the next statement, as always."""
+        try:
+            with self.connection(conn).cursor() as cursor:
+                cursor.execute(self.queries[name], params)
+        except psycopg.Error:
+            return False
+        return True
+
     def copy(self, name: str, text: str, conn: Connection[Any]) -> None:
         """COPY ... FROM STDIN (a named statement) with `text` in COPY's text format."""
         with (

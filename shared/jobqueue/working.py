@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -24,6 +25,8 @@ def _fetched_job(cursor: Any) -> Any:
     return lambda values: Job(*values)
 
 
+# A client moves a queue's fetch floor on at most this often (the statement checks it across clients too).
+FLOOR_PERIOD_S: Final = 0.25
 # How often one job may snooze before it fails for good (Queue.snooze's max_snoozes).
 DEFAULT_MAX_SNOOZES: Final = 100
 # A strict-FIFO fetch first looks for heads among this many of the first ready jobs per job wanted.
@@ -99,7 +102,20 @@ class Working(Client):
                     return []
         if len(jobs) > 1:
             jobs.sort(key=lambda job: (-job.priority, job.created_on or 0))
+        if now is None and not self.db.in_transaction(connection):
+            # Not inside the caller's transaction: its claims could still roll back behind the floor.
+            self._advance_floor(str(params["name"]), jobs[0].priority if jobs else None, connection)
         return jobs
+
+    def _advance_floor(self, name: str, band: int | None, connection: Any) -> None:
+        """Move the queue's fetch floor on (sql/queries/working.sql: advance_fetch_floor), at most every
+        FLOOR_PERIOD_S per client and queue: one statement a quarter second, whatever the fetch rate.
+        Its failure changes nothing the fetch returns: the floor stays where it was."""
+        at = time.monotonic()
+        if at - self._floor_advanced.get(name, -FLOOR_PERIOD_S) < FLOOR_PERIOD_S:
+            return
+        self._floor_advanced[name] = at
+        self.db.optional("advance_fetch_floor", {"name": name, "band": band}, connection)
 
     def _claim_locked(self, locks: list[str], claim: str, params: dict[str, Any], connection: Any) -> list[Job]:
         """A keyed or grouped fetch: take the keys' or groups' locks, then claim with a snapshot taken after them.

@@ -19,11 +19,13 @@ state = 'active',
 
 -- fragment: fetch_floor
 -- The CTE `floor`: the queue's newest fetch floor (schema.sql), a position in its priority band;
--- without one, the start of band 0.
+-- without one, the start of band 0. And whether the queue is paused (its fetches claim nothing),
+-- read once for the walks that follow.
 floor AS MATERIALIZED (
     SELECT coalesce(f.priority, 0) AS priority,
            coalesce(f.created_on, '-infinity') AS created_on,
-           coalesce(f.id, '00000000-0000-0000-0000-000000000000') AS id
+           coalesce(f.id, '00000000-0000-0000-0000-000000000000') AS id,
+           EXISTS (SELECT 1 FROM {{schema}}.queue p WHERE p.name = %(name)s AND p.paused) AS paused
     FROM (SELECT 1) one
     LEFT JOIN LATERAL (
         SELECT ff.priority, ff.created_on, ff.id FROM {{schema}}.fetch_floor ff
@@ -38,7 +40,7 @@ floor AS MATERIALIZED (
 -- created_on; the others are the job_deferred index's), of a queue not paused, ready now.
 j.start_after <= j.created_on
               AND j.start_after <= coalesce(%(now)s::timestamptz, now())
-              AND NOT EXISTS (SELECT 1 FROM {{schema}}.queue p WHERE p.name = %(name)s AND p.paused)
+              AND NOT (SELECT paused FROM floor)
 
 -- fragment: band_from_floor
 -- The first of the four walks a fetch merges: a job `j` sent straight away, in the floor's band,
@@ -60,7 +62,7 @@ j.priority < (SELECT priority FROM floor) AND {{ready_now}}
 -- requeued, made ready by a flow: the job_deferred index), ready now, of a queue not paused.
 j.start_after > j.created_on
               AND j.start_after <= coalesce(%(now)s::timestamptz, now())
-              AND NOT EXISTS (SELECT 1 FROM {{schema}}.queue p WHERE p.name = %(name)s AND p.paused)
+              AND NOT (SELECT paused FROM floor)
 
 -- fragment: one_active_per_key_free
 -- A job `j` of a singleton or stately queue whose key has no job active (each policy's check
@@ -99,55 +101,6 @@ CASE
         hashtextextended('{{schema}}.group:' || c.name || ':' || coalesce(c.group_id, c.id::text), 0))
     ELSE false
 END
-
--- fragment: advance_fetch_floor
--- The CTEs that move the fetch floor on, after a CTE `next` (id, priority, created_on, immediate)
--- of the jobs a fetch takes: at most every quarter second per queue, in real time only (a fetch
--- given `now` writes none). The band is that of the first job sent straight away that the fetch
--- takes, else the floor's. The new floor is the first job sent straight away that this statement's
--- snapshot sees queued in the band (the ones it claims, the ones other fetchers hold and might
--- still let go), but no later than the start of the oldest open transaction that has written
--- (it may still send a job), nor than a quarter second ago (a sending statement that has not yet
--- written). When an open writer's start cannot be read (another role's, without pg_read_all_stats),
--- the floor stays where it is. The band and the place to look from are values computed once
--- (InitPlans), so that the look is an index range from there, not a walk of the whole band.
-band AS MATERIALIZED (
-    SELECT coalesce(
-        (SELECT n.priority FROM next n WHERE n.immediate ORDER BY n.priority DESC, n.created_on, n.id LIMIT 1),
-        (SELECT priority FROM floor)) AS priority
-), base AS MATERIALIZED (
-    SELECT CASE WHEN b.priority = f.priority THEN f.created_on ELSE '-infinity' END AS created_on,
-           CASE WHEN b.priority = f.priority THEN f.id ELSE '00000000-0000-0000-0000-000000000000' END AS id
-    FROM band b, floor f
-), advanced AS (
-    INSERT INTO {{schema}}.fetch_floor (name, priority, created_on, id)
-    SELECT %(name)s, (SELECT priority FROM band),
-           CASE WHEN q.created_on < w.pin THEN q.created_on ELSE w.pin END,
-           CASE WHEN q.created_on < w.pin THEN q.id ELSE '00000000-0000-0000-0000-000000000000' END
-    FROM (
-        SELECT CASE WHEN bool_or(a.xact_start IS NULL) THEN NULL ELSE least(
-                   statement_timestamp() - interval '250 milliseconds',
-                   min(a.xact_start),
-                   (SELECT min(x.prepared) FROM pg_prepared_xacts x WHERE x.database = current_database()))
-               END AS pin
-        FROM pg_stat_activity a
-        WHERE a.datname = current_database() AND a.backend_xid IS NOT NULL AND a.pid <> pg_backend_pid()
-    ) w
-    LEFT JOIN (
-        SELECT j.created_on, j.id FROM {{schema}}.job j
-        WHERE j.name = %(name)s AND j.state < 'active' AND j.priority = (SELECT priority FROM band)
-          AND (j.created_on, j.id) >= ((SELECT created_on FROM base), (SELECT id FROM base))
-          AND j.start_after <= j.created_on
-        ORDER BY j.created_on, j.id
-        LIMIT 1
-    ) q ON true
-    WHERE %(now)s::timestamptz IS NULL
-      AND w.pin IS NOT NULL
-      AND NOT EXISTS (
-          SELECT 1 FROM {{schema}}.fetch_floor r
-          WHERE r.name = %(name)s AND r.at > statement_timestamp() - interval '250 milliseconds')
-    RETURNING 1
-)
 
 -- fragment: claimed_columns
 -- What a claim returns: the first fields of Job, in their order (a fetched row becomes a Job

@@ -37,11 +37,55 @@ WITH {{fetch_floor}}, next AS MATERIALIZED (
     ) r
     ORDER BY r.priority DESC, r.created_on, r.id
     LIMIT %(limit)s
-), {{advance_fetch_floor}}
+)
 UPDATE {{schema}}.job j SET
     {{claim}}
 WHERE j.ctid = ANY(ARRAY(SELECT ctid FROM next))
 RETURNING {{claimed_columns}};
+
+-- name: advance_fetch_floor
+-- Move a queue's fetch floor on, after a fetch (working.py: at most every quarter second per client
+-- and queue, and at most every quarter second per queue here; never for a fetch given `now`). The
+-- band is `band` (the priority of the first job the fetch took), else the floor's. The new floor is
+-- the first job sent straight away that this statement's snapshot sees queued in the band (jobs
+-- other fetchers hold and might still let go included), but no later than the start of the oldest
+-- open transaction that has written (it may still send a job: created_on is the sending
+-- statement's time), nor than a quarter second ago (a sending statement that has not written yet).
+-- When an open writer's start cannot be read (another role's, without pg_read_all_stats), the floor
+-- stays where it is. The band and the place to look from are values computed once (InitPlans), so
+-- that the look is an index range from there, not a walk of the whole band.
+WITH {{fetch_floor}}, band AS MATERIALIZED (
+    SELECT coalesce(%(band)s::integer, (SELECT priority FROM floor)) AS priority
+), base AS MATERIALIZED (
+    SELECT CASE WHEN b.priority = f.priority THEN f.created_on ELSE '-infinity' END AS created_on,
+           CASE WHEN b.priority = f.priority THEN f.id ELSE '00000000-0000-0000-0000-000000000000' END AS id
+    FROM band b, floor f
+)
+INSERT INTO {{schema}}.fetch_floor (name, priority, created_on, id)
+SELECT %(name)s, (SELECT priority FROM band),
+       CASE WHEN q.created_on < w.pin THEN q.created_on ELSE w.pin END,
+       CASE WHEN q.created_on < w.pin THEN q.id ELSE '00000000-0000-0000-0000-000000000000' END
+FROM (
+    SELECT CASE WHEN bool_or(a.xact_start IS NULL) THEN NULL ELSE least(
+               statement_timestamp() - interval '250 milliseconds',
+               min(a.xact_start),
+               (SELECT min(x.prepared) FROM pg_prepared_xacts x WHERE x.database = current_database()))
+           END AS pin
+    FROM pg_stat_activity a
+    WHERE a.datname = current_database() AND a.backend_xid IS NOT NULL AND a.pid <> pg_backend_pid()
+) w
+LEFT JOIN (
+    SELECT j.created_on, j.id FROM {{schema}}.job j
+    WHERE j.name = %(name)s AND j.state < 'active' AND j.priority = (SELECT priority FROM band)
+      AND (j.created_on, j.id) >= ((SELECT created_on FROM base), (SELECT id FROM base))
+      AND j.start_after <= j.created_on
+    ORDER BY j.created_on, j.id
+    LIMIT 1
+) q ON true
+WHERE w.pin IS NOT NULL
+  AND NOT EXISTS (
+      SELECT 1 FROM {{schema}}.fetch_floor r
+      WHERE r.name = %(name)s AND r.at > statement_timestamp() - interval '250 milliseconds');
 
 -- name: lock_keys
 -- Keyed fetch (singleton and stately queues), first step: choose the next job of as many keys as
@@ -91,9 +135,7 @@ WITH {{fetch_floor}}, candidates AS MATERIALIZED (
     ) r
     ORDER BY r.priority DESC, r.created_on, r.id
     LIMIT %(limit)s
-), next AS (
-    SELECT c.id, c.priority, c.created_on, c.immediate FROM candidates c
-), {{advance_fetch_floor}}
+)
 SELECT id FROM (
     SELECT c.id, c.policy,
            row_number() OVER (PARTITION BY c.policy, c.key ORDER BY c.priority DESC, c.created_on, c.id) AS n
@@ -155,7 +197,7 @@ WITH {{fetch_floor}}, ready AS MATERIALIZED (
         ELSE false
     END
     LIMIT %(limit)s
-), {{advance_fetch_floor}}
+)
 SELECT n.id, (SELECT count(*) FROM ready) AS seen FROM next n
 UNION ALL
 SELECT NULL, (SELECT count(*) FROM ready) WHERE NOT EXISTS (SELECT 1 FROM next);
@@ -262,7 +304,7 @@ WITH {{fetch_floor}}, next AS MATERIALIZED (
     ) r
     ORDER BY r.priority DESC, r.created_on, r.id
     LIMIT %(limit)s
-), {{advance_fetch_floor}}
+)
 SELECT id FROM next;
 
 -- name: lock_groups_of
