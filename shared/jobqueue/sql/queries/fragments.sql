@@ -130,20 +130,9 @@ q.policy, q.retry_limit, q.retry_delay, q.retry_backoff, q.retry_delay_max, q.ex
 -- The condition claim_keyed and claim_grouped put on a job of a keyed queue: its key has no job
 -- active (singleton, stately) or active, in retry or failed other than itself (key_strict_fifo).
 -- OFFSET 0 keeps each check a probe of the job's own key (see one_active_per_key_free).
-AND NOT (
-      (j.policy = 'singleton' AND EXISTS (
-          SELECT 1 FROM {{schema}}.job a
-          WHERE a.name = j.name AND a.state = 'active' AND a.policy = 'singleton'
-            AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')
-          OFFSET 0))
-      OR (j.policy = 'stately' AND EXISTS (
-          SELECT 1 FROM {{schema}}.job a
-          WHERE a.name = j.name AND a.state = 'active' AND a.policy = 'stately'
-            AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')
-          OFFSET 0))
-      OR (j.policy = 'key_strict_fifo' AND EXISTS (
-          SELECT 1 FROM {{schema}}.job b
-          WHERE b.name = j.name AND b.singleton_key = j.singleton_key AND b.policy = 'key_strict_fifo'
-            AND b.state IN ('active', 'retry', 'failed') AND b.id <> j.id
-          OFFSET 0))
-  )
+AND {{one_active_per_key_free}}
+  AND NOT (j.policy = 'key_strict_fifo' AND EXISTS (
+      SELECT 1 FROM {{schema}}.job b
+      WHERE b.name = j.name AND b.singleton_key = j.singleton_key AND b.policy = 'key_strict_fifo'
+        AND b.state IN ('active', 'retry', 'failed') AND b.id <> j.id
+      OFFSET 0))
