@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,3 +39,14 @@ def job_row(conn: psycopg.Connection[Any], job_id: str, schema: str = "jobqueue"
         row = cur.execute(f"SELECT * FROM {schema}.job WHERE id = %s", (job_id,)).fetchone()
     assert row is not None, f"job {job_id} is not in the job table"
     return row
+
+
+@contextmanager
+def held_snapshot(dsn: str, application_name: str = "monthly-report") -> Iterator[psycopg.Connection[Any]]:
+    """Another session in REPEATABLE READ, its snapshot taken and idle in its transaction: vacuum
+    removes nothing finished after it until it ends (a report, a forgotten psql session)."""
+    with psycopg.connect(dsn, application_name=application_name) as holder:
+        holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        holder.execute("SELECT 1").fetchone()
+        yield holder
+        holder.rollback()

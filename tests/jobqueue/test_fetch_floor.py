@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from jobqueue import Queue
+from tests.helpers import held_snapshot as holding
 from tests.helpers import make_ready
 
 NIL = "00000000-0000-0000-0000-000000000000"
@@ -177,11 +178,8 @@ def test_maintenance_puts_a_floor_back_before_a_stray_job(queue: Queue, conn: ps
 @pytest.fixture
 def held_snapshot(dsn: str) -> Iterator[psycopg.Connection[Any]]:
     """Another session in REPEATABLE READ, its snapshot taken: vacuum cannot remove what is finished after it."""
-    with psycopg.connect(dsn) as holder:
-        holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-        holder.execute("SELECT count(*) FROM pg_class").fetchone()
+    with holding(dsn) as holder:
         yield holder
-        holder.rollback()
 
 
 # A fetch's first statement per policy: its name, the CTE where it walks the queue, its own parameters.

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from jobqueue import ConfigurationError, Queue
+from tests.helpers import held_snapshot
 from tests.pooling.conftest import POOL_SIZE
 
 CLIENTS = 6
@@ -157,16 +158,12 @@ def test_the_horizon_and_the_fetch_floor_work_through_the_pool(
     pooled_dsn: str, dsn: str, conn: psycopg.Connection[Any]
 ) -> None:
     """Who holds the horizon is read, and floors are written and used, transaction by transaction."""
-    with psycopg.connect(dsn, application_name="monthly-report") as holder:
-        holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-        holder.execute("SELECT 1").fetchone()
-        with Queue(pooled_dsn) as q:
-            names = [h.details.get("application_name") for h in q.horizon().holders]
-            assert "monthly-report" in names
-            q.create_queue("floored")
-            q.insert("floored", [{"data": n} for n in range(200)])
-            taken = [job.data for _ in range(10) for job in q.fetch("floored", 20)]
-            assert taken == list(range(200))  # in order, each once, from the floor each fetch read
-        holder.rollback()
+    with held_snapshot(dsn), Queue(pooled_dsn) as q:
+        names = [h.details.get("application_name") for h in q.horizon().holders]
+        assert "monthly-report" in names
+        q.create_queue("floored")
+        q.insert("floored", [{"data": n} for n in range(200)])
+        taken = [job.data for _ in range(10) for job in q.fetch("floored", 20)]
+        assert taken == list(range(200))  # in order, each once, from the floor each fetch read
     assert conn.execute("SELECT count(*) FROM jobqueue.fetch_floor WHERE name = 'floored'").fetchone()[0] >= 1  # type: ignore[index]
     assert server_leftovers(conn) == (0, 0)

@@ -14,17 +14,18 @@ import pytest
 from click.testing import CliRunner
 
 from ops.cli import main
+from tests.helpers import held_snapshot
+from tests.runtime import test_dashboard
 from tests.runtime.conftest import API_TOKEN, FakeContext, event
-from tests.runtime.test_dashboard import sign_in
+from tests.runtime.test_dashboard import Call, sign_in
+
+web = test_dashboard.web  # the dashboard tests' fixture, for the test of its warning
 
 
 @pytest.fixture
 def report(dsn: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(dsn, application_name="monthly-report") as holder:
-        holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-        holder.execute("SELECT 1").fetchone()
+    with held_snapshot(dsn) as holder:
         yield holder
-        holder.rollback()
 
 
 def test_maintenance_publishes_the_horizon_and_names_who_holds_it(
@@ -63,20 +64,12 @@ def test_health_names_the_session_holding_a_snapshot(
     assert body["horizon"]["warning"] is None and body["horizon"]["held_by"] == []
 
 
-def test_the_dashboard_warns_while_a_snapshot_is_held(
-    load_function: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch, dsn: str
-) -> None:
-    from tests.runtime.test_dashboard import web as web_fixture
-
-    web = web_fixture.__wrapped__(load_function)  # type: ignore[attr-defined]
+def test_the_dashboard_warns_while_a_snapshot_is_held(web: Call, monkeypatch: pytest.MonkeyPatch, dsn: str) -> None:
     cookie = sign_in(web)
     monkeypatch.setenv("HORIZON_WARN_SECONDS", "0")
     assert "data-horizon" not in web("/dashboard", cookie=cookie)["body"]
-    with psycopg.connect(dsn, application_name="monthly-report") as holder:
-        holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-        holder.execute("SELECT 1").fetchone()
+    with held_snapshot(dsn):
         page = web("/dashboard", cookie=cookie)["body"]
-        holder.rollback()
     assert "data-horizon" in page and "monthly-report" in page and "jobs doctor" in page
 
 
@@ -85,12 +78,9 @@ def test_jobs_doctor_exits_1_while_a_snapshot_is_older_than_allowed(dsn: str) ->
     fine = runner.invoke(main, ["doctor", "--max-age", "0"], catch_exceptions=False)
     assert fine.exit_code == 0, fine.output
     assert "nothing holds the horizon back" in fine.output
-    with psycopg.connect(dsn, application_name="monthly-report") as holder:
-        holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-        holder.execute("SELECT 1").fetchone()
+    with held_snapshot(dsn):
         held = runner.invoke(main, ["doctor", "--max-age", "0"], catch_exceptions=False)
         patient = runner.invoke(main, ["doctor", "--max-age", "3600"], catch_exceptions=False)
-        holder.rollback()
     assert held.exit_code == 1, held.output
     assert "monthly-report" in held.output and "problem:" in held.output
     assert patient.exit_code == 0 and "monthly-report" in patient.output  # listed, not a problem yet
