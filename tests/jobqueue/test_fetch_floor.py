@@ -18,8 +18,8 @@ import psycopg
 import pytest
 
 from jobqueue import Queue
+from tests.helpers import function_statement, make_ready
 from tests.helpers import held_snapshot as holding
-from tests.helpers import make_ready
 
 NIL = "00000000-0000-0000-0000-000000000000"
 
@@ -183,8 +183,8 @@ def held_snapshot(dsn: str) -> Iterator[psycopg.Connection[Any]]:
 
 
 # A fetch's first statement per policy: its name, the CTE where it walks the queue, its own parameters.
+# The standard fetch is the function fetch_jobs: its statement, as the function plans it.
 CHOICES: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "standard": ("fetch", "CTE next", {"deadline": None}),
     "singleton": ("lock_keys", "CTE candidates", {}),
     "key_strict_fifo": ("lock_fifo_window", "CTE ready", {"window": 1000}),
     "grouped": ("lock_groups", "CTE next", {"tiers": None, "group_limit": 1000}),
@@ -195,11 +195,18 @@ def fetch_buffers(conn: psycopg.Connection[Any], name: str, kind: str = "standar
     """Shared buffers one fetch touches to choose its jobs (EXPLAIN ANALYZE, rolled back: it claims
     nothing, and its advisory locks go with the transaction): the CTE where it walks the queue,
     where dead entries would show; the claim's writes are the same whatever the snapshot."""
-    statement, cte, extra = CHOICES[kind]
-    sql = Queue(conn).db.queries[statement]
-    params = {"name": name, "limit": 50, "now": None, **extra}
-    with conn.transaction(force_rollback=True):
-        plan = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", params).fetchone()[0]  # type: ignore[index]
+    if kind == "standard":
+        with function_statement(conn, "fetch_jobs") as execute, conn.transaction(force_rollback=True):
+            plan = conn.execute(
+                f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {execute} (%s, 50, NULL, NULL)", (name,)
+            ).fetchone()[0]  # type: ignore[index]
+        cte = "CTE next"
+    else:
+        statement, cte, extra = CHOICES[kind]
+        sql = Queue(conn).db.queries[statement]
+        params = {"name": name, "limit": 50, "now": None, **extra}
+        with conn.transaction(force_rollback=True):
+            plan = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", params).fetchone()[0]  # type: ignore[index]
     (choice,) = (node for node in _nodes(plan[0]["Plan"]) if node.get("Subplan Name") == cte)
     return int(choice.get("Shared Hit Blocks", 0)) + int(choice.get("Shared Read Blocks", 0))
 

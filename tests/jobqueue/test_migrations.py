@@ -32,7 +32,8 @@ SELECT 'constraint',
 FROM pg_constraint co JOIN pg_class cl ON cl.oid = co.conrelid JOIN pg_namespace n ON n.oid = co.connamespace
 WHERE n.nspname = %(schema)s
 UNION ALL
-SELECT 'function', p.proname || '(' || pg_get_function_arguments(p.oid) || ') ' || replace(p.prosrc, %(schema)s, 'S')
+SELECT 'function', p.proname || '(' || pg_get_function_arguments(p.oid) || ') '
+       || coalesce(array_to_string(p.proconfig, ',') || ' ', '') || replace(p.prosrc, %(schema)s, 'S')
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = %(schema)s
 UNION ALL
 SELECT 'trigger', t.tgname || ' ' || replace(pg_get_triggerdef(t.oid), %(schema)s || '.', '')

@@ -13,7 +13,8 @@ import psycopg
 import pytest
 
 from jobqueue import Queue
-from jobqueue.sqlfiles import queries_for
+from jobqueue.sqlfiles import FRAGMENTS, queries_for
+from tests.helpers import function_statement
 
 Q = queries_for("jobqueue")
 
@@ -36,14 +37,28 @@ def backlog(queue: Queue, conn: psycopg.Connection[Any]) -> Queue:
 
 
 def test_fetch_uses_the_fetch_index(backlog: Queue, conn: psycopg.Connection[Any]) -> None:
-    params = {"name": "q", "limit": 100, "deadline": None, "now": None}
-    plan = explain(conn, Q["fetch"], params)
+    # The fetch runs in the function fetch_jobs, whose plan is the generic one, made once per session.
+    with function_statement(conn, "fetch_jobs") as execute:
+        plan = explain(conn, f"{execute} ('q', 100, NULL, NULL)", {})
     assert "Index Scan using job_fetch" in plan
     assert "Index Scan using job_deferred" in plan  # the jobs behind the floor: delayed, retried
     assert "Index Scan using fetch_floor_newest" in plan
     assert "Tid Scan on job" in plan  # the claimed rows by their ctid, whatever the statistics say
-    # The floor's writer reads pg_stat_activity (a scan of the catalog's few rows), never a queue table.
-    assert "Seq Scan on job" not in plan and "Seq Scan on queue" not in plan and "Seq Scan on fetch_floor" not in plan
+    assert "Seq Scan on job" not in plan and "Seq Scan on fetch_floor" not in plan
+
+
+def test_the_fetch_function_keeps_its_plan_and_claims_as_the_claim_fragment_says(conn: psycopg.Connection[Any]) -> None:
+    source, config = conn.execute(
+        "SELECT prosrc, proconfig FROM pg_proc WHERE proname = 'fetch_jobs' AND pronamespace = 'jobqueue'::regnamespace"
+    ).fetchone()  # type: ignore[misc]
+    assert config == ["plan_cache_mode=force_generic_plan"]
+    claim = (
+        FRAGMENTS["claim"]
+        .sql.replace("%(now)s::timestamptz", "at_time")
+        .replace("%(deadline)s::timestamptz", "deadline")
+    )
+    # A change to the fragment needs a migration that redefines the function the same way.
+    assert " ".join(claim.split()) in " ".join(source.split())
 
 
 def test_fetch_one_per_key_uses_indexes(backlog: Queue, conn: psycopg.Connection[Any]) -> None:

@@ -30,7 +30,7 @@ def test_every_query_has_a_description_and_no_stray_percent() -> None:
 
 def test_schema_placeholder_is_replaced_with_a_quoted_name() -> None:
     compiled = queries_for("tenant_a")
-    assert '"tenant_a".job' in compiled["fetch"]
+    assert '"tenant_a".job' in compiled["complete"]
     assert "{{schema}}" not in "".join(compiled.values())
 
 

@@ -1,47 +1,8 @@
 -- name: fetch
--- Claim up to `limit` queued jobs of a standard or short queue, in priority order, in one statement.
---
--- The jobs come from four walks of the queue, merged in claim order: the fetch floor's priority
--- band from the floor on (the jobs claimed before it are not walked again, which matters while
--- another session holds an old snapshot and their index entries cannot be removed), the bands
--- above and below it, and the jobs queued behind their position (delayed, retried, released:
--- the job_deferred index). Each walk takes at most `limit` jobs with FOR UPDATE SKIP LOCKED:
--- rows another fetcher holds are skipped, never waited for; what a walk locked beyond the
--- `limit` best is let go at the end of the statement. The CTE is MATERIALIZED so that the
--- planner cannot fold it into the UPDATE: LIMIT with FOR UPDATE SKIP LOCKED must run exactly
--- once, or concurrent fetchers could claim the same row. The UPDATE finds the claimed rows by
--- their ctid, which their row locks keep from changing until the statement ends: a TID scan, the
--- one plan whatever the statistics say (a table analyzed while nearly empty made the planner
--- prefer a sequential scan to the primary key), and none to choose anew at each call.
-WITH {{fetch_floor}}, next AS MATERIALIZED (
-    SELECT r.ctid, r.id, r.priority, r.created_on, r.immediate FROM (
-        SELECT * FROM (
-            SELECT j.ctid, j.id, j.priority, j.created_on, true AS immediate FROM {{schema}}.job j
-            WHERE j.name = %(name)s AND j.state < 'active' AND {{band_from_floor}}
-            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED) band
-        UNION ALL
-        SELECT * FROM (
-            SELECT j.ctid, j.id, j.priority, j.created_on, true FROM {{schema}}.job j
-            WHERE j.name = %(name)s AND j.state < 'active' AND {{above_floor_band}}
-            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED) above
-        UNION ALL
-        SELECT * FROM (
-            SELECT j.ctid, j.id, j.priority, j.created_on, true FROM {{schema}}.job j
-            WHERE j.name = %(name)s AND j.state < 'active' AND {{below_floor_band}}
-            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED) below
-        UNION ALL
-        SELECT * FROM (
-            SELECT j.ctid, j.id, j.priority, j.created_on, false FROM {{schema}}.job j
-            WHERE j.name = %(name)s AND j.state < 'active' AND {{deferred_ready}}
-            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED) deferred
-    ) r
-    ORDER BY r.priority DESC, r.created_on, r.id
-    LIMIT %(limit)s
-)
-UPDATE {{schema}}.job j SET
-    {{claim}}
-WHERE j.ctid = ANY(ARRAY(SELECT ctid FROM next))
-RETURNING {{claimed_columns}};
+-- Claim up to `limit` queued jobs of a standard or short queue, in priority order, in one
+-- statement: the function fetch_jobs (schema.sql says how and why a function: its plan is kept).
+SELECT {{claimed_columns}}
+FROM {{schema}}.fetch_jobs(%(name)s, %(limit)s, %(deadline)s::timestamptz, %(now)s::timestamptz) j;
 
 -- name: advance_fetch_floor
 -- Move a queue's fetch floor on, after a fetch (working.py: at most every quarter second per client
@@ -100,7 +61,7 @@ WHERE w.pin IS NOT NULL
 -- outlives the recheck), then waited on another job's completion while that completion waited on
 -- the lock: a deadlock Postgres broke by cancelling one of them.
 --
--- The candidates come from the four walks a fetch merges (see fetch), each locking the keys it
+-- The candidates come from the four walks a fetch merges (see fetch_jobs in schema.sql), each locking the keys it
 -- reaches, in claim order, until it has `limit`; keys locked beyond the best `limit` stay locked
 -- until the fetch's transaction ends (other fetchers pass over them meanwhile).
 WITH {{fetch_floor}}, candidates AS MATERIALIZED (
@@ -152,7 +113,7 @@ WHERE policy NOT IN ('singleton', 'stately') OR n = 1;
 -- fewer than `limit` jobs were taken, heads may lie beyond it and lock_fifo_heads, which visits
 -- every key, takes over. The window keeps the statement's cost, and so its plan, independent of
 -- the backlog's size.
--- The window is the first `window` jobs of the four walks a fetch merges (see fetch). A row with
+-- The window is the first `window` jobs of the four walks a fetch merges (see fetch_jobs in schema.sql). A row with
 -- no id says how many the window held when no head was locked.
 WITH {{fetch_floor}}, ready AS MATERIALIZED (
     SELECT r.* FROM (
@@ -258,7 +219,7 @@ LIMIT %(limit)s;
 -- checked, then locked, only when reached (CASE fixes that order): a plan that filtered every
 -- ready job before sorting would count and lock every group of a small backlog.
 --
--- The jobs come from the four walks a fetch merges (see fetch), each walked so, until it has
+-- The jobs come from the four walks a fetch merges (see fetch_jobs in schema.sql), each walked so, until it has
 -- `limit`; groups locked beyond the best `limit` stay locked until the fetch's transaction ends.
 WITH {{fetch_floor}}, next AS MATERIALIZED (
     SELECT r.* FROM (
