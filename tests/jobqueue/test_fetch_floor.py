@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from jobqueue import Queue
 from tests.helpers import function_statement, make_ready
@@ -182,31 +183,27 @@ def held_snapshot(dsn: str) -> Iterator[psycopg.Connection[Any]]:
         yield holder
 
 
-# A fetch's first statement per policy: its name, the CTE where it walks the queue, its own parameters.
-# The standard fetch is the function fetch_jobs: its statement, as the function plans it.
-CHOICES: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "singleton": ("lock_keys", "CTE candidates", {}),
-    "key_strict_fifo": ("lock_fifo_window", "CTE ready", {"window": 1000}),
-    "grouped": ("lock_groups", "CTE next", {"tiers": None, "group_limit": 1000}),
+# A fetch's first statement per policy, a function of schema.sql: its name, the CTE where it walks
+# the queue, its arguments after the queue's name (a batch of 50, not given a time).
+CHOICES: dict[str, tuple[str, str, str]] = {
+    "standard": ("fetch_jobs", "CTE next", "50, NULL, NULL"),
+    "singleton": ("lock_keys", "CTE candidates", "50, NULL"),
+    "key_strict_fifo": ("lock_fifo_window", "CTE ready", "50, 1000, NULL"),
+    "grouped": ("lock_groups", "CTE next", "50, NULL, NULL, 1000"),
 }
 
 
 def fetch_buffers(conn: psycopg.Connection[Any], name: str, kind: str = "standard") -> int:
-    """Shared buffers one fetch touches to choose its jobs (EXPLAIN ANALYZE, rolled back: it claims
-    nothing, and its advisory locks go with the transaction): the CTE where it walks the queue,
-    where dead entries would show; the claim's writes are the same whatever the snapshot."""
-    if kind == "standard":
-        with function_statement(conn, "fetch_jobs") as execute, conn.transaction(force_rollback=True):
-            plan = conn.execute(
-                f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {execute} (%s, 50, NULL, NULL)", (name,)
-            ).fetchone()[0]  # type: ignore[index]
-        cte = "CTE next"
-    else:
-        statement, cte, extra = CHOICES[kind]
-        sql = Queue(conn).db.queries[statement]
-        params = {"name": name, "limit": 50, "now": None, **extra}
-        with conn.transaction(force_rollback=True):
-            plan = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", params).fetchone()[0]  # type: ignore[index]
+    """Shared buffers one fetch touches to choose its jobs (EXPLAIN ANALYZE of the function's statement
+    as it plans it, rolled back: it claims nothing, and its advisory locks go with the transaction):
+    the CTE where it walks the queue, where dead entries would show; the claim's writes are the same
+    whatever the snapshot."""
+    function, cte, arguments = CHOICES[kind]
+    # Prepared inside the transaction: psycopg deallocates every prepared statement at a rollback.
+    with conn.transaction(force_rollback=True), function_statement(conn, function) as execute:
+        # The arguments written out: a utility statement (EXPLAIN EXECUTE) takes no bound parameter.
+        query = sql.SQL(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {execute} ({{}}, {arguments})").format(name)
+        plan = conn.execute(query).fetchone()[0]  # type: ignore[index]
     (choice,) = (node for node in _nodes(plan[0]["Plan"]) if node.get("Subplan Name") == cte)
     return int(choice.get("Shared Hit Blocks", 0)) + int(choice.get("Shared Read Blocks", 0))
 

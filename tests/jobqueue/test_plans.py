@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from jobqueue import Queue
-from jobqueue.sqlfiles import FRAGMENTS, queries_for
+from jobqueue.sqlfiles import queries_for
 from tests.helpers import function_statement
 
 Q = queries_for("jobqueue")
@@ -47,23 +47,9 @@ def test_fetch_uses_the_fetch_index(backlog: Queue, conn: psycopg.Connection[Any
     assert "Seq Scan on job" not in plan and "Seq Scan on fetch_floor" not in plan
 
 
-def test_the_fetch_function_keeps_its_plan_and_claims_as_the_claim_fragment_says(conn: psycopg.Connection[Any]) -> None:
-    source, config = conn.execute(
-        "SELECT prosrc, proconfig FROM pg_proc WHERE proname = 'fetch_jobs' AND pronamespace = 'jobqueue'::regnamespace"
-    ).fetchone()  # type: ignore[misc]
-    assert config == ["plan_cache_mode=force_generic_plan"]
-    claim = (
-        FRAGMENTS["claim"]
-        .sql.replace("%(now)s::timestamptz", "at_time")
-        .replace("%(deadline)s::timestamptz", "deadline")
-    )
-    # A change to the fragment needs a migration that redefines the function the same way.
-    assert " ".join(claim.split()) in " ".join(source.split())
-
-
 def test_fetch_one_per_key_uses_indexes(backlog: Queue, conn: psycopg.Connection[Any]) -> None:
-    params = {"name": "single", "limit": 100, "deadline": None, "now": None}
-    plan = explain(conn, Q["lock_keys"], params)
+    with function_statement(conn, "lock_keys") as execute:
+        plan = explain(conn, f"{execute} ('single', 100, NULL)", {})
     assert "Index Scan using job_fetch" in plan
     assert "job_policy" in plan  # the active-key check is an index lookup
     assert "Seq Scan on job" not in plan

@@ -1,8 +1,7 @@
 -- name: fetch
--- Claim up to `limit` queued jobs of a standard or short queue, in priority order, in one
--- statement: the function fetch_jobs (schema.sql says how and why a function: its plan is kept).
-SELECT {{claimed_columns}}
-FROM {{schema}}.fetch_jobs(%(name)s, %(limit)s, %(deadline)s::timestamptz, %(now)s::timestamptz) j;
+-- Claim up to `limit` queued jobs of a standard, short or exclusive queue, in priority order, in
+-- one statement: the function fetch_jobs (schema.sql; a function so that its plan is kept).
+SELECT * FROM {{schema}}.fetch_jobs(%(name)s, %(limit)s, %(deadline)s::timestamptz, %(now)s::timestamptz);
 
 -- name: advance_fetch_floor
 -- Move a queue's fetch floor on, after a fetch (working.py: at most every quarter second per client
@@ -50,118 +49,15 @@ WHERE w.pin IS NOT NULL
 
 -- name: lock_keys
 -- Keyed fetch (singleton and stately queues), first step: choose the next job of as many keys as
--- wanted, taking each key's transaction-level advisory lock without waiting; keys another fetcher
--- holds are passed over.
---
--- Only a fetcher holding a key's lock activates a job of that key, and it holds the lock until it
--- commits. So once this step holds a key, a statement that starts afterwards (claim_keyed) sees
--- every activation of it: that statement never touches a job another fetcher has claimed, and
--- never waits on its completion. Done in one statement, a fetcher whose snapshot predated another
--- fetcher's commit locked the job that fetcher had just claimed (the row lock of a rejected recheck
--- outlives the recheck), then waited on another job's completion while that completion waited on
--- the lock: a deadlock Postgres broke by cancelling one of them.
---
--- The candidates come from the four walks a fetch merges (see fetch_jobs in schema.sql), each locking the keys it
--- reaches, in claim order, until it has `limit`; keys locked beyond the best `limit` stay locked
--- until the fetch's transaction ends (other fetchers pass over them meanwhile).
-WITH {{fetch_floor}}, candidates AS MATERIALIZED (
-    SELECT r.* FROM (
-        SELECT * FROM (
-            SELECT j.id, j.policy, coalesce(j.singleton_key, '') AS key, j.priority, j.created_on, true AS immediate
-            FROM {{schema}}.job j
-            WHERE j.name = %(name)s AND j.state < 'active' AND {{band_from_floor}}
-              AND {{one_active_per_key_free}} AND {{key_lock}}
-            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(limit)s) band
-        UNION ALL
-        SELECT * FROM (
-            SELECT j.id, j.policy, coalesce(j.singleton_key, '') AS key, j.priority, j.created_on, true AS immediate
-            FROM {{schema}}.job j
-            WHERE j.name = %(name)s AND j.state < 'active' AND {{above_floor_band}}
-              AND {{one_active_per_key_free}} AND {{key_lock}}
-            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(limit)s) above
-        UNION ALL
-        SELECT * FROM (
-            SELECT j.id, j.policy, coalesce(j.singleton_key, '') AS key, j.priority, j.created_on, true AS immediate
-            FROM {{schema}}.job j
-            WHERE j.name = %(name)s AND j.state < 'active' AND {{below_floor_band}}
-              AND {{one_active_per_key_free}} AND {{key_lock}}
-            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(limit)s) below
-        UNION ALL
-        SELECT * FROM (
-            SELECT j.id, j.policy, coalesce(j.singleton_key, '') AS key, j.priority, j.created_on, false AS immediate
-            FROM {{schema}}.job j
-            WHERE j.name = %(name)s AND j.state < 'active' AND {{deferred_ready}}
-              AND {{one_active_per_key_free}} AND {{key_lock}}
-            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(limit)s) deferred
-    ) r
-    ORDER BY r.priority DESC, r.created_on, r.id
-    LIMIT %(limit)s
-)
-SELECT id FROM (
-    SELECT c.id, c.policy,
-           row_number() OVER (PARTITION BY c.policy, c.key ORDER BY c.priority DESC, c.created_on, c.id) AS n
-    FROM candidates c
-) ranked
-WHERE policy NOT IN ('singleton', 'stately') OR n = 1;
+-- wanted, taking each key's transaction-level advisory lock without waiting (the function
+-- lock_keys, schema.sql, says why two steps). claim_keyed, in the same transaction, claims them.
+SELECT id FROM {{schema}}.lock_keys(%(name)s, %(limit)s, %(now)s::timestamptz);
 
 -- name: lock_fifo_window
--- Keyed fetch of a key_strict_fifo queue, first step, fast path: walk the first `window` ready
--- jobs in fetch order (the fetch index, as a standard fetch does) and take each job that is its
--- key's next job (one probe of the fifo index) on a key with nothing active, in retry or failed
--- (one probe of the strict-fifo index), trying the key's lock only then (CASE fixes the order),
--- until `limit` are locked. `seen` is how many jobs the window held: when it held `window` and
--- fewer than `limit` jobs were taken, heads may lie beyond it and lock_fifo_heads, which visits
--- every key, takes over. The window keeps the statement's cost, and so its plan, independent of
--- the backlog's size.
--- The window is the first `window` jobs of the four walks a fetch merges (see fetch_jobs in schema.sql). A row with
--- no id says how many the window held when no head was locked.
-WITH {{fetch_floor}}, ready AS MATERIALIZED (
-    SELECT r.* FROM (
-        SELECT * FROM (
-            SELECT j.id, j.singleton_key, j.priority, j.created_on, true AS immediate FROM {{schema}}.job j
-            WHERE j.name = %(name)s AND j.state < 'active' AND {{band_from_floor}}
-            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(window)s) band
-        UNION ALL
-        SELECT * FROM (
-            SELECT j.id, j.singleton_key, j.priority, j.created_on, true AS immediate FROM {{schema}}.job j
-            WHERE j.name = %(name)s AND j.state < 'active' AND {{above_floor_band}}
-            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(window)s) above
-        UNION ALL
-        SELECT * FROM (
-            SELECT j.id, j.singleton_key, j.priority, j.created_on, true AS immediate FROM {{schema}}.job j
-            WHERE j.name = %(name)s AND j.state < 'active' AND {{below_floor_band}}
-            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(window)s) below
-        UNION ALL
-        SELECT * FROM (
-            SELECT j.id, j.singleton_key, j.priority, j.created_on, false AS immediate FROM {{schema}}.job j
-            WHERE j.name = %(name)s AND j.state < 'active' AND {{deferred_ready}}
-            ORDER BY j.priority DESC, j.created_on, j.id LIMIT %(window)s) deferred
-    ) r
-    ORDER BY r.priority DESC, r.created_on, r.id
-    LIMIT %(window)s
-), next AS MATERIALIZED (
-    SELECT c.id, c.priority, c.created_on, c.immediate FROM (
-        SELECT w.* FROM ready w ORDER BY w.priority DESC, w.created_on, w.id OFFSET 0
-    ) c
-    WHERE CASE
-        WHEN c.id = (
-            SELECT e.id FROM {{schema}}.job e
-            WHERE e.name = %(name)s AND e.policy = 'key_strict_fifo' AND e.singleton_key = c.singleton_key
-              AND e.state < 'active' AND e.start_after <= coalesce(%(now)s::timestamptz, now())
-            ORDER BY e.state DESC, e.created_on, e.id
-            LIMIT 1)
-        AND NOT EXISTS (
-            SELECT 1 FROM {{schema}}.job b
-            WHERE b.name = %(name)s AND b.singleton_key = c.singleton_key AND b.policy = 'key_strict_fifo'
-              AND b.state IN ('active', 'retry', 'failed') AND b.id <> c.id)
-        THEN pg_try_advisory_xact_lock(hashtextextended('{{schema}}.key:' || %(name)s || ':' || c.singleton_key, 0))
-        ELSE false
-    END
-    LIMIT %(limit)s
-)
-SELECT n.id, (SELECT count(*) FROM ready) AS seen FROM next n
-UNION ALL
-SELECT NULL, (SELECT count(*) FROM ready) WHERE NOT EXISTS (SELECT 1 FROM next);
+-- Keyed fetch of a key_strict_fifo queue, first step, fast path: the heads among the first
+-- `window` ready jobs, their keys locked, and how many jobs the window held (the function
+-- lock_fifo_window, schema.sql; a row with no id when no head was locked).
+SELECT id, seen FROM {{schema}}.lock_fifo_window(%(name)s, %(limit)s, %(window)s, %(now)s::timestamptz);
 
 -- name: lock_fifo_heads
 -- Keyed fetch of a key_strict_fifo queue, first step when lock_fifo_window's window held too few
@@ -210,63 +106,9 @@ LIMIT %(limit)s;
 
 -- name: lock_groups
 -- Fetch under a group limit (group_concurrency), first step: the next jobs, passing over groups at
--- their limit, each job's group's transaction-level advisory lock taken without waiting (groups
--- another fetcher holds are passed over; a job without a group locks itself). Only a fetcher
--- holding a group's lock activates its jobs, so claim_grouped counts the group's active jobs
--- exactly: the limit is never exceeded, not even briefly.
---
--- The jobs are walked in fetch order (the fetch index, as a standard fetch does) and each is
--- checked, then locked, only when reached (CASE fixes that order): a plan that filtered every
--- ready job before sorting would count and lock every group of a small backlog.
---
--- The jobs come from the four walks a fetch merges (see fetch_jobs in schema.sql), each walked so, until it has
--- `limit`; groups locked beyond the best `limit` stay locked until the fetch's transaction ends.
-WITH {{fetch_floor}}, next AS MATERIALIZED (
-    SELECT r.* FROM (
-        SELECT * FROM (
-            SELECT c.id, c.priority, c.created_on, true AS immediate FROM (
-                SELECT j.id, j.name, j.group_id, j.group_tier, j.priority, j.created_on FROM {{schema}}.job j
-                WHERE j.name = %(name)s AND j.state < 'active' AND {{band_from_floor}}
-                ORDER BY j.priority DESC, j.created_on, j.id
-                OFFSET 0
-            ) c
-            WHERE {{group_lock}}
-            LIMIT %(limit)s) band
-        UNION ALL
-        SELECT * FROM (
-            SELECT c.id, c.priority, c.created_on, true AS immediate FROM (
-                SELECT j.id, j.name, j.group_id, j.group_tier, j.priority, j.created_on FROM {{schema}}.job j
-                WHERE j.name = %(name)s AND j.state < 'active' AND {{above_floor_band}}
-                ORDER BY j.priority DESC, j.created_on, j.id
-                OFFSET 0
-            ) c
-            WHERE {{group_lock}}
-            LIMIT %(limit)s) above
-        UNION ALL
-        SELECT * FROM (
-            SELECT c.id, c.priority, c.created_on, true AS immediate FROM (
-                SELECT j.id, j.name, j.group_id, j.group_tier, j.priority, j.created_on FROM {{schema}}.job j
-                WHERE j.name = %(name)s AND j.state < 'active' AND {{below_floor_band}}
-                ORDER BY j.priority DESC, j.created_on, j.id
-                OFFSET 0
-            ) c
-            WHERE {{group_lock}}
-            LIMIT %(limit)s) below
-        UNION ALL
-        SELECT * FROM (
-            SELECT c.id, c.priority, c.created_on, false AS immediate FROM (
-                SELECT j.id, j.name, j.group_id, j.group_tier, j.priority, j.created_on FROM {{schema}}.job j
-                WHERE j.name = %(name)s AND j.state < 'active' AND {{deferred_ready}}
-                ORDER BY j.priority DESC, j.created_on, j.id
-                OFFSET 0
-            ) c
-            WHERE {{group_lock}}
-            LIMIT %(limit)s) deferred
-    ) r
-    ORDER BY r.priority DESC, r.created_on, r.id
-    LIMIT %(limit)s
-)
-SELECT id FROM next;
+-- their limit, each job's group's advisory lock taken without waiting (the function lock_groups,
+-- schema.sql). claim_grouped, in the same transaction, claims as many as each group has room for.
+SELECT id FROM {{schema}}.lock_groups(%(name)s, %(limit)s, %(now)s::timestamptz, %(tiers)s::jsonb, %(group_limit)s);
 
 -- name: lock_groups_of
 -- Fetch of a keyed queue under a group limit, second step: of the jobs whose keys lock_keys or
