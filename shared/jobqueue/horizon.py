@@ -19,27 +19,11 @@ HOLDERS_SHOWN = 20
 
 class Watching(Client):
     def horizon(self, conn: Conn = None) -> Horizon:
-        """Who holds the horizon back, oldest first, and the dead rows of the job tables."""
-        holders: list[HorizonHolder] = []
-        for row in self.db.rows("horizon_sessions", {"limit": HOLDERS_SHOWN}, conn):
-            details = {
-                key: row[key]
-                for key in ("username", "application_name", "client_addr", "state", "backend_type")
-                if row[key] not in (None, "")
-            }
-            details["writing"] = row["writing"]
-            kind = "standby (walsender)" if row["backend_type"] == "walsender" else "session"
-            holders.append(HorizonHolder(kind, f"pid {row['pid']}", row["held_seconds"], row["xmin_age"], details))
-        for row in self.db.rows("horizon_slots", None, conn):
-            details = {"slot_type": row["slot_type"], "active": row["active"], "database": row["database"]}
-            age = max(a for a in (row["xmin_age"], row["catalog_xmin_age"]) if a is not None)
-            if row["xmin_age"] is None:
-                details["holds"] = "catalog_xmin only: the catalogs, not the job tables"
-            holders.append(HorizonHolder("replication slot", row["slot_name"], None, age, details))
-        for row in self.db.rows("horizon_prepared", None, conn):
-            details = {"username": row["username"], "database": row["database"]}
-            held = row["held_seconds"]
-            holders.append(HorizonHolder("prepared transaction", row["gid"], held, row["xmin_age"], details))
-        holders.sort(key=lambda h: (-(h.xmin_age or 0), h.kind, h.name))
-        counts = self.db.rows("dead_job_tuples", {"schema": self.schema}, conn)[0]
-        return Horizon(holders=holders, dead_job_tuples=int(counts["dead"]), live_job_tuples=int(counts["live"]))
+        """Who holds the horizon back, oldest first, and the dead rows of the job tables (one statement)."""
+        rows = self.db.rows("horizon", {"limit": HOLDERS_SHOWN, "schema": self.schema}, conn)
+        holders = [
+            HorizonHolder(row["kind"], row["name"], row["held_seconds"], row["xmin_age"], row["details"])
+            for row in rows
+            if row["kind"] is not None
+        ]
+        return Horizon(holders=holders, dead_job_tuples=int(rows[0]["dead"]), live_job_tuples=int(rows[0]["live"]))
