@@ -14,8 +14,10 @@ WORKERS = worker_functions()
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    result = upkeep.run(
-        bootstrap.ready(), settings=SETTINGS, remaining_ms=context.get_remaining_time_in_millis, workers=WORKERS
-    )
+    # Every database call ends a quarter of the safety margin before the invocation does.
+    with bootstrap.calls_within(bootstrap.invocation_deadline_s(context, SETTINGS.safety_margin_ms / 4)):
+        result = upkeep.run(
+            bootstrap.ready(), settings=SETTINGS, remaining_ms=context.get_remaining_time_in_millis, workers=WORKERS
+        )
     logger.info("maintenance done", extra=result)
     return result

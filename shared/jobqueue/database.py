@@ -14,12 +14,22 @@ server-side prepared statements unless asked for (prepare_threshold), no
 SET, no session-level locks, no LISTEN.
 Every call may also pass `conn=`: the statement then runs on the caller's
 connection, inside the caller's transaction, and commits or rolls back with it.
+
+`Database.deadline(seconds)` bounds every call on its own connection in time, also
+when the network stalls without closing (a hung pooler, a route that drops
+packets): TCP keepalives and libpq's timeouts do not fire while something on the
+path still acknowledges, so a timer cuts the connection's socket when the time is
+up, and no connection is opened past it.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import re
+import socket
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -51,6 +61,8 @@ POLICY_INDEXES = frozenset({"job_policy", "job_throttle", "job_exclusive", "job_
 CHECKS = {
     "job_strict_fifo_key": "queue {name!r} is key_strict_fifo: every job needs a singleton_key",
 }
+# libpq's shortest connect_timeout: with less time than this left, no connection is attempted.
+MIN_CONNECT_S = 2
 # How PgBouncer and RDS Proxy refuse the `options` startup parameter.
 POOLER_REFUSES_OPTIONS = re.compile(r"unsupported startup parameter|command-line options", re.IGNORECASE)
 
@@ -158,16 +170,18 @@ class Database:
         self._statement_timeout_ms = statement_timeout_ms
         self._prepare_threshold = prepare_threshold
         self._application_name = application_name
+        self._deadline: float | None = None  # time.monotonic() after which no call may run (deadline())
+        self._cut = False  # the deadline passed and the connection was cut
 
     @property
     def owns_connection(self) -> bool:
         return self._conninfo is not None
 
-    def _open(self) -> Connection[Any]:
+    def _open(self, connect_timeout: int) -> Connection[Any]:
         assert self._conninfo is not None
         conninfo = make_conninfo(
             self._conninfo,
-            connect_timeout=self._connect_timeout,
+            connect_timeout=connect_timeout,
             application_name=self._application_name,
             options=f"-c statement_timeout={self._statement_timeout_ms}" if self._statement_timeout_ms else None,
         )
@@ -192,16 +206,69 @@ class Database:
         if conn is not None:
             return conn
         current = self._conn
-        if current is not None and not current.closed and not current.broken:
+        if current is not None and not current.closed and not current.broken and not self._cut:
             return current
         if not self.owns_connection:
             raise DatabaseUnavailableError("the connection given to the queue is closed")
         with self._lock:
-            if self._conn is None or self._conn.closed or self._conn.broken:
+            if self._conn is None or self._conn.closed or self._conn.broken or self._cut:
                 if self._conn is not None:
                     self._conn.close()
-                self._conn = self._open()
+                    self._conn = None
+                self._conn = self._open(self._connect_within())
             return self._conn
+
+    def _lent(self, conn: Connection[Any] | None) -> bool:
+        """Whether `conn` is the caller's (its loss is theirs to handle), not ours passed along."""
+        return conn is not None and conn is not self._conn
+
+    def _connect_within(self) -> int:
+        """The connect timeout: the configured one, or less when a deadline is nearer."""
+        if self._deadline is None:
+            self._cut = False  # a cut that came as its block ended: the next block starts afresh
+            return self._connect_timeout
+        left = self._deadline - time.monotonic()
+        if self._cut or left < MIN_CONNECT_S:
+            raise DatabaseUnavailableError(
+                "the database did not answer in the time this call had (its deadline passed or is "
+                f"{max(left, 0):.1f} s away): no connection is opened"
+            )
+        return min(self._connect_timeout, math.floor(left))
+
+    @contextmanager
+    def deadline(self, seconds: float) -> Iterator[None]:
+        """Within the block, every call on this Database's own connection ends within `seconds`:
+        when the time is up, a call in flight fails with DatabaseUnavailableError (its socket is
+        cut: whatever it had sent may still commit on the server, as after any lost connection),
+        and so does every later call, without connecting again. A connection is opened only with
+        time enough left for libpq's shortest connect timeout, and with no more than that time.
+        Afterwards the connection is opened again as needed."""
+        self._deadline = time.monotonic() + max(seconds, 0.0)
+        timer = threading.Timer(max(seconds, 0.0), self._cut_connection)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+            self._deadline = None
+            if self._cut:
+                self._cut = False
+                self.close()
+
+    def _cut_connection(self) -> None:
+        """Shut the connection's socket down (from the timer's thread): a call blocked on it, even on
+        a stalled network, wakes up to an error at once; the connection is then broken."""
+        self._cut = True
+        conn = self._conn
+        if conn is None or conn.closed:
+            return
+        try:
+            fd = conn.pgconn.socket
+            with socket.socket(fileno=os.dup(fd)) as cutter:
+                cutter.shutdown(socket.SHUT_RDWR)
+        except (OSError, psycopg.Error):
+            pass  # closed meanwhile: nothing in flight to cut
 
     def execute(
         self,
@@ -213,7 +280,7 @@ class Database:
         """Run a named query and return its cursor (rows not yet read)."""
         connection = self.connection(conn)
         cursor = connection.cursor(row_factory=row_factory)
-        with _Translating(name, params, connection, lent=conn is not None):
+        with _Translating(name, params, connection, lent=self._lent(conn)):
             return cursor.execute(self.queries[name], params)
 
     def affected(self, name: str, params: Params | None = None, conn: Connection[Any] | None = None) -> int:
@@ -225,7 +292,7 @@ class Database:
         cursor = self._plain_cursor
         if cursor is None or cursor.closed or cursor.connection is not connection:
             cursor = self._plain_cursor = connection.cursor()
-        with _Translating(name, params, connection, lent=conn is not None):
+        with _Translating(name, params, connection, lent=self._lent(conn)):
             cursor.execute(self.queries[name], params)
         return cursor.rowcount
 
@@ -243,7 +310,7 @@ class Database:
     def copy(self, name: str, text: str, conn: Connection[Any]) -> None:
         """COPY ... FROM STDIN (a named statement) with `text` in COPY's text format."""
         with (
-            _Translating(name, None, conn, lent=True),
+            _Translating(name, None, conn, lent=self._lent(conn)),
             conn.cursor() as cursor,
             cursor.copy(self.queries[name]) as copy,
         ):

@@ -21,9 +21,14 @@ from jobqueue import (
     PolicyConflictError,
     UnknownQueueError,
 )
-from runtime import api, auth, job_actions
+from runtime import api, auth, bootstrap, job_actions
 from runtime.dashboard import routes as dashboard
 from runtime.observability import logger
+
+# A request's database calls end within this (API Gateway's HTTP API gives an integration 30 s),
+# and this long before the invocation's end: time to answer 503.
+REQUEST_DATABASE_S = 25.0
+RESPONSE_MARGIN_MS = 1_000
 
 app = APIGatewayHttpResolver()
 app.use(middlewares=[auth.authenticate])
@@ -82,4 +87,8 @@ def no_route(exc: Exception) -> Response[str]:
 
 
 def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return app.resolve(event, context)
+    """One request. Its database calls end in time for a 503 to reach the client before API
+    Gateway gives up on the integration (30 s) or the invocation ends, whichever comes first."""
+    seconds = min(REQUEST_DATABASE_S, bootstrap.invocation_deadline_s(context, RESPONSE_MARGIN_MS))
+    with bootstrap.calls_within(seconds):
+        return app.resolve(event, context)

@@ -68,7 +68,8 @@ class DrainResult:
     snoozed: int = 0  # run again later, no attempt used (a handler raised Snooze)
     unfinished: int = 0  # running when time ran out: they expire and are retried
     released: int = 0  # claimed but never started when time ran out: queued again, no attempt counted
-    stopped: str = ""  # "empty", "max_jobs" or "time"
+    stopped: str = ""  # "empty", "max_jobs", "time" or "database" (lost, or out of time for it)
+    error: str = ""  # why the database was lost
     elapsed_ms: float = 0.0  # the drain's wall time
     database_ms: float = 0.0  # of which spent in fetch, complete and fail
 
@@ -365,6 +366,7 @@ class Drain:
         settings = self.settings
         outbox = self.team.outbox
         group = settings.batch_size
+        lost: DatabaseUnavailableError | None = None
         try:
             while True:
                 if self.fetching and not self.waiting_for_room:
@@ -393,13 +395,24 @@ class Drain:
                     pending >= group or self.in_flight == 0 or time.monotonic() - self.first_pending >= FINISH_WITHIN_S
                 ):
                     self.finish_group()
+        except DatabaseUnavailableError as exc:
+            lost = exc  # the outcomes not written stay claimed: their jobs expire and are retried
         finally:
             _learnt[settings.queue] = (self.average_s, self.fetch_s)
             self.collect_finished()
-            self.finish_group()
             unstarted = self.team.close()
-            if unstarted:
-                self.result.released = len(self.queue.release(settings.queue, unstarted))
+            if lost is None:
+                try:
+                    self.finish_group()
+                    if unstarted:
+                        self.result.released = len(self.queue.release(settings.queue, unstarted))
+                except DatabaseUnavailableError as exc:
+                    lost = exc
+            if lost is not None:
+                # Nothing more is written: every job claimed and not yet finished in the database
+                # (outcomes in hand included) expires and is retried.
+                self.in_flight += len(self.done) + len(self.failures)
+                self.done, self.failures = [], []
             self.result.unfinished = self.in_flight - self.result.released
             if self.in_flight:
                 self.result.stopped = "time"
@@ -412,6 +425,8 @@ class Drain:
                         "left_to_expire": self.result.unfinished,
                     },
                 )
+        if lost is not None:
+            self.result.stopped, self.result.error = "database", str(lost)
         return self.result
 
 
@@ -429,27 +444,27 @@ def drain(
 
 
 def invocation(settings: WorkerSettings, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """One invocation of a worker function: drain, then start more workers if work is left."""
+    """One invocation of a worker function: drain, then start more workers if work is left.
+
+    Every database call ends before the invocation's own end, even on a network that stalls
+    without closing (Database.deadline): the drain's last writes get until a quarter of the
+    safety margin is left, and the invocation returns, or fails with DatabaseUnavailableError,
+    with that quarter to spare.
+    """
     logger.append_keys(queue=settings.queue, source=event.get("source", "schedule"))
-    queue = bootstrap.ready()
-    try:
-        result = drain(
-            queue,
-            settings,
-            handler_for(settings.queue),
-            context.get_remaining_time_in_millis,
-            group_limits_for(settings),
-        )
-    except DatabaseUnavailableError as exc:
-        # Claimed jobs stay claimed until shortly after this invocation's end, then expire and are retried.
-        logger.error(
-            "database unavailable; this invocation stops, its claimed jobs will expire and retry",
-            extra={"error": str(exc)},
-        )
-        raise
-    response = result.as_dict()
-    if result.work_left:
-        response["workers_started"] = continue_draining(queue, settings, event, context.function_name)
+    remaining_ms = context.get_remaining_time_in_millis
+    with bootstrap.calls_within(bootstrap.invocation_deadline_s(context, settings.safety_margin_ms / 4)):
+        queue = bootstrap.ready()
+        result = drain(queue, settings, handler_for(settings.queue), remaining_ms, group_limits_for(settings))
+        response = result.as_dict()
+        if result.stopped == "database":
+            # Claimed jobs stay claimed until shortly after this invocation's end, then expire and are retried.
+            logger.error(
+                "database unavailable; this invocation stops, its claimed jobs will expire and retry", extra=response
+            )
+            raise DatabaseUnavailableError(result.error)
+        if result.work_left:
+            response["workers_started"] = continue_draining(queue, settings, event, context.function_name)
     logger.info("drained", extra=response)
     return response
 

@@ -21,7 +21,8 @@ import pytest
 
 from jobqueue import DatabaseUnavailableError, Job, Queue
 from local.embedded_postgres import EmbeddedPostgres, free_port, temporary_postgres
-from runtime import handlers
+from runtime import bootstrap, handlers
+from tests.netproxy import Proxy
 from tests.runtime.conftest import API_TOKEN, FakeContext, event
 
 pytestmark = pytest.mark.slow
@@ -133,3 +134,56 @@ def test_secrets_never_reach_the_logs(
     for secret in (password, API_TOKEN, host_key):
         assert secret not in logged, f"{secret!r} appeared in the logs"
     assert json.loads(out.splitlines()[0])  # structured (JSON) log lines
+
+
+def test_a_network_stall_mid_drain_ends_the_invocation_on_time_and_loses_nothing(
+    dsn: str,
+    load_function: Callable[[str], ModuleType],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The database's network stalls without closing (a hung pooler): the invocation still ends a
+    quarter of its safety margin before its own end, and once the network is back every job is
+    completed exactly once."""
+    parts = dict(item.split("=", 1) for item in dsn.split())
+    with Proxy(parts["host"], int(parts["port"])) as proxy:
+        monkeypatch.setenv("DATABASE_URL", f"postgresql://{parts['user']}@127.0.0.1:{proxy.port}/{parts['dbname']}")
+        monkeypatch.setenv("QUEUE_NAME", "send-email")
+        monkeypatch.setenv("EXPIRY_MARGIN_S", "0")
+        monkeypatch.setenv("SAFETY_MARGIN_MS", "2000")
+        worker = load_function("worker")
+        with Queue(dsn) as setup:
+            setup.create_queue("send-email")
+            ids = setup.insert("send-email", [{"data": n} for n in range(60)])
+        runs: list[int] = []
+
+        def handler(job: Job) -> None:
+            if job.data == 25 and not runs.count(25):
+                proxy.stall()  # from here on nothing reaches the database, and nothing says so
+            runs.append(job.data)
+
+        handlers.set_handler("send-email", handler)
+        context = FakeContext(timeout_ms=6_000)
+        with pytest.raises(DatabaseUnavailableError):
+            worker.handler(event("schedule.json"), context)
+        assert context.get_remaining_time_in_millis() >= 2_000 / 4 - 300  # a quarter of the margin, give or take
+        assert "database unavailable; this invocation stops" in caplog.text
+        proxy.resume()
+    # The network is back. What the stalled invocation claimed expires and is retried.
+    with Queue(dsn) as q:
+        q.expire(now=datetime.now(UTC) + timedelta(seconds=10))
+        q.db.connection().execute("UPDATE jobqueue.job SET start_after = now() WHERE state = 'retry'")
+        monkeypatch.setenv(
+            "DATABASE_URL", f"postgresql://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
+        )
+        bootstrap.reset()  # a new container, straight to the database
+        result = worker.handler(event("schedule.json"), FakeContext())
+        assert result["stopped"] == "empty"
+        completed = (
+            q.db.connection()
+            .execute("SELECT id::text, count(*) FROM jobqueue.job WHERE state = 'completed' GROUP BY 1")
+            .fetchall()
+        )
+        assert sorted(job_id for job_id, _ in completed) == sorted(ids)  # every job completed, each once
+        assert {count for _, count in completed} == {1}
+    assert set(runs) == set(range(60))  # every job ran; some twice (at least once, as documented)
