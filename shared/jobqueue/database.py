@@ -333,7 +333,8 @@ class Database:
     def transaction(self, conn: Connection[Any] | None = None) -> Iterator[Connection[Any]]:
         """A transaction on our connection, or a savepoint in the caller's."""
         connection = self.connection(conn)
-        with connection.transaction():
+        # BEGIN and COMMIT are statements too: a connection lost on either is the same fault.
+        with _Translating("transaction", None, connection, lent=self._lent(conn)), connection.transaction():
             yield connection
 
     @staticmethod

@@ -88,7 +88,7 @@ class Working(Client):
                 elif key_locks:
                     jobs = self._claim_locked(key_locks, "claim_keyed", params, connection)
                 elif self.db.in_transaction(connection):
-                    with connection.transaction():  # a savepoint: a conflict must not abort the caller's work
+                    with self.db.transaction(connection):  # a savepoint: a conflict must not abort the caller's work
                         jobs = self.db.rows("fetch", params, connection, _fetched_job)
                 else:
                     jobs = self.db.rows("fetch", params, connection, _fetched_job)
@@ -122,7 +122,7 @@ class Working(Client):
 
         Each lock query after the first narrows the ids the one before it chose.
         """
-        with connection.transaction():  # the locks last until it ends (a savepoint in the caller's)
+        with self.db.transaction(connection):  # the locks last until it ends (a savepoint in the caller's)
             ids: list[Any] = []
             for number, lock in enumerate(locks):
                 if lock == "lock_fifo_heads":

@@ -187,3 +187,28 @@ def test_a_network_stall_mid_drain_ends_the_invocation_on_time_and_loses_nothing
         assert sorted(job_id for job_id, _ in completed) == sorted(ids)  # every job completed, each once
         assert {count for _, count in completed} == {1}
     assert set(runs) == set(range(60))  # every job ran; some twice (at least once, as documented)
+
+
+@pytest.mark.parametrize("function", ["api", "scheduler", "maintenance"])
+def test_a_network_stall_ends_every_function_on_time(
+    dsn: str, load_function: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch, function: str
+) -> None:
+    """The API answers 503 within its invocation; the scheduler and maintenance end with
+    DatabaseUnavailableError before their invocation does, however long the network stalls."""
+    parts = dict(item.split("=", 1) for item in dsn.split())
+    with Proxy(parts["host"], int(parts["port"])) as proxy:
+        monkeypatch.setenv("DATABASE_URL", f"postgresql://{parts['user']}@127.0.0.1:{proxy.port}/{parts['dbname']}")
+        monkeypatch.setenv("SAFETY_MARGIN_MS", "2000")
+        module = load_function(function)
+        warm = event("api-health.json") if function == "api" else event("schedule.json")
+        module.handler(warm, FakeContext(timeout_ms=30_000))  # a warm container: connected, migrated
+        proxy.stall()
+        context = FakeContext(timeout_ms=4_000)
+        if function == "api":
+            response = module.handler(event("api-health.json"), context)
+            assert response["statusCode"] == 503 and "unavailable" in response["body"]
+        else:
+            with pytest.raises(DatabaseUnavailableError):
+                module.handler(event("schedule.json"), context)
+        assert context.get_remaining_time_in_millis() > 0  # it ended before its invocation did
+        proxy.resume()
