@@ -108,12 +108,52 @@ def to_json(value: Any, what: str = "data", max_bytes: int = DEFAULT_MAX_PAYLOAD
 MAX_TRACEBACK_CHARS: Final = 4000  # of an error's traceback kept with the job (its innermost frames)
 
 
+MAX_ERROR_MESSAGE_CHARS: Final = 4000  # of an error's message kept with the job
+
+
+def describe(error: BaseException) -> str:
+    """An exception's message, whatever its __str__ does (raises, returns something else, is
+    empty): a readable text Postgres can store (no NUL, no lone surrogate), of bounded size."""
+    name = _type_name(error)
+    try:
+        text = str(error)
+    except Exception:  # a handler's exception may do anything in __str__
+        try:
+            text = f"{name} (its message cannot be printed: {object.__repr__(error)})"
+        except Exception:
+            text = f"{name} (its message cannot be printed)"
+    return storable_text(text or name, MAX_ERROR_MESSAGE_CHARS)
+
+
+def storable_text(text: str, limit: int) -> str:
+    """`text` as Postgres stores it in JSON: NUL shown as \\0, lone surrogates escaped, at most `limit` chars."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\0")
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _type_name(error: BaseException) -> str:
+    try:
+        return storable_text(type(error).__qualname__, 200)
+    except Exception:
+        return "Exception"
+
+
 def error_payload(error: object) -> dict[str, Any]:
-    """The JSON stored as a failed job's output: message, exception type and (bounded) traceback."""
+    """The JSON stored as a failed job's output: message, exception type and (bounded) traceback.
+
+    For an exception it never fails and is always storable, whatever the exception does: a
+    handler's failure must be recorded, not lost to a second failure while describing it."""
     if isinstance(error, BaseException):
-        payload = {"message": str(error) or type(error).__name__, "type": type(error).__name__}
+        payload = {"message": describe(error), "type": _type_name(error)}
         if error.__traceback__ is not None:
-            payload["traceback"] = "".join(traceback.format_exception(error))[-MAX_TRACEBACK_CHARS:]
+            try:
+                trace = "".join(traceback.format_exception(error))
+            except Exception:  # a traceback that cannot be formatted is left out, not the failure
+                trace = ""
+            if trace:
+                payload["traceback"] = storable_text(trace[-MAX_TRACEBACK_CHARS:], MAX_TRACEBACK_CHARS)
         return payload
     if isinstance(error, Mapping):
         return dict(error)

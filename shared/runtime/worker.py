@@ -21,6 +21,7 @@ per invocation, whatever the number of jobs.
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 import time
@@ -31,7 +32,8 @@ from queue import Empty, SimpleQueue
 from typing import Any, Final
 
 from jobqueue import DatabaseUnavailableError, Job, JobError, PayloadError, Queue, Snooze, StopSignal
-from jobqueue.options import error_payload, to_json
+from jobqueue.errors import MAX_SNOOZE_S
+from jobqueue.options import describe, error_payload, to_json
 from jobqueue.settings import GroupConcurrency
 from runtime import bootstrap, catalog, scale
 from runtime.config import WorkerSettings
@@ -110,11 +112,14 @@ class Team:
             started = time.perf_counter()
             context.job = job  # the job's keys go on this thread's log lines (observability.JobKeys)
             try:
-                output = handler(job)
+                # A copy: whatever the handler does to its job (its id, its attempt), the worker
+                # completes or fails the job it claimed. The signal is the same object.
+                output = handler(copy.copy(job))
             except Snooze as snooze:  # not a failure: no warning
                 outbox.put(Outcome(job, None, snooze, time.perf_counter() - started))
             except BaseException as exc:  # even SystemExit: a thread that dies would strand its inbox
-                logger.warning("job failed", extra={"error": str(exc), "error_type": type(exc).__name__})
+                # describe(): an exception whose __str__ raises must not take the thread down too.
+                logger.warning("job failed", extra={"error": describe(exc), "error_type": type(exc).__name__})
                 outbox.put(Outcome(job, None, exc, time.perf_counter() - started))
             else:
                 outbox.put(Outcome(job, output, None, time.perf_counter() - started))
@@ -158,6 +163,23 @@ class Observations:
         for name, values in (("HandlerDuration", self.durations_ms), ("EnqueueToStartLatency", self.latencies_ms)):
             for suffix, value in summary(values).items():
                 metrics.add_metric(name=f"{name}{suffix}", unit="Milliseconds", value=value)
+
+
+def _valid_snooze(snooze: Snooze) -> bool:
+    """A Snooze's delay as Snooze() checks it (a subclass or a changed attribute may not be)."""
+    seconds = getattr(snooze, "seconds", None)
+    return isinstance(seconds, int | float) and not isinstance(seconds, bool) and 0 < seconds <= MAX_SNOOZE_S
+
+
+def _retryable(error: BaseException) -> bool:
+    """Whether a failure may be retried: unless a JobError says no (a should_retry that cannot
+    even be read as true or false leaves the default, retry)."""
+    if not isinstance(error, JobError):
+        return True
+    try:
+        return bool(error.should_retry)
+    except Exception:
+        return True
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -275,17 +297,21 @@ class Drain:
         self.observed.durations_ms.append(duration * 1000)
         average = self.average_s
         self.average_s = duration if average is None else average + DURATION_WEIGHT * (duration - average)
-        if outcome.error is not None:
-            self.failures.append((outcome.job, outcome.error))
+        error = outcome.error
+        if isinstance(error, Snooze) and not _valid_snooze(error):
+            error = JobError(f"handler raised Snooze with an invalid delay: {describe(error)}", should_retry=False)
+        if error is not None:
+            self.failures.append((outcome.job, error))
             return
         output = outcome.output
         if output is not None:
             try:
                 to_json(output, "output", self.queue.max_payload_bytes)
-            except PayloadError as exc:
+            except Exception as exc:  # PayloadError, or whatever an odd object's serialisation raised
                 # A handler bug, not a passing fault: retrying would fail the same way.
-                error = JobError(f"handler returned an unstorable output: {exc}", should_retry=False)
-                self.failures.append((outcome.job, error))
+                reason = describe(exc) if isinstance(exc, PayloadError) else f"{type(exc).__name__}: {describe(exc)}"
+                unstorable = JobError(f"handler returned an unstorable output: {reason}", should_retry=False)
+                self.failures.append((outcome.job, unstorable))
                 return
         self.done.append((outcome.job, output))
 
@@ -347,7 +373,7 @@ class Drain:
                 self.settings.queue,
                 [j for j, _ in failures],
                 errors=[error_payload(e) for _, e in failures],
-                retryable=[not (isinstance(e, JobError) and not e.should_retry) for _, e in failures],
+                retryable=[_retryable(e) for _, e in failures],
             )
             self.result.retried += len(outcome.retried)
             self.result.failed += len(outcome.failed)
