@@ -69,8 +69,8 @@ def scaling(dsn: str, small: int, large: int) -> dict[str, Any]:
     return results
 
 
-def cold_start(repeats: int = 3) -> dict[str, float]:
-    """Import time of each function module in a fresh interpreter (best of `repeats`), ms."""
+def cold_start(repeats: int = 5) -> dict[str, float]:
+    """Import time of each function module in a fresh interpreter (median of `repeats`), ms."""
     code = (
         "import importlib.util, sys, time\n"
         "t = time.perf_counter()\n"
@@ -101,7 +101,7 @@ def cold_start(repeats: int = 3) -> dict[str, float]:
             )
             for _ in range(repeats)
         ]
-        timings[name] = min(runs)
+        timings[name] = statistics.median(runs)
     return timings
 
 

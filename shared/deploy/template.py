@@ -147,6 +147,13 @@ def parameters(catalog: Catalog) -> dict[str, Any]:
 
     found: dict[str, Any] = {
         "Stage": {"Type": "String", "AllowedValues": ["dev", "prod"], "Default": "dev"},
+        "Tracing": {
+            "Type": "String",
+            "AllowedValues": ["Active", "PassThrough"],
+            "Default": "PassThrough",
+            "Description": "X-Ray tracing of the functions: Active costs every cold start the X-Ray SDK's "
+            "import (about 140 ms), PassThrough none",
+        },
         "DbSecretArn": text(
             "Secrets Manager secret with the database URL, or RDS's JSON (username, password, host, port, dbname)"
         ),
@@ -209,7 +216,7 @@ def globals_(platform_spec: str) -> dict[str, Any]:
             "Architectures": ["arm64"],
             "MemorySize": 512,
             "Timeout": 60,
-            "Tracing": "Active",
+            "Tracing": Ref("Tracing"),
             "Layers": [Ref("DependenciesLayer"), Ref("AppLayer")],
             "VpcConfig": {"SubnetIds": Ref("SubnetIds"), "SecurityGroupIds": Ref("SecurityGroupIds")},
             "Environment": {
@@ -219,7 +226,8 @@ def globals_(platform_spec: str) -> dict[str, Any]:
                     "STAGE": Ref("Stage"),
                     "POWERTOOLS_SERVICE_NAME": "jobs",
                     "POWERTOOLS_METRICS_NAMESPACE": "Jobs",
-                    "POWERTOOLS_TRACE_DISABLED": "false",
+                    # runtime.observability imports the X-Ray SDK only when tracing is on.
+                    "POWERTOOLS_TRACE_DISABLED": {"Fn::If": ["TracingActive", "false", "true"]},
                     "POWERTOOLS_LOG_LEVEL": "INFO",
                     # Empty in AWS (boto3 ignores an empty endpoint). Declared so that `sam local`
                     # passes the local stack's values on: moto's endpoint, its queue settings.
@@ -455,6 +463,7 @@ def template(catalog: Catalog, platform_spec: str) -> dict[str, Any]:
         "Transform": "AWS::Serverless-2016-10-31",
         "Description": f"{catalog.description} on a Postgres job queue (workers, scheduler, maintenance, API)",
         "Parameters": parameters(catalog),
+        "Conditions": {"TracingActive": {"Fn::Equals": [Ref("Tracing"), "Active"]}},
         "Globals": globals_(platform_spec),
         "Resources": resources,
         "Outputs": {

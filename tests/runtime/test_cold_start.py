@@ -1,4 +1,11 @@
-"""Cold start: each function module imports lean (no boto3 until it is needed)."""
+"""A function's cold start imports only what every invocation needs.
+
+Each function module is imported in a fresh interpreter, as Lambda's init phase does, and the
+modules it loaded are checked: no AWS SDK client machinery (boto3, botocore's client and
+session: the worker starts them at first use, to scale out or in a handler), no X-Ray SDK while
+tracing is off, no platform handlers (their libraries load with the first job). The time itself
+is measured by `make bench` (target <= 250 ms each), not here.
+"""
 
 from __future__ import annotations
 
@@ -10,36 +17,36 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).parents[2]
-MEASURE = """
-import importlib.util, json, sys, time
-path = sys.argv[1]
-start = time.perf_counter()
-spec = importlib.util.spec_from_file_location("app", path)
+ROOT = Path(__file__).resolve().parents[2]
+# Modules that cost tens of milliseconds each and that an invocation may not need.
+HEAVY = ("boto3", "botocore.client", "botocore.session", "aws_xray_sdk", "pods.lifecycle", "pods.snapshots")
+
+PROBE = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("app", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-elapsed = time.perf_counter() - start
-print(json.dumps({"seconds": elapsed, "boto3": "boto3" in sys.modules, "xray": "aws_xray_sdk" in sys.modules}))
+print(json.dumps(sorted(sys.modules)))
 """
 
 
-@pytest.mark.parametrize("name", ["worker", "scheduler", "maintenance", "api"])
-def test_function_module_imports_without_aws_sdk(name: str) -> None:
+@pytest.mark.parametrize("function", ["worker", "scheduler", "maintenance", "api"])
+def test_a_cold_start_imports_nothing_heavy_it_does_not_need(function: str) -> None:
     env = {
         **os.environ,
+        "PYTHONPATH": f"{ROOT / 'shared'}{os.pathsep}{ROOT}",
         "QUEUE_NAME": "send-email",
-        "POWERTOOLS_METRICS_NAMESPACE": "JobsTest",
+        "DATABASE_URL": "postgresql://localhost/unused",
         "POWERTOOLS_TRACE_DISABLED": "true",
-        "DATABASE_URL": "postgresql://localhost/none",
     }
-    out = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(ROOT / "functions" / name / "app.py")],
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(ROOT / "functions" / function / "app.py")],
         capture_output=True,
         text=True,
         env=env,
         check=True,
         cwd=ROOT,
     )
-    measured = json.loads(out.stdout.strip().splitlines()[-1])
-    assert measured["boto3"] is False, "boto3 is imported lazily, when a secret or an invoke needs it"
-    print(f"{name}: imported in {measured['seconds'] * 1000:.0f} ms")
+    loaded = set(json.loads(done.stdout))
+    assert "runtime.observability" in loaded  # the probe did import the function
+    assert sorted(m for m in loaded if m in HEAVY or m.split(".")[0] in HEAVY) == []
