@@ -61,27 +61,28 @@ def _signed_by_iam(event: APIGatewayProxyEventV2) -> bool:
     return bool(authorizer.get("iam"))  # API Gateway verified the caller's SigV4 signature
 
 
-def _denial(status: int, message: str) -> Response[str]:
+def _denial(message: str, challenge: str = "Bearer") -> Response[str]:
+    """401, as RFC 6750 has it for a missing or wrong token (403 is for an identity that may not act)."""
     return Response(
-        status_code=status,
+        status_code=401,
         content_type=content_types.APPLICATION_JSON,
-        headers={"WWW-Authenticate": "Bearer"},
+        headers={"WWW-Authenticate": challenge},
         body=json.dumps({"error": message}),
     )
 
 
 def check_header(event: APIGatewayProxyEventV2, token: str | None) -> Identity | Response[str]:
-    """IAM or a bearer token: the identity, or the 401/403 to send."""
+    """IAM or a bearer token: the identity, or the 401 to send."""
     if _signed_by_iam(event):
         return Identity("iam", token)
     supplied = event.headers.get("authorization", "")
     if not supplied.startswith("Bearer ") or not supplied[7:].strip():
-        return _denial(401, "authentication required: send 'Authorization: Bearer <token>' or sign with IAM")
+        return _denial("authentication required: send 'Authorization: Bearer <token>' or sign with IAM")
     if token is None:
         logger.error("API token is not configured; refusing the request")
-        return _denial(401, "authentication is not configured on this API")
+        return _denial("authentication is not configured on this API")
     if not session.same(supplied[7:].strip(), token):
-        return _denial(403, "invalid token")
+        return _denial("invalid token", 'Bearer error="invalid_token"')
     return Identity("bearer", token)
 
 

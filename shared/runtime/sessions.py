@@ -34,9 +34,11 @@ def valid(cookie: str | None, token: str, now: float | None = None) -> bool:
     if not cookie or "." not in cookie:
         return False
     expires, _, signature = cookie.partition(".")
-    if not expires.isdigit() or int(expires) <= (time.time() if now is None else now):
+    if not (expires.isascii() and expires.isdigit() and len(expires) <= 12) or int(expires) <= (
+        time.time() if now is None else now
+    ):
         return False
-    return hmac.compare_digest(signature, _sign(token, f"session:{expires}"))
+    return hmac.compare_digest(_bytes(signature), _bytes(_sign(token, f"session:{expires}")))
 
 
 def csrf_token(cookie: str, token: str) -> str:
@@ -44,12 +46,17 @@ def csrf_token(cookie: str, token: str) -> str:
 
 
 def csrf_valid(supplied: str | None, cookie: str, token: str) -> bool:
-    return bool(supplied) and hmac.compare_digest(str(supplied), csrf_token(cookie, token))
+    return bool(supplied) and hmac.compare_digest(_bytes(str(supplied)), _bytes(csrf_token(cookie, token)))
 
 
 def same(supplied: str, expected: str) -> bool:
     """Constant-time comparison of a supplied token with the expected one."""
-    return hmac.compare_digest(supplied.encode(), expected.encode())
+    return hmac.compare_digest(_bytes(supplied), _bytes(expected))
+
+
+def _bytes(text: str) -> bytes:
+    """Text compared in constant time as bytes (compare_digest refuses non-ASCII str), whatever it holds."""
+    return text.encode("utf-8", "surrogatepass")
 
 
 def read_cookie(headers: Iterable[str]) -> str | None:

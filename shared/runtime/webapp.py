@@ -21,7 +21,7 @@ from jobqueue import (
     PolicyConflictError,
     UnknownQueueError,
 )
-from runtime import api, auth, bootstrap, job_actions
+from runtime import api, auth, bootstrap, guard, job_actions
 from runtime.dashboard import routes as dashboard
 from runtime.observability import logger
 
@@ -31,7 +31,7 @@ REQUEST_DATABASE_S = 25.0
 RESPONSE_MARGIN_MS = 1_000
 
 app = APIGatewayHttpResolver()
-app.use(middlewares=[auth.authenticate])
+app.use(middlewares=[guard.refuse_malformed, auth.authenticate])
 app.include_router(api.router)
 app.include_router(dashboard.router)
 
@@ -83,7 +83,19 @@ def bad_request(exc: BadRequestError) -> Response[str]:
 
 @app.not_found
 def no_route(exc: Exception) -> Response[str]:
+    # Powertools finds no route for a method a path does not take either: that is a 405.
+    allowed = allowed_methods(app.current_event.path)
+    if allowed:
+        response = error(405, f"{app.current_event.http_method} is not allowed here; use {', '.join(allowed)}")
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
     return error(404, "no such page" if auth.is_dashboard(app.current_event.path) else "no such endpoint")
+
+
+def allowed_methods(path: str) -> list[str]:
+    """The methods some route takes at `path`."""
+    routes = [*app._static_routes, *app._dynamic_routes]
+    return sorted({route.method for route in routes if route.rule.match(path)})
 
 
 def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:

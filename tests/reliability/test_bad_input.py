@@ -11,7 +11,7 @@
 | start_after "tomorrow", naive time, -1 s          | InvalidOptionError                              |
 | invalid cron / time zone                          | InvalidCronError / InvalidTimezoneError         |
 | malformed DATABASE_URL                            | ConfigurationError                              |
-| API: malformed JSON, unknown id, bad credentials  | 400 / 404 / 401 / 403 with a JSON error         |
+| API: malformed JSON, unknown id, bad credentials  | 400 / 404 / 401 with a JSON error               |
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def test_malformed_database_url(url: str) -> None:
         ("api-get-job.json", {"rawPath": "/api/jobs/01a221cc-a803-7b0d-b34b-9d342cafd700"}, 404, "no job"),
         ("api-get-job.json", {"rawPath": "/api/jobs/'%20OR%201=1"}, 400, "job id must be a UUID"),
         ("api-health.json", {"headers": {}}, 401, "authentication required"),
-        ("api-health.json", {"headers": {"authorization": "Bearer nope"}}, 403, "invalid token"),
+        ("api-health.json", {"headers": {"authorization": "Bearer nope"}}, 401, "invalid token"),
         ("api-health.json", {"headers": {"authorization": "Basic dXNlcjpwYXNz"}}, 401, "authentication required"),
     ],
 )

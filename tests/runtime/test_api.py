@@ -231,7 +231,8 @@ def test_authentication(api: Callable[..., dict[str, Any]], monkeypatch: pytest.
     missing = api("api-health.json", token=None)
     assert missing["statusCode"] == 401 and "authentication required" in missing["json"]["error"]
     wrong = api("api-health.json", token="guess")
-    assert wrong["statusCode"] == 403
+    # RFC 6750: a wrong token is a 401 too, with the error in the challenge.
+    assert wrong["statusCode"] == 401 and wrong["headers"]["WWW-Authenticate"] == 'Bearer error="invalid_token"'
     assert api("api-health.json", token=None, iam=True)["statusCode"] == 200  # signed by IAM at the gateway
     monkeypatch.delenv("API_TOKEN")
     unconfigured = api("api-health.json", token="anything")
@@ -240,7 +241,7 @@ def test_authentication(api: Callable[..., dict[str, Any]], monkeypatch: pytest.
 
 def test_refused_requests_change_nothing(api: Callable[..., dict[str, Any]], dsn: str) -> None:
     api("api-health.json")  # migrate and register
-    assert api("api-enqueue.json", token="guess")["statusCode"] == 403
+    assert api("api-enqueue.json", token="guess")["statusCode"] == 401
     assert api("api-enqueue.json", token=None)["statusCode"] == 401
     with Queue(dsn) as q:
         assert q.queue_size("pod-lifecycle") == 0

@@ -102,7 +102,7 @@ def test_without_credentials_the_dashboard_is_refused(web: Call, jobs: Queue) ->
     script = web("/dashboard", browser=False)
     assert script["statusCode"] == 401
     assert "payload-marker" not in script["body"] and "data-queue" not in script["body"]
-    assert web("/dashboard", token="wrong")["statusCode"] == 403
+    assert web("/dashboard", token="wrong")["statusCode"] == 401
     for forged in ("0.abc", f"{int(time.time()) + 3600}.{'0' * 64}", "garbage", ""):
         assert web("/dashboard", cookie=forged)["statusCode"] == 303
     # An expired session, correctly signed, is refused too.
@@ -119,7 +119,7 @@ def test_sign_in_sets_a_strict_http_only_session(web: Call) -> None:
     assert login["statusCode"] == 200 and 'name="token"' in login["body"]
     assert "default-src 'none'" in login["headers"]["Content-Security-Policy"]
     wrong = web("/dashboard/login", method="POST", form={"token": "nope"})
-    assert wrong["statusCode"] == 403 and "not valid" in wrong["body"]
+    assert wrong["statusCode"] == 401 and "not valid" in wrong["body"] and "WWW-Authenticate" in wrong["headers"]
     assert not wrong.get("cookies")
     response = web("/dashboard/login", method="POST", form={"token": API_TOKEN})
     (cookie,) = response["cookies"]

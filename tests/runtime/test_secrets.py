@@ -59,4 +59,4 @@ def test_api_token_from_secrets_manager(
     request["headers"]["authorization"] = "Bearer s3cret-token-from-sm"
     assert api.handler(request, FakeContext())["statusCode"] == 200
     request["headers"]["authorization"] = "Bearer local-dev-token"
-    assert api.handler(request, FakeContext())["statusCode"] == 403
+    assert api.handler(request, FakeContext())["statusCode"] == 401

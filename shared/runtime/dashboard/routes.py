@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mimetypes
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qsl, quote, urlencode
@@ -83,7 +84,17 @@ def _html(status: int, body: str) -> Response[str]:
     )
 
 
+# A Location longer than this is cut down (API Gateway answers 502 to headers of tens of KB).
+MAX_LOCATION_CHARS = 2048
+MAX_KEPT_VALUE_CHARS = 200
+
+
 def _redirect(location: str, cookies: list[Cookie] | None = None) -> Response[str]:
+    if len(location) > MAX_LOCATION_CHARS:
+        # Long filters (a pasted key or data) made it long: the page comes back without them.
+        path, _, query = location.partition("?")
+        kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if len(v) <= MAX_KEPT_VALUE_CHARS]
+        location = f"{path}?{urlencode(kept)}" if kept else path
     return Response(
         status_code=303, headers={"Location": location, "Cache-Control": "no-store"}, body="", cookies=cookies
     )
@@ -277,7 +288,9 @@ def login() -> Response[str]:
         return page("login.html", 401, error="authentication is not configured on this API")
     if not supplied or not session.same(supplied, request.token):
         logger.warning("dashboard sign-in refused")
-        return page("login.html", 403, error="that token is not valid")
+        refused = page("login.html", 401, error="that token is not valid")
+        refused.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'  # a 401 names its scheme
+        return refused
     cookie = Cookie(
         name=session.COOKIE,
         value=session.issue(request.token),
@@ -304,12 +317,17 @@ def _is_https() -> bool:
     return bool(event().headers.get("x-forwarded-proto", default) == "https")
 
 
+@cache
+def static_files() -> frozenset[str]:
+    return frozenset(p.name for p in STATIC.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
 @router.get(PREFIX + "/static/<name>")
 def static(name: str) -> Response[str]:
-    path = STATIC / name
-    # Only files of the static folder itself; the name cannot climb out of it.
-    if "/" in name or name.startswith(".") or not path.is_file():
+    # Only the files of the static folder itself, by name: nothing a client sends reaches the file system.
+    if name not in static_files():
         return Response(status_code=404, content_type="text/plain", body="not found")
+    path = STATIC / name
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     return Response(
         status_code=200,
