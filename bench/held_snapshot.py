@@ -24,10 +24,12 @@ from multiprocessing.synchronize import Event
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from bench.raw_queue import FETCH as RAW_FETCH
 from bench.raw_queue import RawQueue
 from jobqueue import Queue
+from jobqueue.diagnostics import function_statement
 
 QUEUE = "held"
 BATCH = 50  # jobs per insert and per fetch
@@ -110,11 +112,13 @@ def fetch_buffers(dsn: str, kind: str) -> int:
     """Shared buffers one fetch touches, measured by running it inside a transaction that is rolled back."""
     with psycopg.connect(dsn) as conn:
         if kind == "ours":
-            sql = Queue(conn).db.queries["fetch"]
-            params: Any = {"name": QUEUE, "limit": BATCH, "now": None, "deadline": None}
+            # The function's statement as the function plans it: EXPLAIN of the call would count the
+            # planning of a new session's first call in the buffers too.
+            with function_statement(conn, "fetch_jobs") as execute:
+                query = sql.SQL(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {execute} ({{}}, {BATCH}, NULL, NULL)")
+                plan = conn.execute(query.format(QUEUE)).fetchone()[0]  # type: ignore[index]
         else:
-            sql, params = RAW_FETCH, (QUEUE, BATCH)
-        plan = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", params).fetchone()[0]  # type: ignore[index]
+            plan = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {RAW_FETCH}", (QUEUE, BATCH)).fetchone()[0]  # type: ignore[index]
         conn.rollback()
     top = plan[0]["Plan"]
     return int(top.get("Shared Hit Blocks", 0)) + int(top.get("Shared Read Blocks", 0))

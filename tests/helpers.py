@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+
+from jobqueue.diagnostics import function_statement  # noqa: F401 - the tests' name for it
 
 
 def seconds_ago(seconds: float) -> datetime:
@@ -51,27 +52,3 @@ def held_snapshot(dsn: str, application_name: str = "monthly-report") -> Iterato
         holder.execute("SELECT 1").fetchone()
         yield holder
         holder.rollback()
-
-
-@contextmanager
-def function_statement(conn: psycopg.Connection[Any], function: str, schema: str = "jobqueue") -> Iterator[str]:
-    """The statement a PL/pgSQL function of the schema runs (RETURN QUERY ...), prepared on `conn`
-    as the function runs it: a generic plan, its parameters $1, $2, ... in the function's order.
-    Yields what to EXPLAIN: `EXECUTE <name>`, to be completed with the arguments."""
-    row = conn.execute(
-        "SELECT p.prosrc, p.proargnames[1:p.pronargs], oidvectortypes(p.proargtypes) FROM pg_proc p"
-        " JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = %s AND p.proname = %s",
-        (schema, function),
-    ).fetchone()
-    assert row is not None, f"no function {schema}.{function}"
-    source, names, types = row
-    body = source[source.index("RETURN QUERY") + len("RETURN QUERY") : source.rindex(";")]
-    for number, name in enumerate(names, start=1):
-        body = re.sub(rf"\b{name}\b", f"${number}", body)
-    conn.execute("SET plan_cache_mode = force_generic_plan")
-    conn.execute(f"PREPARE {function}_statement ({types}) AS {body}")
-    try:
-        yield f"EXECUTE {function}_statement"
-    finally:
-        conn.execute(f"DEALLOCATE {function}_statement")
-        conn.execute("RESET plan_cache_mode")
