@@ -85,10 +85,15 @@ class Snooze(Exception):
     """
 
     def __init__(self, seconds: float) -> None:
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= MAX_SNOOZE_S:
+        if not Snooze.valid(seconds):
             raise ValueError(f"Snooze needs seconds between 0 and {MAX_SNOOZE_S}, got {seconds!r}")
         super().__init__(f"snoozed for {seconds:g} s")
         self.seconds = float(seconds)
+
+    @staticmethod
+    def valid(seconds: object) -> bool:
+        """A delay a job may snooze for: a number of seconds, more than 0 and at most MAX_SNOOZE_S."""
+        return isinstance(seconds, int | float) and not isinstance(seconds, bool) and 0 < seconds <= MAX_SNOOZE_S
 
 
 MAX_SNOOZE_S = 7 * 86_400

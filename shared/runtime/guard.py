@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote
 
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+
+from runtime import api
 
 # The largest request body taken (API Gateway's own limit is 10 MB): a bulk form of a few
 # thousand job ids is a few hundred KB.
@@ -24,9 +25,7 @@ MAX_BODY_BYTES: Final = 1 << 20
 
 
 def _refusal(status: int, message: str) -> Response[str]:
-    return Response(
-        status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps({"error": message})
-    )
+    return api.json_response(status, {"error": message})
 
 
 def _unstorable(text: str) -> str | None:

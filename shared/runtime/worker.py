@@ -32,7 +32,6 @@ from queue import Empty, SimpleQueue
 from typing import Any, Final
 
 from jobqueue import DatabaseUnavailableError, Job, JobError, PayloadError, Queue, Snooze, StopSignal
-from jobqueue.errors import MAX_SNOOZE_S
 from jobqueue.options import describe, error_payload, to_json
 from jobqueue.settings import GroupConcurrency
 from runtime import bootstrap, catalog, scale
@@ -165,12 +164,6 @@ class Observations:
                 metrics.add_metric(name=f"{name}{suffix}", unit="Milliseconds", value=value)
 
 
-def _valid_snooze(snooze: Snooze) -> bool:
-    """A Snooze's delay as Snooze() checks it (a subclass or a changed attribute may not be)."""
-    seconds = getattr(snooze, "seconds", None)
-    return isinstance(seconds, int | float) and not isinstance(seconds, bool) and 0 < seconds <= MAX_SNOOZE_S
-
-
 def _retryable(error: BaseException) -> bool:
     """Whether a failure may be retried: unless a JobError says no (a should_retry that cannot
     even be read as true or false leaves the default, retry)."""
@@ -298,7 +291,8 @@ class Drain:
         average = self.average_s
         self.average_s = duration if average is None else average + DURATION_WEIGHT * (duration - average)
         error = outcome.error
-        if isinstance(error, Snooze) and not _valid_snooze(error):
+        # Snooze() checks its delay; a subclass or a changed attribute may not have kept it valid.
+        if isinstance(error, Snooze) and not Snooze.valid(getattr(error, "seconds", None)):
             error = JobError(f"handler raised Snooze with an invalid delay: {describe(error)}", should_retry=False)
         if error is not None:
             self.failures.append((outcome.job, error))
