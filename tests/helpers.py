@@ -52,3 +52,40 @@ def held_snapshot(dsn: str, application_name: str = "monthly-report") -> Iterato
         holder.execute("SELECT 1").fetchone()
         yield holder
         holder.rollback()
+
+
+@contextmanager
+def api_server(dsn: str, token: str, **env: str) -> Iterator[str]:
+    """The local stack's API server (`local.api_server`, what `make dev` runs) on `dsn`: its URL."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from local.embedded_postgres import free_port
+
+    port = free_port()
+    settings = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "API_TOKEN": token,
+        "POWERTOOLS_METRICS_NAMESPACE": "JobsTests",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "WORKER_FUNCTIONS": "",
+        **env,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local.api_server", "--port", str(port)],
+        env=settings,
+        cwd=Path(__file__).parents[1],
+        stdout=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert json.loads(process.stdout.readline()) == {"listening": port}
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

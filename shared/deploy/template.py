@@ -367,7 +367,7 @@ def api(catalog: Catalog) -> dict[str, Any]:
         "Type": "AWS::Serverless::Function",
         "Properties": {
             "FunctionName": Sub("${AWS::StackName}-api"),
-            "Description": "/api/jobs health, stats and operations; the /dashboard pages",
+            "Description": "/api/jobs health, stats, operations (/api/openapi.json); the /dashboard pages",
             "CodeUri": "functions/api/",
             "Handler": "app.handler",
             "Timeout": 29,
@@ -386,6 +386,7 @@ def api(catalog: Catalog) -> dict[str, Any]:
             "Events": {
                 "Jobs": route("/api/jobs"),
                 "JobsProxy": route("/api/jobs/{proxy+}"),
+                "OpenApiDocument": route("/api/openapi.json"),
                 "Dashboard": route("/dashboard", open_to_browsers=True),
                 "DashboardProxy": route("/dashboard/{proxy+}", open_to_browsers=True),
             },

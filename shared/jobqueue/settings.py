@@ -135,6 +135,14 @@ class SingletonKey(Check):
     def check(self, option: str, value: object) -> str:
         if not isinstance(value, str) or not 0 < len(value) <= MAX_SINGLETON_KEY:
             raise InvalidOptionError(f"{option} must be a string of 1-{MAX_SINGLETON_KEY} characters, got {value!r}")
+        # Stored as text: Postgres takes no NUL, and psycopg cannot encode a lone surrogate.
+        if "\x00" in value:
+            raise InvalidOptionError(f"{option} contains a NUL character, which Postgres cannot store")
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise InvalidOptionError(f"{option} contains a lone surrogate, which is not valid Unicode") from None
         return value
 
     def describe(self) -> str:

@@ -7,6 +7,7 @@ process of its own, so that it has its own database connection like a Lambda.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +19,14 @@ from runtime.webapp import handle
 _lock = threading.Lock()
 
 
+def query_parameters(query: str) -> dict[str, str] | None:
+    """As API Gateway (payload v2) gives them: blank values kept, a repeated name's values joined by commas."""
+    found: dict[str, list[str]] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        found.setdefault(name, []).append(value)
+    return {name: ",".join(values) for name, values in found.items()} or None
+
+
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -25,7 +34,12 @@ class Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode() if length else None
+        raw = self.rfile.read(length) if length else b""
+        # As API Gateway does: a body that is not UTF-8 text travels base64-encoded.
+        try:
+            body, encoded = (raw.decode() if raw else None), False
+        except UnicodeDecodeError:
+            body, encoded = base64.b64encode(raw).decode(), True
         headers = {k.lower(): v for k, v in self.headers.items()}
         # As API Gateway does with payload v2: cookies travel in their own list.
         cookies = [c.strip() for c in headers.pop("cookie", "").split(";") if c.strip()]
@@ -34,7 +48,7 @@ class Handler(BaseHTTPRequestHandler):
             "routeKey": "$default",
             "rawPath": url.path,
             "rawQueryString": url.query,
-            "queryStringParameters": dict(parse_qsl(url.query)) or None,
+            "queryStringParameters": query_parameters(url.query),
             "headers": headers,
             "cookies": cookies or None,
             "requestContext": {
@@ -43,11 +57,12 @@ class Handler(BaseHTTPRequestHandler):
                 "requestId": "local",
             },
             "body": body,
-            "isBase64Encoded": False,
+            "isBase64Encoded": encoded,
         }
         with _lock:  # one connection, one request at a time, as in one Lambda container
             response = handle(event, _Context())
-        payload = (response.get("body") or "").encode()
+        body_text = response.get("body") or ""
+        payload = base64.b64decode(body_text) if response.get("isBase64Encoded") else body_text.encode()
         self.send_response(int(response["statusCode"]))
         for key, value in (response.get("headers") or {}).items():
             self.send_header(key, value)

@@ -1,33 +1,45 @@
 """The JSON API under /api/jobs: health, statistics and operations on jobs.
 
 A Router of the HTTP app (runtime.webapp), which authenticates every request
-first (runtime.auth) and turns the library's errors into statuses.
+first (runtime.auth) and turns the library's errors into statuses. Each route
+declares its parameters, body and answer with the models of runtime.api_models:
+Powertools validates the request against them (after authentication: see
+runtime.openapi.VALIDATED) and the answer on its way out, and describes the API
+from them at /api/openapi.json.
 """
 
 from __future__ import annotations
 
-import binascii
 import json
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
+from uuid import UUID
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.exceptions import BadRequestError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from jobqueue import Job
-from jobqueue.options import integer, job_id, queue_name
-from jobqueue.settings import SEND_OPTIONS
-from runtime import bootstrap, catalog, horizon, job_actions, scale
+from jobqueue.options import queue_name
+from runtime import api_models as models
+from runtime import auth, bootstrap, catalog, horizon, job_actions, openapi, scale
 from runtime.config import ApiSettings, worker_functions
+from runtime.openapi import VALIDATED
 
 PREFIX = "/api/jobs"
+MAX_LIST = 1000  # jobs one list answers at most
 router = Router()
 
 
 def json_response(status: int, body: Any) -> Response[str]:
+    """An answer serialised here (errors, and routes without a model)."""
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body, default=str))
+
+
+def answer(status: int, body: Any) -> Response[Any]:
+    """An answer with a status of its own, validated against the route's model before it is serialised."""
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
 
 
 def _job(job: Job) -> dict[str, Any]:
@@ -37,8 +49,19 @@ def _job(job: Job) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in record.items()}
 
 
-@router.get(PREFIX + "/health")
-def health() -> Response[str]:
+@router.get(
+    PREFIX + "/health",
+    middlewares=VALIDATED,
+    summary="Health of the jobs",
+    responses=models.responses(
+        models.Health,
+        description="healthy",
+        others={
+            503: ("unhealthy (too many failed jobs), or the job database is unavailable", models.Health | models.Error)
+        },
+    ),
+)
+def health() -> Response[models.Health]:
     queue = bootstrap.ready()
     settings = ApiSettings.from_env()
     stats = queue.get_queue_stats()
@@ -57,105 +80,103 @@ def health() -> Response[str]:
         # but the tables grow until it ends: a warning naming who holds it.
         "horizon": horizon.report(queue.horizon(), settings.horizon_warn_seconds),
     }
-    return json_response(200 if body["healthy"] else 503, body)
+    return answer(200 if body["healthy"] else 503, body)
 
 
-@router.get(PREFIX + "/stats")
-def stats() -> Response[str]:
+@router.get(
+    PREFIX + "/stats",
+    middlewares=VALIDATED,
+    responses=models.responses(models.Stats),
+    summary="Jobs of each queue by state",
+)
+def stats() -> models.Stats:
     rows = bootstrap.ready().get_queue_stats()
-    return json_response(200, {"queues": [asdict(s) | {"queued": s.queued} for s in rows]})
+    return {"queues": [asdict(s) | {"queued": s.queued} for s in rows]}  # type: ignore[return-value]  # validated
 
 
-@router.get(PREFIX + "/failed")
-def failed() -> Response[str]:
-    params = router.current_event.query_string_parameters
-    limit = _int_param(params.get("limit"), "limit", 100)
-    name = params.get("queue")
+@router.get(
+    PREFIX + "/failed",
+    middlewares=VALIDATED,
+    responses=models.responses(models.Jobs, 404),
+    summary="Failed jobs, newest first",
+)
+def failed(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST, description="jobs at most")] = 100,
+    queue: Annotated[str | None, Query(pattern=models.QUEUE_PATTERN, description="only this queue's")] = None,
+) -> models.Jobs:
     jobs = bootstrap.ready().failed_jobs(
-        limit=limit, name=None if name is None else bootstrap.ready().require_queue(name)
+        limit=limit, name=None if queue is None else bootstrap.ready().require_queue(queue)
     )
-    return json_response(200, {"jobs": [_job(j) for j in jobs]})
+    return {"jobs": [_job(j) for j in jobs]}  # type: ignore[return-value]
 
 
-@router.get(PREFIX + "/<id>")
-def show(id: str) -> Response[str]:
-    job = bootstrap.ready().get_job(job_id(id))
+@router.get(
+    PREFIX + "/<id>", middlewares=VALIDATED, responses=models.responses(models.JobRecord, 404), summary="One job"
+)
+def show(id: Annotated[UUID, Path(description="the job's id")]) -> models.JobRecord:
+    job = bootstrap.ready().get_job(str(id))
     if job is None:
-        return json_response(404, {"error": f"no job {id}"})
-    return json_response(200, _job(job))
+        raise job_actions.JobNotFound(f"no job {id}")
+    return _job(job)  # type: ignore[return-value]  # validated into the model on the way out
 
 
-@router.post(PREFIX + "/queues/<name>/<action>")
-def act_on_queue(name: str, action: str) -> Response[str]:
-    """pause or resume a queue, or redrive a dead letter queue (body: optional {"ids": [...]})."""
-    chosen = job_actions.queue_action(action)
-    ids = None
-    if chosen is job_actions.QueueAction.REDRIVE:
-        body = json_body() if router.current_event.body else {}
-        ids = body.get("ids") if isinstance(body, dict) else None
-        if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
-            raise BadRequestError("'ids' must be a list of job ids")
-    return json_response(200, {"queue": name, **job_actions.apply_to_queue(bootstrap.ready(), chosen, name, ids)})
+@router.post(
+    PREFIX + "/queues/<name>/<action>",
+    middlewares=VALIDATED,
+    responses=models.responses(models.QueueActionResult, 404, 409, 413),
+    summary="Pause or resume a queue, or redrive a dead letter queue",
+)
+def act_on_queue(
+    name: Annotated[str, Path(pattern=models.PATH_QUEUE_PATTERN, description="the queue")],
+    action: job_actions.QueueAction,
+    body: Annotated[models.RedriveRequest | None, Body(description="redrive: which dead letters")] = None,
+) -> models.QueueActionResult:
+    """pause or resume a queue, or redrive a dead letter queue (all its jobs, or `ids`)."""
+    ids = body.ids if body is not None and action is job_actions.QueueAction.REDRIVE else None
+    done = job_actions.apply_to_queue(bootstrap.ready(), action, name, ids)
+    return {"queue": name, **done}  # type: ignore[return-value]  # validated into one of the models
 
 
-@router.post(PREFIX + "/<id>/<action>")
-def act(id: str, action: str) -> Response[str]:
+@router.post(
+    PREFIX + "/<id>/<action>",
+    middlewares=VALIDATED,
+    responses=models.responses(models.JobRecord, 404, 409, 413),
+    summary="Retry, cancel or resume one job",
+)
+def act(id: Annotated[UUID, Path(description="the job's id")], action: job_actions.Action) -> models.JobRecord:
     """retry, cancel or resume one job (runtime.job_actions)."""
-    job = job_actions.apply(bootstrap.ready(), job_actions.action(action), id)
-    return json_response(200, _job(job))
+    job = job_actions.apply(bootstrap.ready(), action, str(id))
+    return _job(job)  # type: ignore[return-value]
 
 
-def json_body() -> Any:
-    """The request's body as JSON; a body that is not base64 (when flagged), UTF-8 or JSON is a 400."""
-    try:
-        text = router.current_event.decoded_body
-    except binascii.Error:
-        raise BadRequestError("the body is flagged base64 but is not valid base64") from None
-    except UnicodeDecodeError as exc:
-        raise BadRequestError(f"the body is not UTF-8 text (byte {exc.start})") from None
-    if not text:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadRequestError(f"the body is not valid JSON: {exc.msg} at position {exc.pos}") from None
-    except RecursionError:
-        raise BadRequestError("the body is nested too deeply") from None
-
-
-@router.post(PREFIX)
-def enqueue() -> Response[str]:
-    body = json_body()
-    if not isinstance(body, dict):
-        raise BadRequestError("the body must be a JSON object with 'queue' and 'data'")
-    unknown = set(body) - {"queue", "data", "options"}
-    if unknown:
-        raise BadRequestError(f"unknown field(s) {', '.join(sorted(unknown))}; expected queue, data, options")
-    if "queue" not in body:
-        raise BadRequestError("'queue' is required")
-    options = body.get("options", {})
-    if options is None:
-        options = {}
-    if not isinstance(options, dict):
-        raise BadRequestError("'options' must be a JSON object")
-    unknown_options = set(options) - set(SEND_OPTIONS)
-    if unknown_options:
-        raise BadRequestError(f"unknown option(s) {', '.join(sorted(unknown_options))}")
-    name = queue_name(body["queue"])
-    options = catalog.load().send_options(name, body.get("data"), options)
-    new_id = bootstrap.ready().send(name, body.get("data"), **options)
+@router.post(
+    PREFIX,
+    middlewares=VALIDATED,
+    summary="Add a job",
+    responses=models.responses(
+        models.Enqueued,
+        404,
+        413,
+        status=201,
+        description="the job was added",
+        others={409: (models.Refused.__doc__ or "", models.Refused)},
+    ),
+)
+def enqueue(request: models.EnqueueRequest) -> Response[models.Enqueued]:
+    name = queue_name(request.queue)
+    given: dict[str, Any] = {} if request.options is None else request.options.model_dump(exclude_unset=True)
+    options = catalog.load().send_options(name, request.data, given)
+    new_id = bootstrap.ready().send(name, request.data, **options)
     if new_id is None:
-        return json_response(409, {"id": None, "error": job_actions.refused_by_policy(name)})
+        raise job_actions.RefusedByPolicy(job_actions.refused_by_policy(name))
     function = worker_functions().get(name)
     if function:
         scale.kick(function, name)
-    return json_response(201, {"id": new_id})
+    return answer(201, {"id": new_id})
 
 
-def _int_param(raw: str | None, name: str, default: int) -> int:
-    if raw is None:
-        return default
-    try:
-        return integer(name, int(raw))
-    except ValueError:
-        raise BadRequestError(f"{name} must be an integer, got {raw!r}") from None
+@router.get("/api/openapi.json", include_in_schema=False)
+def openapi_document() -> Response[str]:
+    """This API described (OpenAPI 3.1), generated from the routes and models above."""
+    document = openapi.document(auth.base_path(router.current_event))  # type: ignore[arg-type]  # payload v2
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=document)

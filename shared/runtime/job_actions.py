@@ -53,6 +53,10 @@ class UnknownAction(ActionRefused):
     status = 404
 
 
+class RefusedByPolicy(ActionRefused):
+    """A send added no job: the queue's policy refused it (see refused_by_policy)."""
+
+
 def refused_by_policy(queue_name: str) -> str:
     """Why a send added no job, in the same words on the API and the CLI."""
     return f"the policy of queue {queue_name!r} refused the job: one with its key is already queued or active"

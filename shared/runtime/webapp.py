@@ -9,10 +9,12 @@ here, once, answered as JSON for the API and as a page for the dashboard.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError, ResponseValidationError
 
 from jobqueue import (
     ConfigurationError,
@@ -21,7 +23,7 @@ from jobqueue import (
     PolicyConflictError,
     UnknownQueueError,
 )
-from runtime import api, auth, bootstrap, guard, job_actions
+from runtime import api, auth, bootstrap, guard, job_actions, openapi
 from runtime.dashboard import routes as dashboard
 from runtime.observability import logger
 
@@ -30,7 +32,18 @@ from runtime.observability import logger
 REQUEST_DATABASE_S = 25.0
 RESPONSE_MARGIN_MS = 1_000
 
-app = APIGatewayHttpResolver()
+
+def json_body(text: str) -> Any:
+    """A request's body as JSON (the API's validation reads it through this); malformed is a 400."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadRequestError(f"the body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except RecursionError:
+        raise BadRequestError("the body is nested too deeply") from None
+
+
+app = APIGatewayHttpResolver(json_body_deserializer=json_body)
 app.use(middlewares=[guard.refuse_malformed, auth.authenticate])
 app.include_router(api.router)
 app.include_router(dashboard.router)
@@ -45,7 +58,21 @@ def error(status: int, message: str) -> Response[str]:
 
 @app.exception_handler(job_actions.ActionRefused)
 def action_refused(exc: job_actions.ActionRefused) -> Response[str]:
+    if isinstance(exc, job_actions.RefusedByPolicy):
+        return api.json_response(exc.status, {"id": None, "error": str(exc)})
     return error(exc.status, str(exc))
+
+
+@app.exception_handler(RequestValidationError)
+def invalid_request(exc: RequestValidationError) -> Response[str]:
+    return error(400, openapi.describe_errors(exc.errors()))
+
+
+@app.exception_handler(ResponseValidationError)
+def invalid_answer(exc: ResponseValidationError) -> Response[str]:
+    # The answer does not match its declared model: the service's bug, never the client's.
+    logger.error("an answer does not match its model", extra={"errors": openapi.describe_errors(exc.errors())})
+    return error(500, "the service produced an invalid answer (its log says which)")
 
 
 @app.exception_handler(UnknownQueueError)

@@ -7,11 +7,8 @@ artifacts/ (ARTIFACTS_DIR) for a person to look at.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +16,7 @@ import httpx
 import pytest
 
 from jobqueue import Queue
-from local.embedded_postgres import free_port
+from tests.helpers import api_server
 
 ROOT = Path(__file__).parents[2]
 ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR", ROOT / "artifacts"))
@@ -47,27 +44,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: 
 
 @pytest.fixture
 def server(dsn: str) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": dsn,
-        "API_TOKEN": TOKEN,
-        "POWERTOOLS_METRICS_NAMESPACE": "JobsE2E",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-        "WORKER_FUNCTIONS": "",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local.api_server", "--port", str(port)], env=env, cwd=ROOT, stdout=subprocess.PIPE
-    )
-    assert process.stdout is not None
-    assert json.loads(process.stdout.readline()) == {"listening": port}
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with api_server(dsn, TOKEN, POWERTOOLS_METRICS_NAMESPACE="JobsE2E") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +148,20 @@ def test_readable_on_a_phone(server: str, browser: Browser, jobs: Queue) -> None
     assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
     expect(page.locator('tr[data-schedule="e2e"] time')).to_have_count(3)  # the next three fire times
     context.close()
+
+
+def test_the_api_in_swagger_ui(server: str, browser: Browser, jobs: Queue) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []  # a script or style the page's CSP refuses shows here
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto(f"{server}/dashboard/api")
+    expect(page).to_have_url(f"{server}/dashboard/login")  # behind sign-in
+    sign_in(page, server)
+    page.goto(f"{server}/dashboard/api")
+    expect(page.locator(".information-container .title")).to_contain_text("pgjobs API")
+    expect(page.locator(".opblock")).to_have_count(7)  # every operation of the document
+    expect(page.locator(".auth-wrapper .authorize")).to_be_visible()  # the bearer token can be given
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-api.png"), full_page=True)
+    assert errors == []
+    page.close()

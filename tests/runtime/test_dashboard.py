@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import gzip
 import html
 import json
 import re
@@ -37,13 +39,15 @@ def web(load_function: Callable[[str], ModuleType]) -> Call:
         browser: bool = True,
         query: dict[str, str] | None = None,
         stage: str = "$default",
+        headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         request = copy.deepcopy(event("api-health.json"))
         raw = path if stage == "$default" else f"/{stage}{path}"
         request["rawPath"] = request["requestContext"]["http"]["path"] = raw
         request["requestContext"]["http"]["method"] = method
         request["requestContext"]["stage"] = stage
-        headers = request["headers"]
+        extra, headers = headers or {}, request["headers"]
+        headers.update(extra)
         headers.pop("authorization", None)
         if token is not None:
             headers["authorization"] = f"Bearer {token}"
@@ -389,3 +393,28 @@ def test_find_a_job_by_its_id(web: Call, jobs: Queue) -> None:
     missing = web("/dashboard/search", query={"q": "01a221cc-a803-7b0d-b34b-9d342cafd700"}, token=API_TOKEN)
     assert missing["statusCode"] == 404
     assert web("/dashboard/search", query={"q": "not an id"}, token=API_TOKEN)["statusCode"] == 400
+
+
+def test_the_api_described_behind_sign_in(web: Call) -> None:
+    # A browser without a session is sent to sign in, for the page and the document alike.
+    assert web("/dashboard/api")["headers"]["Location"] == "/dashboard/login"
+    assert web("/dashboard/openapi.json", browser=False)["statusCode"] == 401
+    cookie = sign_in(web)
+    page = web("/dashboard/api", cookie=cookie)
+    assert page["statusCode"] == 200 and 'id="swagger-ui"' in page["body"]
+    assert "connect-src 'self'" in page["headers"]["Content-Security-Policy"]  # the document, tried requests
+    assert "script-src 'self'" in page["headers"]["Content-Security-Policy"]  # and still no inline script
+    document = json.loads(web("/dashboard/openapi.json", cookie=cookie)["body"])
+    assert "/api/jobs/{id}/{action}" in document["paths"] and document["servers"] == [{"url": "/"}]
+    staged = json.loads(web("/dashboard/openapi.json", cookie=cookie, stage="prod")["body"])
+    assert staged["servers"] == [{"url": "/prod"}]  # tried requests go to the stage
+
+
+def test_swagger_ui_files_are_served_by_name_and_compressed(web: Call) -> None:
+    bundle = web("/dashboard/static/swagger-ui-bundle.js")
+    assert bundle["statusCode"] == 200 and bundle["headers"]["Content-Type"].startswith("text/javascript")
+    assert "SwaggerUIBundle" in bundle["body"]
+    assert web("/dashboard/static/swagger-ui.min.css")["statusCode"] == 404  # only the names served
+    zipped = web("/dashboard/static/swagger-ui-bundle.js", headers={"accept-encoding": "gzip, br"})
+    raw = gzip.decompress(base64.b64decode(zipped["body"]))
+    assert zipped["isBase64Encoded"] and len(zipped["body"]) < len(raw) / 2 and raw.decode() == bundle["body"]

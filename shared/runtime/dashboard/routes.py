@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qsl, quote, urlencode
 
+from aws_lambda_powertools import event_handler
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
@@ -23,7 +24,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from jobqueue import Policy
 from jobqueue.inspecting import job_states
 from jobqueue.options import job_id, queue_name
-from runtime import auth, bootstrap, job_actions
+from runtime import auth, bootstrap, job_actions, openapi
 from runtime import sessions as session
 from runtime.dashboard import render, views
 from runtime.observability import logger
@@ -317,21 +318,48 @@ def _is_https() -> bool:
     return bool(event().headers.get("x-forwarded-proto", default) == "https")
 
 
+# Swagger UI's files, as Powertools ships them: served by these names, never by a path a client sends.
+SWAGGER_UI = Path(event_handler.__file__).parent / "openapi" / "swagger_ui"
+VENDORED = {"swagger-ui-bundle.js": "swagger-ui-bundle.min.js", "swagger-ui.css": "swagger-ui.min.css"}
+
+
 @cache
-def static_files() -> frozenset[str]:
-    return frozenset(p.name for p in STATIC.iterdir() if p.is_file() and not p.name.startswith("."))
+def static_files() -> dict[str, Path]:
+    """The files the dashboard serves, by the name in their URL."""
+    own = {p.name: p for p in STATIC.iterdir() if p.is_file() and not p.name.startswith(".")}
+    return own | {name: SWAGGER_UI / file for name, file in VENDORED.items()}
 
 
-@router.get(PREFIX + "/static/<name>")
+@router.get(PREFIX + "/static/<name>", compress=True)
 def static(name: str) -> Response[str]:
-    # Only the files of the static folder itself, by name: nothing a client sends reaches the file system.
-    if name not in static_files():
+    # Only known files, by name: nothing a client sends reaches the file system.
+    path = static_files().get(name)
+    if path is None:
         return Response(status_code=404, content_type="text/plain", body="not found")
-    path = STATIC / name
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     return Response(
         status_code=200,
         content_type=f"{content_type}; charset=utf-8",
         body=path.read_text(),
         headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@router.get(PREFIX + "/api")
+def api_docs() -> Response[str]:
+    """Swagger UI of the JSON API (runtime.openapi), for a signed-in person."""
+    response = page("api.html")
+    # Swagger UI fetches the document, and the requests a person tries, from this origin.
+    response.headers["Content-Security-Policy"] = SECURITY_HEADERS["Content-Security-Policy"] + "; connect-src 'self'"
+    return response
+
+
+@router.get(PREFIX + "/openapi.json")
+def api_document() -> Response[str]:
+    """The JSON API's OpenAPI document, under the dashboard's sign-in (Swagger UI reads it)."""
+    return Response(
+        status_code=200,
+        content_type="application/json",
+        body=openapi.document(auth.base_path(event())),
+        headers={"Cache-Control": "no-store"},
     )
