@@ -32,7 +32,14 @@ from jobqueue.working import Working
 MAINTENANCE_LEASE = "maintenance"
 LEASE_GRACE_S = 60.0
 UNBOUNDED_RUN_S = 900.0
-EXPIRED_ERROR = {"message": "job expired: it was still active at its deadline", "type": "JobExpired"}
+# Expiry is how a job comes back whose worker could not say what became of it: the reason says so.
+EXPIRED_ERROR = {
+    "message": (
+        "job expired: it was still active at its deadline (its handler ran too long, or the worker "
+        "running it ended without reporting: timed out, killed, or its process exited)"
+    ),
+    "type": "JobExpired",
+}
 
 
 def _loop(step: Callable[[], int], batch_size: int, time_budget: float | None) -> int:

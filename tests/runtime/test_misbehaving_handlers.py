@@ -9,7 +9,12 @@ every failure carries a readable message, and the drain itself raised nothing.
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -20,6 +25,9 @@ from hypothesis import strategies as st
 from jobqueue import Job, JobError, Queue, Snooze
 from runtime.config import WorkerSettings
 from runtime.worker import drain
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": f"{ROOT / 'shared'}{os.pathsep}{ROOT}", "POWERTOOLS_TRACE_DISABLED": "true"}
 
 
 class Unprintable(Exception):
@@ -129,3 +137,42 @@ def test_each_misbehaviour_alone(queue: Queue, behaviour: str) -> None:
     drain(queue, worker, BEHAVIOURS[behaviour][0], lambda: 60_000)
     job = queue.get_job(job_id)
     assert job is not None and job.state == ("completed" if BEHAVIOURS[behaviour][1] else "failed")
+
+
+EXITS = """
+import os, sys
+from jobqueue import Queue
+from runtime.config import WorkerSettings
+from runtime.worker import drain
+
+def handler(job):
+    if job.data == 3:
+        os._exit(7)  # the process ends here: no finally, no atexit, nothing reported after it
+    return {"done": job.data}
+
+settings = WorkerSettings(
+    queue="odd", batch_size=10, team_size=1, max_jobs=100, safety_margin_ms=0, expiry_margin_s=60, max_concurrency=1
+)
+with Queue(sys.argv[1]) as queue:
+    drain(queue, settings, handler, lambda: 60_000)
+"""
+
+
+def test_a_handler_that_exits_the_process_loses_no_job(queue: Queue, dsn: str) -> None:
+    """A handler may end the whole process (os._exit, a segfault, the OOM killer): what it held stays
+    active until its expiry, then goes back to the queue with a reason that says what may have happened."""
+    queue.create_queue("odd", retry_limit=1)
+    ids = queue.insert("odd", [{"data": n} for n in range(8)])
+    command = [sys.executable, "-c", EXITS, dsn]
+    exited = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, timeout=60, check=False)
+    assert exited.returncode == 7, exited.stderr.decode()[-2000:]
+    states = {job_id: queue.get_job(job_id).state for job_id in ids}  # type: ignore[union-attr]
+    stranded = [job_id for job_id, state in states.items() if state == "active"]
+    assert ids[3] in stranded and set(states.values()) <= {"completed", "active", "created"}
+    # Nothing moves them before their expiry (the invocation's end + its margin) ...
+    assert queue.expire() == (0, 0)
+    # ... and at it, each is retried, with the reason on the job.
+    assert queue.expire(now=datetime.now(UTC) + timedelta(seconds=180)) == (len(stranded), 0)
+    job = queue.get_job(ids[3])
+    assert job is not None and job.state == "retry" and job.errors
+    assert "worker running it ended" in job.errors[-1]["message"]
