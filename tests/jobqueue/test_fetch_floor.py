@@ -19,8 +19,11 @@ import pytest
 from psycopg import sql
 
 from jobqueue import Queue
+from jobqueue.sqlfiles import queries_for
 from tests.helpers import function_statement, make_ready
 from tests.helpers import held_snapshot as holding
+
+Q = queries_for("jobqueue")
 
 NIL = "00000000-0000-0000-0000-000000000000"
 

@@ -27,14 +27,17 @@ ORDER BY created_on, id;
 -- child one after the other (its row lock), the second seeing the first's count: it starts once.
 -- With no flow in use this is one probe of an empty index per batch.
 resolved AS (
-    -- Children found by primary key (as complete finds its jobs), whatever the statistics say.
+    -- Children found by primary key (as complete finds its jobs), whatever the statistics say. The
+    -- state is tested as `(...) IS TRUE` so that no partial index's predicate follows from it: with a
+    -- plain `c.state < 'active'` the planner may walk the whole of job_fetch instead, which under a
+    -- held snapshot keeps an entry for every job claimed since: every complete grew with them.
     UPDATE {{schema}}.job c SET (parents_left, start_after) = (
         SELECT c.parents_left - k.n, CASE WHEN c.parents_left - k.n <= 0 THEN now() ELSE c.start_after END
         FROM (SELECT count(*) AS n FROM {{schema}}.dependency dep
               WHERE dep.child = c.id AND dep.parent = ANY(ARRAY(SELECT id FROM done))) k)
     WHERE c.id = ANY(ARRAY(
             SELECT dep.child FROM {{schema}}.dependency dep WHERE dep.parent = ANY(ARRAY(SELECT id FROM done))))
-      AND c.state < 'active' AND c.parents_left IS NOT NULL
+      AND (c.state < 'active') IS TRUE AND c.parents_left IS NOT NULL
 )
 
 -- fragment: cancel_below
@@ -53,6 +56,6 @@ below AS (
                      'message', 'a job it depends on will not complete: ' || min(b.cause::text),
                      'type', 'DependencyFailed', 'parent', min(b.cause::text))
                   FROM below b WHERE b.child = j.id)
-    WHERE j.id = ANY(ARRAY(SELECT child FROM below)) AND j.state < 'active'
+    WHERE j.id = ANY(ARRAY(SELECT child FROM below)) AND (j.state < 'active') IS TRUE  -- by id (see resolved)
     RETURNING 1
 )

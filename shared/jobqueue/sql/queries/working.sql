@@ -137,7 +137,7 @@ WITH chosen AS (
 UPDATE {{schema}}.job j SET
     {{claim}}
 WHERE j.id = ANY(ARRAY(SELECT id FROM allowed))
-  AND j.state < 'active'
+  AND (j.state < 'active') IS TRUE  -- by id, never a walk of job_fetch (see resolve_dependents in flows.sql)
   -- On a keyed queue (its keys locked first, by lock_keys or lock_fifo_heads), claim_keyed's checks.
   {{keyed_claim_checks}}
 RETURNING {{claimed_columns}};
