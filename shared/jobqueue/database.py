@@ -172,6 +172,11 @@ class Database:
         self._application_name = application_name
         self._deadline: float | None = None  # time.monotonic() after which no call may run (deadline())
         self._cut = False  # the deadline passed and the connection was cut
+        # The deadline block whose timer may still cut (None: none), and the lock that keeps a cut
+        # from racing the block's end or a close: a late timer must not cut the next block's
+        # connection, nor a socket whose descriptor number was freed and reused meanwhile.
+        self._armed: object | None = None
+        self._cut_lock = threading.Lock()
 
     @property
     def owns_connection(self) -> bool:
@@ -213,8 +218,9 @@ class Database:
         with self._lock:
             if self._conn is None or self._conn.closed or self._conn.broken or self._cut:
                 if self._conn is not None:
-                    self._conn.close()
-                    self._conn = None
+                    with self._cut_lock:
+                        self._conn.close()
+                        self._conn = None
                 self._conn = self._open(self._connect_within())
             return self._conn
 
@@ -244,31 +250,39 @@ class Database:
         time enough left for libpq's shortest connect timeout, and with no more than that time.
         Afterwards the connection is opened again as needed."""
         self._deadline = time.monotonic() + max(seconds, 0.0)
-        timer = threading.Timer(max(seconds, 0.0), self._cut_connection)
+        block = object()
+        self._armed = block
+        timer = threading.Timer(max(seconds, 0.0), self._cut_connection, args=(block,))
         timer.daemon = True
         timer.start()
         try:
             yield
         finally:
             timer.cancel()
+            with self._cut_lock:  # a timer already running waits here, then finds itself disarmed
+                self._armed = None
             self._deadline = None
             if self._cut:
                 self._cut = False
                 self.close()
 
-    def _cut_connection(self) -> None:
+    def _cut_connection(self, block: object) -> None:
         """Shut the connection's socket down (from the timer's thread): a call blocked on it, even on
-        a stalled network, wakes up to an error at once; the connection is then broken."""
-        self._cut = True
-        conn = self._conn
-        if conn is None or conn.closed:
-            return
-        try:
-            fd = conn.pgconn.socket
-            with socket.socket(fileno=os.dup(fd)) as cutter:
-                cutter.shutdown(socket.SHUT_RDWR)
-        except (OSError, psycopg.Error):
-            pass  # closed meanwhile: nothing in flight to cut
+        a stalled network, wakes up to an error at once; the connection is then broken. Nothing
+        when `block`, the deadline block that armed this timer, has ended."""
+        with self._cut_lock:
+            if self._armed is not block:
+                return
+            self._cut = True
+            conn = self._conn
+            if conn is None or conn.closed:
+                return
+            try:
+                fd = conn.pgconn.socket
+                with socket.socket(fileno=os.dup(fd)) as cutter:
+                    cutter.shutdown(socket.SHUT_RDWR)
+            except (OSError, psycopg.Error):
+                pass  # closed meanwhile: nothing in flight to cut
 
     def execute(
         self,
@@ -342,6 +356,8 @@ class Database:
         return conn.info.transaction_status != TransactionStatus.IDLE
 
     def close(self) -> None:
-        if self.owns_connection and self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self.owns_connection:
+            with self._cut_lock:  # never while a cut holds its descriptor
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None

@@ -45,7 +45,7 @@ def test_a_call_on_a_stalled_network_ends_at_the_deadline(proxy: Proxy, conn: ps
         proxy.resume()
         accepted = proxy.accepted
         with queue.db.deadline(5.0):
-            queue.db._cut_connection()  # as if the time were up
+            queue.db._cut_connection(queue.db._armed)  # as if the time were up
             started = time.monotonic()
             with pytest.raises(DatabaseUnavailableError, match="no connection is opened"):
                 queue.fetch("q", 10)
@@ -83,3 +83,18 @@ def test_a_call_that_finishes_in_time_is_not_disturbed(queue: Queue) -> None:
     # The timer is gone with the block: later calls have no deadline.
     queue.send("q", 2)
     assert [job.data for job in queue.fetch("q", 10)] == [2]
+
+
+def test_a_timer_left_from_an_ended_block_cuts_nothing(proxy: Proxy) -> None:
+    """A deadline's timer that fires as its block ends (cancel cannot stop one already running) must
+    not cut the connection the queue goes on with, nor set the next block up to fail."""
+    with through(proxy) as queue:
+        queue.create_queue("q")
+        with queue.db.deadline(5.0):
+            ended = queue.db._armed
+            queue.fetch("q", 1)
+        queue.db._cut_connection(ended)  # the ended block's timer, late
+        accepted = proxy.accepted
+        with queue.db.deadline(5.0):
+            assert queue.fetch("q", 1) == []
+        assert queue.fetch("q", 1) == [] and proxy.accepted == accepted  # the same connection throughout
