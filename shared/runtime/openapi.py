@@ -11,7 +11,6 @@ guard and authentication (runtime.guard, runtime.auth).
 from __future__ import annotations
 
 import json
-import threading
 from functools import cache
 from typing import Any
 
@@ -24,7 +23,6 @@ DESCRIPTION = (
     "Health, statistics and operations on the jobs. Every request is authenticated: signed with IAM "
     "(SigV4, through API Gateway) or with `Authorization: Bearer <token>`."
 )
-_lock = threading.Lock()
 
 
 @cache
@@ -80,24 +78,23 @@ def document(base: str = "") -> str:
 
     from runtime import api
 
-    with _lock:
-        # A resolver of the API's routes alone (not the dashboard's pages); without
-        # enable_validation it does not document a 422: a malformed request is a 400 here.
-        resolver = APIGatewayHttpResolver()
-        # Each route registered again, not include_router: that would hand the Router (its
-        # current event) to this resolver.
-        for route, function in api.router._routes.items():
-            resolver.route(*route)(function)
-        described = json.loads(
-            resolver.get_openapi_json_schema(
-                title=TITLE,
-                version=_version(),
-                description=DESCRIPTION,
-                servers=[Server(url=base or "/")],
-                security_schemes={"bearer": HTTPBearer(description="the API token (Secrets Manager)")},
-                security=[{"bearer": []}],
-            )
+    # A resolver of the API's routes alone (not the dashboard's pages); without
+    # enable_validation it does not document a 422: a malformed request is a 400 here.
+    resolver = APIGatewayHttpResolver()
+    # Each route registered again, not include_router: that would hand the Router (its
+    # current event) to this resolver.
+    for route, function in api.router._routes.items():
+        resolver.route(*route)(function)
+    described = json.loads(
+        resolver.get_openapi_json_schema(
+            title=TITLE,
+            version=_version(),
+            description=DESCRIPTION,
+            servers=[Server(url=base or "/")],
+            security_schemes={"bearer": HTTPBearer(description="the API token (Secrets Manager)")},
+            security=[{"bearer": []}],
         )
+    )
     # Powertools adds its validation errors' schemas; this API answers a malformed request with Error (400).
     schemas = described["components"]["schemas"]
     for unused in ("HTTPValidationError", "ResponseValidationError", "ValidationError"):  # referrers first
