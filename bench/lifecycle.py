@@ -4,8 +4,9 @@ Three designs on the same server, one after the other, each after a CHECKPOINT
 (so that each starts with the same full-page writes to pay):
 
 - ours: insert (batches of 1,000), fetch (100 at a time), complete (100 at a
-  time), archive (finished jobs move to the archive table), purge (deleted
-  from the archive), the maintenance steps as the maintenance function runs them;
+  time), archive (finished jobs move to the archive table, into the partition
+  of the day they are to be deleted), purge (the day partitions dropped), the
+  maintenance steps as the maintenance function runs them;
 - pg-boss: insert(), fetch(), complete(), then one supervise() pass deletes the
   completed jobs (its deleteAfterSeconds; pg-boss keeps no archive);
 - the raw ceiling (bench/raw_queue.py): COPY, claim, complete, one DELETE.
@@ -14,7 +15,7 @@ WAL bytes are the advance of the WAL insert position (cluster-wide; nothing
 else runs meanwhile), as pg_stat_wal counts them but without its reporting lag.
 They show where each design spends its writes: a claim and a completion are
 row updates (a new row version each, plus index entries), archiving writes the
-row a third time and deletes it, purging deletes it once more.
+row a third time and deletes it, purging drops whole partitions.
 """
 
 from __future__ import annotations

@@ -45,6 +45,7 @@ from jobqueue.errors import (
     ConfigurationError,
     DatabaseUnavailableError,
     InvalidOptionError,
+    LockTimeoutError,
     PolicyConflictError,
     QueueInUseError,
     UnknownQueueError,
@@ -136,6 +137,8 @@ class _Translating:
             raise ConcurrentUpdateError(
                 f"{self.name} was chosen to break a deadlock: {str(exc).splitlines()[0]}"
             ) from None
+        elif isinstance(exc, psycopg.errors.LockNotAvailable):
+            raise LockTimeoutError(f"{self.name} gave up waiting for a lock: {str(exc).splitlines()[0]}") from None
         elif isinstance(exc, psycopg.OperationalError) and self.connection.broken and not self.lent:
             raise DatabaseUnavailableError(
                 f"lost the database connection during {self.name}: {str(exc).strip()}"

@@ -72,6 +72,10 @@ class ConcurrentUpdateError(JobQueueError):
     """
 
 
+class LockTimeoutError(JobQueueError):
+    """A statement gave up waiting for a lock after its lock_timeout; nothing it did remains."""
+
+
 class DatabaseUnavailableError(JobQueueError, ConnectionError):
     """The database cannot be reached (the message never contains a password)."""
 

@@ -18,6 +18,8 @@ import os
 import random
 import threading
 import time
+import uuid
+from datetime import UTC, datetime
 
 _COUNTER_START_BITS = 25
 _COUNTER_LIMIT = 1 << 26
@@ -62,3 +64,9 @@ def new_ids(count: int) -> list[str]:
 def new_id() -> str:
     """One new id."""
     return new_ids(1)[0]
+
+
+def made_at(value: str) -> datetime | None:
+    """When a version 7 id was made (its first 48 bits); None for an id of another version."""
+    parsed = uuid.UUID(value)
+    return datetime.fromtimestamp((parsed.int >> 80) / 1000, UTC) if parsed.version == 7 else None

@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from psycopg.rows import class_row
 
-from jobqueue import options
+from jobqueue import ids, options
 from jobqueue.client import Client, Conn
 from jobqueue.errors import InvalidOptionError
 from jobqueue.models import GroupActivity, Job, QueueStats, Throughput, job_row
@@ -29,12 +29,36 @@ def job_states(states: Iterable[str]) -> list[JobState]:
     return checked
 
 
+def _seconds(seconds: int) -> str:
+    """A duration in the largest whole unit that fits: 90 -> '90 s', 7200 -> '2 h', 604800 -> '7 days'."""
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
 class Inspecting(Client):
     def get_job(self, id: str, name: str | None = None, conn: Conn = None) -> Job | None:
         """A job by id, from the hot table or the archive (then `job.archived` is True)."""
         params = {"id": options.job_id(id), "name": None if name is None else options.queue_name(name)}
         rows = self.db.rows("get_job", params, conn, job_row)
         return rows[0] if rows else None
+
+    def missing_job(self, id: str) -> str:
+        """Why get_job finds no job `id`, for an operator: where a job that existed would have gone."""
+        job_id = options.job_id(id)
+        reasons = [f"no job {job_id}: it was never sent, or it finished and was deleted"]
+        queues = self.db.rows("get_queues")
+        if deleting := [q for q in queues if not q["archive"]]:
+            reasons.append(
+                "these queues delete finished jobs instead of archiving them: "
+                + ", ".join(f"{q['name']} ({_seconds(q['archive_after'])} after they finish)" for q in deleting)
+            )
+        if kept := [q["delete_after"] for q in queues if q["archive"] and q["delete_after"]]:
+            reasons.append(f"archived jobs are deleted after their delete_after (up to {_seconds(max(kept))})")
+        if (made := ids.made_at(job_id)) is not None:
+            reasons.append(f"its id was made at {made:%Y-%m-%d %H:%M:%S} UTC")
+        return "; ".join(reasons)
 
     def find_jobs(
         self,

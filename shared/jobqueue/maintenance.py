@@ -1,9 +1,12 @@
 """Expiry, archiving and purge: each a loop of bounded batches.
 
-Every batch is one short transaction that locks its rows with SKIP LOCKED, so
-maintenance never waits on a worker, never holds a long lock on the job table,
-and two overlapping runs split the work instead of doing it twice. A batch that
-touches fewer rows than the limit means the work is done (River's job cleaner).
+Every batch is one short transaction, so maintenance never holds a long lock on
+the job table. Expiry locks its rows with SKIP LOCKED: it never waits on a worker,
+and two overlapping runs split the work instead of doing it twice. Archiving and
+purging lock nothing first (a row lock is a WAL record of its own): they touch
+finished jobs only, which no worker holds, and recheck a row changed meanwhile.
+A batch that touches fewer rows than the limit means the work is done (River's
+job cleaner). Purge drops the archive's past days whole (a partition per day).
 
 `maintain` runs them all under a lease row rather than a session-level lock,
 so that it holds no session state and works through poolers in transaction
@@ -21,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from jobqueue import options
-from jobqueue.errors import DatabaseUnavailableError
+from jobqueue.errors import DatabaseUnavailableError, LockTimeoutError
 from jobqueue.models import MaintenanceResult
 from jobqueue.states import JobState
 from jobqueue.working import Working
@@ -32,6 +35,10 @@ from jobqueue.working import Working
 MAINTENANCE_LEASE = "maintenance"
 LEASE_GRACE_S = 60.0
 UNBOUNDED_RUN_S = 900.0
+# The archive has a partition per day for as many days ahead as the queues keep archived jobs,
+# up to this many; a job to be deleted later is archived in archive_other and purged row by row.
+ARCHIVE_DAYS_AHEAD = 31
+PARTITION_LOCK_TIMEOUT = "200ms"
 # Expiry is how a job comes back whose worker could not say what became of it: the reason says so.
 EXPIRED_ERROR = {
     "message": (
@@ -97,15 +104,48 @@ class Maintaining(Working):
         return retried, failed
 
     def archive(self, *, batch_size: int = 1000, now: datetime | None = None, time_budget: float | None = None) -> int:
-        """Move finished jobs older than their queue's archive_after to the archive; returns the count."""
+        """Move finished jobs older than their queue's archive_after to the archive, or delete them
+        for a queue that does not archive; returns how many left the job table."""
+        return sum(self._archive(batch_size, now, time_budget))
+
+    def _archive(self, batch_size: int, now: datetime | None, time_budget: float | None) -> tuple[int, int]:
+        """archive(): (archived, deleted)."""
         limit = options.integer("batch_size", batch_size)
         params = {"limit": limit, "now": options.now_or_none(now)}
-        return _loop(lambda: self.db.execute("archive", params).rowcount, limit, time_budget)
+        self._partition_archive("make_archive_days", {"most": ARCHIVE_DAYS_AHEAD})
+        totals = [0, 0]
+
+        def step() -> int:
+            [row] = self.db.rows("archive", params)
+            totals[0] += row["archived"]
+            totals[1] += row["deleted"]
+            return int(row["archived"] + row["deleted"])
+
+        _loop(step, limit, time_budget)
+        return totals[0], totals[1]
+
+    def _partition_archive(self, name: str, params: dict[str, Any]) -> int:
+        """Make or drop the archive's day partitions (`name`: make_archive_days, drop_archive_days).
+
+        Their locks are waited for PARTITION_LOCK_TIMEOUT at most: the archive's readers (lookups,
+        throttled sends) would queue up behind a waiting DROP or ATTACH. Without them in time
+        this run does nothing more about partitions (0) and the next run tries again; jobs of a
+        day without its partition meanwhile go to archive_other, purged row by row.
+        """
+        try:
+            with self.db.transaction() as tx:
+                self.db.execute("set_lock_timeout", {"timeout": PARTITION_LOCK_TIMEOUT}, tx)
+                return int(self.db.scalar(name, params, tx))
+        except LockTimeoutError:
+            return 0
 
     def purge(
         self, *, batch_size: int = 1000, now: datetime | None = None, time_budget: float | None = None
     ) -> tuple[int, int]:
         """Delete archived jobs past delete_after, and fail queued jobs past their retention.
+
+        The archive's day partitions whose day is over are dropped whole; the jobs archived
+        without a day partition (see schema.sql) are deleted in batches.
 
         Returns (deleted, failed for retention). Queued jobs that outlive their
         retention are failed (visible in failed_jobs) rather than deleted.
@@ -120,7 +160,8 @@ class Maintaining(Working):
                 after = max(row["delete_at"] for row in rows)
             return len(rows)
 
-        purged = _loop(purge_batch, batch_size, time_budget)
+        purged = self._partition_archive("drop_archive_days", {"now": now})
+        purged += _loop(purge_batch, batch_size, time_budget)
         # A flow's edges go with the last record of their child.
         _loop(lambda: self.db.execute("purge_dependencies", {"limit": batch_size}).rowcount, batch_size, time_budget)
         unstarted = _loop(
@@ -147,13 +188,14 @@ class Maintaining(Working):
                 return None if time_budget is None else max(0.0, time_budget - (time.monotonic() - started))
 
             retried, failed = self.expire(batch_size=batch_size, now=now, time_budget=remaining())
-            archived = self.archive(batch_size=batch_size, now=now, time_budget=remaining())
+            archived, deleted = self._archive(batch_size, now, remaining())
             purged, unstarted = self.purge(batch_size=batch_size, now=now, time_budget=remaining())
             self.check_fetch_floors()
             return MaintenanceResult(
                 expired_retried=retried,
                 expired_failed=failed,
                 archived=archived,
+                deleted=deleted,
                 purged=purged,
                 unstarted_failed=unstarted,
             )

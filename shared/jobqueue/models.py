@@ -98,6 +98,7 @@ class QueueInfo:
     created_on: datetime
     updated_on: datetime
     paused: bool = False  # pause_queue: fetches claim nothing until resume_queue
+    archive: bool = True  # False: finished jobs are deleted at archive_after instead of archived
 
 
 @dataclass(slots=True, frozen=True)
@@ -176,6 +177,7 @@ class MaintenanceResult:
     purged: int = 0
     unstarted_failed: int = 0
     skipped: bool = False  # another process held the maintenance lock
+    deleted: int = 0  # finished jobs of queues that do not archive, deleted at their archive_after
 
 
 @dataclass(slots=True, frozen=True)

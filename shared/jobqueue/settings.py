@@ -285,6 +285,12 @@ class QueueSettings(JobSettings, total=False):
     archive_after: Annotated[
         Seconds | None, Duration(0, 30 * DAY), Default(3600), Doc("finished jobs then move to the archive table")
     ]
+    archive: Annotated[
+        bool | None,
+        Boolean(),
+        Default(True),
+        Doc("false: finished jobs are deleted at archive_after instead (for jobs nobody looks up later)"),
+    ]
 
 
 class SendOptions(JobSettings, total=False):

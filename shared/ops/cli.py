@@ -335,8 +335,8 @@ def show(ctx: click.Context, job_id: str) -> None:
     """Everything about one job (hot or archived)."""
     with open_queue(ctx) as queue:
         job = queue.get_job(job_id)
-    if job is None:
-        fail(f"no job {job_id}")
+        if job is None:
+            fail(queue.missing_job(job_id))
     # The same record as the API's GET /api/jobs/{id}: attempts counted as everywhere else.
     record = {k: v for k, v in asdict(job).items() if k != "signal"}  # the worker's, never stored
     click.echo(json.dumps({**record, "attempts": job.attempts_made}, indent=2, default=str))

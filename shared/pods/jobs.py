@@ -112,7 +112,9 @@ CATALOG: Final = Catalog(
             "health-check",
             health.health_check,
             "Checks a pod's health; an unhealthy pod gets one restart",
-            settings={"expire_in": 300},
+            # One job per running pod every five minutes, which nobody looks up once finished (a
+            # failure's copy goes to the dead letter queue): deleted after an hour, not archived.
+            settings={"expire_in": 300, "archive": False},
             team_size=5,
             sends_to=(lifecycle.LIFECYCLE,),
         ),

@@ -114,9 +114,10 @@ def failed(
     PREFIX + "/<id>", middlewares=VALIDATED, responses=models.responses(models.JobRecord, 404), summary="One job"
 )
 def show(id: Annotated[UUID, Path(description="the job's id")]) -> models.JobRecord:
-    job = bootstrap.ready().get_job(str(id))
+    queue = bootstrap.ready()
+    job = queue.get_job(str(id))
     if job is None:
-        raise job_actions.JobNotFound(f"no job {id}")
+        raise job_actions.JobNotFound(queue.missing_job(str(id)))
     return _job(job)  # type: ignore[return-value]  # validated into the model on the way out
 
 

@@ -37,6 +37,7 @@ def run(
         "expired_retried": outcome.expired_retried,
         "expired_failed": outcome.expired_failed,
         "archived": outcome.archived,
+        "deleted": outcome.deleted,
         "purged": outcome.purged,
         "unstarted_failed": outcome.unstarted_failed,
         "backlog": backlogs(working, settings),
@@ -59,6 +60,7 @@ def publish(outcome: MaintenanceResult, all_stats: list[QueueStats], dead_letter
     metrics.add_metric(name="JobsExpired", unit="Count", value=outcome.expired_retried + outcome.expired_failed)
     metrics.add_metric(name="JobsArchived", unit="Count", value=outcome.archived)
     metrics.add_metric(name="JobsPurged", unit="Count", value=outcome.purged)
+    metrics.add_metric(name="FinishedJobsDeleted", unit="Count", value=outcome.deleted)
     waiting = [s for s in all_stats if s.name not in dead_letters]
     metrics.add_metric(name="FailedJobsTotal", unit=MetricUnit.Count, value=sum(s.failed for s in all_stats))
     metrics.add_metric(

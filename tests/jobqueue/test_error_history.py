@@ -34,7 +34,7 @@ def test_every_attempts_error_is_kept_in_order_with_its_traceback(queue: Queue, 
     assert all("raise ConnectionError(message)" in e["traceback"] for e in job.errors)
     assert job.output["message"] == "attempt 3 timed out"  # the last error stays the output, as in pg-boss
     # Archived, the history goes with it.
-    conn.execute("UPDATE jobqueue.job SET completed_on = now() - interval '30 days' WHERE id = %s", (job_id,))
+    conn.execute("UPDATE jobqueue.job SET completed_on = now() - interval '2 hours' WHERE id = %s", (job_id,))
     queue.archive()
     archived = queue.get_job(job_id)
     assert archived is not None and archived.archived and archived.errors == job.errors

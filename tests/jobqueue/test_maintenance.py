@@ -104,8 +104,9 @@ def test_purge_continues_batch_after_batch_through_equal_delete_times(
     work.insert("work", [{"data": n} for n in range(25)])
     work.complete("work", work.fetch("work", 25))
     assert work.archive(now=_in(3700)) == 25
+    # Days without a partition of their own (archive_other): their jobs are deleted row by row.
     conn.execute(
-        "UPDATE jobqueue.archive SET delete_at = now() - make_interval(hours => (n % 3)::int) "
+        "UPDATE jobqueue.archive SET delete_at = now() - interval '2 days' - make_interval(hours => (n % 3)::int) "
         "FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM jobqueue.archive) o "
         "WHERE archive.id = o.id"
     )
@@ -153,10 +154,10 @@ def test_maintain_holds_no_session_state(work: Queue, conn: psycopg.Connection[A
 def test_a_failed_maintenance_run_gives_its_lease_up(
     work: Queue, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(**_: Any) -> int:
+    def broken(*_: Any) -> tuple[int, int]:
         raise RuntimeError("archive failed")
 
-    monkeypatch.setattr(work, "archive", broken)
+    monkeypatch.setattr(work, "_archive", broken)
     with pytest.raises(RuntimeError, match="archive failed"):
         work.maintain()
     assert conn.execute("SELECT count(*) FROM jobqueue.lease").fetchone() == (0,)

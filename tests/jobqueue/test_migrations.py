@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -22,6 +23,12 @@ JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE n.nspname = %(schema)s AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p')
+UNION ALL
+SELECT 'table', c.relname || ' ' || c.relkind::text || coalesce(' ' || array_to_string(c.reloptions, ','), '')
+       || coalesce(' ' || pg_get_expr(c.relpartbound, c.oid), '')
+       || coalesce(' ' || pg_get_partkeydef(c.oid), '')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p')
 UNION ALL
 SELECT 'index', replace(pg_get_indexdef(i.indexrelid), %(schema)s || '.', '')
 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -104,3 +111,67 @@ def test_four_processes_migrating_at_once(dsn: str, conn: psycopg.Connection[Any
     assert sorted(results.get(timeout=5) for _ in range(4)) == [LATEST_VERSION] * 4
     versions = conn.execute("SELECT version FROM raced.version").fetchall()
     assert versions == [(LATEST_VERSION,)]  # applied once
+
+
+STATES_AT_VERSION_14 = """
+INSERT INTO upgraded.queue (name, policy, retry_limit, retry_delay, retry_backoff, expire_in, retention,
+                            archive_after, delete_after)
+VALUES ('q', 'standard', 2, 0, false, 900, 1209600, 3600, 604800);
+INSERT INTO upgraded.job (id, name, data, state, retry_limit, retry_count, retry_delay, retry_backoff, expire_in,
+                          keep_until, delete_after, started_on, expire_at, completed_on)
+VALUES
+    ('00000000-0000-7000-8000-000000000001', 'q', '{"n": 1}', 'created', 2, 0, 0, false, 900,
+     now() + interval '14 days', 604800, NULL, NULL, NULL),
+    ('00000000-0000-7000-8000-000000000002', 'q', '{"n": 2}', 'retry', 2, 1, 0, false, 900,
+     now() + interval '14 days', 604800, now() - interval '1 minute', NULL, NULL),
+    ('00000000-0000-7000-8000-000000000003', 'q', '{"n": 3}', 'active', 2, 0, 0, false, 900,
+     now() + interval '14 days', 604800, now(), now() + interval '15 minutes', NULL),
+    ('00000000-0000-7000-8000-000000000004', 'q', '{"n": 4}', 'completed', 2, 0, 0, false, 900,
+     now() + interval '14 days', 604800, now(), NULL, now()),
+    ('00000000-0000-7000-8000-000000000005', 'q', '{"n": 5}', 'cancelled', 2, 0, 0, false, 900,
+     now() + interval '14 days', 604800, NULL, NULL, now()),
+    ('00000000-0000-7000-8000-000000000006', 'q', '{"n": 6}', 'failed', 2, 2, 0, false, 900,
+     now() + interval '14 days', 604800, now(), NULL, now());
+INSERT INTO upgraded.archive (id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay,
+                              retry_backoff, expire_in, start_after, keep_until, delete_after, created_on,
+                              completed_on, delete_at)
+VALUES
+    ('00000000-0000-7000-8000-000000000007', 'q', 0, '{"n": 7}', 'completed', 'standard', 2, 0, 0, false, 900,
+     now() - interval '2 hours', now(), 604800, now() - interval '2 hours', now() - interval '2 hours',
+     now() + interval '7 days'),
+    ('00000000-0000-7000-8000-000000000008', 'q', 0, '{"n": 8}', 'failed', 'standard', 2, 2, 0, false, 900,
+     now() - interval '2 hours', now(), 604800, now() - interval '2 hours', now() - interval '2 hours',
+     now() + interval '1 day'),
+    ('00000000-0000-7000-8000-000000000009', 'q', 0, '{"n": 9}', 'cancelled', 'standard', 2, 0, 0, false, 900,
+     now() - interval '2 hours', now(), 0, now() - interval '2 hours', now() - interval '2 hours', 'infinity');
+"""
+
+
+def test_an_installation_holding_jobs_in_every_state_migrates_without_losing_one(
+    dsn: str, conn: psycopg.Connection[Any]
+) -> None:
+    old = Database(dsn, "upgraded")
+    assert migrate(old, target=14) == 14
+    old.close()
+    conn.execute(STATES_AT_VERSION_14)
+    before = conn.execute("SELECT id::text, state::text, data, archived FROM upgraded.any_job ORDER BY id").fetchall()
+    assert len(before) == 9
+
+    with Queue(dsn, schema="upgraded") as queue:
+        assert queue.migrate() == LATEST_VERSION
+        after = [
+            (job.id, job.state, job.data, job.archived)
+            for job in (queue.get_job(row[0]) for row in before)
+            if job is not None
+        ]
+        assert after == before
+        # The queue works on: the queued jobs are fetched, the active one completes, maintenance
+        # archives into the day partitions and purges what is due, archive_kept keeps its job.
+        fetched = queue.fetch("q", 10)
+        assert sorted(j.data["n"] for j in fetched) == [1, 2]
+        queue.complete("q", [*fetched, "00000000-0000-7000-8000-000000000003"])
+        later = datetime.now(UTC) + timedelta(hours=2)
+        assert queue.maintain(now=later).archived == 6
+        assert queue.purge(now=later + timedelta(days=60)) == (8, 0)
+        left = queue.get_job("00000000-0000-7000-8000-000000000009")
+        assert left is not None and left.archived and left.state == "cancelled"

@@ -418,3 +418,16 @@ def test_swagger_ui_files_are_served_by_name_and_compressed(web: Call) -> None:
     zipped = web("/dashboard/static/swagger-ui-bundle.js", headers={"accept-encoding": "gzip, br"})
     raw = gzip.decompress(base64.b64decode(zipped["body"]))
     assert zipped["isBase64Encoded"] and len(zipped["body"]) < len(raw) / 2 and raw.decode() == bundle["body"]
+
+
+def test_a_queue_that_does_not_archive_says_so_and_so_does_its_deleted_jobs_page(web: Call, jobs: Queue) -> None:
+    jobs.create_queue("fleeting", archive=False, archive_after=0)
+    job_id = str(jobs.send("fleeting", {}))
+    jobs.complete("fleeting", jobs.fetch("fleeting"))
+    page = web("/dashboard/queue", token=API_TOKEN, query={"name": "fleeting"})["body"]
+    assert "data-not-archived>deleted" in page and "Archived after" not in page
+    assert "Archived after" in web("/dashboard/queue", token=API_TOKEN, query={"name": "dash"})["body"]
+    assert jobs.maintain(now=datetime.now(UTC) + timedelta(seconds=1)).deleted == 1
+    gone = web(f"/dashboard/jobs/{job_id}", token=API_TOKEN)
+    assert gone["statusCode"] == 404
+    assert "these queues delete finished jobs instead of archiving them: fleeting" in html.unescape(gone["body"])

@@ -63,11 +63,20 @@ CREATE TABLE {{schema}}.queue (
     updated_on timestamptz NOT NULL DEFAULT now(),
     -- Paused (pause_queue): fetches claim nothing; sends and schedules go on.
     paused boolean NOT NULL DEFAULT false,
+    -- False: finished jobs are deleted at archive_after instead of moved to the archive.
+    archive boolean NOT NULL,
     CHECK (dead_letter IS DISTINCT FROM name)
 );
 
 -- Durations are whole seconds: they are options people type, and integers
 -- keep every comparison in the queries free of interval arithmetic surprises.
+--
+-- Half of each page is left free when jobs are sent (fillfactor 50): a job's fetch and its
+-- completion then write its new version on the same page, where Postgres logs only the bytes
+-- that changed (the payload and everything else alike are left out) and needs no extra lock
+-- record to move the row to another page. Measured: 366 fewer WAL bytes per job (fetch 559 to
+-- 353, complete 483 to 323), for a heap twice as large while jobs wait. A page's first version
+-- of each job is pruned once claimed, which makes room for the completed one.
 CREATE TABLE {{schema}}.job (
     id uuid PRIMARY KEY DEFAULT {{schema}}.uuid_v7(),
     name text NOT NULL,
@@ -113,7 +122,7 @@ CREATE TABLE {{schema}}.job (
     CONSTRAINT job_deadline_while_active CHECK ((state = 'active') = (expire_at IS NOT NULL)),
     -- A key_strict_fifo job is ordered within its key: it must have one.
     CONSTRAINT job_strict_fifo_key CHECK (policy <> 'key_strict_fifo' OR singleton_key IS NOT NULL)
-);
+) WITH (fillfactor = 50);
 
 -- Fetch: the queued jobs of one queue in claim order. start_after is included
 -- so delayed jobs are skipped without visiting the heap; keep_until so that
@@ -166,12 +175,21 @@ CREATE UNIQUE INDEX job_throttle ON {{schema}}.job (name, singleton_on, COALESCE
 
 -- Finished jobs leave the hot table so that it stays small however long the
 -- history; get_job still finds them here until delete_at.
+--
+-- Partitioned by delete_at, one partition per UTC day (archive_YYYYMMDD), which maintenance
+-- makes ahead of need (jobqueue/archiving.py): purge drops a day's partition once the day is
+-- over instead of deleting its rows one by one, which writes no WAL per job, leaves no dead rows
+-- for vacuum and holds no long transaction. Jobs kept for good (delete_at infinity) go to
+-- archive_kept; a delete_at with no day partition (beyond the days made ahead, or in a day
+-- already dropped) to archive_other, from which purge deletes row by row.
+-- No primary key: a unique index of a partitioned table must hold its partition key, so it
+-- could not make id unique; ids come from the job table, whose primary key they are.
 CREATE TABLE {{schema}}.archive (
-    id uuid PRIMARY KEY,
+    id uuid NOT NULL,
     name text NOT NULL,
     priority integer NOT NULL,
     data jsonb,
-    state {{schema}}.job_state NOT NULL CHECK (state > 'active'),
+    state {{schema}}.job_state NOT NULL CONSTRAINT archive_finished_only CHECK (state > 'active'),
     policy text NOT NULL,
     retry_limit integer NOT NULL,
     retry_count integer NOT NULL,
@@ -196,9 +214,13 @@ CREATE TABLE {{schema}}.archive (
     group_id text,
     group_tier text,
     errors jsonb
-);
+) PARTITION BY RANGE (delete_at);
+CREATE TABLE {{schema}}.archive_kept PARTITION OF {{schema}}.archive FOR VALUES FROM ('infinity') TO (MAXVALUE);
+CREATE TABLE {{schema}}.archive_other PARTITION OF {{schema}}.archive DEFAULT;
 
-CREATE INDEX archive_delete ON {{schema}}.archive (delete_at);
+CREATE INDEX archive_id ON {{schema}}.archive (id);
+-- Purge's row by row deletes, in the one partition that needs them.
+CREATE INDEX archive_other_delete ON {{schema}}.archive_other (delete_at);
 -- A throttle or debounce slot stays taken while its job is archived, until the
 -- job is deleted (as in pg-boss, which keeps finished jobs in its job table).
 CREATE INDEX archive_throttle ON {{schema}}.archive (name, singleton_on, COALESCE(singleton_key, ''))
@@ -207,6 +229,66 @@ CREATE INDEX archive_failed ON {{schema}}.archive (completed_on) WHERE state = '
 -- By queue, and by completion time within a queue: finding a queue's archived
 -- jobs, and counting what each queue finished in the last hour (dashboard).
 CREATE INDEX archive_finished ON {{schema}}.archive (name, completed_on);
+
+-- make_archive_days: the archive's day partitions from today (UTC, the database's clock: they
+-- are its layout, whatever time a caller pretends) to `days_ahead` days on. A day is made as a
+-- table of its own, filled with the rows archive_other holds for it, then attached: attaching
+-- scans archive_other once to prove it holds no more. Returns how many days were made. Every
+-- lock it takes is given up after lock_timeout (the caller sets it): maintenance then tries again
+-- on its next run rather than making readers of the archive wait.
+-- Both functions run with the rights of the schema's owner (SECURITY DEFINER, as migrate ran
+-- them): making and dropping tables needs them, and the functions' role needs none of its own.
+CREATE FUNCTION {{schema}}.make_archive_days(days_ahead integer) RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    first_day date := (now() AT TIME ZONE 'UTC')::date;
+    day date;
+    part text;
+    made integer := 0;
+BEGIN
+    FOR offs IN 0 .. days_ahead LOOP
+        day := first_day + offs;
+        part := 'archive_' || to_char(day, 'YYYYMMDD');
+        CONTINUE WHEN to_regclass('{{schema}}.' || quote_ident(part)) IS NOT NULL;
+        EXECUTE format('CREATE TABLE {{schema}}.%I (LIKE {{schema}}.archive INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
+        EXECUTE format(
+            'WITH moved AS (DELETE FROM {{schema}}.archive_other WHERE delete_at >= $1 AND delete_at < $2 RETURNING *) '
+            'INSERT INTO {{schema}}.%I SELECT * FROM moved', part)
+        USING day::timestamp AT TIME ZONE 'UTC', (day + 1)::timestamp AT TIME ZONE 'UTC';
+        EXECUTE format('ALTER TABLE {{schema}}.archive ATTACH PARTITION {{schema}}.%I FOR VALUES FROM (%L) TO (%L)',
+                       part, day::timestamp AT TIME ZONE 'UTC', (day + 1)::timestamp AT TIME ZONE 'UTC');
+        made := made + 1;
+    END LOOP;
+    RETURN made;
+END
+$$;
+
+-- drop_archive_days: drop every day partition of the archive whose day ended before `before`:
+-- each of its jobs is past its delete_at. Returns how many jobs went with them.
+CREATE FUNCTION {{schema}}.drop_archive_days(before timestamptz) RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    part record;
+    jobs bigint;
+    dropped bigint := 0;
+BEGIN
+    FOR part IN
+        SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = '{{schema}}.archive'::regclass AND c.relname ~ '^archive_[0-9]{8}$'
+          AND (to_date(substr(c.relname, 9), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC' <= before
+        ORDER BY c.relname
+    LOOP
+        EXECUTE format('SELECT count(*) FROM {{schema}}.%I', part.relname) INTO jobs;
+        EXECUTE format('DROP TABLE {{schema}}.%I', part.relname);
+        dropped := dropped + jobs;
+    END LOOP;
+    RETURN dropped;
+END
+$$;
 
 -- Every job, hot or archived, for the lookups that must find either
 -- (get_job, find_jobs, failed_jobs). Filters on it reach both tables' indexes.
@@ -219,7 +301,9 @@ UNION ALL
 SELECT id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
        retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
        keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, true AS archived,
-       group_id, group_tier, errors FROM {{schema}}.archive;
+       group_id, group_tier, errors FROM {{schema}}.archive
+-- A job past its delete_at is deleted, whenever purge drops its day's partition.
+WHERE delete_at > now();
 
 -- The fetch floor: where a fetch starts its walk of a queue's queued jobs in the floor's priority
 -- band, so that the index entries of the jobs claimed before it, dead but kept while another

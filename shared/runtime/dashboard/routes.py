@@ -223,7 +223,7 @@ def search() -> Response[str]:
     q = bootstrap.ready()
     job = q.get_job(job_id(text))
     if job is None:
-        return error_page(404, f"no job {text[:40]}")
+        return error_page(404, q.missing_job(job_id(text)))
     return _redirect(current().url(f"/jobs/{job.id}"))
 
 
@@ -232,7 +232,7 @@ def job_page(id: str) -> Response[str]:
     q = bootstrap.ready()
     job = q.get_job(job_id(id))
     if job is None:
-        return error_page(404, f"no job {id}")
+        return error_page(404, q.missing_job(job_id(id)))
     return page("job.html", job=job, parents=q.get_dependencies(job.id), children=q.get_dependents(job.id))
 
 

@@ -21,9 +21,10 @@ FOR UPDATE SKIP LOCKED;
 
 -- name: archive
 -- Move up to `limit` finished jobs past their queue's archive_after into the archive, or past its
--- delete_after when that is shorter (purge then deletes them in the same maintenance run).
+-- delete_after when that is shorter (purge then deletes them in the same maintenance run); a
+-- queue that does not archive (its setting `archive`) has them deleted instead.
 WITH due AS (
-    SELECT d.id
+    SELECT d.id, q.archive
     FROM {{schema}}.queue q
     CROSS JOIN LATERAL (
         SELECT j.id FROM {{schema}}.job j
@@ -36,45 +37,69 @@ WITH due AS (
                OR j.completed_on >= coalesce(%(now)s::timestamptz, now()) - make_interval(secs => j.delete_after)))
         ORDER BY j.completed_on
         LIMIT %(limit)s
-        FOR UPDATE OF j SKIP LOCKED
     ) d
     LIMIT %(limit)s
 ), moved AS (
-    DELETE FROM {{schema}}.job j USING due WHERE j.id = due.id
-    RETURNING j.*
+    -- No FOR UPDATE above: locking a row first logs a record of its own (54 bytes a job). A job
+    -- changed meanwhile (retried, resumed) is rechecked against this condition on its new version
+    -- and stays.
+    DELETE FROM {{schema}}.job j USING due WHERE j.id = due.id AND j.state > 'active'
+    RETURNING j.*, due.archive AS to_archive
+), archived AS (
+    INSERT INTO {{schema}}.archive (
+        id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
+        retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
+        keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, group_id, group_tier,
+        errors, archived_on, delete_at
+    )
+    SELECT id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
+           retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
+           keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, group_id, group_tier,
+           errors, coalesce(%(now)s::timestamptz, now()),
+           -- delete_after 0 keeps the job for good, as in pg-boss.
+           CASE WHEN delete_after = 0 THEN 'infinity'::timestamptz
+                ELSE coalesce(completed_on, coalesce(%(now)s::timestamptz, now())) + make_interval(secs => delete_after)
+           END
+    FROM moved
+    WHERE to_archive
+    RETURNING 1
 )
-INSERT INTO {{schema}}.archive (
-    id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
-    retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
-    keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, group_id, group_tier,
-    errors, archived_on, delete_at
-)
-SELECT id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
-       retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
-       keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, group_id, group_tier,
-       errors, coalesce(%(now)s::timestamptz, now()),
-       -- delete_after 0 keeps the job for good, as in pg-boss.
-       CASE WHEN delete_after = 0 THEN 'infinity'::timestamptz
-            ELSE coalesce(completed_on, coalesce(%(now)s::timestamptz, now())) + make_interval(secs => delete_after)
-       END
-FROM moved;
+SELECT (SELECT count(*) FROM archived) AS archived,
+       (SELECT count(*) FROM moved) - (SELECT count(*) FROM archived) AS deleted;
+
+-- name: set_lock_timeout
+-- How long this transaction's statements wait for a lock before giving up.
+SELECT set_config('lock_timeout', %(timeout)s, true);
+
+-- name: make_archive_days
+-- The archive's day partitions from today, for as many days as the queues keep archived jobs (the
+-- longest archive_after + delete_after, in whole days, and one more), at most `most` days.
+SELECT {{schema}}.make_archive_days(least(%(most)s, coalesce(
+    (SELECT max(ceil((archive_after + delete_after) / 86400.0))::integer + 1
+     FROM {{schema}}.queue WHERE delete_after > 0), 1)));
+
+-- name: drop_archive_days
+-- Drop the archive's day partitions whose day is over; how many jobs went with them.
+SELECT {{schema}}.drop_archive_days(coalesce(%(now)s::timestamptz, now()));
 
 -- name: purge_archive
--- Delete up to `limit` archived jobs past their delete_at, oldest first, from `after` on.
+-- Delete up to `limit` archived jobs past their delete_at, oldest first, from `after` on, from the
+-- partition that holds those without a day partition (the day partitions are dropped whole).
 -- The caller passes the latest delete_at of its previous batch: without that
 -- lower bound each batch would walk again over the index entries of every row
 -- the batches before it deleted (dead, not yet vacuumed), and a long purge
 -- would slow down batch after batch.
+-- No FOR UPDATE: locking a row first would log a record of its own; a row deleted meanwhile
+-- (retried, or its queue's jobs deleted) is passed over.
 WITH doomed AS (
-    SELECT id FROM {{schema}}.archive
+    SELECT ctid FROM {{schema}}.archive_other
     WHERE delete_at < coalesce(%(now)s::timestamptz, now())
       AND delete_at >= coalesce(%(after)s::timestamptz, '-infinity')
     ORDER BY delete_at
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
 )
-DELETE FROM {{schema}}.archive a USING doomed
-WHERE a.id = doomed.id
+DELETE FROM {{schema}}.archive_other a
+WHERE a.ctid = ANY(ARRAY(SELECT ctid FROM doomed))
 RETURNING a.delete_at;
 
 -- name: purge_dependencies

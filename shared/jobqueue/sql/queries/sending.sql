@@ -67,10 +67,10 @@ CROSS JOIN LATERAL (
 ) t
 WHERE q.name = %(name)s
   AND (%(dead_letter)s::text IS NULL OR EXISTS (SELECT 1 FROM {{schema}}.queue d WHERE d.name = %(dead_letter)s::text))
-  -- A slot stays taken while its job is archived (the unique index covers the hot table only).
+  -- A slot stays taken while its job is archived, until its delete_at (the unique index covers the hot table only).
   AND (t.singleton_on IS NULL OR NOT EXISTS (
       SELECT 1 FROM {{schema}}.archive a
-      WHERE a.name = q.name AND a.singleton_on = t.singleton_on AND a.state <> 'cancelled'
+      WHERE a.name = q.name AND a.singleton_on = t.singleton_on AND a.state <> 'cancelled' AND a.delete_at > now()
         AND coalesce(a.singleton_key, '') = coalesce(%(singleton_key)s::text, '')))
 ON CONFLICT DO NOTHING;
 
@@ -143,7 +143,7 @@ CROSS JOIN LATERAL (
 WHERE q.name = %(name)s
   AND (t.singleton_on IS NULL OR NOT EXISTS (
       SELECT 1 FROM {{schema}}.archive a
-      WHERE a.name = q.name AND a.singleton_on = t.singleton_on AND a.state <> 'cancelled'
+      WHERE a.name = q.name AND a.singleton_on = t.singleton_on AND a.state <> 'cancelled' AND a.delete_at > now()
         AND coalesce(a.singleton_key, '') = coalesce(j.singleton_key, '')))
 ON CONFLICT DO NOTHING
 RETURNING id::text;

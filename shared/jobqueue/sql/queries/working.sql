@@ -330,6 +330,7 @@ WITH hot AS (
 ), cold AS (
     DELETE FROM {{schema}}.archive a
     WHERE a.name = %(name)s AND a.id = ANY(%(ids)s::uuid[]) AND a.state = ANY(%(states)s::{{schema}}.job_state[])
+      AND a.delete_at > now()
       AND NOT (a.policy IN ('short', 'stately') AND EXISTS (
           SELECT 1 FROM {{schema}}.job c
           WHERE c.name = a.name AND c.state = 'created' AND c.policy = a.policy
