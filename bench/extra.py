@@ -44,12 +44,26 @@ def _fetch_complete_ms(queue: Queue, rounds: int = 50) -> tuple[float, float]:
     return statistics.median(fetch), statistics.median(complete)
 
 
+def _sizes(queue: Queue, jobs: int) -> dict[str, float]:
+    """Bytes per million queued jobs: the job table's heap (with its TOAST) and each of its indexes."""
+    sizes = """
+        SELECT c.relname, pg_table_size(c.oid) FROM pg_class c WHERE c.oid = 'jobqueue.job'::regclass
+        UNION ALL
+        SELECT i.relname, pg_relation_size(i.oid) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+        WHERE x.indrelid = 'jobqueue.job'::regclass ORDER BY 2 DESC
+    """
+    rows = queue.db.connection().execute(sizes).fetchall()
+    return {name: size * 1_000_000 / jobs for name, size in rows}
+
+
 def scaling(dsn: str, small: int, large: int) -> dict[str, Any]:
     """fetch(100) and complete(100) latency with `small` and `large` queued jobs, and beside `large` finished ones."""
     results: dict[str, Any] = {}
     for label, queued in (("queued_small", small), ("queued_large", large)):
         queue = _fresh(dsn)
         _fill(queue, queued)
+        if label == "queued_large":
+            results["bytes_per_million"] = _sizes(queue, queued)
         results[label] = dict(zip(("fetch_ms", "complete_ms"), _fetch_complete_ms(queue), strict=True))
         results[label]["jobs"] = queued
         queue.close()

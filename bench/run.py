@@ -239,6 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small counts: proves the benchmark works (< 1 min)")
     parser.add_argument("--runs", type=int, default=None, help="repetitions per figure (the median is kept)")
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=None,
+        help="jobs in the scale figures: queued, finished, purged (default 10,000,000; 100,000 with --quick)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin Postgres and the benchmark to separate CPUs")
     parser.add_argument("--no-peer", action="store_true", help="do not measure pg-boss")
     args = parser.parse_args(argv)
@@ -326,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
             for workers in (1, 2, 4)
             for batch in (1, 10, 100)
         }
-        small, large = (10_000, 100_000) if args.quick else (10_000, 1_000_000)
+        small, large = 10_000, args.scale or (100_000 if args.quick else 10_000_000)
         scale = extra.scaling(dsn, small, large)
         purged = extra.purge(dsn, large)
         rss = extra.worker_rss(dsn, 20_000 if args.quick else 100_000)

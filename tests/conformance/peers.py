@@ -154,7 +154,6 @@ class Ours:
             " start_after = start_after - make_interval(secs => %(s)s),"
             " started_on = started_on - make_interval(secs => %(s)s),"
             " completed_on = completed_on - make_interval(secs => %(s)s),"
-            " archived_on = archived_on - make_interval(secs => %(s)s),"
             " keep_until = keep_until - make_interval(secs => %(s)s),"
             " delete_at = delete_at - make_interval(secs => %(s)s)",
             shift,

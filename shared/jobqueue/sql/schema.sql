@@ -209,7 +209,6 @@ CREATE TABLE {{schema}}.archive (
     completed_on timestamptz,
     output jsonb,
     origin jsonb,
-    archived_on timestamptz NOT NULL DEFAULT now(),
     delete_at timestamptz NOT NULL,
     group_id text,
     group_tier text,

@@ -50,12 +50,12 @@ WITH due AS (
         id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
         retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
         keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, group_id, group_tier,
-        errors, archived_on, delete_at
+        errors, delete_at
     )
     SELECT id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
            retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
            keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, group_id, group_tier,
-           errors, coalesce(%(now)s::timestamptz, now()),
+           errors,
            -- delete_after 0 keeps the job for good, as in pg-boss.
            CASE WHEN delete_after = 0 THEN 'infinity'::timestamptz
                 ELSE coalesce(completed_on, coalesce(%(now)s::timestamptz, now())) + make_interval(secs => delete_after)
