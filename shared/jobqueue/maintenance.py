@@ -35,10 +35,16 @@ from jobqueue.working import Working
 MAINTENANCE_LEASE = "maintenance"
 LEASE_GRACE_S = 60.0
 UNBOUNDED_RUN_S = 900.0
+# Queued jobs past their retention are failed by a sweep that reads every queued job's index
+# entry: maintain runs it at most once per this many seconds (a lease row, never given up).
+RETENTION_LEASE = "retention sweep"
+RETENTION_SWEEP_S = 600.0
 # The archive has a partition per day for as many days ahead as the queues keep archived jobs,
 # up to this many; a job to be deleted later is archived in archive_other and purged row by row.
 ARCHIVE_DAYS_AHEAD = 31
-PARTITION_LOCK_TIMEOUT = "200ms"
+# Longer than deadlock_timeout (1 s by default): an autovacuum of the partition, whose lock a DROP
+# or ATTACH conflicts with, is cancelled by Postgres only once a waiter has waited that long.
+PARTITION_LOCK_TIMEOUT = "2s"
 # Expiry is how a job comes back whose worker could not say what became of it: the reason says so.
 EXPIRED_ERROR = {
     "message": (
@@ -140,7 +146,12 @@ class Maintaining(Working):
             return 0
 
     def purge(
-        self, *, batch_size: int = 1000, now: datetime | None = None, time_budget: float | None = None
+        self,
+        *,
+        batch_size: int = 1000,
+        now: datetime | None = None,
+        time_budget: float | None = None,
+        retention: bool = True,
     ) -> tuple[int, int]:
         """Delete archived jobs past delete_after, and fail queued jobs past their retention.
 
@@ -148,7 +159,8 @@ class Maintaining(Working):
         without a day partition (see schema.sql) are deleted in batches.
 
         Returns (deleted, failed for retention). Queued jobs that outlive their
-        retention are failed (visible in failed_jobs) rather than deleted.
+        retention are failed (visible in failed_jobs) rather than deleted; `retention=False`
+        leaves them for a later run (maintain sweeps them every RETENTION_SWEEP_S).
         """
         batch_size, now = options.integer("batch_size", batch_size), options.now_or_none(now)
         after: datetime | None = None
@@ -164,6 +176,8 @@ class Maintaining(Working):
         purged += _loop(purge_batch, batch_size, time_budget)
         # A flow's edges go with the last record of their child.
         _loop(lambda: self.db.execute("purge_dependencies", {"limit": batch_size}).rowcount, batch_size, time_budget)
+        if not retention:
+            return purged, 0
         unstarted = _loop(
             lambda: self.db.execute("fail_unstarted", {"limit": batch_size, "now": now}).rowcount,
             batch_size,
@@ -189,7 +203,15 @@ class Maintaining(Working):
 
             retried, failed = self.expire(batch_size=batch_size, now=now, time_budget=remaining())
             archived, deleted = self._archive(batch_size, now, remaining())
-            purged, unstarted = self.purge(batch_size=batch_size, now=now, time_budget=remaining())
+            # The retention sweep reads every queued job's index entry (a second for 10 million):
+            # once per RETENTION_SWEEP_S, whichever run takes the lease that long.
+            sweep = {"name": RETENTION_LEASE, "holder": holder, "seconds": RETENTION_SWEEP_S}
+            purged, unstarted = self.purge(
+                batch_size=batch_size,
+                now=now,
+                time_budget=remaining(),
+                retention=bool(self.db.rows("take_lease", sweep)),
+            )
             self.check_fetch_floors()
             return MaintenanceResult(
                 expired_retried=retried,

@@ -158,6 +158,8 @@ class Ours:
             " delete_at = delete_at - make_interval(secs => %(s)s)",
             shift,
         )
+        # So are leases: the retention sweep's runs out as the time passes.
+        self.conn.execute("UPDATE jobqueue.lease SET expires_on = expires_on - make_interval(secs => %(s)s)", shift)
 
     def jobs(self, name: str) -> list[JobView]:
         return _views(self.conn, "jobqueue.any_job", name)

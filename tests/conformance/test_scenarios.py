@@ -330,7 +330,8 @@ def queued_jobs_past_retention(peer: Peer, names: Names) -> Any:
     q = names("retention")
     peer.create_queue(q, retention=60)
     peer.send(q, {"n": 0})
-    peer.advance(120)
+    # Past the retention, and past the period within which ours sweeps it (RETENTION_SWEEP_S).
+    peer.advance(660)
     peer.maintain()
     return states(peer, q)
 

@@ -124,6 +124,21 @@ def test_purge_fails_jobs_never_started_within_retention(work: Queue, conn: psyc
     assert [j.id for j in work.failed_jobs()] == [stale]
 
 
+def test_maintain_sweeps_retention_once_per_period_whatever_the_runs(
+    work: Queue, conn: psycopg.Connection[Any]
+) -> None:
+    work.send("work", {})
+    assert work.maintain(now=_in(60)).unstarted_failed == 0  # swept: nothing past its retention
+    work.send("work", {})
+    # Within the period no run sweeps again, even one that would find jobs to fail.
+    assert work.maintain(now=_in(86400 * 3)).unstarted_failed == 0
+    conn.execute("UPDATE jobqueue.lease SET expires_on = clock_timestamp() WHERE name = 'retention sweep'")
+    assert work.maintain(now=_in(86400 * 3)).unstarted_failed == 2
+    # purge() itself sweeps whenever it is asked to.
+    work.send("work", {})
+    assert work.purge(now=_in(86400 * 3)) == (0, 1)
+
+
 def test_maintain_runs_everything_and_reports(work: Queue) -> None:
     work.insert("work", [{"data": n} for n in range(3)])
     work.fetch("work", 1)
@@ -140,7 +155,8 @@ def test_maintain_is_skipped_while_another_process_holds_the_lease(work: Queue, 
     assert work.maintain().skipped
     conn.execute("UPDATE jobqueue.lease SET expires_on = clock_timestamp() - interval '1 second'")  # its holder died
     assert not work.maintain().skipped
-    assert conn.execute("SELECT count(*) FROM jobqueue.lease").fetchone() == (0,)  # given up when done
+    given_up = conn.execute("SELECT count(*) FROM jobqueue.lease WHERE name = 'maintenance'").fetchone()
+    assert given_up == (0,)  # when done
 
 
 def test_maintain_holds_no_session_state(work: Queue, conn: psycopg.Connection[Any]) -> None:
@@ -148,7 +164,7 @@ def test_maintain_holds_no_session_state(work: Queue, conn: psycopg.Connection[A
     for _ in range(6):
         assert not work.maintain().skipped
     assert conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone() == (0,)
-    assert conn.execute("SELECT count(*) FROM jobqueue.lease").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM jobqueue.lease WHERE name = 'maintenance'").fetchone() == (0,)
 
 
 def test_a_failed_maintenance_run_gives_its_lease_up(
@@ -160,7 +176,7 @@ def test_a_failed_maintenance_run_gives_its_lease_up(
     monkeypatch.setattr(work, "_archive", broken)
     with pytest.raises(RuntimeError, match="archive failed"):
         work.maintain()
-    assert conn.execute("SELECT count(*) FROM jobqueue.lease").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM jobqueue.lease WHERE name = 'maintenance'").fetchone() == (0,)
     monkeypatch.undo()
     assert not work.maintain().skipped
 

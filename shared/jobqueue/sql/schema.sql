@@ -265,7 +265,9 @@ END
 $$;
 
 -- drop_archive_days: drop every day partition of the archive whose day ended before `before`:
--- each of its jobs is past its delete_at. Returns how many jobs went with them.
+-- each of its jobs is past its delete_at. Returns how many jobs went with them, counted first
+-- (a read under no lock that blocks anyone: 2.8 s for a day of 10 million jobs; the DROP itself
+-- is an instant).
 CREATE FUNCTION {{schema}}.drop_archive_days(before timestamptz) RETURNS bigint
 LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -400,6 +402,9 @@ $$;
 -- wrong on a parameter's value here: every walk is an index range whose bounds are computed when
 -- it runs, and the claim is a TID scan.
 --
+-- JIT is off for them: on a large queue (10 million jobs) the planner's estimates pass
+-- jit_above_cost, and compiling the statement took 25 ms at every call, twenty times the fetch.
+--
 -- Each body is its statement with working.sql's fragments written out and its parameters named:
 -- queue_name, batch_size, at_time (now, for tests and replays), deadline, window_size, tiers,
 -- group_limit. tests/jobqueue/test_plans.py holds every fragment's text to be found in the
@@ -427,6 +432,7 @@ RETURNS TABLE (
 )
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
+SET jit = off
 AS $$
 #variable_conflict use_column
 BEGIN
@@ -511,6 +517,7 @@ CREATE FUNCTION {{schema}}.lock_keys(queue_name text, batch_size integer, at_tim
 RETURNS TABLE (id uuid)
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
+SET jit = off
 AS $$
 #variable_conflict use_column
 BEGIN
@@ -637,6 +644,7 @@ CREATE FUNCTION {{schema}}.lock_fifo_window(queue_name text, batch_size integer,
 RETURNS TABLE (id uuid, seen bigint)
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
+SET jit = off
 AS $$
 #variable_conflict use_column
 BEGIN
@@ -729,6 +737,7 @@ CREATE FUNCTION {{schema}}.lock_groups(queue_name text, batch_size integer, at_t
 RETURNS TABLE (id uuid)
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
+SET jit = off
 AS $$
 #variable_conflict use_column
 BEGIN

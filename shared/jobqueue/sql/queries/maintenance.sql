@@ -23,7 +23,7 @@ FOR UPDATE SKIP LOCKED;
 -- Move up to `limit` finished jobs past their queue's archive_after into the archive, or past its
 -- delete_after when that is shorter (purge then deletes them in the same maintenance run); a
 -- queue that does not archive (its setting `archive`) has them deleted instead.
-WITH due AS (
+WITH due AS MATERIALIZED (
     SELECT d.id, q.archive
     FROM {{schema}}.queue q
     CROSS JOIN LATERAL (
@@ -42,8 +42,10 @@ WITH due AS (
 ), moved AS (
     -- No FOR UPDATE above: locking a row first logs a record of its own (54 bytes a job). A job
     -- changed meanwhile (retried, resumed) is rechecked against this condition on its new version
-    -- and stays.
-    DELETE FROM {{schema}}.job j USING due WHERE j.id = due.id AND j.state > 'active'
+    -- and stays. The due jobs are found by primary key: the state is tested as `(...) IS TRUE`
+    -- so that job_finished's predicate does not follow from it, and `due` is MATERIALIZED, or the
+    -- planner may walk every finished job and look each up in `due` (seen on 10 million jobs).
+    DELETE FROM {{schema}}.job j USING due WHERE j.id = due.id AND (j.state > 'active') IS TRUE
     RETURNING j.*, due.archive AS to_archive
 ), archived AS (
     INSERT INTO {{schema}}.archive (
