@@ -171,3 +171,32 @@ def test_a_queue_that_does_not_archive_deletes_its_finished_jobs_at_archive_afte
     keeping.update_queue("fleeting", archive=True)
     _finish(keeping, "fleeting", 1)
     assert keeping.maintain(now=datetime.now(UTC) + timedelta(seconds=61)).archived == 1
+
+
+def test_two_callers_at_once_make_and_drop_each_day_once(
+    keeping: Queue, dsn: str, conn: psycopg.Connection[Any]
+) -> None:
+    _finish(keeping, "week", 2)
+    barrier = threading.Barrier(2)
+    results: list[object] = []
+
+    def run(step: str) -> None:
+        with Queue(dsn) as mine:
+            barrier.wait(10)
+            try:
+                if step == "archive":
+                    results.append(mine.archive())
+                else:
+                    results.append(mine.purge(now=datetime.now(UTC) + timedelta(days=30))[0])
+            except Exception as exc:  # the assertion shows what went wrong
+                results.append(exc)
+
+    for step in ("archive", "purge"):
+        threads = [threading.Thread(target=run, args=(step,)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert sorted(results[:2]) == [0, 2]  # archived once, whoever made the days
+    assert sorted(results[2:]) == [0, 2]  # dropped once
+    assert [name for name in _partitions(conn) if name[8:].isdigit()] == []  # every day made was over

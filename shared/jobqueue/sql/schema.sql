@@ -247,6 +247,8 @@ DECLARE
     part text;
     made integer := 0;
 BEGIN
+    -- One caller at a time (two would both make, or both drop, the same day).
+    PERFORM pg_advisory_xact_lock(hashtextextended('{{schema}}.archive days', 0));
     FOR offs IN 0 .. days_ahead LOOP
         day := first_day + offs;
         part := 'archive_' || to_char(day, 'YYYYMMDD');
@@ -277,6 +279,8 @@ DECLARE
     jobs bigint;
     dropped bigint := 0;
 BEGIN
+    -- One caller at a time (two would both make, or both drop, the same day).
+    PERFORM pg_advisory_xact_lock(hashtextextended('{{schema}}.archive days', 0));
     FOR part IN
         SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
         WHERE i.inhparent = '{{schema}}.archive'::regclass AND c.relname ~ '^archive_[0-9]{8}$'
