@@ -131,8 +131,18 @@ def test_queue_shows_blocked_keys_and_active_groups(jobs: CliRunner, dsn: str) -
     assert "policy key_strict_fifo" in shown.output
     assert f"blocked keys (1): {first.singleton_key}" in shown.output
     assert "host-a" in shown.output and "large" in shown.output  # one job of the group still active
+    assert "finished jobs: archived 3600 s after they finish, deleted 604800 s later" in shown.output
     missing = jobs.invoke(main, ["queue", "nope"])
     assert missing.exit_code == 1 and "unknown queue 'nope' (queues: fifo)" in missing.output
+
+
+def test_queue_says_when_its_finished_jobs_are_deleted_instead_of_archived(jobs: CliRunner, dsn: str) -> None:
+    with Queue(dsn) as queue:
+        queue.create_queue("fleeting", archive=False, archive_after=60)
+        queue.create_queue("forever", delete_after=0)
+    fleeting = jobs.invoke(main, ["queue", "fleeting"])
+    assert "finished jobs: deleted 60 s after they finish, not archived" in fleeting.output
+    assert "archived 3600 s after they finish, kept for good" in jobs.invoke(main, ["queue", "forever"]).output
 
 
 def test_an_unknown_queue_is_the_same_error_on_every_command(jobs: CliRunner) -> None:
