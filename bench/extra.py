@@ -45,12 +45,13 @@ def _fetch_complete_ms(queue: Queue, rounds: int = 50) -> tuple[float, float]:
 
 
 def _sizes(queue: Queue, jobs: int) -> dict[str, float]:
-    """Bytes per million queued jobs: the job table's heap (with its TOAST) and each of its indexes."""
+    """Bytes per million queued jobs: the heap of job_common, the partition holding the queue (with
+    its TOAST), and each of its indexes."""
     sizes = """
-        SELECT c.relname, pg_table_size(c.oid) FROM pg_class c WHERE c.oid = 'jobqueue.job'::regclass
+        SELECT c.relname, pg_table_size(c.oid) FROM pg_class c WHERE c.oid = 'jobqueue.job_common'::regclass
         UNION ALL
         SELECT i.relname, pg_relation_size(i.oid) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-        WHERE x.indrelid = 'jobqueue.job'::regclass ORDER BY 2 DESC
+        WHERE x.indrelid = 'jobqueue.job_common'::regclass ORDER BY 2 DESC
     """
     rows = queue.db.connection().execute(sizes).fetchall()
     return {name: size * 1_000_000 / jobs for name, size in rows}
@@ -80,6 +81,56 @@ def scaling(dsn: str, small: int, large: int) -> dict[str, Any]:
     )
     results["finished_large_plus_queued_small"]["jobs"] = large
     queue.close()
+    return results
+
+
+def partitioned(dsn: str, huge: int, churn_rounds: int = 200) -> dict[str, Any]:
+    """A huge queue beside a busy small one, its jobs in job_common or in a partition of their own.
+
+    For each: the small queue's fetch 100 + complete 100 (median over `churn_rounds`), then a
+    VACUUM of job_common after that churn (what autovacuum does for the small queue: its index
+    passes read every index of the table, the huge queue's entries too), then deleting the huge
+    queue (rows one by one, or its partition dropped) and the WAL that writes.
+    """
+    results: dict[str, Any] = {"huge": huge}
+    for label, partition in (("shared", False), ("own", True)):
+        queue = Queue(dsn)
+        conn = queue.db.connection()
+        conn.execute("DROP SCHEMA IF EXISTS jobqueue CASCADE")
+        queue.migrate()
+        queue.create_queue("huge", partition=partition)
+        queue.create_queue(QUEUE)
+        batch = [{"data": {"n": 1}}] * 10_000
+        for start in range(0, huge, 10_000):
+            queue.insert("huge", batch[: min(10_000, huge - start)])
+        conn.execute("VACUUM ANALYZE jobqueue.job")
+        fetch, complete = [], []
+        small = [{"data": {"n": 1}}] * 100
+        for _ in range(churn_rounds):
+            queue.insert(QUEUE, small)
+            start = time.perf_counter()
+            jobs = queue.fetch(QUEUE, 100)
+            middle = time.perf_counter()
+            queue.complete(QUEUE, jobs)
+            fetch.append((middle - start) * 1000)
+            complete.append((time.perf_counter() - middle) * 1000)
+        start = time.perf_counter()
+        conn.execute("VACUUM jobqueue.job_common")
+        vacuum_ms = (time.perf_counter() - start) * 1000
+        wal_before = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]  # type: ignore[index]
+        start = time.perf_counter()
+        deleted = queue.delete_queue("huge")
+        delete_ms = (time.perf_counter() - start) * 1000
+        wal = conn.execute("SELECT pg_current_wal_insert_lsn() - %s::pg_lsn", (wal_before,)).fetchone()[0]  # type: ignore[index]
+        results[label] = {
+            "fetch_ms": statistics.median(fetch),
+            "complete_ms": statistics.median(complete),
+            "vacuum_ms": vacuum_ms,
+            "delete_ms": delete_ms,
+            "delete_wal_bytes": int(wal),
+            "deleted": deleted,
+        }
+        queue.close()
     return results
 
 

@@ -45,6 +45,28 @@ def _met(value: float | None, target: float | None, above: bool = True) -> str:
     return "met" if (value >= target if above else value <= target) else "**missed**"
 
 
+def _partitioned_rows(parted: dict[str, Any] | None) -> list[str]:
+    """A huge queue in job_common (shared) or in its own partition (own): what the others see."""
+    if not parted:
+        return []
+    shared, own = parted["shared"], parted["own"]
+    huge = f"{parted['huge']:,}"
+
+    def pair(key: str, unit: str, digits: int = 1) -> str:
+        ratio = own[key] / shared[key] if shared[key] else float("nan")
+        return f"{shared[key]:,.{digits}f} -> {own[key]:,.{digits}f} {unit} ({ratio:.2f}x)"
+
+    fc_shared = shared["fetch_ms"] + shared["complete_ms"]
+    fc_own = own["fetch_ms"] + own["complete_ms"]
+    return [
+        f"| a small queue's fetch 100 + complete 100 beside a queue of {huge} jobs, in job_common -> in "
+        f"its own partition | {fc_shared:.2f} -> {fc_own:.2f} ms ({fc_own / fc_shared:.2f}x) | |",
+        f"| VACUUM of job_common after the small queue's churn, same | {pair('vacuum_ms', 'ms')} | |",
+        f"| delete_queue of the {huge}-job queue, same (rows deleted -> partition dropped) "
+        f"| {pair('delete_ms', 'ms')}, WAL {pair('delete_wal_bytes', 'B', 0)} | |",
+    ]
+
+
 def markdown(r: dict[str, Any]) -> str:
     counts = r["counts"]
     lines = [
@@ -117,6 +139,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"| slowest fetch + complete of a worker meanwhile ({purge['probe_rounds']:,} rounds) "
         f"| {purge['probe_slowest_fetch_complete_ms']:.1f} ms "
         f"| < 100 ms {_met(purge['probe_slowest_fetch_complete_ms'], 100, above=False)} |",
+        *_partitioned_rows(r.get("partitioned")),
         f"| job table per million queued jobs ({large['jobs']:,} queued) | "
         + ", ".join(
             f"{name} {size / 2**20:,.0f} MB"

@@ -335,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         small, large = 10_000, args.scale or (100_000 if args.quick else 10_000_000)
         scale = extra.scaling(dsn, small, large)
         purged = extra.purge(dsn, large)
+        parted = extra.partitioned(dsn, 100_000 if args.quick else 1_000_000)
         rss = extra.worker_rss(dsn, 20_000 if args.quick else 100_000)
         queue, _ = fresh(dsn)
         queue.close()
@@ -373,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         "ordering": controls,
         "scaling": scale,
         "purge": purged,
+        "partitioned": parted,
         "send_to_start": latency,
         "cold_import_ms": imports,
         "worker_rss": rss,

@@ -21,6 +21,10 @@ JobRef = str | Job
 # How long a queue's policy is trusted before it is read again: a policy
 # change reaches running workers within this time (or at once, on a conflict).
 POLICY_TTL_S: Final = 60.0
+# How long a statement that changes the job or archive tables' layout (partitions) waits for
+# its lock. Past deadlock_timeout (1 s), so that an autovacuum holding the table is cancelled;
+# short, because every statement on the table queues up behind a waiting ALTER or DROP.
+PARTITION_LOCK_TIMEOUT: Final = "2s"
 
 
 class PolicyCache:

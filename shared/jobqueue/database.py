@@ -68,9 +68,20 @@ MIN_CONNECT_S = 2
 POOLER_REFUSES_OPTIONS = re.compile(r"unsupported startup parameter|command-line options", re.IGNORECASE)
 
 
+# A partition's copy of one of the job table's indexes: the partition's name, then the parent
+# index's name after "job_" (schema.sql's name_partition_indexes).
+_PARTITION_INDEX = re.compile(r"^job_(?:common|[0-9a-f]{24})_(\w+)$")
+
+
+def _on_parent(constraint: str) -> str:
+    """The job table's name for a constraint that a partition reports under its own."""
+    found = _PARTITION_INDEX.match(constraint)
+    return f"job_{found.group(1)}" if found else constraint
+
+
 def translate(error: psycopg.errors.IntegrityError, query: str, params: Params | None) -> Exception:
     """The library's error for a constraint violation, or the violation itself if it is a bug of ours."""
-    constraint = error.diag.constraint_name or ""
+    constraint = _on_parent(error.diag.constraint_name or "")
     name = (params or {}).get("name")
     if isinstance(error, psycopg.errors.ForeignKeyViolation) and constraint == DEAD_LETTER_FK:
         if query == "delete_queue":

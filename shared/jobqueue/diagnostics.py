@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+import psycopg.sql
 
 from jobqueue.sqlfiles import quote_schema
 
@@ -28,20 +29,24 @@ def function_statement(conn: psycopg.Connection[Any], function: str, schema: str
     if not re.fullmatch(r"[a-z_]+", function):
         raise ValueError(f"not a function name: {function!r}")
     row = conn.execute(
-        "SELECT p.prosrc, p.proargnames[1:p.pronargs], oidvectortypes(p.proargtypes) FROM pg_proc p"
+        "SELECT p.prosrc, p.proargnames[1:p.pronargs], oidvectortypes(p.proargtypes), p.proconfig FROM pg_proc p"
         " JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = %s AND p.proname = %s",
         (schema, function),
     ).fetchone()
     if row is None:
         raise LookupError(f"no function {schema}.{function}: is the schema migrated?")
-    source, names, types = row
+    source, names, types, config = row
     body = source[source.index("RETURN QUERY") + len("RETURN QUERY") : source.rindex(";")]
     for number, name in enumerate(names, start=1):
         body = re.sub(rf"\b{name}\b", f"${number}", body)
-    conn.execute("SET plan_cache_mode = force_generic_plan")
+    # The function's own settings (SET clauses: plan_cache_mode, jit, the scans it plans without).
+    settings = dict(item.split("=", 1) for item in config or ())
+    for setting, value in settings.items():
+        conn.execute("SELECT set_config(%s, %s, false)", (setting, value))
     conn.execute(f"PREPARE {function}_statement ({types}) AS {body}")
     try:
         yield f"EXECUTE {function}_statement"
     finally:
         conn.execute(f"DEALLOCATE {function}_statement")
-        conn.execute("RESET plan_cache_mode")
+        for setting in settings:
+            conn.execute(f"RESET {psycopg.sql.Identifier(setting).as_string(conn)}")

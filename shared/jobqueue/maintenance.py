@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from jobqueue import options
+from jobqueue.client import PARTITION_LOCK_TIMEOUT
 from jobqueue.errors import DatabaseUnavailableError, LockTimeoutError
 from jobqueue.models import MaintenanceResult
 from jobqueue.states import JobState
@@ -42,9 +43,6 @@ RETENTION_SWEEP_S = 600.0
 # The archive has a partition per day for as many days ahead as the queues keep archived jobs,
 # up to this many; a job to be deleted later is archived in archive_other and purged row by row.
 ARCHIVE_DAYS_AHEAD = 31
-# Longer than deadlock_timeout (1 s by default): an autovacuum of the partition, whose lock a DROP
-# or ATTACH conflicts with, is cancelled by Postgres only once a waiter has waited that long.
-PARTITION_LOCK_TIMEOUT = "2s"
 # Expiry is how a job comes back whose worker could not say what became of it: the reason says so.
 EXPIRED_ERROR = {
     "message": (

@@ -99,6 +99,7 @@ class QueueInfo:
     updated_on: datetime
     paused: bool = False  # pause_queue: fetches claim nothing until resume_queue
     archive: bool = True  # False: finished jobs are deleted at archive_after instead of archived
+    partition: bool = False  # True: its jobs have a partition of the job table of their own
 
 
 @dataclass(slots=True, frozen=True)

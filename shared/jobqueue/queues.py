@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any, Final, Unpack
 
 from jobqueue import options
-from jobqueue.client import Client, Conn
+from jobqueue.client import PARTITION_LOCK_TIMEOUT, Client, Conn
 from jobqueue.errors import InvalidOptionError, QueueInUseError
 from jobqueue.models import QueueInfo, queue_info_row
 from jobqueue.settings import QUEUE_SETTINGS, QueueSettings, check_all, with_defaults
@@ -35,14 +35,35 @@ class Queues(Client):
         Unset settings take the defaults declared in jobqueue.settings.
         """
         checked = with_defaults(self._checked_settings(name, settings))
+        if checked["partition"]:
+            if self.db.scalar("queue_exists", {"name": name}, conn):
+                return False
+            self._make_partition(name)
         row = self.db.execute("create_queue", {"name": name, "settings": options.to_json(checked)}, conn).fetchone()
         return row is not None
+
+    def _make_partition(self, name: str) -> None:
+        """The queue's own partition of the job table, made before its queue row exists.
+
+        Two transactions of their own (schema.sql's make_job_partition says why), each waiting
+        PARTITION_LOCK_TIMEOUT at most for its locks: LockTimeoutError then, and a later
+        create_queue takes up where this one stopped. A partition left by a create_queue whose
+        transaction rolled back is empty and serves the queue when it is created again.
+        """
+        for step in ("fence_job_partition", "make_job_partition"):
+            with self.db.transaction() as tx:
+                self.db.execute("set_lock_timeout", {"timeout": PARTITION_LOCK_TIMEOUT}, tx)
+                self.db.execute(step, {"name": name}, tx)
 
     def update_queue(self, name: str, conn: Conn = None, **changes: Unpack[QueueSettings]) -> None:
         """Change some of a queue's settings; jobs already sent keep theirs.
 
         A setting given as None goes back to its default.
         """
+        if "partition" in changes:
+            raise InvalidOptionError(
+                f"queue {name!r}: partition is chosen when a queue is created; to change it, create a new queue"
+            )
         checked = self._checked_settings(name, changes)
         given = {key: checked[key] for key in changes}
         defaults = with_defaults({})
@@ -59,15 +80,29 @@ class Queues(Client):
         return checked
 
     def delete_queue(self, name: str, conn: Conn = None) -> int:
-        """Delete a queue with all its jobs and schedules; returns the number of jobs deleted."""
+        """Delete a queue with all its jobs and schedules; returns the number of jobs deleted.
+
+        A queue with a partition of its own has it dropped, its jobs with it, in one step: the
+        drop waits PARTITION_LOCK_TIMEOUT at most for the job table's lock (LockTimeoutError,
+        nothing deleted) when the transaction is delete_queue's own.
+        """
         options.queue_name(name)
         users = [r["name"] for r in self.db.rows("dead_letter_users", {"name": name}, conn)]
         if users:
             raise QueueInUseError(f"queue {name!r} is the dead letter queue of {', '.join(users)}: change those first")
-        row = self.db.execute("delete_queue", {"name": name}, conn).fetchone()
-        if row is None:
-            raise self._unknown_queue(name, conn=conn)
-        return int(row["jobs"])
+        with self.db.transaction(conn) as tx:
+            info = self.get_queue(name, tx)
+            if info is None:
+                raise self._unknown_queue(name, conn=conn)
+            dropped = 0
+            if info.partition:
+                if conn is None:
+                    self.db.execute("set_lock_timeout", {"timeout": PARTITION_LOCK_TIMEOUT}, tx)
+                dropped = int(self.db.scalar("drop_job_partition", {"name": name}, tx))
+            row = self.db.execute("delete_queue", {"name": name}, tx).fetchone()
+            if row is None:
+                raise self._unknown_queue(name, conn=conn)
+            return dropped + int(row["jobs"])
 
     def get_queue(self, name: str, conn: Conn = None) -> QueueInfo | None:
         rows = self.db.rows("get_queue", {"name": options.queue_name(name)}, conn, queue_info_row)

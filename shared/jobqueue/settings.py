@@ -291,6 +291,12 @@ class QueueSettings(JobSettings, total=False):
         Default(True),
         Doc("false: finished jobs are deleted at archive_after instead (for jobs nobody looks up later)"),
     ]
+    partition: Annotated[
+        bool | None,
+        Boolean(),
+        Default(False),
+        Doc("true: the queue's jobs get a table of their own (chosen at create_queue, not changed later)"),
+    ]
 
 
 class SendOptions(JobSettings, total=False):

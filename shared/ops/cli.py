@@ -268,6 +268,8 @@ def queue_command(ctx: click.Context, queue_name: str) -> None:
         click.echo(f"finished jobs: archived {info.archive_after} s after they finish, {kept}")
     else:
         click.echo(f"finished jobs: deleted {info.archive_after} s after they finish, not archived")
+    if info.partition:
+        click.echo("jobs: in a partition of the job table of their own (partition=True)")
     if info.policy is Policy.KEY_STRICT_FIFO:
         click.echo(f"blocked keys ({len(blocked)}): {', '.join(blocked) or 'none'}")
     if groups:

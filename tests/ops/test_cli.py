@@ -145,6 +145,14 @@ def test_queue_says_when_its_finished_jobs_are_deleted_instead_of_archived(jobs:
     assert "archived 3600 s after they finish, kept for good" in jobs.invoke(main, ["queue", "forever"]).output
 
 
+def test_queue_says_when_its_jobs_have_a_partition_of_their_own(jobs: CliRunner, dsn: str) -> None:
+    with Queue(dsn) as queue:
+        queue.create_queue("bulk", partition=True)
+        queue.create_queue("plain")
+    assert "in a partition of the job table of their own" in jobs.invoke(main, ["queue", "bulk"]).output
+    assert "partition" not in jobs.invoke(main, ["queue", "plain"]).output
+
+
 def test_an_unknown_queue_is_the_same_error_on_every_command(jobs: CliRunner) -> None:
     run(jobs, "migrate")
     for command in (

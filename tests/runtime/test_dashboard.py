@@ -431,3 +431,10 @@ def test_a_queue_that_does_not_archive_says_so_and_so_does_its_deleted_jobs_page
     gone = web(f"/dashboard/jobs/{job_id}", token=API_TOKEN)
     assert gone["statusCode"] == 404
     assert "these queues delete finished jobs instead of archiving them: fleeting" in html.unescape(gone["body"])
+
+
+def test_a_partitioned_queue_says_where_its_jobs_are_kept(web: Call, jobs: Queue) -> None:
+    jobs.create_queue("bulk", partition=True)
+    page = web("/dashboard/queue", token=API_TOKEN, query={"name": "bulk"})["body"]
+    assert "data-partition>a partition of the job table of their own" in page
+    assert "data-partition" not in web("/dashboard/queue", token=API_TOKEN, query={"name": "dash"})["body"]

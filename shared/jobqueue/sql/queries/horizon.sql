@@ -41,7 +41,7 @@ WITH sessions AS (
 ), counts AS (
     SELECT coalesce(sum(n_dead_tup), 0)::bigint AS dead, coalesce(sum(n_live_tup), 0)::bigint AS live
     FROM pg_stat_user_tables
-    WHERE schemaname = %(schema)s AND (relname = 'job' OR relname ~ '^archive_')
+    WHERE schemaname = %(schema)s AND (relname ~ '^job_(common|[0-9a-f]{24})$' OR relname ~ '^archive_')
 )
 SELECT c.dead, c.live, h.kind, h.name, h.held_seconds, h.xmin_age, h.details
 FROM counts c LEFT JOIN holders h ON true

@@ -7,6 +7,18 @@ FROM jsonb_populate_record(NULL::{{schema}}.queue, %(settings)s::jsonb)
 ON CONFLICT (name) DO NOTHING
 RETURNING name;
 
+-- name: fence_job_partition
+-- First step of a queue's own partition (schema.sql): no job of the queue may enter job_common.
+SELECT {{schema}}.fence_job_partition(%(name)s);
+
+-- name: make_job_partition
+-- Second step: check job_common holds none of its jobs, and attach the queue's partition.
+SELECT {{schema}}.make_job_partition(%(name)s);
+
+-- name: drop_job_partition
+-- Drop a queue's own partition with its jobs; how many it held (0 for a queue without one).
+SELECT {{schema}}.drop_job_partition(%(name)s);
+
 -- name: update_queue
 -- Change the settings present in `changes` (a JSON object); the others keep their values.
 -- jsonb_populate_record over the row itself replaces exactly the keys given.
