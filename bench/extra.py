@@ -134,6 +134,30 @@ def partitioned(dsn: str, huge: int, churn_rounds: int = 200) -> dict[str, Any]:
     return results
 
 
+def rate_limited(dsn: str, waiting: int, rounds: int = 200) -> dict[str, Any]:
+    """fetch 100 + complete 100 on a queue with a rate limit it never reaches, beside the same on a
+    standard queue, each with `waiting` jobs queued: what a limit's turn, count and record cost."""
+    results: dict[str, Any] = {"waiting": waiting}
+    queue = _fresh(dsn)
+    queue.create_queue("limited", rate_limit={"limit": 1_000_000, "period": 1})
+    batch = [{"data": {"n": 1}}] * 10_000
+    for name in (QUEUE, "limited"):
+        for start in range(0, waiting, 10_000):
+            queue.insert(name, batch[: min(10_000, waiting - start)])
+    queue.db.connection().execute("VACUUM ANALYZE jobqueue.job")
+    timings: dict[str, list[float]] = {QUEUE: [], "limited": []}
+    for _ in range(rounds):
+        for name, taken in timings.items():  # alternately, so that both see the same machine
+            queue.insert(name, [{"data": {"n": 1}}] * 100)
+            start = time.perf_counter()
+            queue.complete(name, queue.fetch(name, 100))
+            taken.append((time.perf_counter() - start) * 1000)
+    results["standard_ms"] = statistics.median(timings[QUEUE])
+    results["rate_limited_ms"] = statistics.median(timings["limited"])
+    queue.close()
+    return results
+
+
 def cold_start(repeats: int = 5) -> dict[str, float]:
     """Import time of each function module in a fresh interpreter (median of `repeats`), ms."""
     code = (

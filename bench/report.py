@@ -140,6 +140,13 @@ def markdown(r: dict[str, Any]) -> str:
         f"| {purge['probe_slowest_fetch_complete_ms']:.1f} ms "
         f"| < 100 ms {_met(purge['probe_slowest_fetch_complete_ms'], 100, above=False)} |",
         *_partitioned_rows(r.get("partitioned")),
+        *(
+            f"| fetch 100 + complete 100 under a rate limit it never reaches, {row['waiting']:,} waiting "
+            f"| {row['rate_limited_ms']:.2f} ms ({row['rate_limited_ms'] / row['standard_ms']:.2f}x a standard "
+            f"queue's {row['standard_ms']:.2f} ms) "
+            f"| within 2x {_met(row['rate_limited_ms'] / row['standard_ms'], 2, above=False)} |"
+            for row in r.get("rate_limited", [])
+        ),
         f"| job table per million queued jobs ({large['jobs']:,} queued) | "
         + ", ".join(
             f"{name} {size / 2**20:,.0f} MB"

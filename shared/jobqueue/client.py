@@ -13,13 +13,13 @@ from jobqueue import options
 from jobqueue.database import Database
 from jobqueue.errors import InvalidOptionError, UnknownQueueError
 from jobqueue.models import Job
-from jobqueue.settings import Policy
+from jobqueue.settings import Policy, RateLimit
 
 Conn = Connection[Any] | None
 JobRef = str | Job
 
-# How long a queue's policy is trusted before it is read again: a policy
-# change reaches running workers within this time (or at once, on a conflict).
+# How long a queue's policy and rate limit are trusted before they are read again: a change
+# reaches running workers within this time (a policy change at once, on a conflict).
 POLICY_TTL_S: Final = 60.0
 # How long a statement that changes the job or archive tables' layout (partitions) waits for
 # its lock. Past deadlock_timeout (1 s), so that an autovacuum holding the table is cancelled;
@@ -28,20 +28,27 @@ PARTITION_LOCK_TIMEOUT: Final = "2s"
 
 
 class PolicyCache:
-    """Queue name -> policy, read from the database at most once per POLICY_TTL_S."""
+    """Queue name -> policy and rate limit, read from the database at most once per POLICY_TTL_S."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._entries: dict[str, tuple[Policy, float]] = {}
+        self._entries: dict[str, tuple[Policy, RateLimit | None, float]] = {}
 
-    def get(self, name: str, conn: Connection[Any]) -> Policy:
+    def _rules(self, name: str, conn: Connection[Any]) -> tuple[Policy, RateLimit | None, float]:
         cached = self._entries.get(name)
         now = time.monotonic()
-        if cached is None or now - cached[1] > POLICY_TTL_S:
-            # An unknown queue reads as standard: fetch then simply finds nothing.
-            policy = Policy(self._db.scalar("queue_policy", {"name": name}, conn) or Policy.STANDARD)
-            cached = self._entries[name] = (policy, now)
-        return cached[0]
+        if cached is None or now - cached[2] > POLICY_TTL_S:
+            # An unknown queue reads as standard without a limit: fetch then simply finds nothing.
+            row = self._db.execute("queue_rules", {"name": name}, conn).fetchone()
+            cached = (Policy.STANDARD, None, now) if row is None else (Policy(row["policy"]), row["rate_limit"], now)
+            self._entries[name] = cached
+        return cached
+
+    def get(self, name: str, conn: Connection[Any]) -> Policy:
+        return self._rules(name, conn)[0]
+
+    def rate_limit(self, name: str, conn: Connection[Any]) -> RateLimit | None:
+        return self._rules(name, conn)[1]
 
     def forget(self, name: str) -> None:
         """The policy changed under us (a conflict said so): read it again next time."""

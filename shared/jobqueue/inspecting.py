@@ -11,7 +11,7 @@ from psycopg.rows import class_row
 from jobqueue import ids, options
 from jobqueue.client import Client, Conn
 from jobqueue.errors import InvalidOptionError
-from jobqueue.models import GroupActivity, Job, QueueStats, Throughput, job_row
+from jobqueue.models import GroupActivity, Job, QueueStats, RateWindow, Throughput, job_row
 from jobqueue.states import QUEUED, JobState
 
 # The common questions have an index of their own: queued (fetch's) and active (expiry's).
@@ -95,6 +95,19 @@ class Inspecting(Client):
         }
         query = SIZE_QUERIES.get(frozenset(wanted), "queue_size")
         return int(self.db.scalar(query, params, conn))
+
+    def rate_window(self, name: str, *, now: datetime | None = None, conn: Conn = None) -> RateWindow | None:
+        """A rate-limited queue's window now (how full it is); None for a queue without a limit."""
+        connection = self.db.connection(conn)
+        self.require_queue(name, conn)
+        rate = self.policies.rate_limit(name, connection)
+        if rate is None:
+            return None
+        params = {"name": name, "period": rate["period"], "now": options.now_or_none(now)}
+        row = self.db.execute("rate_window", params, connection).fetchone()
+        started = int(row["started"]) if row else 0
+        frees_in = max(0.0, float(row["frees_in"])) if row and started else 0.0
+        return RateWindow(rate["limit"], rate["period"], started, frees_in)
 
     def get_queue_stats(self, now: datetime | None = None, conn: Conn = None) -> list[QueueStats]:
         """Per queue: jobs by state not yet archived, and the wait of the oldest ready job."""

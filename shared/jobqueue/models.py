@@ -100,6 +100,7 @@ class QueueInfo:
     paused: bool = False  # pause_queue: fetches claim nothing until resume_queue
     archive: bool = True  # False: finished jobs are deleted at archive_after instead of archived
     partition: bool = False  # True: its jobs have a partition of the job table of their own
+    rate_limit: dict[str, int] | None = None  # {"limit": n, "period": s}: at most n jobs started in any s seconds
 
 
 @dataclass(slots=True, frozen=True)
@@ -128,6 +129,20 @@ class QueueStats:
     @property
     def queued(self) -> int:
         return self.created + self.retry
+
+
+@dataclass(slots=True, frozen=True)
+class RateWindow:
+    """A rate-limited queue's window now: at most `limit` jobs start in any `period` seconds."""
+
+    limit: int
+    period: int
+    started: int  # jobs started in the last `period` seconds
+    frees_in: float  # seconds until the oldest of them leaves the window (0: none started)
+
+    @property
+    def room(self) -> int:
+        return max(0, self.limit - self.started)
 
 
 @dataclass(slots=True, frozen=True)

@@ -60,17 +60,25 @@ class Queues(Client):
 
         A setting given as None goes back to its default.
         """
-        if "partition" in changes:
-            raise InvalidOptionError(
-                f"queue {name!r}: partition is chosen when a queue is created; to change it, create a new queue"
-            )
         checked = self._checked_settings(name, changes)
+        if "partition" in changes:
+            # Chosen at creation: a caller that states every setting (a deployment's declarations)
+            # may repeat it, not change it.
+            info = self.get_queue(name, conn)
+            if info is None:
+                raise self._unknown_queue(name, conn=conn)
+            if bool(checked["partition"]) != info.partition:
+                raise InvalidOptionError(
+                    f"queue {name!r}: partition is chosen when a queue is created; to change it, create a new queue"
+                )
+            changes = {key: value for key, value in changes.items() if key != "partition"}  # type: ignore[assignment]
         given = {key: checked[key] for key in changes}
         defaults = with_defaults({})
         values = {key: defaults[key] if value is None else value for key, value in given.items()}
         row = self.db.execute("update_queue", {"name": name, "changes": options.to_json(values)}, conn).fetchone()
         if row is None:
             raise self._unknown_queue(name, conn=conn)
+        self.policies.forget(name)  # this client sees its own change at once; others within POLICY_TTL_S
 
     def _checked_settings(self, name: str, settings: Any) -> dict[str, Any]:
         options.queue_name(name)

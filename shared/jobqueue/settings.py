@@ -237,6 +237,30 @@ class Group(Check):
         return "{id, tier}"
 
 
+class RateLimit(TypedDict):
+    """At most `limit` jobs started in any `period` seconds."""
+
+    limit: int
+    period: int
+
+
+MAX_RATE_PERIOD: Final = DAY
+
+
+@dataclass(frozen=True)
+class Rate(Check):
+    def check(self, option: str, value: object) -> RateLimit:
+        if not isinstance(value, Mapping) or set(value) != {"limit", "period"}:
+            raise InvalidOptionError(f'{option} must be {{"limit": n, "period": seconds}}, got {value!r}')
+        return {
+            "limit": Integer(1, 1_000_000).check(f"{option} limit", value["limit"]),
+            "period": Duration(1, MAX_RATE_PERIOD).check(f"{option} period", value["period"]),
+        }
+
+    def describe(self) -> str:
+        return "{limit, period}"
+
+
 class GroupLimits(TypedDict, total=False):
     """Per-tier group limits: `default` for groups without a tier (or one not listed)."""
 
@@ -290,6 +314,12 @@ class QueueSettings(JobSettings, total=False):
         Boolean(),
         Default(True),
         Doc("false: finished jobs are deleted at archive_after instead (for jobs nobody looks up later)"),
+    ]
+    rate_limit: Annotated[
+        RateLimit | None,
+        Rate(),
+        Default(None),
+        Doc("at most `limit` jobs started in any `period` seconds, by every fetcher together (none: no limit)"),
     ]
     partition: Annotated[
         bool | None,

@@ -14,7 +14,7 @@ from jobqueue import options
 from jobqueue.client import Client, Conn, JobRef, as_list, refs
 from jobqueue.errors import MAX_SNOOZE_S, ConcurrentUpdateError, InvalidOptionError, PolicyConflictError
 from jobqueue.models import FailResult, Job, SnoozeResult
-from jobqueue.settings import POLICIES_ONE_ACTIVE_PER_KEY, GroupConcurrency, Policy
+from jobqueue.settings import POLICIES_ONE_ACTIVE_PER_KEY, GroupConcurrency, Policy, RateLimit
 from jobqueue.states import CANCELLABLE, RESUMABLE, RETRYABLE, JobState
 
 FETCH_ATTEMPTS: Final = 3
@@ -61,6 +61,10 @@ class Working(Client):
         option `group`) of this queue, for all fetchers that pass it: a
         number, or {"default": n, "tiers": {tier: n}}. It is never exceeded,
         not even briefly (see lock_groups in sql/queries/working.sql).
+
+        On a queue with a `rate_limit`, fetchers take turns (a short transaction
+        each) and claim no more than the limit leaves in its window: fewer jobs,
+        or none, while it is full (`rate_wait` says for how long).
         """
         params = {
             "name": options.queue_name(name),
@@ -71,6 +75,59 @@ class Working(Client):
         connection = self.db.connection(conn)
         if group_concurrency is not None:
             params.update(options.group_limits(group_concurrency))
+        rate = self.policies.rate_limit(name, connection)
+        if rate is None:
+            jobs = self._claim(name, params, group_concurrency is not None, connection)
+        else:
+            jobs = self._claim_within_rate(name, rate, params, group_concurrency is not None, connection)
+        if len(jobs) > 1:
+            jobs.sort(key=lambda job: (-job.priority, job.created_on or 0))
+        if now is None and not self.db.in_transaction(connection):
+            # Not inside the caller's transaction: its claims could still roll back behind the floor.
+            self._advance_floor(str(params["name"]), jobs[0].priority if jobs else None, connection)
+        return jobs
+
+    def _claim_within_rate(
+        self, name: str, rate: RateLimit, params: dict[str, Any], grouped: bool, connection: Any
+    ) -> list[Job]:
+        """Claim no more than the queue's rate limit leaves (schema.sql: job_start): take the queue's
+        rate lock, count the window with a snapshot taken after it, claim, record the starts, all in
+        one transaction (a savepoint in the caller's: the lock then lasts until the caller's ends)."""
+        with self.db.transaction(connection):
+            self.db.execute("lock_rate_window", {"name": name}, connection)
+            window = self.db.execute(
+                "rate_window", {"name": name, "period": rate["period"], "now": params["now"]}, connection
+            ).fetchone()
+            room = rate["limit"] - int(window["started"]) if window else rate["limit"]
+            if room <= 0:
+                return []
+            jobs = self._claim(name, {**params, "limit": min(params["limit"], room)}, grouped, connection)
+            if jobs:
+                started = [job.started_on for job in jobs]
+                self.db.execute("record_starts", {"name": name, "started": started}, connection)
+            return jobs
+
+    def rate_wait(self, name: str, *, now: datetime | None = None, conn: Conn = None) -> float | None:
+        """Seconds until the queue's rate limit lets a job start, when its window is full and a job
+        waits to start; None when nothing waits for the limit (no limit, room left, or no job ready).
+
+        A worker whose fetch came back empty asks this before it stops: it can wait that long, or
+        leave the jobs to a later invocation, instead of fetching again and again.
+        """
+        connection = self.db.connection(conn)
+        rate = self.policies.rate_limit(options.queue_name(name), connection)
+        if rate is None:
+            return None
+        params = {"name": name, "period": rate["period"], "now": options.now_or_none(now)}
+        window = self.db.execute("rate_window", params, connection).fetchone()
+        if window is None or int(window["started"]) < rate["limit"]:
+            return None
+        if not self.db.scalar("ready_job_exists", params, connection):
+            return None
+        return max(0.0, float(window["frees_in"]))
+
+    def _claim(self, name: str, params: dict[str, Any], grouped: bool, connection: Any) -> list[Job]:
+        """Claim by the queue's policy: one statement, or the keys' or groups' locks first."""
         jobs: list[Job] = []
         for attempt in range(FETCH_ATTEMPTS):
             policy = self.policies.get(name, connection)
@@ -82,7 +139,7 @@ class Working(Client):
                     if policy in POLICIES_ONE_ACTIVE_PER_KEY
                     else []
                 )
-                if group_concurrency is not None:
+                if grouped:
                     locks = [*key_locks, "lock_groups_of"] if key_locks else ["lock_groups"]
                     jobs = self._claim_locked(locks, "claim_grouped", params, connection)
                 elif key_locks:
@@ -100,11 +157,6 @@ class Working(Client):
                 self.policies.forget(name)
                 if attempt == FETCH_ATTEMPTS - 1:
                     return []
-        if len(jobs) > 1:
-            jobs.sort(key=lambda job: (-job.priority, job.created_on or 0))
-        if now is None and not self.db.in_transaction(connection):
-            # Not inside the caller's transaction: its claims could still roll back behind the floor.
-            self._advance_floor(str(params["name"]), jobs[0].priority if jobs else None, connection)
         return jobs
 
     def _advance_floor(self, name: str, band: int | None, connection: Any) -> None:

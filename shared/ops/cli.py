@@ -254,14 +254,15 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 @click.argument("queue_name")
 @click.pass_context
 def queue_command(ctx: click.Context, queue_name: str) -> None:
-    """A queue's policy, where its finished jobs go, the keys a failed job blocks (key_strict_fifo) and its
-    active jobs per group."""
+    """A queue's policy, where its finished jobs go, its rate limit, the keys a failed job blocks
+    (key_strict_fifo) and its active jobs per group."""
     with open_queue(ctx) as queue:
         info = queue.get_queue(queue.require_queue(queue_name))
         if info is None:
             fail(f"queue {queue_name!r} was deleted meanwhile")
         blocked = queue.get_blocked_keys(queue_name) if info.policy is Policy.KEY_STRICT_FIFO else []
         groups = queue.active_groups(queue_name)
+        window = queue.rate_window(queue_name)
     click.echo(f"queue {info.name}: policy {info.policy}")
     if info.archive:
         kept = f"deleted {info.delete_after} s later" if info.delete_after else "kept for good"
@@ -270,6 +271,11 @@ def queue_command(ctx: click.Context, queue_name: str) -> None:
         click.echo(f"finished jobs: deleted {info.archive_after} s after they finish, not archived")
     if info.partition:
         click.echo("jobs: in a partition of the job table of their own (partition=True)")
+    if window is not None:
+        click.echo(
+            f"rate limit: {window.limit} jobs started in any {window.period} s; now {window.started} started, "
+            + (f"room for {window.room}" if window.room else f"full for {window.frees_in:.1f} s more")
+        )
     if info.policy is Policy.KEY_STRICT_FIFO:
         click.echo(f"blocked keys ({len(blocked)}): {', '.join(blocked) or 'none'}")
     if groups:

@@ -20,7 +20,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
-from jobqueue import Job
+from jobqueue import Job, RateWindow
 from jobqueue.options import queue_name
 from runtime import api_models as models
 from runtime import auth, bootstrap, catalog, horizon, job_actions, openapi, scale
@@ -90,8 +90,17 @@ def health() -> Response[models.Health]:
     summary="Jobs of each queue by state",
 )
 def stats() -> models.Stats:
-    rows = bootstrap.ready().get_queue_stats()
-    return {"queues": [asdict(s) | {"queued": s.queued} for s in rows]}  # type: ignore[return-value]  # validated
+    queue = bootstrap.ready()
+    rows = queue.get_queue_stats()
+    limited = {info.name for info in queue.get_queues() if info.rate_limit}
+    windows = {name: queue.rate_window(name) for name in limited}
+    return {  # type: ignore[return-value]  # validated
+        "queues": [asdict(s) | {"queued": s.queued, "rate_window": _window(windows.get(s.name))} for s in rows]
+    }
+
+
+def _window(window: RateWindow | None) -> dict[str, Any] | None:
+    return None if window is None else asdict(window)
 
 
 @router.get(

@@ -150,6 +150,15 @@ class Jobs(_Answer):
     jobs: list[JobRecord]
 
 
+class RateWindow(_Answer):
+    """A rate-limited queue's window: at most `limit` jobs start in any `period` seconds."""
+
+    limit: int
+    period: int
+    started: int = Field(description="jobs started in the last `period` seconds")
+    frees_in: float = Field(description="seconds until the oldest of them leaves the window")
+
+
 class QueueStats(_Answer):
     name: str
     created: int
@@ -161,6 +170,7 @@ class QueueStats(_Answer):
     failed: int
     oldest_queued_seconds: float
     paused: bool
+    rate_window: RateWindow | None = Field(default=None, description="the queue's rate limit and how full it is")
 
 
 class Stats(_Answer):

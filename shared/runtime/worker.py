@@ -69,10 +69,13 @@ class DrainResult:
     snoozed: int = 0  # run again later, no attempt used (a handler raised Snooze)
     unfinished: int = 0  # running when time ran out: they expire and are retried
     released: int = 0  # claimed but never started when time ran out: queued again, no attempt counted
-    stopped: str = ""  # "empty", "max_jobs", "time" or "database" (lost, or out of time for it)
+    # "empty", "max_jobs", "time", "database" (lost, or out of time for it) or "rate_limit" (the queue's
+    # window stays full for longer than the invocation has left: a later invocation takes the jobs)
+    stopped: str = ""
     error: str = ""  # why the database was lost
     elapsed_ms: float = 0.0  # the drain's wall time
     database_ms: float = 0.0  # of which spent in fetch, complete and fail
+    rate_limited_ms: float = 0.0  # of which spent waiting for room in the queue's rate limit
 
     @property
     def work_left(self) -> bool:
@@ -215,6 +218,7 @@ class Drain:
         self.average_s, self.fetch_s = _learnt.get(settings.queue, (None, 0.005))
         self.fetching = True
         self.waiting_for_room = False  # under group limits: every waiting job's group is full for now
+        self.rate_ready_at = 0.0  # under a rate limit: when (monotonic) the full window has room again
         # Jobs the team runs, with when they were submitted: their signals (Job.cancel_requested)
         # are set when they are cancelled meanwhile or the invocation's time is nearly over.
         self.running: dict[str, tuple[Job, float]] = {}
@@ -258,13 +262,7 @@ class Drain:
         self.fetch_s = 0.7 * self.fetch_s + 0.3 * took
         self.database_s += took
         if not jobs:
-            if self.group_concurrency is not None and self.in_flight:
-                # Jobs may wait whose groups are full, some with our own jobs: fetch again once
-                # finished jobs have been written (a group's active count is the database's).
-                self.waiting_for_room = True
-                return
-            self.fetching = False
-            self.result.stopped = self.result.stopped or "empty"
+            self.nothing_fetched()
             return
         now = datetime.now(UTC)
         self.observed.latencies_ms += [
@@ -278,6 +276,31 @@ class Drain:
             job.signal = signal
             self.running[job.id] = (job, submitted)
         self.team.submit(jobs)
+
+    def nothing_fetched(self) -> None:
+        """A fetch claimed nothing: wait for room (a group's, the rate limit's) or stop."""
+        if self.group_concurrency is not None and self.in_flight:
+            # Jobs may wait whose groups are full, some with our own jobs: fetch again once
+            # finished jobs have been written (a group's active count is the database's).
+            self.waiting_for_room = True
+            return
+        wait_s = self.queue.rate_wait(self.settings.queue)
+        if wait_s is not None:
+            # The queue's rate limit holds its jobs back: wait for room if the time left allows
+            # (fetching meanwhile would only find the window full again), else leave them.
+            if wait_s < (self.remaining_ms() - self.settings.safety_margin_ms) / 1000:
+                self.rate_ready_at = time.monotonic() + wait_s
+                return
+            self.fetching, self.result.stopped = False, "rate_limit"
+            return
+        self.fetching = False
+        self.result.stopped = self.result.stopped or "empty"
+
+    def wait_for_rate(self, wait_s: float) -> None:
+        """Nothing running and the queue's rate window full: sleep until it has room."""
+        started = time.perf_counter()
+        time.sleep(wait_s)
+        self.result.rate_limited_ms += (time.perf_counter() - started) * 1000
 
     # -- outcomes ----------------------------------------------------------------
 
@@ -381,6 +404,7 @@ class Drain:
         finally:
             self.result.elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
             self.result.database_ms = round(self.database_s * 1000, 1)
+            self.result.rate_limited_ms = round(self.result.rate_limited_ms, 1)
 
     def _run(self) -> DrainResult:
         settings = self.settings
@@ -389,11 +413,15 @@ class Drain:
         lost: DatabaseUnavailableError | None = None
         try:
             while True:
-                if self.fetching and not self.waiting_for_room:
+                rate_wait_s = self.rate_ready_at - time.monotonic()
+                if self.fetching and not self.waiting_for_room and rate_wait_s <= 0:
                     self.fetch()
+                    rate_wait_s = self.rate_ready_at - time.monotonic()
                 if self.in_flight == 0:
                     if not self.fetching:
                         break
+                    if rate_wait_s > 0:
+                        self.wait_for_rate(rate_wait_s)
                     continue
                 # Wait for the next outcome no longer than the invocation can afford, nor than
                 # the outcomes already in may wait to be written.
@@ -404,6 +432,8 @@ class Drain:
                 if pending:
                     budget_s = min(budget_s, max(0.0, self.first_pending + FINISH_WITHIN_S - time.monotonic()))
                 budget_s = min(budget_s, SIGNAL_CHECK_S)  # wake up to refresh the running jobs' signals
+                if self.fetching and rate_wait_s > 0:
+                    budget_s = min(budget_s, rate_wait_s)  # fetch as soon as the rate window has room
                 try:
                     self.collect(outbox.get(timeout=budget_s))
                     self.collect_finished()
@@ -485,7 +515,8 @@ def invocation(settings: WorkerSettings, event: dict[str, Any], context: Any) ->
             raise DatabaseUnavailableError(result.error)
         if result.work_left:
             response["workers_started"] = continue_draining(queue, settings, event, context.function_name)
-    logger.info("drained", extra=response)
+    # A log line per invocation: the rate limit's wait only where there was one (most queues have none).
+    logger.info("drained", extra={k: v for k, v in response.items() if k != "rate_limited_ms" or v})
     return response
 
 

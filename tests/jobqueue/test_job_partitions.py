@@ -123,6 +123,8 @@ def test_partition_is_chosen_at_creation_only(queue: Queue, conn: psycopg.Connec
     assert _partitions(conn) == ["job_common"]
     with pytest.raises(InvalidOptionError, match="partition is chosen when a queue is created"):
         queue.update_queue("q", partition=True)
+    queue.update_queue("q", partition=False, retry_limit=5)  # stated again unchanged: fine
+    assert queue.get_queue("q").retry_limit == 5  # type: ignore[union-attr]
     with pytest.raises(InvalidOptionError, match="partition must be true or false"):
         queue.create_queue("r", partition="yes")  # type: ignore[arg-type]
 

@@ -224,3 +224,17 @@ def test_redrive_from_the_command_line(jobs: CliRunner, dsn: str) -> None:
     done = run(jobs, "redrive", "dead-letters")
     assert done.exit_code == 0 and done.output.startswith(f"redriven: {letter.id} -> ")
     assert done.output.endswith("1 moved, 0 stayed\n")
+
+
+def test_queue_shows_its_rate_limit_and_how_full_the_window_is(jobs: CliRunner, dsn: str) -> None:
+    with Queue(dsn) as queue:
+        queue.create_queue("email", rate_limit={"limit": 3, "period": 3600})
+        queue.insert("email", [{"data": n} for n in range(5)])
+        queue.fetch("email", 2)
+    assert (
+        "rate limit: 3 jobs started in any 3600 s; now 2 started, room for 1"
+        in jobs.invoke(main, ["queue", "email"]).output
+    )
+    with Queue(dsn) as queue:
+        queue.fetch("email", 2)
+    assert "now 3 started, full for 3" in jobs.invoke(main, ["queue", "email"]).output

@@ -74,6 +74,19 @@ def test_health_and_stats(api: Callable[..., dict[str, Any]], dsn: str) -> None:
     queues = {row["name"]: row for row in stats["json"]["queues"]}
     assert queues["send-email"]["queued"] == 3
     assert set(queues) >= {"pod-lifecycle", "health-check-all", "dead-letters"}
+    assert queues["send-email"]["rate_window"] is None  # no rate limit
+
+
+def test_stats_show_a_rate_limited_queues_window(api: Callable[..., dict[str, Any]], dsn: str) -> None:
+    api("api-health.json")  # cold start: the queues exist
+    with Queue(dsn) as q:
+        q.update_queue("send-email", rate_limit={"limit": 14, "period": 1})
+        q.insert("send-email", [{"data": n} for n in range(20)])
+        assert len(q.fetch("send-email", 20)) == 14
+    queues = {row["name"]: row for row in api("api-stats.json")["json"]["queues"]}
+    window = queues["send-email"]["rate_window"]
+    assert (window["limit"], window["period"], window["started"]) == (14, 1, 14)
+    assert 0 < window["frees_in"] <= 1
 
 
 def test_health_turns_unhealthy_past_the_threshold(

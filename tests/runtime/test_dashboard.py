@@ -438,3 +438,12 @@ def test_a_partitioned_queue_says_where_its_jobs_are_kept(web: Call, jobs: Queue
     page = web("/dashboard/queue", token=API_TOKEN, query={"name": "bulk"})["body"]
     assert "data-partition>a partition of the job table of their own" in page
     assert "data-partition" not in web("/dashboard/queue", token=API_TOKEN, query={"name": "dash"})["body"]
+
+
+def test_a_rate_limited_queue_shows_its_window(web: Call, jobs: Queue) -> None:
+    jobs.create_queue("email", rate_limit={"limit": 3, "period": 60})
+    jobs.insert("email", [{"data": n} for n in range(5)])
+    jobs.fetch("email", 5)
+    page = web("/dashboard/queue", token=API_TOKEN, query={"name": "email"})["body"]
+    assert "data-rate-window>3 jobs started in any 1m 0s: 3 in the window now, full for" in page
+    assert "data-rate-window" not in web("/dashboard/queue", token=API_TOKEN, query={"name": "dash"})["body"]

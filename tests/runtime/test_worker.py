@@ -488,3 +488,43 @@ def test_a_handler_is_told_when_its_invocations_time_is_nearly_over(worker: Modu
         result = worker.handler(event("schedule.json"), FakeContext(timeout_ms=3000))  # margin: 1 s
         assert result["completed"] == 1
         assert q.get_job(job_id).output == "saved a checkpoint"  # type: ignore[union-attr]
+
+
+def _rate_limited_worker(
+    load_function: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch, limit: int, period: int
+) -> ModuleType:
+    monkeypatch.setenv("QUEUE_NAME", "send-email")
+    monkeypatch.setenv("BATCH_SIZE", "10")
+    monkeypatch.setenv("TEAM_SIZE", "5")
+    monkeypatch.setenv("SAFETY_MARGIN_MS", "1000")
+    monkeypatch.setenv("JOBS_QUEUE_OVERRIDES", json.dumps({"rate_limit": {"limit": limit, "period": period}}))
+    handlers.set_handler("send-email", lambda job: None)
+    return load_function("worker")
+
+
+def test_a_rate_limited_worker_waits_for_room_while_its_time_allows(
+    load_function: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch, dsn: str
+) -> None:
+    worker = _rate_limited_worker(load_function, monkeypatch, limit=2, period=1)
+    worker.handler(event("schedule.json"), FakeContext())  # cold start: the queue gets its limit
+    with Queue(dsn) as q:
+        q.insert("send-email", [{"data": n} for n in range(5)])
+        result = worker.handler(event("schedule.json"), FakeContext())
+        assert (result["completed"], result["stopped"]) == (5, "empty")
+        assert result["rate_limited_ms"] >= 1000  # two full windows waited out, not fetched against
+        starts = sorted(j.started_on for j in q.find_jobs("send-email", state="completed", limit=10))
+    assert all(starts[n + 2] - starts[n] >= timedelta(seconds=1) for n in range(len(starts) - 2))
+
+
+def test_a_rate_limited_worker_leaves_the_jobs_when_the_window_outlasts_its_time(
+    load_function: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch, dsn: str
+) -> None:
+    worker = _rate_limited_worker(load_function, monkeypatch, limit=2, period=3600)
+    worker.handler(event("schedule.json"), FakeContext())
+    with Queue(dsn) as q:
+        q.insert("send-email", [{"data": n} for n in range(5)])
+    result = worker.handler(event("schedule.json"), FakeContext(timeout_ms=30_000))
+    assert (result["completed"], result["stopped"]) == (2, "rate_limit")
+    assert result["elapsed_ms"] < 10_000  # it returned: no fetching against a full window until the end
+    with Queue(dsn) as q:
+        assert q.queue_size("send-email") == 3

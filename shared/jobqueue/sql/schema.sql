@@ -67,6 +67,9 @@ CREATE TABLE {{schema}}.queue (
     archive boolean NOT NULL,
     -- True: the queue's jobs have a partition of the job table of their own (set at creation).
     partition boolean NOT NULL,
+    -- {"limit": n, "period": seconds}: at most n jobs started in any period (job_start, below).
+    rate_limit jsonb CONSTRAINT queue_rate_limit_check CHECK (
+        rate_limit IS NULL OR ((rate_limit ->> 'limit')::integer >= 1 AND (rate_limit ->> 'period')::integer >= 1)),
     CHECK (dead_letter IS DISTINCT FROM name)
 );
 
@@ -448,6 +451,22 @@ CREATE TABLE {{schema}}.fetch_floor (
     id uuid NOT NULL
 );
 CREATE INDEX fetch_floor_newest ON {{schema}}.fetch_floor (name, at DESC);
+
+-- The starts of a rate-limited queue's jobs: a row per fetch, how many jobs it started and when
+-- (their started_on). A fetch of such a queue takes the queue's rate lock (a transaction-level
+-- advisory lock: fetchers of the queue take turns), sums the rows of the last `period` seconds
+-- (and any later) with a snapshot taken after the lock, claims at most what is left of the limit
+-- and writes its row in the same transaction: no interval of `period` seconds ever holds more
+-- than `limit` starts, whatever the fetchers and their batch sizes. A job's own started_on is
+-- not enough: a retry overwrites it and a deleted job takes it along. Rows only are inserted,
+-- and read from the window's start on: a held snapshot leaves nothing to walk. Maintenance
+-- deletes the rows older than their queue's period.
+CREATE TABLE {{schema}}.job_start (
+    name text NOT NULL,
+    started_on timestamptz NOT NULL,
+    jobs integer NOT NULL CHECK (jobs > 0)
+);
+CREATE INDEX job_start_window ON {{schema}}.job_start (name, started_on);
 
 -- A flow's edges: `child` starts once every `parent` has completed.
 CREATE TABLE {{schema}}.dependency (

@@ -187,6 +187,7 @@ def queue_page() -> Response[str]:
     return page(
         "queue.html",
         info=info,
+        window=q.rate_window(name),
         stats=stats,
         jobs=jobs,
         state=state,

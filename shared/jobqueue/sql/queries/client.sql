@@ -6,6 +6,6 @@ SELECT name FROM {{schema}}.queue ORDER BY name;
 -- Whether a queue exists (used to explain why a send inserted nothing).
 SELECT EXISTS (SELECT 1 FROM {{schema}}.queue WHERE name = %(name)s) AS present;
 
--- name: queue_policy
--- A queue's policy (fetch picks its statement by it).
-SELECT policy FROM {{schema}}.queue WHERE name = %(name)s;
+-- name: queue_rules
+-- What decides how a queue's jobs are fetched: its policy (the statements) and its rate limit.
+SELECT policy, rate_limit FROM {{schema}}.queue WHERE name = %(name)s;

@@ -3,6 +3,35 @@
 -- one statement: the function fetch_jobs (schema.sql; a function so that its plan is kept).
 SELECT * FROM {{schema}}.fetch_jobs(%(name)s, %(limit)s, %(deadline)s::timestamptz, %(now)s::timestamptz);
 
+-- name: lock_rate_window
+-- Take a rate-limited queue's turn (schema.sql: job_start): until this transaction ends, no other
+-- fetch of the queue counts its window.
+SELECT pg_advisory_xact_lock(hashtextextended('{{schema}}.rate:' || %(name)s, 0));
+
+-- name: rate_window
+-- A rate-limited queue's window at `now`: the jobs started in the last `period` seconds (and
+-- any later: a start recorded by a fetch given a later `now`), and in how many seconds the oldest
+-- of them leaves it. The index range starts at the window: older rows are never read.
+SELECT coalesce(sum(s.jobs), 0)::integer AS started,
+       coalesce(extract(epoch FROM min(s.started_on) + make_interval(secs => %(period)s)
+                - coalesce(%(now)s::timestamptz, statement_timestamp())), 0)::double precision AS frees_in
+FROM {{schema}}.job_start s
+WHERE s.name = %(name)s
+  AND s.started_on > coalesce(%(now)s::timestamptz, statement_timestamp()) - make_interval(secs => %(period)s);
+
+-- name: record_starts
+-- The jobs a fetch of a rate-limited queue started, in the same transaction as the claim.
+INSERT INTO {{schema}}.job_start (name, started_on, jobs)
+SELECT %(name)s, started_on, count(*)::integer FROM unnest(%(started)s::timestamptz[]) AS t(started_on)
+GROUP BY started_on;
+
+-- name: ready_job_exists
+-- Whether a queue has a job that a fetch could claim now (paused or not).
+SELECT EXISTS (
+    SELECT 1 FROM {{schema}}.job
+    WHERE name = %(name)s AND state < 'active' AND start_after <= coalesce(%(now)s::timestamptz, now())
+) AS ready;
+
 -- name: advance_fetch_floor
 -- Move a queue's fetch floor on, after a fetch (working.py: at most every quarter second per client
 -- and queue, and at most every quarter second per queue here; never for a fetch given `now`). The
