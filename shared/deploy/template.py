@@ -67,6 +67,18 @@ def group_concurrency_parameter(queue: str) -> str:
     return logical_id(queue) + "GroupConcurrency"
 
 
+def rate_limit_parameter(queue: str) -> str:
+    return logical_id(queue) + "RateLimit"
+
+
+def rate_limits_variable(catalog: Catalog) -> Sub | str:
+    """JOBS_RATE_LIMITS for every function: each rate-limited job type's parameter, by queue."""
+    limited = [job_type.name for job_type in catalog.job_types if job_type.rate_limit is not None]
+    if not limited:
+        return ""
+    return Sub("{" + ", ".join(f'"{name}": ${{{rate_limit_parameter(name)}}}' for name in limited) + "}")
+
+
 def function_name(queue: str) -> str:
     return "${AWS::StackName}-" + queue
 
@@ -171,6 +183,13 @@ def parameters(catalog: Catalog) -> dict[str, Any]:
                 "Description": f"Active {job_type.name} jobs per group at most: a number, or "
                 '{"default": n, "tiers": {"<tier>": n}} (JSON)',
             }
+        if job_type.rate_limit is not None:
+            found[rate_limit_parameter(job_type.name)] = {
+                "Type": "String",
+                "Default": json.dumps(job_type.rate_limit),
+                "Description": f'{job_type.name} jobs started at most: {{"limit": n, "period": seconds}} '
+                "(JSON), or null for no limit",
+            }
     found |= {
         "SubnetIds": {
             "Type": "List<AWS::EC2::Subnet::Id>",
@@ -209,7 +228,7 @@ def parameters(catalog: Catalog) -> dict[str, Any]:
     return found
 
 
-def globals_(platform_spec: str) -> dict[str, Any]:
+def globals_(platform_spec: str, catalog: Catalog) -> dict[str, Any]:
     return {
         "Function": {
             "Runtime": "python3.12",
@@ -233,6 +252,8 @@ def globals_(platform_spec: str) -> dict[str, Any]:
                     # passes the local stack's values on: moto's endpoint, its queue settings.
                     "AWS_ENDPOINT_URL": "",
                     "JOBS_QUEUE_OVERRIDES": "",
+                    # The rate-limited queues' limits, the same in every function that registers them.
+                    "JOBS_RATE_LIMITS": rate_limits_variable(catalog),
                 }
             },
         }
@@ -465,7 +486,7 @@ def template(catalog: Catalog, platform_spec: str) -> dict[str, Any]:
         "Description": f"{catalog.description} on a Postgres job queue (workers, scheduler, maintenance, API)",
         "Parameters": parameters(catalog),
         "Conditions": {"TracingActive": {"Fn::Equals": [Ref("Tracing"), "Active"]}},
-        "Globals": globals_(platform_spec),
+        "Globals": globals_(platform_spec, catalog),
         "Resources": resources,
         "Outputs": {
             "ApiUrl": {

@@ -149,6 +149,9 @@ CATALOG: Final = Catalog(
             "send-email",
             with_resources(email.send_email),
             "Sends a templated email through SES, once",
+            # SES's default sending quota, 14 emails a second per account, whatever the workers: the
+            # deployment's limit (parameter SendEmailWorkerRateLimit; a raised quota raises it).
+            rate_limit={"limit": 14, "period": 1},
             permissions=(
                 Permission(
                     ("ses:SendEmail", "ses:SendRawEmail"),

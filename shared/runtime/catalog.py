@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from jobqueue import ConfigurationError, InvalidOptionError, Queue, QueueSettings
-from jobqueue.settings import QUEUE_SETTINGS, check_all
+from jobqueue.settings import QUEUE_SETTINGS, RateLimit, check_all
 from runtime.config import json_variable
 from runtime.jobtypes import Catalog
 
@@ -68,6 +68,30 @@ def queue_overrides(env: Mapping[str, str] = os.environ) -> QueueSettings:
     return value  # type: ignore[return-value]
 
 
+RATE_LIMITS_VARIABLE: Final = "JOBS_RATE_LIMITS"
+
+
+def rate_limits(env: Mapping[str, str] = os.environ) -> dict[str, RateLimit | None]:
+    """The deployment's rate limits (JOBS_RATE_LIMITS): queue -> {"limit": n, "period": s}, or null for none.
+
+    template.yaml builds it from each job type's <Worker>RateLimit parameter and passes it to every
+    function, so that whichever registers the queues gives them the same limits.
+    """
+    value = json_variable(env, RATE_LIMITS_VARIABLE)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"{RATE_LIMITS_VARIABLE} must be a JSON object of queue -> rate limit")
+    limits: dict[str, RateLimit | None] = {}
+    for name, limit in value.items():
+        try:
+            checked = None if limit is None else check_all(QUEUE_SETTINGS, {"rate_limit": limit}, name)
+            limits[name] = None if checked is None else checked["rate_limit"]
+        except InvalidOptionError as exc:
+            raise ConfigurationError(f"{RATE_LIMITS_VARIABLE}: queue {name!r}: {exc}") from None
+    return limits
+
+
 def register(queue: Queue, catalog: Catalog | None = None) -> None:
     """Create the dead letter queue, the job types' queues and their schedules (idempotent).
 
@@ -77,12 +101,15 @@ def register(queue: Queue, catalog: Catalog | None = None) -> None:
     """
     catalog = catalog or load()
     overrides = queue_overrides()
+    limits = rate_limits()
     if catalog.dead_letter is not None:
         queue.create_queue(catalog.dead_letter, **catalog.dead_letter_settings)
     for job_type in catalog.job_types:
         settings: QueueSettings = {**job_type.queue_settings(catalog.defaults), **overrides}
         if catalog.dead_letter is not None:
             settings.setdefault("dead_letter", catalog.dead_letter)
+        if job_type.name in limits:
+            settings["rate_limit"] = limits[job_type.name]
         if not queue.create_queue(job_type.name, **settings):
             queue.update_queue(job_type.name, **settings)
         existing = {(s.key, s.cron, s.timezone, json.dumps(s.data)) for s in queue.get_schedules(job_type.name)}

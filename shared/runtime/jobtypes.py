@@ -22,7 +22,7 @@ from typing import Any, Final
 from jobqueue import ConfigurationError, InvalidOptionError, Job, Policy, QueueSettings
 from jobqueue.cron import validate_cron, zone
 from jobqueue.options import group_limits
-from jobqueue.settings import QUEUE_SETTINGS, GroupConcurrency, check_all, queue_name
+from jobqueue.settings import QUEUE_SETTINGS, GroupConcurrency, RateLimit, check_all, queue_name
 
 Handler = Callable[[Job], Any]
 _LOGICAL_NAME: Final = re.compile(r"^[A-Z][A-Za-z0-9]{0,254}$")
@@ -93,6 +93,11 @@ class JobType:
     # {"default": n, "tiers": {tier: n}}; None: no cap. Deployments may override it
     # (template parameter <Worker>GroupConcurrency, environment GROUP_CONCURRENCY).
     group_concurrency: GroupConcurrency | None = None
+    # The deployment's rate limit of the queue ({"limit": n, "period": seconds}: an outside quota,
+    # such as SES's sending rate): the default of the template parameter <Worker>RateLimit, which
+    # every function passes in JOBS_RATE_LIMITS. Where that variable is not set (tests, the local
+    # stack) the queue has no limit. None: no parameter.
+    rate_limit: RateLimit | None = None
     # Send options every job of this type carries, derived from its data (e.g. its key
     # and group); the runtime's senders (API, CLI) apply it. It raises PayloadError for
     # data that no handler of the type could run.
@@ -108,6 +113,11 @@ class JobType:
         if self.group_concurrency is not None:
             try:
                 group_limits(self.group_concurrency)
+            except InvalidOptionError as exc:
+                raise ConfigurationError(f"job type {self.name!r}: {exc}") from None
+        if self.rate_limit is not None:
+            try:
+                check_all(QUEUE_SETTINGS, {"rate_limit": self.rate_limit}, "queue setting")
             except InvalidOptionError as exc:
                 raise ConfigurationError(f"job type {self.name!r}: {exc}") from None
         for size, low, high in ((self.team_size, 1, 100), (self.batch_size, 1, 1000), (self.memory_mb, 128, 10240)):

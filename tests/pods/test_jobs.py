@@ -87,6 +87,7 @@ def _job(name: str = "a", **more: object) -> JobType:
         (lambda: Catalog("x", "x", (_job(settings={"retry_limit": -1}),)), "retry_limit must be between"),
         (lambda: _job(schedules=(CronEntry("not cron"),)), "cron"),
         (lambda: _job("bad name!"), "invalid job type name"),
+        (lambda: _job(rate_limit={"limit": 0, "period": 1}), "rate_limit limit must be between"),
     ],
 )
 def test_bad_declarations_fail_when_the_platform_loads(build: object, message: str) -> None:
@@ -115,3 +116,24 @@ def test_queue_overrides_are_laid_over_every_declaration(queue: Queue, monkeypat
     monkeypatch.setenv(catalog.OVERRIDES_VARIABLE, "[1]")
     with pytest.raises(ConfigurationError, match="must be a JSON object"):
         catalog.register(queue, CATALOG)
+
+
+def test_the_deployments_rate_limits_reach_the_queues(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """template.yaml passes each rate-limited job type's parameter to every function (JOBS_RATE_LIMITS);
+    without it (tests, the local stack) the queue has no limit."""
+    catalog.register(queue, CATALOG)
+    assert queue.get_queue("send-email").rate_limit is None  # type: ignore[union-attr]
+    monkeypatch.setenv(catalog.RATE_LIMITS_VARIABLE, '{"send-email": {"limit": 14, "period": 1}}')
+    catalog.register(queue, CATALOG)
+    assert queue.get_queue("send-email").rate_limit == {"limit": 14, "period": 1}  # type: ignore[union-attr]
+    monkeypatch.setenv(catalog.RATE_LIMITS_VARIABLE, '{"send-email": null}')  # the parameter set to null
+    catalog.register(queue, CATALOG)
+    assert queue.get_queue("send-email").rate_limit is None  # type: ignore[union-attr]
+    monkeypatch.setenv(catalog.RATE_LIMITS_VARIABLE, '{"send-email": {"limit": 14}}')
+    with pytest.raises(ConfigurationError, match="JOBS_RATE_LIMITS: queue 'send-email': rate_limit must be"):
+        catalog.register(queue, CATALOG)
+
+
+def test_send_email_is_held_to_sess_quota_in_a_deployment() -> None:
+    [send_email] = [job_type for job_type in CATALOG.job_types if job_type.name == "send-email"]
+    assert send_email.rate_limit == {"limit": 14, "period": 1}
