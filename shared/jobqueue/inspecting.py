@@ -103,7 +103,7 @@ class Inspecting(Client):
         rate = self.policies.rate_limit(name, connection)
         if rate is None:
             return None
-        params = {"name": name, "period": rate["period"], "now": options.now_or_none(now)}
+        params = {"name": name, "period": rate["period"], "now": options.now_or_none(now), "lock_timeout": None}
         row = self.db.execute("rate_window", params, connection).fetchone()
         started = int(row["started"]) if row else 0
         frees_in = max(0.0, float(row["frees_in"])) if row and started else 0.0

@@ -12,12 +12,21 @@ from psycopg.rows import tuple_row
 
 from jobqueue import options
 from jobqueue.client import Client, Conn, JobRef, as_list, refs
-from jobqueue.errors import MAX_SNOOZE_S, ConcurrentUpdateError, InvalidOptionError, PolicyConflictError
+from jobqueue.errors import (
+    MAX_SNOOZE_S,
+    ConcurrentUpdateError,
+    InvalidOptionError,
+    LockTimeoutError,
+    PolicyConflictError,
+)
 from jobqueue.models import FailResult, Job, SnoozeResult
 from jobqueue.settings import POLICIES_ONE_ACTIVE_PER_KEY, GroupConcurrency, Policy, RateLimit
 from jobqueue.states import CANCELLABLE, RESUMABLE, RETRYABLE, JobState
 
 FETCH_ATTEMPTS: Final = 3
+# How long a fetch of a rate-limited queue waits for the queue's turn: a turn takes milliseconds,
+# so a longer wait means a holder that stopped (a stalled network) and is not waited for.
+RATE_TURN_TIMEOUT: Final = "2s"
 
 
 def _fetched_job(cursor: Any) -> Any:
@@ -93,19 +102,37 @@ class Working(Client):
         """Claim no more than the queue's rate limit leaves (schema.sql: job_start): take the queue's
         rate lock, count the window with a snapshot taken after it, claim, record the starts, all in
         one transaction (a savepoint in the caller's: the lock then lasts until the caller's ends)."""
-        with self.db.transaction(connection):
-            self.db.execute("lock_rate_window", {"name": name}, connection)
-            window = self.db.execute(
-                "rate_window", {"name": name, "period": rate["period"], "now": params["now"]}, connection
-            ).fetchone()
-            room = rate["limit"] - int(window["started"]) if window else rate["limit"]
-            if room <= 0:
-                return []
-            jobs = self._claim(name, {**params, "limit": min(params["limit"], room)}, grouped, connection)
-            if jobs:
-                started = [job.started_on for job in jobs]
-                self.db.execute("record_starts", {"name": name, "started": started}, connection)
-            return jobs
+        try:
+            with self.db.transaction(connection):
+                return self._claim_in_turn(name, rate, params, grouped, connection)
+        except LockTimeoutError:
+            # Another fetch held the queue's turn for RATE_TURN_TIMEOUT (stalled, most likely):
+            # nothing was claimed; a later fetch tries again.
+            return []
+
+    def _claim_in_turn(
+        self, name: str, rate: RateLimit, params: dict[str, Any], grouped: bool, connection: Any
+    ) -> list[Job]:
+        turn = self.db.execute("lock_rate_window", {"name": name, "timeout": RATE_TURN_TIMEOUT}, connection)
+        before = turn.fetchone()
+        window = self.db.execute(
+            "rate_window",
+            {
+                "name": name,
+                "period": rate["period"],
+                "now": params["now"],
+                "lock_timeout": before["lock_timeout_before"] if before else None,
+            },
+            connection,
+        ).fetchone()
+        room = rate["limit"] - int(window["started"]) if window else rate["limit"]
+        if room <= 0:
+            return []
+        jobs = self._claim(name, {**params, "limit": min(params["limit"], room)}, grouped, connection)
+        if jobs:
+            started = [job.started_on for job in jobs]
+            self.db.execute("record_starts", {"name": name, "started": started}, connection)
+        return jobs
 
     def rate_wait(self, name: str, *, now: datetime | None = None, conn: Conn = None) -> float | None:
         """Seconds until the queue's rate limit lets a job start, when its window is full and a job
@@ -118,7 +145,7 @@ class Working(Client):
         rate = self.policies.rate_limit(options.queue_name(name), connection)
         if rate is None:
             return None
-        params = {"name": name, "period": rate["period"], "now": options.now_or_none(now)}
+        params = {"name": name, "period": rate["period"], "now": options.now_or_none(now), "lock_timeout": None}
         window = self.db.execute("rate_window", params, connection).fetchone()
         if window is None or int(window["started"]) < rate["limit"]:
             return None

@@ -12,8 +12,10 @@ import psycopg
 import pytest
 
 from jobqueue import InvalidOptionError, Queue
+from jobqueue.sqlfiles import queries_for
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
+Q = queries_for("jobqueue")
 
 
 def _starts(conn: psycopg.Connection[Any], name: str) -> int:
@@ -159,3 +161,28 @@ def test_concurrent_fetchers_never_exceed_the_limit_in_any_window(dsn: str, conn
     assert busiest <= limit
     # Work waited throughout: each period's whole limit was used (the first start opens the first).
     assert len(starts) >= 0.9 * limit * periods, len(starts)
+
+
+def test_a_fetch_does_not_wait_long_for_a_turn_held_by_a_stalled_fetcher(
+    queue: Queue, conn: psycopg.Connection[Any]
+) -> None:
+    """A turn lasts milliseconds: one held far longer (its holder's network stalled mid-transaction)
+    is given up after RATE_TURN_TIMEOUT, nothing claimed, instead of holding up every fetcher."""
+    queue.create_queue("email", rate_limit={"limit": 5, "period": 60})
+    queue.send("email", {})
+    with conn.transaction():
+        conn.execute(Q["lock_rate_window"], {"name": "email", "timeout": "0"})  # the stalled holder
+        assert queue.fetch("email", 5) == []
+    assert len(queue.fetch("email", 5)) == 1  # the turn is free again
+
+
+def test_a_fetch_inside_the_callers_transaction_leaves_its_lock_timeout_as_it_was(
+    dsn: str, conn: psycopg.Connection[Any]
+) -> None:
+    with Queue(conn) as queue:
+        queue.create_queue("email", rate_limit={"limit": 5, "period": 60})
+        queue.send("email", {})
+        with conn.transaction():
+            conn.execute("SET LOCAL lock_timeout = '7s'")
+            assert len(queue.fetch("email", 5, conn=conn)) == 1
+            assert conn.execute("SHOW lock_timeout").fetchone()[0] == "7s"  # type: ignore[index]

@@ -5,14 +5,22 @@ SELECT * FROM {{schema}}.fetch_jobs(%(name)s, %(limit)s, %(deadline)s::timestamp
 
 -- name: lock_rate_window
 -- Take a rate-limited queue's turn (schema.sql: job_start): until this transaction ends, no other
--- fetch of the queue counts its window.
-SELECT pg_advisory_xact_lock(hashtextextended('{{schema}}.rate:' || %(name)s, 0));
+-- fetch of the queue counts its window. A turn lasts a few milliseconds; a holder that does not
+-- end its transaction (its network stalled) must not hold up every fetcher of the queue, so the
+-- wait is given up after `timeout` (lock_timeout, set first: the target list is evaluated in
+-- order). Returns the lock_timeout before, which rate_window puts back.
+SELECT current_setting('lock_timeout') AS lock_timeout_before,
+       set_config('lock_timeout', %(timeout)s, true) AS lock_timeout,
+       pg_advisory_xact_lock(hashtextextended('{{schema}}.rate:' || %(name)s, 0)) AS locked;
 
 -- name: rate_window
 -- A rate-limited queue's window at `now`: the jobs started in the last `period` seconds (and
 -- any later: a start recorded by a fetch given a later `now`), and in how many seconds the oldest
--- of them leaves it. The index range starts at the window: older rows are never read.
+-- of them leaves it. The index range starts at the window: older rows are never read. After
+-- lock_rate_window, `lock_timeout` puts back the lock timeout it changed (else NULL: unchanged).
 SELECT coalesce(sum(s.jobs), 0)::integer AS started,
+       CASE WHEN %(lock_timeout)s::text IS NOT NULL
+            THEN set_config('lock_timeout', %(lock_timeout)s::text, true) END AS lock_timeout,
        coalesce(extract(epoch FROM min(s.started_on) + make_interval(secs => %(period)s)
                 - coalesce(%(now)s::timestamptz, statement_timestamp())), 0)::double precision AS frees_in
 FROM {{schema}}.job_start s
