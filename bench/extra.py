@@ -25,16 +25,19 @@ def _fresh(dsn: str) -> Queue:
     return queue
 
 
-def _fill(queue: Queue, count: int) -> None:
+def _fill(queue: Queue, count: int, name: str = QUEUE) -> None:
     batch = [{"data": {"n": 1}}] * 10_000
     for start in range(0, count, 10_000):
-        queue.insert(QUEUE, batch[: min(10_000, count - start)])
+        queue.insert(name, batch[: min(10_000, count - start)])
     queue.db.connection().execute("VACUUM ANALYZE jobqueue.job")
 
 
-def _fetch_complete_ms(queue: Queue, rounds: int = 50) -> tuple[float, float]:
+def _fetch_complete_ms(queue: Queue, rounds: int = 50, refill: bool = False) -> tuple[float, float]:
+    """Median fetch(100) and complete of them, ms; `refill`: 100 jobs sent before each fetch."""
     fetch, complete = [], []
     for _ in range(rounds):
+        if refill:
+            queue.insert(QUEUE, [{"data": {"n": 1}}] * 100)
         start = time.perf_counter()
         jobs = queue.fetch(QUEUE, 100)
         middle = time.perf_counter()
@@ -94,26 +97,11 @@ def partitioned(dsn: str, huge: int, churn_rounds: int = 200) -> dict[str, Any]:
     """
     results: dict[str, Any] = {"huge": huge}
     for label, partition in (("shared", False), ("own", True)):
-        queue = Queue(dsn)
+        queue = _fresh(dsn)
         conn = queue.db.connection()
-        conn.execute("DROP SCHEMA IF EXISTS jobqueue CASCADE")
-        queue.migrate()
         queue.create_queue("huge", partition=partition)
-        queue.create_queue(QUEUE)
-        batch = [{"data": {"n": 1}}] * 10_000
-        for start in range(0, huge, 10_000):
-            queue.insert("huge", batch[: min(10_000, huge - start)])
-        conn.execute("VACUUM ANALYZE jobqueue.job")
-        fetch, complete = [], []
-        small = [{"data": {"n": 1}}] * 100
-        for _ in range(churn_rounds):
-            queue.insert(QUEUE, small)
-            start = time.perf_counter()
-            jobs = queue.fetch(QUEUE, 100)
-            middle = time.perf_counter()
-            queue.complete(QUEUE, jobs)
-            fetch.append((middle - start) * 1000)
-            complete.append((time.perf_counter() - middle) * 1000)
+        _fill(queue, huge, "huge")
+        fetch_ms, complete_ms = _fetch_complete_ms(queue, churn_rounds, refill=True)
         start = time.perf_counter()
         conn.execute("VACUUM jobqueue.job_common")
         vacuum_ms = (time.perf_counter() - start) * 1000
@@ -123,8 +111,8 @@ def partitioned(dsn: str, huge: int, churn_rounds: int = 200) -> dict[str, Any]:
         delete_ms = (time.perf_counter() - start) * 1000
         wal = conn.execute("SELECT pg_current_wal_insert_lsn() - %s::pg_lsn", (wal_before,)).fetchone()[0]  # type: ignore[index]
         results[label] = {
-            "fetch_ms": statistics.median(fetch),
-            "complete_ms": statistics.median(complete),
+            "fetch_ms": fetch_ms,
+            "complete_ms": complete_ms,
             "vacuum_ms": vacuum_ms,
             "delete_ms": delete_ms,
             "delete_wal_bytes": int(wal),
@@ -140,11 +128,8 @@ def rate_limited(dsn: str, waiting: int, rounds: int = 200) -> dict[str, Any]:
     results: dict[str, Any] = {"waiting": waiting}
     queue = _fresh(dsn)
     queue.create_queue("limited", rate_limit={"limit": 1_000_000, "period": 1})
-    batch = [{"data": {"n": 1}}] * 10_000
     for name in (QUEUE, "limited"):
-        for start in range(0, waiting, 10_000):
-            queue.insert(name, batch[: min(10_000, waiting - start)])
-    queue.db.connection().execute("VACUUM ANALYZE jobqueue.job")
+        _fill(queue, waiting, name)
     timings: dict[str, list[float]] = {QUEUE: [], "limited": []}
     for _ in range(rounds):
         for name, taken in timings.items():  # alternately, so that both see the same machine

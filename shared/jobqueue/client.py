@@ -12,7 +12,7 @@ from psycopg import Connection
 from jobqueue import options
 from jobqueue.database import Database
 from jobqueue.errors import InvalidOptionError, UnknownQueueError
-from jobqueue.models import Job
+from jobqueue.models import Job, RateWindow
 from jobqueue.settings import Policy, RateLimit
 
 Conn = Connection[Any] | None
@@ -121,6 +121,17 @@ class Client:
         if not self.db.scalar("queue_exists", {"name": name}, conn):
             raise self._unknown_queue(name, conn=conn)
         return name
+
+    def _rate_window(self, name: str, now: datetime | None, connection: Connection[Any]) -> RateWindow | None:
+        """The queue's rate window at `now` (sql/queries/working.sql: rate_window); None without a limit."""
+        rate = self.policies.rate_limit(name, connection)
+        if rate is None:
+            return None
+        params = {"name": name, "period": rate["period"], "now": options.now_or_none(now), "lock_timeout": None}
+        row = self.db.execute("rate_window", params, connection).fetchone()
+        started = int(row["started"]) if row else 0
+        frees_in = max(0.0, float(row["frees_in"])) if row and started else 0.0
+        return RateWindow(rate["limit"], rate["period"], started, frees_in)
 
     def _unknown_queue(self, name: str, role: str = "queue", conn: Conn = None) -> UnknownQueueError:
         known = [row["name"] for row in self.db.rows("queue_names", None, conn)]

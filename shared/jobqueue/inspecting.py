@@ -98,16 +98,8 @@ class Inspecting(Client):
 
     def rate_window(self, name: str, *, now: datetime | None = None, conn: Conn = None) -> RateWindow | None:
         """A rate-limited queue's window now (how full it is); None for a queue without a limit."""
-        connection = self.db.connection(conn)
         self.require_queue(name, conn)
-        rate = self.policies.rate_limit(name, connection)
-        if rate is None:
-            return None
-        params = {"name": name, "period": rate["period"], "now": options.now_or_none(now), "lock_timeout": None}
-        row = self.db.execute("rate_window", params, connection).fetchone()
-        started = int(row["started"]) if row else 0
-        frees_in = max(0.0, float(row["frees_in"])) if row and started else 0.0
-        return RateWindow(rate["limit"], rate["period"], started, frees_in)
+        return self._rate_window(name, now, self.db.connection(conn))
 
     def get_queue_stats(self, now: datetime | None = None, conn: Conn = None) -> list[QueueStats]:
         """Per queue: jobs by state not yet archived, and the wait of the oldest ready job."""

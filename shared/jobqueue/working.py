@@ -142,16 +142,12 @@ class Working(Client):
         leave the jobs to a later invocation, instead of fetching again and again.
         """
         connection = self.db.connection(conn)
-        rate = self.policies.rate_limit(options.queue_name(name), connection)
-        if rate is None:
+        window = self._rate_window(options.queue_name(name), now, connection)
+        if window is None or window.room:
             return None
-        params = {"name": name, "period": rate["period"], "now": options.now_or_none(now), "lock_timeout": None}
-        window = self.db.execute("rate_window", params, connection).fetchone()
-        if window is None or int(window["started"]) < rate["limit"]:
+        if not self.db.scalar("ready_job_exists", {"name": name, "now": options.now_or_none(now)}, connection):
             return None
-        if not self.db.scalar("ready_job_exists", params, connection):
-            return None
-        return max(0.0, float(window["frees_in"]))
+        return window.frees_in
 
     def _claim(self, name: str, params: dict[str, Any], grouped: bool, connection: Any) -> list[Job]:
         """Claim by the queue's policy: one statement, or the keys' or groups' locks first."""
