@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -27,28 +28,42 @@ POLICY_TTL_S: Final = 60.0
 PARTITION_LOCK_TIMEOUT: Final = "2s"
 
 
+@dataclass(frozen=True, slots=True)
+class QueueRules:
+    """What decides how a queue's jobs are fetched."""
+
+    policy: Policy
+    rate_limit: RateLimit | None = None
+    group_rate_limit: RateLimit | None = None
+
+
 class PolicyCache:
-    """Queue name -> policy and rate limit, read from the database at most once per POLICY_TTL_S."""
+    """Queue name -> its QueueRules, read from the database at most once per POLICY_TTL_S."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._entries: dict[str, tuple[Policy, RateLimit | None, float]] = {}
+        self._entries: dict[str, tuple[QueueRules, float]] = {}
 
-    def _rules(self, name: str, conn: Connection[Any]) -> tuple[Policy, RateLimit | None, float]:
+    def rules(self, name: str, conn: Connection[Any]) -> QueueRules:
         cached = self._entries.get(name)
         now = time.monotonic()
-        if cached is None or now - cached[2] > POLICY_TTL_S:
+        if cached is None or now - cached[1] > POLICY_TTL_S:
             # An unknown queue reads as standard without a limit: fetch then simply finds nothing.
             row = self._db.execute("queue_rules", {"name": name}, conn).fetchone()
-            cached = (Policy.STANDARD, None, now) if row is None else (Policy(row["policy"]), row["rate_limit"], now)
+            rules = (
+                QueueRules(Policy.STANDARD)
+                if row is None
+                else QueueRules(Policy(row["policy"]), row["rate_limit"], row["group_rate_limit"])
+            )
+            cached = (rules, now)
             self._entries[name] = cached
-        return cached
+        return cached[0]
 
     def get(self, name: str, conn: Connection[Any]) -> Policy:
-        return self._rules(name, conn)[0]
+        return self.rules(name, conn).policy
 
     def rate_limit(self, name: str, conn: Connection[Any]) -> RateLimit | None:
-        return self._rules(name, conn)[1]
+        return self.rules(name, conn).rate_limit
 
     def forget(self, name: str) -> None:
         """The policy changed under us (a conflict said so): read it again next time."""

@@ -101,6 +101,27 @@ class Inspecting(Client):
         self.require_queue(name, conn)
         return self._rate_window(name, now, self.db.connection(conn))
 
+    def group_rate_windows(
+        self, name: str, *, limit: int = 10, now: datetime | None = None, conn: Conn = None
+    ) -> list[RateWindow]:
+        """Under the queue's group_rate_limit: the windows of the groups that started jobs in it,
+        the fullest first (up to `limit`); empty for a queue without one."""
+        self.require_queue(name, conn)
+        connection = self.db.connection(conn)
+        rate = self.policies.rules(name, connection).group_rate_limit
+        if rate is None:
+            return []
+        params = {
+            "name": name,
+            "period": rate["period"],
+            "limit": options.integer("limit", limit),
+            "now": options.now_or_none(now),
+        }
+        return [
+            RateWindow(rate["limit"], rate["period"], int(row["started"]), float(row["frees_in"]), row["group_id"])
+            for row in self.db.rows("group_rate_windows", params, connection)
+        ]
+
     def get_queue_stats(self, now: datetime | None = None, conn: Conn = None) -> list[QueueStats]:
         """Per queue: jobs by state not yet archived, and the wait of the oldest ready job."""
         return self.db.rows("queue_stats", {"now": options.now_or_none(now)}, conn, class_row(QueueStats))

@@ -101,6 +101,7 @@ class QueueInfo:
     archive: bool = True  # False: finished jobs are deleted at archive_after instead of archived
     partition: bool = False  # True: its jobs have a partition of the job table of their own
     rate_limit: dict[str, int] | None = None  # {"limit": n, "period": s}: at most n jobs started in any s seconds
+    group_rate_limit: dict[str, int] | None = None  # the same for each group of the queue
 
 
 @dataclass(slots=True, frozen=True)
@@ -133,12 +134,13 @@ class QueueStats:
 
 @dataclass(slots=True, frozen=True)
 class RateWindow:
-    """A rate-limited queue's window now: at most `limit` jobs start in any `period` seconds."""
+    """A rate-limited queue's (or group's) window now: at most `limit` jobs start in any `period` seconds."""
 
     limit: int
     period: int
     started: int  # jobs started in the last `period` seconds
     frees_in: float  # seconds until the oldest of them leaves the window (0: none started)
+    group_id: str | None = None  # a group's window under a group_rate_limit; None: the queue's
 
     @property
     def room(self) -> int:

@@ -321,6 +321,12 @@ class QueueSettings(JobSettings, total=False):
         Default(None),
         Doc("at most `limit` jobs started in any `period` seconds, by every fetcher together (none: no limit)"),
     ]
+    group_rate_limit: Annotated[
+        RateLimit | None,
+        Rate(),
+        Default(None),
+        Doc("as rate_limit, for each group (the send option `group`) on its own (none: no limit)"),
+    ]
     partition: Annotated[
         bool | None,
         Boolean(),
@@ -345,7 +351,10 @@ class SendOptions(JobSettings, total=False):
     ]
     id: Annotated[str | uuid.UUID | None, JobId(), Default(None), Doc("the job's id (default: a new UUID v7)")]
     group: Annotated[
-        JobGroup | None, Group(), Default(None), Doc("a group whose active jobs a fetch may cap (group_concurrency)")
+        JobGroup | None,
+        Group(),
+        Default(None),
+        Doc("a group, whose jobs group_concurrency and group_rate_limit cap on their own"),
     ]
 
 

@@ -11,7 +11,7 @@ from typing import Any, Final
 from psycopg.rows import tuple_row
 
 from jobqueue import options
-from jobqueue.client import Client, Conn, JobRef, as_list, refs
+from jobqueue.client import Client, Conn, JobRef, QueueRules, as_list, refs
 from jobqueue.errors import (
     MAX_SNOOZE_S,
     ConcurrentUpdateError,
@@ -73,22 +73,33 @@ class Working(Client):
 
         On a queue with a `rate_limit`, fetchers take turns (a short transaction
         each) and claim no more than the limit leaves in its window: fewer jobs,
-        or none, while it is full (`rate_wait` says for how long).
+        or none, while it is full (`rate_wait` says for how long). Under a
+        `group_rate_limit`, each group's window is kept the same way, its turn
+        being the group's lock: a fetch passes over the groups whose window is
+        full and takes the others' jobs.
         """
-        params = {
+        params: dict[str, Any] = {
             "name": options.queue_name(name),
             "limit": options.integer("batch_size", batch_size),
             "deadline": options.deadline(deadline),
             "now": options.now_or_none(now),
+            "group_limit": None,
+            "tiers": None,
+            "group_rate_limit": None,
+            "group_rate_period": None,
         }
         connection = self.db.connection(conn)
         if group_concurrency is not None:
             params.update(options.group_limits(group_concurrency))
-        rate = self.policies.rate_limit(name, connection)
-        if rate is None:
-            jobs = self._claim(name, params, group_concurrency is not None, connection)
+        rules = self.policies.rules(name, connection)
+        if rules.group_rate_limit is not None:
+            params["group_rate_limit"] = rules.group_rate_limit["limit"]
+            params["group_rate_period"] = rules.group_rate_limit["period"]
+        grouped = group_concurrency is not None or rules.group_rate_limit is not None
+        if rules.rate_limit is None and rules.group_rate_limit is None:
+            jobs = self._claim(name, params, grouped, connection)
         else:
-            jobs = self._claim_within_rate(name, rate, params, group_concurrency is not None, connection)
+            jobs = self._claim_counted(name, rules, params, grouped, connection)
         if len(jobs) > 1:
             jobs.sort(key=lambda job: (-job.priority, job.created_on or 0))
         if now is None and not self.db.in_transaction(connection):
@@ -96,23 +107,35 @@ class Working(Client):
             self._advance_floor(str(params["name"]), jobs[0].priority if jobs else None, connection)
         return jobs
 
-    def _claim_within_rate(
-        self, name: str, rate: RateLimit, params: dict[str, Any], grouped: bool, connection: Any
+    def _claim_counted(
+        self, name: str, rules: QueueRules, params: dict[str, Any], grouped: bool, connection: Any
     ) -> list[Job]:
-        """Claim no more than the queue's rate limit leaves (schema.sql: job_start): take the queue's
-        rate lock, count the window with a snapshot taken after it, claim, record the starts, all in
-        one transaction (a savepoint in the caller's: the lock then lasts until the caller's ends)."""
+        """Claim no more than the queue's rate limits leave (schema.sql: job_start), in one
+        transaction (a savepoint in the caller's: the locks then last until the caller's ends):
+        take the queue's rate lock and count its window with a snapshot taken after it (under a
+        rate_limit), claim (each group's window counted by claim_grouped after its lock, under a
+        group_rate_limit), and record the starts."""
         try:
             with self.db.transaction(connection):
-                return self._claim_in_turn(name, rate, params, grouped, connection)
+                if rules.rate_limit is not None:
+                    room = self._rate_room(name, rules.rate_limit, params["now"], connection)
+                    if room <= 0:
+                        return []
+                    params = {**params, "limit": min(params["limit"], room)}
+                jobs = self._claim(name, params, grouped, connection)
+                if jobs and rules.group_rate_limit is not None:
+                    self.db.execute("record_group_starts", {"name": name, "ids": [job.id for job in jobs]}, connection)
+                elif jobs:
+                    started = [job.started_on for job in jobs]
+                    self.db.execute("record_starts", {"name": name, "started": started}, connection)
+                return jobs
         except LockTimeoutError:
             # Another fetch held the queue's turn for RATE_TURN_TIMEOUT (stalled, most likely):
             # nothing was claimed; a later fetch tries again.
             return []
 
-    def _claim_in_turn(
-        self, name: str, rate: RateLimit, params: dict[str, Any], grouped: bool, connection: Any
-    ) -> list[Job]:
+    def _rate_room(self, name: str, rate: RateLimit, now: datetime | None, connection: Any) -> int:
+        """Take the queue's rate turn (until the transaction ends) and count what its window leaves."""
         turn = self.db.execute("lock_rate_window", {"name": name, "timeout": RATE_TURN_TIMEOUT}, connection)
         before = turn.fetchone()
         window = self.db.execute(
@@ -120,19 +143,12 @@ class Working(Client):
             {
                 "name": name,
                 "period": rate["period"],
-                "now": params["now"],
+                "now": now,
                 "lock_timeout": before["lock_timeout_before"] if before else None,
             },
             connection,
         ).fetchone()
-        room = rate["limit"] - int(window["started"]) if window else rate["limit"]
-        if room <= 0:
-            return []
-        jobs = self._claim(name, {**params, "limit": min(params["limit"], room)}, grouped, connection)
-        if jobs:
-            started = [job.started_on for job in jobs]
-            self.db.execute("record_starts", {"name": name, "started": started}, connection)
-        return jobs
+        return rate["limit"] - int(window["started"]) if window else rate["limit"]
 
     def rate_wait(self, name: str, *, now: datetime | None = None, conn: Conn = None) -> float | None:
         """Seconds until the queue's rate limit lets a job start, when its window is full and a job

@@ -254,8 +254,8 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 @click.argument("queue_name")
 @click.pass_context
 def queue_command(ctx: click.Context, queue_name: str) -> None:
-    """A queue's policy, where its finished jobs go, its rate limit, the keys a failed job blocks
-    (key_strict_fifo) and its active jobs per group."""
+    """A queue's policy, where its finished jobs go, its rate limits (and the fullest groups'
+    windows), the keys a failed job blocks (key_strict_fifo) and its active jobs per group."""
     with open_queue(ctx) as queue:
         info = queue.get_queue(queue.require_queue(queue_name))
         if info is None:
@@ -263,6 +263,7 @@ def queue_command(ctx: click.Context, queue_name: str) -> None:
         blocked = queue.get_blocked_keys(queue_name) if info.policy is Policy.KEY_STRICT_FIFO else []
         groups = queue.active_groups(queue_name)
         window = queue.rate_window(queue_name)
+        group_windows = queue.group_rate_windows(queue_name)
     click.echo(f"queue {info.name}: policy {info.policy}")
     if info.archive:
         kept = f"deleted {info.delete_after} s later" if info.delete_after else "kept for good"
@@ -276,6 +277,15 @@ def queue_command(ctx: click.Context, queue_name: str) -> None:
             f"rate limit: {window.limit} jobs started in any {window.period} s; now {window.started} started, "
             + (f"room for {window.room}" if window.room else f"full for {window.frees_in:.1f} s more")
         )
+    if info.group_rate_limit:
+        rate = info.group_rate_limit
+        click.echo(f"group rate limit: {rate['limit']} jobs started in any {rate['period']} s per group")
+        if group_windows:
+            windows = Table("group", "started", "room")
+            for group_window in group_windows:
+                room = str(group_window.room) if group_window.room else f"full for {group_window.frees_in:.1f} s"
+                windows.add_row(group_window.group_id or "", str(group_window.started), room)
+            console.print(windows)
     if info.policy is Policy.KEY_STRICT_FIFO:
         click.echo(f"blocked keys ({len(blocked)}): {', '.join(blocked) or 'none'}")
     if groups:

@@ -92,10 +92,19 @@ def health() -> Response[models.Health]:
 def stats() -> models.Stats:
     queue = bootstrap.ready()
     rows = queue.get_queue_stats()
-    limited = {info.name for info in queue.get_queues() if info.rate_limit}
-    windows = {name: queue.rate_window(name) for name in limited}
+    infos = queue.get_queues()
+    windows = {info.name: queue.rate_window(info.name) for info in infos if info.rate_limit}
+    groups = {info.name: queue.group_rate_windows(info.name) for info in infos if info.group_rate_limit}
     return {  # type: ignore[return-value]  # validated
-        "queues": [asdict(s) | {"queued": s.queued, "rate_window": _window(windows.get(s.name))} for s in rows]
+        "queues": [
+            asdict(s)
+            | {
+                "queued": s.queued,
+                "rate_window": _window(windows.get(s.name)),
+                "group_rate_windows": [asdict(window) for window in groups.get(s.name, [])],
+            }
+            for s in rows
+        ]
     }
 
 

@@ -157,6 +157,7 @@ class RateWindow(_Answer):
     period: int
     started: int = Field(description="jobs started in the last `period` seconds")
     frees_in: float = Field(description="seconds until the oldest of them leaves the window")
+    group_id: str | None = Field(default=None, description="the group whose window it is (null: the queue's)")
 
 
 class QueueStats(_Answer):
@@ -171,6 +172,9 @@ class QueueStats(_Answer):
     oldest_queued_seconds: float
     paused: bool
     rate_window: RateWindow | None = Field(default=None, description="the queue's rate limit and how full it is")
+    group_rate_windows: list[RateWindow] = Field(
+        default_factory=list, description="under a group_rate_limit: the fullest groups' windows (10 at most)"
+    )
 
 
 class Stats(_Answer):

@@ -192,7 +192,7 @@ CHOICES: dict[str, tuple[str, str, str]] = {
     "standard": ("fetch_jobs", "CTE next", "50, NULL, NULL"),
     "singleton": ("lock_keys", "CTE candidates", "50, NULL"),
     "key_strict_fifo": ("lock_fifo_window", "CTE ready", "50, 1000, NULL"),
-    "grouped": ("lock_groups", "CTE next", "50, NULL, NULL, 1000"),
+    "grouped": ("lock_groups", "CTE next", "50, NULL, NULL, 1000, NULL, NULL"),
 }
 
 

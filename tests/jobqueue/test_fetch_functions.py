@@ -34,6 +34,8 @@ PARAMETERS = {
     "window": "window_size",
     "tiers": "tiers",
     "group_limit": "group_limit",
+    "group_rate_limit": "group_rate_limit",
+    "group_rate_period": "group_rate_period",
 }
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
 
-from jobqueue import InvalidOptionError, Queue
+from jobqueue import InvalidOptionError, Job, Queue
 from jobqueue.sqlfiles import queries_for
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -113,20 +114,16 @@ def test_maintenance_forgets_starts_that_left_their_window(queue: Queue, conn: p
     assert _starts(conn, "email") == 0
 
 
-def test_concurrent_fetchers_never_exceed_the_limit_in_any_window(dsn: str, conn: psycopg.Connection[Any]) -> None:
-    """8 fetchers with batches of 1 to 100 and a producer, for three periods: every interval of
-    `period` seconds holds at most `limit` starts, and while work waits the limit is used."""
-    limit, period, periods = 20, 1, 3
-    with Queue(dsn) as setup:
-        setup.create_queue("email", rate_limit={"limit": limit, "period": period})
-        setup.insert("email", [{"data": n} for n in range(100)])
+def _fetch_concurrently(dsn: str, name: str, batch: list[dict[str, Any]], seconds: float) -> None:
+    """8 fetchers with batches of 1 to 100 (completing what they fetch, waiting for the rate limit
+    when they find nothing) and a producer inserting `batch` every 50 ms, for `seconds`."""
     stop = threading.Event()
     errors: list[BaseException] = []
 
     def produce() -> None:
         with Queue(dsn) as producer:
             while not stop.is_set():
-                producer.insert("email", [{"data": 0}] * 20)
+                producer.insert(name, batch)
                 stop.wait(0.05)
 
     def fetch(seed: int) -> None:
@@ -134,33 +131,112 @@ def test_concurrent_fetchers_never_exceed_the_limit_in_any_window(dsn: str, conn
         try:
             with Queue(dsn) as fetcher:
                 while not stop.is_set():
-                    jobs = fetcher.fetch("email", rng.randint(1, 100))
+                    jobs = fetcher.fetch(name, rng.randint(1, 100))
                     if jobs:
-                        fetcher.complete("email", jobs)
+                        fetcher.complete(name, jobs)
                     else:
-                        stop.wait(min(fetcher.rate_wait("email") or 0.01, 0.2))
+                        stop.wait(min(fetcher.rate_wait(name) or 0.01, 0.2))
         except BaseException as exc:  # reported by the test, not lost in the thread
             errors.append(exc)
 
     threads = [threading.Thread(target=produce)] + [threading.Thread(target=fetch, args=(n,)) for n in range(8)]
-    started = time.monotonic()
+    deadline = time.monotonic() + seconds
     for thread in threads:
         thread.start()
-    deadline = started + periods * period + 0.5
     while time.monotonic() < deadline and not errors:
         stop.wait(0.05)
     stop.set()
     for thread in threads:
         thread.join()
     assert not errors, errors
-    starts = sorted(
+
+
+def _busiest_window(starts: list[float], period: float) -> int:
+    """The most starts in any interval of `period` seconds (each start opens one)."""
+    starts = sorted(starts)
+    return max((sum(1 for t in starts[i:] if t < first + period) for i, first in enumerate(starts)), default=0)
+
+
+def test_concurrent_fetchers_never_exceed_the_limit_in_any_window(dsn: str, conn: psycopg.Connection[Any]) -> None:
+    """8 fetchers with batches of 1 to 100 and a producer, for three periods: every interval of
+    `period` seconds holds at most `limit` starts, and while work waits the limit is used."""
+    limit, period, periods = 20, 1, 3
+    with Queue(dsn) as setup:
+        setup.create_queue("email", rate_limit={"limit": limit, "period": period})
+        setup.insert("email", [{"data": n} for n in range(100)])
+    _fetch_concurrently(dsn, "email", [{"data": 0}] * 20, periods * period + 0.5)
+    starts = [
         row[0].timestamp()
         for row in conn.execute("SELECT started_on FROM jobqueue.any_job WHERE started_on IS NOT NULL")
-    )
-    busiest = max(sum(1 for t in starts[i:] if t < first + period) for i, first in enumerate(starts))
-    assert busiest <= limit
+    ]
+    assert _busiest_window(starts, period) <= limit
     # Work waited throughout: each period's whole limit was used (the first start opens the first).
     assert len(starts) >= 0.9 * limit * periods, len(starts)
+
+
+def test_a_fetch_starts_no_more_of_a_group_than_its_window_leaves(queue: Queue) -> None:
+    queue.create_queue("github", group_rate_limit={"limit": 2, "period": 60})
+    info = queue.get_queue("github")
+    assert info is not None and info.group_rate_limit == {"limit": 2, "period": 60}
+    queue.insert("github", [{"data": n, "group": {"id": "token-a"}} for n in range(5)])
+    queue.insert("github", [{"data": n, "group": {"id": "token-b"}} for n in range(5)])
+    queue.insert("github", [{"data": n} for n in range(3)])  # no group: no group's limit
+    first = queue.fetch("github", 100, now=T0)
+    assert sorted(str(job.data) for job in first).count("0") == 3 and len(first) == 7
+    assert queue.fetch("github", 100, now=T0 + timedelta(seconds=30)) == []
+    # A completed or failed job's start still counts, until it leaves the window.
+    queue.complete("github", first)
+    assert queue.fetch("github", 100, now=T0 + timedelta(seconds=59)) == []
+    assert len(queue.fetch("github", 100, now=T0 + timedelta(seconds=60))) == 4
+
+
+def test_a_group_with_a_full_window_does_not_hold_up_the_others(queue: Queue) -> None:
+    """The fetch passes over a full group's jobs, however many wait ahead of the others'."""
+    queue.create_queue("github", group_rate_limit={"limit": 1, "period": 3600})
+    queue.insert("github", [{"data": "a", "group": {"id": "a"}} for _ in range(200)])
+    queue.insert("github", [{"data": "b", "group": {"id": "b"}} for _ in range(3)])
+    assert [job.data for job in queue.fetch("github", 1, now=T0)] == ["a"]
+    assert [job.data for job in queue.fetch("github", 1, now=T0)] == ["b"]
+    assert queue.fetch("github", 10, now=T0) == []
+
+
+def test_group_and_queue_limits_and_group_concurrency_all_hold_together(queue: Queue) -> None:
+    queue.create_queue("q", rate_limit={"limit": 5, "period": 60}, group_rate_limit={"limit": 2, "period": 60})
+    queue.insert("q", [{"data": g, "group": {"id": g}} for g in "abcd" for _ in range(4)])
+    started: list[Job] = []
+    for _ in range(5):  # a fetch may take fewer than the room: one group's jobs can fill its candidates
+        started += queue.fetch("q", 100, now=T0)
+    assert len(started) == 5  # the queue's limit, under the groups' 8
+    assert max(Counter(job.data for job in started).values()) == 2
+    window = queue.rate_window("q", now=T0)
+    assert window is not None and window.started == 5
+    queue.update_queue("q", rate_limit=None)
+    # Under group_concurrency 1 as well: a job of each group with room in its window and no job
+    # active (c's stay active).
+    counts = Counter(job.data for job in started)
+    queue.complete("q", [job for job in started if job.data != "c"])
+    more = queue.fetch("q", 100, group_concurrency=1, now=T0 + timedelta(seconds=1))
+    assert sorted(job.data for job in more) == [g for g in "abcd" if counts[g] < 2 and g != "c"]
+
+
+def test_a_keyed_queue_keeps_to_its_group_rate_limit(queue: Queue) -> None:
+    queue.create_queue("pods", policy="key_strict_fifo", group_rate_limit={"limit": 2, "period": 60})
+    queue.insert("pods", [{"data": n, "singleton_key": f"pod-{n}", "group": {"id": "host-1"}} for n in range(5)])
+    assert len(queue.fetch("pods", 10, now=T0)) == 2
+    assert queue.fetch("pods", 10, now=T0 + timedelta(seconds=1)) == []
+
+
+def test_concurrent_fetchers_never_exceed_a_groups_limit_in_any_window(dsn: str, conn: psycopg.Connection[Any]) -> None:
+    limit, period, periods, groups = 5, 1, 3, "abcd"
+    with Queue(dsn) as setup:
+        setup.create_queue("github", group_rate_limit={"limit": limit, "period": period})
+        setup.insert("github", [{"data": 0, "group": {"id": g}} for g in groups for _ in range(20)])
+    _fetch_concurrently(dsn, "github", [{"data": 0, "group": {"id": g}} for g in groups for _ in range(3)], periods)
+    rows = conn.execute("SELECT group_id, started_on FROM jobqueue.any_job WHERE started_on IS NOT NULL").fetchall()
+    for group in groups:
+        starts = [started.timestamp() for group_id, started in rows if group_id == group]
+        assert _busiest_window(starts, period) <= limit, group
+        assert len(starts) >= 0.9 * limit * periods, (group, len(starts))
 
 
 def test_a_fetch_does_not_wait_long_for_a_turn_held_by_a_stalled_fetcher(

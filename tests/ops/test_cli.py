@@ -238,3 +238,17 @@ def test_queue_shows_its_rate_limit_and_how_full_the_window_is(jobs: CliRunner, 
     with Queue(dsn) as queue:
         queue.fetch("email", 2)
     assert "now 3 started, full for 3" in jobs.invoke(main, ["queue", "email"]).output
+
+
+def test_queue_shows_its_group_rate_limit_and_the_fullest_groups(jobs: CliRunner, dsn: str) -> None:
+    with Queue(dsn) as queue:
+        queue.create_queue("github", group_rate_limit={"limit": 2, "period": 3600})
+        queue.insert("github", [{"data": n, "group": {"id": g}} for g in ("token-a", "token-b") for n in range(3)])
+        queue.fetch("github", 3)  # token-a's two (its third is held back)
+        queue.fetch("github", 1)  # token-b's first
+    output = jobs.invoke(main, ["queue", "github"]).output
+    assert "group rate limit: 2 jobs started in any 3600 s per group" in output
+    # The windows' table comes first (the active groups' follows).
+    rows = [line.split("│")[1:4] for line in output.splitlines() if "token-" in line][:2]
+    assert [[cell.strip() for cell in row][:2] for row in rows] == [["token-a", "2"], ["token-b", "1"]]
+    assert rows[0][2].strip().startswith("full for 3") and rows[1][2].strip() == "1"

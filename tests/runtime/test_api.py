@@ -87,6 +87,21 @@ def test_stats_show_a_rate_limited_queues_window(api: Callable[..., dict[str, An
     window = queues["send-email"]["rate_window"]
     assert (window["limit"], window["period"], window["started"]) == (14, 1, 14)
     assert 0 < window["frees_in"] <= 1
+    assert queues["send-email"]["group_rate_windows"] == []
+
+
+def test_stats_show_a_group_rate_limited_queues_fullest_groups(api: Callable[..., dict[str, Any]], dsn: str) -> None:
+    api("api-health.json")
+    with Queue(dsn) as q:
+        q.update_queue("send-email", group_rate_limit={"limit": 2, "period": 60})
+        q.insert("send-email", [{"data": n, "group": {"id": g}} for g in ("a", "b") for n in range(3)])
+        assert len(q.fetch("send-email", 10)) == 4
+    queues = {row["name"]: row for row in api("api-stats.json")["json"]["queues"]}
+    windows = queues["send-email"]["group_rate_windows"]
+    assert [(w["group_id"], w["started"], w["limit"], w["period"]) for w in windows] == [
+        ("a", 2, 2, 60),
+        ("b", 2, 2, 60),
+    ]
 
 
 def test_health_turns_unhealthy_past_the_threshold(

@@ -447,3 +447,13 @@ def test_a_rate_limited_queue_shows_its_window(web: Call, jobs: Queue) -> None:
     page = web("/dashboard/queue", token=API_TOKEN, query={"name": "email"})["body"]
     assert "data-rate-window>3 jobs started in any 1m 0s: 3 in the window now, full for" in page
     assert "data-rate-window" not in web("/dashboard/queue", token=API_TOKEN, query={"name": "dash"})["body"]
+
+
+def test_a_group_rate_limited_queue_shows_its_fullest_groups(web: Call, jobs: Queue) -> None:
+    jobs.create_queue("github", group_rate_limit={"limit": 2, "period": 60})
+    jobs.insert("github", [{"data": n, "group": {"id": g}} for g in ("token-a", "token-b") for n in range(3)])
+    jobs.fetch("github", 3)  # token-a's two (its third is held back)
+    jobs.fetch("github", 1)  # token-b's first
+    page = web("/dashboard/queue", token=API_TOKEN, query={"name": "github"})["body"]
+    assert "data-group-rate-limit>2 jobs started in any 1m 0s per group; fullest now: token-a 2 (full for" in page
+    assert ", token-b 1</dd>" in page

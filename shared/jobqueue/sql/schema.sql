@@ -70,6 +70,10 @@ CREATE TABLE {{schema}}.queue (
     -- {"limit": n, "period": seconds}: at most n jobs started in any period (job_start, below).
     rate_limit jsonb CONSTRAINT queue_rate_limit_check CHECK (
         rate_limit IS NULL OR ((rate_limit ->> 'limit')::integer >= 1 AND (rate_limit ->> 'period')::integer >= 1)),
+    -- The same for each group (the send option `group`) of the queue on its own.
+    group_rate_limit jsonb CONSTRAINT queue_group_rate_limit_check CHECK (
+        group_rate_limit IS NULL
+        OR ((group_rate_limit ->> 'limit')::integer >= 1 AND (group_rate_limit ->> 'period')::integer >= 1)),
     CHECK (dead_letter IS DISTINCT FROM name)
 );
 
@@ -461,12 +465,18 @@ CREATE INDEX fetch_floor_newest ON {{schema}}.fetch_floor (name, at DESC);
 -- not enough: a retry overwrites it and a deleted job takes it along. Rows only are inserted,
 -- and read from the window's start on: a held snapshot leaves nothing to walk. Maintenance
 -- deletes the rows older than their queue's period.
+--
+-- Under a group_rate_limit, the rows say their group (a row per group and start time; the
+-- queue's window is still the sum of all its rows) and a group's window is counted the same way,
+-- its turn being the group's advisory lock that lock_groups takes.
 CREATE TABLE {{schema}}.job_start (
     name text NOT NULL,
     started_on timestamptz NOT NULL,
-    jobs integer NOT NULL CHECK (jobs > 0)
+    jobs integer NOT NULL CHECK (jobs > 0),
+    group_id text
 );
 CREATE INDEX job_start_window ON {{schema}}.job_start (name, started_on);
+CREATE INDEX job_start_group_window ON {{schema}}.job_start (name, group_id, started_on) WHERE group_id IS NOT NULL;
 
 -- A flow's edges: `child` starts once every `parent` has completed.
 CREATE TABLE {{schema}}.dependency (
@@ -891,7 +901,10 @@ $$;
 --
 -- The jobs come from the four walks a fetch merges (see fetch_jobs), each walked so, until it has
 -- `batch_size`; groups locked beyond the best `batch_size` stay locked until the fetch's transaction ends.
-CREATE FUNCTION {{schema}}.lock_groups(queue_name text, batch_size integer, at_time timestamptz, tiers jsonb, group_limit integer)
+CREATE FUNCTION {{schema}}.lock_groups(
+    queue_name text, batch_size integer, at_time timestamptz, tiers jsonb, group_limit integer,
+    group_rate_limit integer, group_rate_period integer
+)
 RETURNS TABLE (id uuid)
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
@@ -928,10 +941,19 @@ WITH floor AS MATERIALIZED (
                 OFFSET 0
             ) c
             WHERE CASE
-    WHEN c.group_id IS NULL OR (
-        SELECT count(*) FROM {{schema}}.job a
-        WHERE a.name = c.name AND a.group_id = c.group_id AND a.state = 'active'
-    ) < coalesce((tiers ->> c.group_tier)::integer, group_limit)
+    WHEN c.group_id IS NULL OR ((
+        group_limit IS NULL OR (
+            SELECT count(*) FROM {{schema}}.job a
+            WHERE a.name = c.name AND a.group_id = c.group_id AND a.state = 'active'
+        ) < coalesce((tiers ->> c.group_tier)::integer, group_limit)
+    ) AND (
+        group_rate_limit IS NULL OR (
+            SELECT coalesce(sum(s.jobs), 0) FROM {{schema}}.job_start s
+            WHERE s.name = c.name AND s.group_id = c.group_id
+              AND s.started_on > coalesce(at_time, statement_timestamp())
+                                 - make_interval(secs => group_rate_period)
+        ) < group_rate_limit
+    ))
     THEN pg_try_advisory_xact_lock(
         hashtextextended('{{schema}}.group:' || c.name || ':' || coalesce(c.group_id, c.id::text), 0))
     ELSE false
@@ -948,10 +970,19 @@ END
                 OFFSET 0
             ) c
             WHERE CASE
-    WHEN c.group_id IS NULL OR (
-        SELECT count(*) FROM {{schema}}.job a
-        WHERE a.name = c.name AND a.group_id = c.group_id AND a.state = 'active'
-    ) < coalesce((tiers ->> c.group_tier)::integer, group_limit)
+    WHEN c.group_id IS NULL OR ((
+        group_limit IS NULL OR (
+            SELECT count(*) FROM {{schema}}.job a
+            WHERE a.name = c.name AND a.group_id = c.group_id AND a.state = 'active'
+        ) < coalesce((tiers ->> c.group_tier)::integer, group_limit)
+    ) AND (
+        group_rate_limit IS NULL OR (
+            SELECT coalesce(sum(s.jobs), 0) FROM {{schema}}.job_start s
+            WHERE s.name = c.name AND s.group_id = c.group_id
+              AND s.started_on > coalesce(at_time, statement_timestamp())
+                                 - make_interval(secs => group_rate_period)
+        ) < group_rate_limit
+    ))
     THEN pg_try_advisory_xact_lock(
         hashtextextended('{{schema}}.group:' || c.name || ':' || coalesce(c.group_id, c.id::text), 0))
     ELSE false
@@ -968,10 +999,19 @@ END
                 OFFSET 0
             ) c
             WHERE CASE
-    WHEN c.group_id IS NULL OR (
-        SELECT count(*) FROM {{schema}}.job a
-        WHERE a.name = c.name AND a.group_id = c.group_id AND a.state = 'active'
-    ) < coalesce((tiers ->> c.group_tier)::integer, group_limit)
+    WHEN c.group_id IS NULL OR ((
+        group_limit IS NULL OR (
+            SELECT count(*) FROM {{schema}}.job a
+            WHERE a.name = c.name AND a.group_id = c.group_id AND a.state = 'active'
+        ) < coalesce((tiers ->> c.group_tier)::integer, group_limit)
+    ) AND (
+        group_rate_limit IS NULL OR (
+            SELECT coalesce(sum(s.jobs), 0) FROM {{schema}}.job_start s
+            WHERE s.name = c.name AND s.group_id = c.group_id
+              AND s.started_on > coalesce(at_time, statement_timestamp())
+                                 - make_interval(secs => group_rate_period)
+        ) < group_rate_limit
+    ))
     THEN pg_try_advisory_xact_lock(
         hashtextextended('{{schema}}.group:' || c.name || ':' || coalesce(c.group_id, c.id::text), 0))
     ELSE false
@@ -988,10 +1028,19 @@ END
                 OFFSET 0
             ) c
             WHERE CASE
-    WHEN c.group_id IS NULL OR (
-        SELECT count(*) FROM {{schema}}.job a
-        WHERE a.name = c.name AND a.group_id = c.group_id AND a.state = 'active'
-    ) < coalesce((tiers ->> c.group_tier)::integer, group_limit)
+    WHEN c.group_id IS NULL OR ((
+        group_limit IS NULL OR (
+            SELECT count(*) FROM {{schema}}.job a
+            WHERE a.name = c.name AND a.group_id = c.group_id AND a.state = 'active'
+        ) < coalesce((tiers ->> c.group_tier)::integer, group_limit)
+    ) AND (
+        group_rate_limit IS NULL OR (
+            SELECT coalesce(sum(s.jobs), 0) FROM {{schema}}.job_start s
+            WHERE s.name = c.name AND s.group_id = c.group_id
+              AND s.started_on > coalesce(at_time, statement_timestamp())
+                                 - make_interval(secs => group_rate_period)
+        ) < group_rate_limit
+    ))
     THEN pg_try_advisory_xact_lock(
         hashtextextended('{{schema}}.group:' || c.name || ':' || coalesce(c.group_id, c.id::text), 0))
     ELSE false

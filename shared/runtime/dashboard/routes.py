@@ -188,6 +188,7 @@ def queue_page() -> Response[str]:
         "queue.html",
         info=info,
         window=q.rate_window(name),
+        group_windows=q.group_rate_windows(name),
         stats=stats,
         jobs=jobs,
         state=state,

@@ -90,13 +90,25 @@ pg_try_advisory_xact_lock(hashtextextended('{{schema}}.key:' || j.name || ':' ||
 
 -- fragment: group_lock
 -- For job `c` under a group limit: its group's active jobs are below the limit (its tier's, or
--- the default), and its group's advisory lock is free (a job without a group locks itself);
--- checked, then locked, in that order (CASE fixes it).
+-- the default; no limit when the fetch gives none), its group's rate window has room (under a
+-- group_rate_limit; counted as rate_window counts a queue's), and its group's advisory lock is
+-- free (a job without a group locks itself); checked, then locked, in that order (CASE fixes it).
+-- The counts use the statement's snapshot, taken before the lock: a group passed over here is
+-- full, but one locked may be full by now, which claim_grouped checks again.
 CASE
-    WHEN c.group_id IS NULL OR (
-        SELECT count(*) FROM {{schema}}.job a
-        WHERE a.name = c.name AND a.group_id = c.group_id AND a.state = 'active'
-    ) < coalesce((%(tiers)s::jsonb ->> c.group_tier)::integer, %(group_limit)s)
+    WHEN c.group_id IS NULL OR ((
+        %(group_limit)s::integer IS NULL OR (
+            SELECT count(*) FROM {{schema}}.job a
+            WHERE a.name = c.name AND a.group_id = c.group_id AND a.state = 'active'
+        ) < coalesce((%(tiers)s::jsonb ->> c.group_tier)::integer, %(group_limit)s)
+    ) AND (
+        %(group_rate_limit)s::integer IS NULL OR (
+            SELECT coalesce(sum(s.jobs), 0) FROM {{schema}}.job_start s
+            WHERE s.name = c.name AND s.group_id = c.group_id
+              AND s.started_on > coalesce(%(now)s::timestamptz, statement_timestamp())
+                                 - make_interval(secs => %(group_rate_period)s)
+        ) < %(group_rate_limit)s
+    ))
     THEN pg_try_advisory_xact_lock(
         hashtextextended('{{schema}}.group:' || c.name || ':' || coalesce(c.group_id, c.id::text), 0))
     ELSE false

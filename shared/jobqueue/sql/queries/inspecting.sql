@@ -99,3 +99,16 @@ WHERE name = %(name)s AND state = 'active' AND group_id IS NOT NULL
 GROUP BY group_id
 ORDER BY active DESC, group_id
 LIMIT %(limit)s;
+
+-- name: group_rate_windows
+-- Under a group_rate_limit: the groups with starts in their window at `now`, the fullest first, up
+-- to `limit`; for each, its starts and in how many seconds the oldest leaves the window.
+SELECT s.group_id, sum(s.jobs)::integer AS started,
+       extract(epoch FROM min(s.started_on) + make_interval(secs => %(period)s)
+               - coalesce(%(now)s::timestamptz, statement_timestamp()))::double precision AS frees_in
+FROM {{schema}}.job_start s
+WHERE s.name = %(name)s AND s.group_id IS NOT NULL
+  AND s.started_on > coalesce(%(now)s::timestamptz, statement_timestamp()) - make_interval(secs => %(period)s)
+GROUP BY s.group_id
+ORDER BY started DESC, s.group_id
+LIMIT %(limit)s;

@@ -105,11 +105,12 @@ WHERE a.ctid = ANY(ARRAY(SELECT ctid FROM doomed))
 RETURNING a.delete_at;
 
 -- name: trim_job_starts
--- Forget the starts that no queue's rate window holds any more: older than their queue's period
--- (the longest allowed, a day, for a queue whose limit was removed or that was deleted).
+-- Forget the starts that no queue's rate window holds any more: older than their queue's periods
+-- (the longest allowed, a day, for a queue whose limits were removed or that was deleted).
 DELETE FROM {{schema}}.job_start s
 WHERE s.started_on <= coalesce(%(now)s::timestamptz, now()) - make_interval(secs => coalesce(
-    (SELECT (q.rate_limit ->> 'period')::integer FROM {{schema}}.queue q WHERE q.name = s.name), 86400));
+    (SELECT greatest((q.rate_limit ->> 'period')::integer, (q.group_rate_limit ->> 'period')::integer)
+     FROM {{schema}}.queue q WHERE q.name = s.name), 86400));
 
 -- name: purge_dependencies
 -- Edges whose child is gone (deleted, or purged from the archive), up to `limit`.

@@ -33,6 +33,14 @@ INSERT INTO {{schema}}.job_start (name, started_on, jobs)
 SELECT %(name)s, started_on, count(*)::integer FROM unnest(%(started)s::timestamptz[]) AS t(started_on)
 GROUP BY started_on;
 
+-- name: record_group_starts
+-- As record_starts, for a queue with a group_rate_limit: a row per group (and start time), in the
+-- transaction that holds the groups' locks. The groups are read from the jobs just claimed.
+INSERT INTO {{schema}}.job_start (name, started_on, group_id, jobs)
+SELECT %(name)s, j.started_on, j.group_id, count(*)::integer FROM {{schema}}.job j
+WHERE j.name = %(name)s AND j.id = ANY(%(ids)s::uuid[]) AND j.state = 'active'
+GROUP BY j.started_on, j.group_id;
+
 -- name: ready_job_exists
 -- Whether a queue has a job that a fetch could claim now (paused or not).
 SELECT EXISTS (
@@ -145,7 +153,9 @@ LIMIT %(limit)s;
 -- Fetch under a group limit (group_concurrency), first step: the next jobs, passing over groups at
 -- their limit, each job's group's advisory lock taken without waiting (the function lock_groups,
 -- schema.sql). claim_grouped, in the same transaction, claims as many as each group has room for.
-SELECT id FROM {{schema}}.lock_groups(%(name)s, %(limit)s, %(now)s::timestamptz, %(tiers)s::jsonb, %(group_limit)s);
+SELECT id FROM {{schema}}.lock_groups(
+    %(name)s, %(limit)s, %(now)s::timestamptz, %(tiers)s::jsonb, %(group_limit)s,
+    %(group_rate_limit)s, %(group_rate_period)s);
 
 -- name: lock_groups_of
 -- Fetch of a keyed queue under a group limit, second step: of the jobs whose keys lock_keys or
@@ -157,8 +167,9 @@ WHERE j.id = ANY(%(ids)s::uuid[])
 
 -- name: claim_grouped
 -- Fetch under a group limit, last step, in the transaction that took the locks: of the jobs
--- chosen, as many of each group as its limit leaves room for now (counted with a snapshot taken
--- after the groups' locks), in priority order.
+-- chosen, as many of each group as its limits leave room for now (counted with a snapshot taken
+-- after the groups' locks): its active jobs under the fetch's group_concurrency, its starts in
+-- the window under the queue's group_rate_limit; in priority order.
 WITH chosen AS (
     SELECT j.id, j.group_id, j.group_tier,
            row_number() OVER (PARTITION BY j.group_id ORDER BY j.priority DESC, j.created_on, j.id) AS n
@@ -166,10 +177,19 @@ WITH chosen AS (
     WHERE j.id = ANY(%(ids)s::uuid[]) AND j.state < 'active'
 ), allowed AS (
     SELECT c.id FROM chosen c
-    WHERE c.group_id IS NULL
-       OR c.n <= coalesce((%(tiers)s::jsonb ->> c.group_tier)::integer, %(group_limit)s) - (
-           SELECT count(*) FROM {{schema}}.job a
-           WHERE a.name = %(name)s AND a.group_id = c.group_id AND a.state = 'active')
+    WHERE c.group_id IS NULL OR ((
+        %(group_limit)s::integer IS NULL
+        OR c.n <= coalesce((%(tiers)s::jsonb ->> c.group_tier)::integer, %(group_limit)s) - (
+            SELECT count(*) FROM {{schema}}.job a
+            WHERE a.name = %(name)s AND a.group_id = c.group_id AND a.state = 'active')
+    ) AND (
+        %(group_rate_limit)s::integer IS NULL
+        OR c.n <= %(group_rate_limit)s - (
+            SELECT coalesce(sum(s.jobs), 0) FROM {{schema}}.job_start s
+            WHERE s.name = %(name)s AND s.group_id = c.group_id
+              AND s.started_on > coalesce(%(now)s::timestamptz, statement_timestamp())
+                                 - make_interval(secs => %(group_rate_period)s::integer))
+    ))
 )
 UPDATE {{schema}}.job j SET
     {{claim}}
