@@ -122,23 +122,41 @@ def partitioned(dsn: str, huge: int, churn_rounds: int = 200) -> dict[str, Any]:
     return results
 
 
-def rate_limited(dsn: str, waiting: int, rounds: int = 200) -> dict[str, Any]:
-    """fetch 100 + complete 100 on a queue with a rate limit it never reaches, beside the same on a
-    standard queue, each with `waiting` jobs queued: what a limit's turn, count and record cost."""
-    results: dict[str, Any] = {"waiting": waiting}
+# The queues flow_control times, each beside a standard queue: its settings.
+FLOW_SETTINGS: dict[str, dict[str, Any]] = {
+    "rate_limited": {"rate_limit": {"limit": 1_000_000, "period": 1}},
+    "group_rate_limited": {"group_rate_limit": {"limit": 1_000_000, "period": 1}},
+    "round_robin": {"fairness": "round_robin"},
+}
+FLOW_GROUPS = 1000
+
+
+def flow_control(dsn: str, waiting: int, rounds: int = 200) -> dict[str, Any]:
+    """fetch 100 + complete 100 on a queue with each flow-control setting (a rate limit it never
+    reaches, a group rate limit no group reaches, round-robin turns) beside the same on a standard
+    queue, each with `waiting` jobs queued over FLOW_GROUPS groups: what the turns, counts and
+    records cost."""
+    results: dict[str, Any] = {"waiting": waiting, "groups": FLOW_GROUPS}
     queue = _fresh(dsn)
-    queue.create_queue("limited", rate_limit={"limit": 1_000_000, "period": 1})
-    for name in (QUEUE, "limited"):
-        _fill(queue, waiting, name)
-    timings: dict[str, list[float]] = {QUEUE: [], "limited": []}
-    for _ in range(rounds):
-        for name, taken in timings.items():  # alternately, so that both see the same machine
-            queue.insert(name, [{"data": {"n": 1}}] * 100)
+    for name, settings in FLOW_SETTINGS.items():
+        queue.create_queue(name, **settings)
+    names = [QUEUE, *FLOW_SETTINGS]
+    grouped = [{"data": {"n": n}, "group": {"id": f"g{n % FLOW_GROUPS}"}} for n in range(10_000)]
+    for name in names:
+        for start in range(0, waiting, 10_000):
+            queue.insert(name, grouped[: min(10_000, waiting - start)])
+    queue.db.connection().execute("VACUUM ANALYZE jobqueue.job")
+    timings: dict[str, list[float]] = {name: [] for name in names}
+    for round_number in range(rounds):
+        for name, taken in timings.items():  # alternately, so that all see the same machine
+            offset = round_number * 100 % 10_000
+            queue.insert(name, grouped[offset : offset + 100])
             start = time.perf_counter()
             queue.complete(name, queue.fetch(name, 100))
             taken.append((time.perf_counter() - start) * 1000)
     results["standard_ms"] = statistics.median(timings[QUEUE])
-    results["rate_limited_ms"] = statistics.median(timings["limited"])
+    for name in FLOW_SETTINGS:
+        results[f"{name}_ms"] = statistics.median(timings[name])
     queue.close()
     return results
 

@@ -45,6 +45,27 @@ def _met(value: float | None, target: float | None, above: bool = True) -> str:
     return "met" if (value >= target if above else value <= target) else "**missed**"
 
 
+# What each queue of extra.flow_control has, as a report row says it.
+FLOW_SETTINGS = {
+    "rate_limited": "under a rate limit it never reaches",
+    "group_rate_limited": "under a group rate limit no group reaches",
+    "round_robin": "round robin between the groups",
+}
+
+
+def _flow_rows(rows: list[dict[str, Any]]) -> list[str]:
+    """fetch + complete under each flow-control setting, against a standard queue of the same run."""
+    return [
+        f"| fetch 100 + complete 100 {what}, {row['waiting']:,} waiting in {row['groups']:,} groups "
+        f"| {row[f'{name}_ms']:.2f} ms ({row[f'{name}_ms'] / row['standard_ms']:.2f}x a standard "
+        f"queue's {row['standard_ms']:.2f} ms) "
+        f"| within 2x {_met(row[f'{name}_ms'] / row['standard_ms'], 2, above=False)} |"
+        for row in rows
+        for name, what in FLOW_SETTINGS.items()
+        if f"{name}_ms" in row
+    ]
+
+
 def _partitioned_rows(parted: dict[str, Any] | None) -> list[str]:
     """A huge queue in job_common (shared) or in its own partition (own): what the others see."""
     if not parted:
@@ -140,13 +161,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"| {purge['probe_slowest_fetch_complete_ms']:.1f} ms "
         f"| < 100 ms {_met(purge['probe_slowest_fetch_complete_ms'], 100, above=False)} |",
         *_partitioned_rows(r.get("partitioned")),
-        *(
-            f"| fetch 100 + complete 100 under a rate limit it never reaches, {row['waiting']:,} waiting "
-            f"| {row['rate_limited_ms']:.2f} ms ({row['rate_limited_ms'] / row['standard_ms']:.2f}x a standard "
-            f"queue's {row['standard_ms']:.2f} ms) "
-            f"| within 2x {_met(row['rate_limited_ms'] / row['standard_ms'], 2, above=False)} |"
-            for row in r.get("rate_limited", [])
-        ),
+        *_flow_rows(r.get("flow_control", [])),
         f"| job table per million queued jobs ({large['jobs']:,} queued) | "
         + ", ".join(
             f"{name} {size / 2**20:,.0f} MB"

@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         scale = extra.scaling(dsn, small, large)
         purged = extra.purge(dsn, large)
         parted = extra.partitioned(dsn, 100_000 if args.quick else 1_000_000)
-        limited = [extra.rate_limited(dsn, waiting) for waiting in ((10_000,) if args.quick else (10_000, 1_000_000))]
+        flows = [extra.flow_control(dsn, waiting) for waiting in ((10_000,) if args.quick else (10_000, 1_000_000))]
         rss = extra.worker_rss(dsn, 20_000 if args.quick else 100_000)
         queue, _ = fresh(dsn)
         queue.close()
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         "scaling": scale,
         "purge": purged,
         "partitioned": parted,
-        "rate_limited": limited,
+        "flow_control": flows,
         "send_to_start": latency,
         "cold_import_ms": imports,
         "worker_rss": rss,

@@ -14,7 +14,7 @@ from jobqueue import options
 from jobqueue.database import Database
 from jobqueue.errors import InvalidOptionError, UnknownQueueError
 from jobqueue.models import Job, RateWindow
-from jobqueue.settings import Policy, RateLimit
+from jobqueue.settings import Fairness, Policy, RateLimit
 
 Conn = Connection[Any] | None
 JobRef = str | Job
@@ -35,6 +35,7 @@ class QueueRules:
     policy: Policy
     rate_limit: RateLimit | None = None
     group_rate_limit: RateLimit | None = None
+    fairness: Fairness = "fifo"
 
 
 class PolicyCache:
@@ -53,7 +54,7 @@ class PolicyCache:
             rules = (
                 QueueRules(Policy.STANDARD)
                 if row is None
-                else QueueRules(Policy(row["policy"]), row["rate_limit"], row["group_rate_limit"])
+                else QueueRules(Policy(row["policy"]), row["rate_limit"], row["group_rate_limit"], row["fairness"])
             )
             cached = (rules, now)
             self._entries[name] = cached

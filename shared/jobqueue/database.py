@@ -61,6 +61,10 @@ POLICY_INDEXES = frozenset({"job_policy", "job_throttle", "job_exclusive", "job_
 # Check constraints a caller can violate, and what to tell them.
 CHECKS = {
     "job_strict_fifo_key": "queue {name!r} is key_strict_fifo: every job needs a singleton_key",
+    "queue_fairness_policy": (
+        "queue {name!r}: fairness round_robin takes jobs in the groups' turns, which a policy that chooses "
+        "by key (singleton, stately, key_strict_fifo) cannot: use standard, short or exclusive"
+    ),
 }
 # libpq's shortest connect_timeout: with less time than this left, no connection is attempted.
 MIN_CONNECT_S = 2

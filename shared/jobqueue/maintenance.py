@@ -174,8 +174,10 @@ class Maintaining(Working):
         purged += _loop(purge_batch, batch_size, time_budget)
         # A flow's edges go with the last record of their child.
         _loop(lambda: self.db.execute("purge_dependencies", {"limit": batch_size}).rowcount, batch_size, time_budget)
-        # Rate-limited queues' starts that left their window (a few rows per fetch of those queues).
+        # Rate-limited queues' starts that left their window, round-robin queues' past turns (a row
+        # per fetch of those queues).
         self.db.execute("trim_job_starts", {"now": now})
+        self.db.execute("trim_fair_turns")
         if not retention:
             return purged, 0
         unstarted = _loop(

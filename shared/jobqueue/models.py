@@ -102,6 +102,7 @@ class QueueInfo:
     partition: bool = False  # True: its jobs have a partition of the job table of their own
     rate_limit: dict[str, int] | None = None  # {"limit": n, "period": s}: at most n jobs started in any s seconds
     group_rate_limit: dict[str, int] | None = None  # the same for each group of the queue
+    fairness: str | dict[str, Any] = "fifo"  # "round_robin" (or {"tiers": {tier: weight}}): groups take turns
 
 
 @dataclass(slots=True, frozen=True)

@@ -261,6 +261,41 @@ class Rate(Check):
         return "{limit, period}"
 
 
+class FairWeights(TypedDict):
+    """Round robin with weights: a group of tier t takes `tiers[t]` jobs a turn (1 for a tier not listed)."""
+
+    tiers: dict[str, int]
+
+
+# A queue's fairness: "fifo", "round_robin", or round robin weighted per tier.
+Fairness = str | FairWeights
+FAIRNESS_MODES: Final = ("fifo", "round_robin")
+MAX_FAIR_WEIGHT: Final = 1000
+
+
+@dataclass(frozen=True)
+class OneOfFairness(Check):
+    def check(self, option: str, value: object) -> Fairness:
+        if isinstance(value, str) and value in FAIRNESS_MODES:
+            return value
+        if isinstance(value, Mapping) and set(value) == {"tiers"} and isinstance(value["tiers"], Mapping):
+            return {
+                "tiers": {
+                    SingletonKey().check(f"{option} tier", tier): Integer(1, MAX_FAIR_WEIGHT).check(
+                        f"{option} weight of tier {tier!r}", weight
+                    )
+                    for tier, weight in value["tiers"].items()
+                }
+            }
+        raise InvalidOptionError(
+            f'{option} must be "fifo", "round_robin" or {{"tiers": {{tier: weight}}}} (round robin, weighted), '
+            f"got {value!r}"
+        )
+
+    def describe(self) -> str:
+        return "fifo / round_robin / {tiers}"
+
+
 class GroupLimits(TypedDict, total=False):
     """Per-tier group limits: `default` for groups without a tier (or one not listed)."""
 
@@ -327,6 +362,12 @@ class QueueSettings(JobSettings, total=False):
         Default(None),
         Doc("as rate_limit, for each group (the send option `group`) on its own (none: no limit)"),
     ]
+    fairness: Annotated[
+        Fairness | None,
+        OneOfFairness(),
+        Default("fifo"),
+        Doc("round_robin: each fetch lets the groups (the send option `group`) take turns, priority first"),
+    ]
     partition: Annotated[
         bool | None,
         Boolean(),
@@ -354,7 +395,7 @@ class SendOptions(JobSettings, total=False):
         JobGroup | None,
         Group(),
         Default(None),
-        Doc("a group, whose jobs group_concurrency and group_rate_limit cap on their own"),
+        Doc("a group, whose jobs group_concurrency and group_rate_limit cap and fairness serves in turn"),
     ]
 
 

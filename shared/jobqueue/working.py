@@ -76,7 +76,8 @@ class Working(Client):
         or none, while it is full (`rate_wait` says for how long). Under a
         `group_rate_limit`, each group's window is kept the same way, its turn
         being the group's lock: a fetch passes over the groups whose window is
-        full and takes the others' jobs.
+        full and takes the others' jobs. On a queue whose `fairness` is
+        round_robin, the groups take turns (see fetch_turns in sql/schema.sql).
         """
         params: dict[str, Any] = {
             "name": options.queue_name(name),
@@ -95,7 +96,10 @@ class Working(Client):
         if rules.group_rate_limit is not None:
             params["group_rate_limit"] = rules.group_rate_limit["limit"]
             params["group_rate_period"] = rules.group_rate_limit["period"]
-        grouped = group_concurrency is not None or rules.group_rate_limit is not None
+        if rules.fairness != "fifo":
+            tiers = rules.fairness["tiers"] if isinstance(rules.fairness, dict) else {}
+            params["weights"] = options.to_json(tiers)
+        grouped = group_concurrency is not None or rules.group_rate_limit is not None or "weights" in params
         if rules.rate_limit is None and rules.group_rate_limit is None:
             jobs = self._claim(name, params, grouped, connection)
         else:
@@ -123,9 +127,8 @@ class Working(Client):
                         return []
                     params = {**params, "limit": min(params["limit"], room)}
                 jobs = self._claim(name, params, grouped, connection)
-                if jobs and rules.group_rate_limit is not None:
-                    self.db.execute("record_group_starts", {"name": name, "ids": [job.id for job in jobs]}, connection)
-                elif jobs:
+                # Under a group_rate_limit the claim recorded them, a row per group (claim_groups).
+                if jobs and rules.group_rate_limit is None:
                     started = [job.started_on for job in jobs]
                     self.db.execute("record_starts", {"name": name, "started": started}, connection)
                 return jobs
@@ -178,16 +181,19 @@ class Working(Client):
                     if policy in POLICIES_ONE_ACTIVE_PER_KEY
                     else []
                 )
-                if grouped:
+                # One statement for a standard queue, or a round-robin one (params["weights"]; its
+                # policy is never keyed: queue_fairness_policy); else the locks first.
+                single = "fetch_turns" if "weights" in params else None if grouped or key_locks else "fetch"
+                if single is not None and self.db.in_transaction(connection):
+                    with self.db.transaction(connection):  # a savepoint: a conflict must not abort the caller's work
+                        jobs = self.db.rows(single, params, connection, _fetched_job)
+                elif single is not None:
+                    jobs = self.db.rows(single, params, connection, _fetched_job)
+                elif grouped:
                     locks = [*key_locks, "lock_groups_of"] if key_locks else ["lock_groups"]
                     jobs = self._claim_locked(locks, "claim_grouped", params, connection)
-                elif key_locks:
-                    jobs = self._claim_locked(key_locks, "claim_keyed", params, connection)
-                elif self.db.in_transaction(connection):
-                    with self.db.transaction(connection):  # a savepoint: a conflict must not abort the caller's work
-                        jobs = self.db.rows("fetch", params, connection, _fetched_job)
                 else:
-                    jobs = self.db.rows("fetch", params, connection, _fetched_job)
+                    jobs = self._claim_locked(key_locks, "claim_keyed", params, connection)
                 break
             except (PolicyConflictError, ConcurrentUpdateError):
                 # The queue's policy changed under us (the cache still had the old one), or a

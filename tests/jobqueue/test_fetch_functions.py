@@ -24,6 +24,7 @@ USES: dict[str, list[str]] = {
     "lock_keys": [*WALKS, "one_active_per_key_free", "key_lock"],
     "lock_fifo_window": WALKS,
     "lock_groups": [*WALKS, "group_lock"],
+    "claim_groups": ["claim", "claimed_columns", "keyed_claim_checks"],
 }
 # A statement's parameter %(x)s (with its cast) and the function's name for it.
 PARAMETERS = {
@@ -36,6 +37,7 @@ PARAMETERS = {
     "group_limit": "group_limit",
     "group_rate_limit": "group_rate_limit",
     "group_rate_period": "group_rate_period",
+    "ids": "ids",
 }
 
 

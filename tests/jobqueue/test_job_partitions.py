@@ -60,7 +60,7 @@ def test_a_partitioned_queue_keeps_its_jobs_in_a_table_of_its_own(queue: Queue, 
         )
     }
     assert f"jobqueue.{part}_pkey" in indexes and f"jobqueue.{part}_fetch" in indexes
-    assert f"jobqueue.{part}_policy" in indexes and len(indexes) == 11
+    assert f"jobqueue.{part}_policy" in indexes and len(indexes) == 12
     assert _fences(conn) == []
 
 

@@ -7,5 +7,5 @@ SELECT name FROM {{schema}}.queue ORDER BY name;
 SELECT EXISTS (SELECT 1 FROM {{schema}}.queue WHERE name = %(name)s) AS present;
 
 -- name: queue_rules
--- What decides how a queue's jobs are fetched: its policy (the statements) and its rate limits.
-SELECT policy, rate_limit, group_rate_limit FROM {{schema}}.queue WHERE name = %(name)s;
+-- What decides how a queue's jobs are fetched: its policy (the statements), its rate limits, its fairness.
+SELECT policy, rate_limit, group_rate_limit, fairness FROM {{schema}}.queue WHERE name = %(name)s;

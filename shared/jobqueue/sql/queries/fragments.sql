@@ -5,7 +5,7 @@
 -- against the fields of jobqueue.models.Job.
 
 -- fragment: claim
--- The SET list that makes a queued job active (fetch, claim_keyed, claim_grouped). retry_count
+-- The SET list that makes a queued job active (fetch, claim_keyed, claim_groups). retry_count
 -- counts the retries started, as in pg-boss: a job that ran before is on a retry. The time is
 -- the statement's, not the transaction's: a job's start is when it was claimed, after whatever
 -- the claim waited for (a keyed fetch takes its locks first).
@@ -94,7 +94,7 @@ pg_try_advisory_xact_lock(hashtextextended('{{schema}}.key:' || j.name || ':' ||
 -- group_rate_limit; counted as rate_window counts a queue's), and its group's advisory lock is
 -- free (a job without a group locks itself); checked, then locked, in that order (CASE fixes it).
 -- The counts use the statement's snapshot, taken before the lock: a group passed over here is
--- full, but one locked may be full by now, which claim_grouped checks again.
+-- full, but one locked may be full by now, which claim_groups checks again.
 CASE
     WHEN c.group_id IS NULL OR ((
         %(group_limit)s::integer IS NULL OR (

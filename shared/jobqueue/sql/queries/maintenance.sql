@@ -112,6 +112,13 @@ WHERE s.started_on <= coalesce(%(now)s::timestamptz, now()) - make_interval(secs
     (SELECT greatest((q.rate_limit ->> 'period')::integer, (q.group_rate_limit ->> 'period')::integer)
      FROM {{schema}}.queue q WHERE q.name = s.name), 86400));
 
+-- name: trim_fair_turns
+-- Forget round-robin turns older than a minute but a queue's newest, and those of queues gone.
+DELETE FROM {{schema}}.fair_turn f
+WHERE (f.at < statement_timestamp() - interval '1 minute'
+       AND EXISTS (SELECT 1 FROM {{schema}}.fair_turn n WHERE n.name = f.name AND n.at > f.at))
+   OR NOT EXISTS (SELECT 1 FROM {{schema}}.queue q WHERE q.name = f.name);
+
 -- name: purge_dependencies
 -- Edges whose child is gone (deleted, or purged from the archive), up to `limit`.
 DELETE FROM {{schema}}.dependency WHERE ctid IN (

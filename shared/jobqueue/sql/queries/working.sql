@@ -33,14 +33,6 @@ INSERT INTO {{schema}}.job_start (name, started_on, jobs)
 SELECT %(name)s, started_on, count(*)::integer FROM unnest(%(started)s::timestamptz[]) AS t(started_on)
 GROUP BY started_on;
 
--- name: record_group_starts
--- As record_starts, for a queue with a group_rate_limit: a row per group (and start time), in the
--- transaction that holds the groups' locks. The groups are read from the jobs just claimed.
-INSERT INTO {{schema}}.job_start (name, started_on, group_id, jobs)
-SELECT %(name)s, j.started_on, j.group_id, count(*)::integer FROM {{schema}}.job j
-WHERE j.name = %(name)s AND j.id = ANY(%(ids)s::uuid[]) AND j.state = 'active'
-GROUP BY j.started_on, j.group_id;
-
 -- name: ready_job_exists
 -- Whether a queue has a job that a fetch could claim now (paused or not).
 SELECT EXISTS (
@@ -152,10 +144,17 @@ LIMIT %(limit)s;
 -- name: lock_groups
 -- Fetch under a group limit (group_concurrency), first step: the next jobs, passing over groups at
 -- their limit, each job's group's advisory lock taken without waiting (the function lock_groups,
--- schema.sql). claim_grouped, in the same transaction, claims as many as each group has room for.
+-- schema.sql). claim_grouped (claim_groups), in the same transaction, claims as many as each group has room for.
 SELECT id FROM {{schema}}.lock_groups(
     %(name)s, %(limit)s, %(now)s::timestamptz, %(tiers)s::jsonb, %(group_limit)s,
     %(group_rate_limit)s, %(group_rate_period)s);
+
+-- name: fetch_turns
+-- Fetch of a round-robin queue: the groups' next jobs, taken in turns, and claimed, in one
+-- statement (the function fetch_turns, schema.sql).
+SELECT * FROM {{schema}}.fetch_turns(
+    %(name)s, %(limit)s, %(deadline)s::timestamptz, %(now)s::timestamptz, %(weights)s::jsonb,
+    %(tiers)s::jsonb, %(group_limit)s, %(group_rate_limit)s, %(group_rate_period)s);
 
 -- name: lock_groups_of
 -- Fetch of a keyed queue under a group limit, second step: of the jobs whose keys lock_keys or
@@ -166,38 +165,12 @@ WHERE j.id = ANY(%(ids)s::uuid[])
       hashtextextended('{{schema}}.group:' || j.name || ':' || j.group_id, 0)));
 
 -- name: claim_grouped
--- Fetch under a group limit, last step, in the transaction that took the locks: of the jobs
--- chosen, as many of each group as its limits leave room for now (counted with a snapshot taken
--- after the groups' locks): its active jobs under the fetch's group_concurrency, its starts in
--- the window under the queue's group_rate_limit; in priority order.
-WITH chosen AS (
-    SELECT j.id, j.group_id, j.group_tier,
-           row_number() OVER (PARTITION BY j.group_id ORDER BY j.priority DESC, j.created_on, j.id) AS n
-    FROM {{schema}}.job j
-    WHERE j.id = ANY(%(ids)s::uuid[]) AND j.state < 'active'
-), allowed AS (
-    SELECT c.id FROM chosen c
-    WHERE c.group_id IS NULL OR ((
-        %(group_limit)s::integer IS NULL
-        OR c.n <= coalesce((%(tiers)s::jsonb ->> c.group_tier)::integer, %(group_limit)s) - (
-            SELECT count(*) FROM {{schema}}.job a
-            WHERE a.name = %(name)s AND a.group_id = c.group_id AND a.state = 'active')
-    ) AND (
-        %(group_rate_limit)s::integer IS NULL
-        OR c.n <= %(group_rate_limit)s - (
-            SELECT coalesce(sum(s.jobs), 0) FROM {{schema}}.job_start s
-            WHERE s.name = %(name)s AND s.group_id = c.group_id
-              AND s.started_on > coalesce(%(now)s::timestamptz, statement_timestamp())
-                                 - make_interval(secs => %(group_rate_period)s::integer))
-    ))
-)
-UPDATE {{schema}}.job j SET
-    {{claim}}
-WHERE j.id = ANY(ARRAY(SELECT id FROM allowed))
-  AND (j.state < 'active') IS TRUE  -- by id, never a walk of job_fetch (see resolve_dependents in flows.sql)
-  -- On a keyed queue (its keys locked first, by lock_keys or lock_fifo_heads), claim_keyed's checks.
-  {{keyed_claim_checks}}
-RETURNING {{claimed_columns}};
+-- Fetch under group limits or in turns, last step, in the transaction that took the locks: claim
+-- as many of the jobs chosen as each group has room for (the function claim_groups, schema.sql),
+-- recording their starts under a group_rate_limit.
+SELECT * FROM {{schema}}.claim_groups(
+    %(name)s, %(ids)s::uuid[], %(deadline)s::timestamptz, %(now)s::timestamptz, %(tiers)s::jsonb,
+    %(group_limit)s, %(group_rate_limit)s, %(group_rate_period)s);
 
 -- name: claim_keyed
 -- Keyed fetch, second step, in lock_keys' transaction: claim the jobs it chose, checked again
