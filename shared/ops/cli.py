@@ -286,6 +286,10 @@ def queue_command(ctx: click.Context, queue_name: str) -> None:
                 room = str(group_window.room) if group_window.room else f"full for {group_window.frees_in:.1f} s"
                 windows.add_row(group_window.group_id or "", str(group_window.started), room)
             console.print(windows)
+    if info.fairness != "fifo":
+        weights = info.fairness["tiers"] if isinstance(info.fairness, dict) else {}
+        shares = ", ".join(f"{tier} {weight}" for tier, weight in weights.items())
+        click.echo("fairness: round robin between groups" + (f", jobs a turn per tier: {shares}" if shares else ""))
     if info.policy is Policy.KEY_STRICT_FIFO:
         click.echo(f"blocked keys ({len(blocked)}): {', '.join(blocked) or 'none'}")
     if groups:

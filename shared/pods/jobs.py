@@ -131,12 +131,23 @@ CATALOG: Final = Catalog(
         JobType(
             "cleanup-old",
             with_resources(cleanup.cleanup_old),
-            "Deletes old metrics, logs, terminated pods (and their deploy keys) and snapshots",
+            "Deletes old metrics, logs and snapshots, and queues the removal of old terminated pods",
             policy=Policy.SHORT,
             schedules=(CronEntry("0 2 * * *"),),
             permissions=(Permission(("s3:DeleteObject",), SNAPSHOTS),),
+            environment=BUCKET_ENV,
+            sends_to=(cleanup.REMOVE_OLD_POD,),
+        ),
+        JobType(
+            cleanup.REMOVE_OLD_POD,
+            with_resources(cleanup.remove_old_pod),
+            "Deletes a terminated pod's GitHub deploy key, then its record",
+            # One job per pod queued or running: the next cleanup does not send it again.
+            policy=Policy.EXCLUSIVE,
+            # GitHub's API quota per token, whatever the workers (parameter RemoveOldPodWorkerRateLimit).
+            rate_limit={"limit": cleanup.GITHUB_REQUESTS_PER_HOUR, "period": 3600},
             secrets=(GITHUB_TOKEN,),
-            environment={**BUCKET_ENV, "GITHUB_API_URL": "https://api.github.com"},
+            environment={"GITHUB_API_URL": "https://api.github.com"},
         ),
         JobType(
             "calculate-usage",

@@ -68,6 +68,7 @@ SAMPLE_JOBS: dict[str, dict[str, Any]] = {
     "health-check": {},
     "health-check-all": {},
     "cleanup-old": {},
+    "remove-old-pod": {"podId": "sam-gone"},
     "calculate-usage": {},
     "send-email": {"to": "sam@example.com", "template": "pod-ready", "params": {"podId": "sam-0", "url": "http://x"}},
 }

@@ -252,3 +252,14 @@ def test_queue_shows_its_group_rate_limit_and_the_fullest_groups(jobs: CliRunner
     rows = [line.split("│")[1:4] for line in output.splitlines() if "token-" in line][:2]
     assert [[cell.strip() for cell in row][:2] for row in rows] == [["token-a", "2"], ["token-b", "1"]]
     assert rows[0][2].strip().startswith("full for 3") and rows[1][2].strip() == "1"
+
+
+def test_queue_shows_its_fairness(jobs: CliRunner, dsn: str) -> None:
+    with Queue(dsn) as queue:
+        queue.create_queue("fair", fairness={"tiers": {"paid": 3, "free": 1}})
+        queue.create_queue("plain")
+    assert (
+        "fairness: round robin between groups, jobs a turn per tier: free 1, paid 3"
+        in jobs.invoke(main, ["queue", "fair"]).output
+    )
+    assert "fairness" not in jobs.invoke(main, ["queue", "plain"]).output

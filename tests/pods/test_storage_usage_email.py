@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,12 +11,14 @@ import boto3
 import psycopg
 import pytest
 
-from jobqueue import Job, JobError
+from jobqueue import Job, JobError, Queue
 from local.fake_github import FakeGitHub
 from local.fake_host_agent import FakeHostAgent
 from pods import cleanup, email, lifecycle, snapshots, usage
 from pods.clients.github import GitHub, GitHubError
 from pods.context import Resources
+from pods.jobs import CATALOG
+from runtime import catalog
 from tests.pods.conftest import job
 
 BUCKET = "pod-snapshots"
@@ -75,7 +78,9 @@ def test_restore_of_a_missing_object_fails_at_once(
         snapshots.restore(resources, job("restore-snapshot", {"podId": pod_id, "snapshotId": "never"}))
 
 
-def test_cleanup_old_deletes_exactly_what_is_old(resources: Resources, s3: Any, conn: psycopg.Connection[Any]) -> None:
+def test_cleanup_old_deletes_exactly_what_is_old(
+    queue: Queue, resources: Resources, s3: Any, conn: psycopg.Connection[Any]
+) -> None:
     now = datetime.now(UTC)
     for table, key in (("server_metric", "host_id"), ("pod_metric", "pod_id")):
         conn.execute(
@@ -103,17 +108,26 @@ def test_cleanup_old_deletes_exactly_what_is_old(resources: Resources, s3: Any, 
             "INSERT INTO pods.snapshot (id, pod_id, storage_url, created_on) VALUES (%s, 'p', %s, %s)",
             (snap_id, f"s3://{BUCKET}/{key}", now - timedelta(days=age)),
         )
+    counts = cleanup.cleanup_old(resources, job("cleanup-old", {}), now=now)
+    assert counts == {"server_metrics": 1, "pod_metrics": 1, "pod_logs": 1, "pods_queued": 2, "snapshots": 1}
+    # Each old terminated pod is removed by a remove-old-pod job of its own; a second cleanup
+    # while they wait sends none again (the queue admits one job per pod).
+    assert cleanup.cleanup_old(resources, job("cleanup-old", {}), now=now)["pods_queued"] == 0
+    removals = queue.fetch(cleanup.REMOVE_OLD_POD, 10)
+    assert sorted(j.data["podId"] for j in removals) == ["old-keyless", "old-pod"]
     with FakeGitHub("gh-token", keys={"key-1", "key-2"}) as github:
-        counts = cleanup.cleanup_old(resources, job("cleanup-old", {}), now=now, github=GitHub("gh-token", github.url))
+        results = [cleanup.remove_old_pod(resources, j, github=GitHub("gh-token", github.url)) for j in removals]
         assert github.deleted == ["key-1"] and github.keys == {"key-2"}
-    assert counts == {"server_metrics": 1, "pod_metrics": 1, "pod_logs": 1, "pods": 2, "github_keys": 1, "snapshots": 1}
+    assert sorted((r["podId"], r["github_key_deleted"]) for r in results) == [("old-keyless", False), ("old-pod", True)]
     assert [r[0] for r in conn.execute("SELECT id FROM pods.pod ORDER BY id")] == ["recent-pod"]
     assert [r[0] for r in conn.execute("SELECT line FROM pods.pod_log")] == ["new"]
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="snapshots/p/").get("Contents", []))
     assert keys == ["snapshots/p/snap-new.tar"]
 
 
-def test_cleanup_keeps_the_pod_when_github_fails(resources: Resources, s3: Any, conn: psycopg.Connection[Any]) -> None:
+def test_removing_an_old_pod_keeps_its_record_when_github_fails(
+    resources: Resources, conn: psycopg.Connection[Any]
+) -> None:
     conn.execute(
         "INSERT INTO pods.pod (id, owner_id, tier, status, github_key_id) "
         "VALUES ('p', 'u', 'dev.small', 'terminated', 'k')"
@@ -121,13 +135,29 @@ def test_cleanup_keeps_the_pod_when_github_fails(resources: Resources, s3: Any, 
     with FakeGitHub("gh-token", keys={"k"}) as github:
         github.fail_next = 1
         with pytest.raises(GitHubError, match="502"):
-            cleanup.cleanup_old(
-                resources,
-                job("cleanup-old", {}),
-                now=datetime.now(UTC) + timedelta(days=8),
-                github=GitHub("gh-token", github.url),
+            cleanup.remove_old_pod(
+                resources, job(cleanup.REMOVE_OLD_POD, {"podId": "p"}), github=GitHub("gh-token", github.url)
             )
-    assert conn.execute("SELECT count(*) FROM pods.pod").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM pods.pod").fetchone() == (1,)
+        # The retry finds the key still there and removes both.
+        done = cleanup.remove_old_pod(
+            resources, job(cleanup.REMOVE_OLD_POD, {"podId": "p"}), github=GitHub("gh-token", github.url)
+        )
+    assert done == {"podId": "p", "removed": True, "github_key_deleted": True}
+    assert conn.execute("SELECT count(*) FROM pods.pod").fetchone() == (0,)
+
+
+def test_the_pod_removal_queue_keeps_to_githubs_quota(
+    queue: Queue, resources: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deployed, the queue has GitHub's per-token quota as its rate limit (JOBS_RATE_LIMITS, from the
+    template parameter whose default the job type declares)."""
+    assert CATALOG.job_type(cleanup.REMOVE_OLD_POD).rate_limit == {"limit": 5000, "period": 3600}
+    monkeypatch.setenv("JOBS_RATE_LIMITS", json.dumps({cleanup.REMOVE_OLD_POD: {"limit": 2, "period": 3600}}))
+    catalog.register(queue)
+    queue.insert(cleanup.REMOVE_OLD_POD, [{"data": {"podId": f"p{n}"}, "singleton_key": f"p{n}"} for n in range(5)])
+    assert len(queue.fetch(cleanup.REMOVE_OLD_POD, 5)) == 2
+    assert queue.fetch(cleanup.REMOVE_OLD_POD, 5) == []
 
 
 def test_usage_per_hour_is_idempotent(resources: Resources, conn: psycopg.Connection[Any]) -> None:

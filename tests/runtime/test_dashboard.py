@@ -449,6 +449,13 @@ def test_a_rate_limited_queue_shows_its_window(web: Call, jobs: Queue) -> None:
     assert "data-rate-window" not in web("/dashboard/queue", token=API_TOKEN, query={"name": "dash"})["body"]
 
 
+def test_a_round_robin_queue_says_so(web: Call, jobs: Queue) -> None:
+    jobs.create_queue("fair", fairness={"tiers": {"paid": 3}})
+    page = web("/dashboard/queue", token=API_TOKEN, query={"name": "fair"})["body"]
+    assert "data-fairness>round robin between groups, jobs a turn per tier: paid 3</dd>" in page
+    assert "data-fairness" not in web("/dashboard/queue", token=API_TOKEN, query={"name": "dash"})["body"]
+
+
 def test_a_group_rate_limited_queue_shows_its_fullest_groups(web: Call, jobs: Queue) -> None:
     jobs.create_queue("github", group_rate_limit={"limit": 2, "period": 60})
     jobs.insert("github", [{"data": n, "group": {"id": g}} for g in ("token-a", "token-b") for n in range(3)])

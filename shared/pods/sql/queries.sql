@@ -121,10 +121,14 @@ DELETE FROM pods.pod_log WHERE ctid IN (
     SELECT ctid FROM pods.pod_log WHERE created_on < %(before)s LIMIT %(limit)s);
 
 -- name: old_terminated_pods
--- Terminated pods last changed before `before`, oldest first.
-SELECT id, github_key_id FROM pods.pod
-WHERE status = 'terminated' AND updated_on < %(before)s
-ORDER BY updated_on LIMIT %(limit)s;
+-- Terminated pods last changed before `before`, by id from after `after`, up to `limit`.
+SELECT id FROM pods.pod
+WHERE status = 'terminated' AND updated_on < %(before)s AND id > %(after)s
+ORDER BY id LIMIT %(limit)s;
+
+-- name: terminated_pod_key
+-- A terminated pod's GitHub key id (NULL: none); no row if the pod is gone or not terminated.
+SELECT github_key_id FROM pods.pod WHERE id = %(id)s AND status = 'terminated';
 
 -- name: delete_pod
 -- Delete a pod record (its status history goes with it).
