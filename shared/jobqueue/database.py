@@ -66,6 +66,8 @@ CHECKS = {
         "by key (singleton, stately, key_strict_fifo) cannot: use standard, short or exclusive"
     ),
 }
+# A statement's unique violation that is the caller's mistake, by statement.
+UNIQUE_BY_QUERY = {"make_batch": "batch {id!r} exists already: a batch's id is used once"}
 # libpq's shortest connect_timeout: with less time than this left, no connection is attempted.
 MIN_CONNECT_S = 2
 # How PgBouncer and RDS Proxy refuse the `options` startup parameter.
@@ -92,8 +94,15 @@ def translate(error: psycopg.errors.IntegrityError, query: str, params: Params |
             return QueueInUseError(f"queue {name!r} became another queue's dead letter queue meanwhile")
         missing = _MISSING_KEY.search(error.diag.message_detail or "")
         return UnknownQueueError(missing.group(1) if missing else "?", "dead letter queue")
-    if isinstance(error, psycopg.errors.CheckViolation) and constraint in CHECKS:
-        return InvalidOptionError(CHECKS[constraint].format(name=name))
+    refused = (
+        CHECKS.get(constraint)
+        if isinstance(error, psycopg.errors.CheckViolation)
+        else UNIQUE_BY_QUERY.get(query)
+        if isinstance(error, psycopg.errors.UniqueViolation)
+        else None
+    )
+    if refused is not None:
+        return InvalidOptionError(refused.format(name=name, id=(params or {}).get("id")))
     if isinstance(error, psycopg.errors.UniqueViolation) and constraint in POLICY_INDEXES:
         if query == "requeue":
             return PolicyConflictError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final
@@ -11,11 +12,15 @@ from psycopg.rows import class_row
 from jobqueue import ids, options
 from jobqueue.client import Client, Conn
 from jobqueue.errors import InvalidOptionError
-from jobqueue.models import GroupActivity, Job, QueueStats, RateWindow, Throughput, job_row
-from jobqueue.states import QUEUED, JobState
+from jobqueue.models import Batch, GroupActivity, Job, QueueStats, RateWindow, Throughput, job_row
+from jobqueue.states import FINISHED, QUEUED, JobState
 
 # The common questions have an index of their own: queued (fetch's) and active (expiry's).
 SIZE_QUERIES: Final = {frozenset(QUEUED): "queued_size", frozenset({JobState.ACTIVE}): "active_size"}
+# Queue.wait looks again after this long at first, doubling up to WAIT_POLL_MAX_S; it waits MAX_WAIT_S at most.
+WAIT_POLL_FIRST_S: Final = 0.05
+WAIT_POLL_MAX_S: Final = 1.0
+MAX_WAIT_S: Final = 3600
 
 
 def job_states(states: Iterable[str]) -> list[JobState]:
@@ -42,6 +47,32 @@ class Inspecting(Client):
         """A job by id, from the hot table or the archive (then `job.archived` is True)."""
         params = {"id": options.job_id(id), "name": None if name is None else options.queue_name(name)}
         rows = self.db.rows("get_job", params, conn, job_row)
+        return rows[0] if rows else None
+
+    def wait(self, name: str, id: str, timeout: float, *, conn: Conn = None) -> Job | None:
+        """The job once it has finished (completed, failed or cancelled), or as it is when `timeout`
+        seconds have passed, whichever comes first; None when there is no such job in the queue.
+
+        Polls (every 50 ms at first, backing off to WAIT_POLL_MAX_S): no LISTEN, so it works
+        through a pooler in transaction mode, and each look is one indexed read.
+        """
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 <= timeout <= MAX_WAIT_S:
+            raise InvalidOptionError(f"wait timeout must be between 0 and {MAX_WAIT_S} seconds, got {timeout!r}")
+        options.queue_name(name)
+        job_id = options.job_id(id)
+        deadline = time.monotonic() + timeout
+        pause = WAIT_POLL_FIRST_S
+        while True:
+            job = self.get_job(job_id, name, conn)
+            left = deadline - time.monotonic()
+            if job is None or job.state in FINISHED or left <= 0:
+                return job
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, WAIT_POLL_MAX_S)
+
+    def get_batch(self, id: str, conn: Conn = None) -> Batch | None:
+        """A batch's counts (Queue.insert's `batch`); None for an unknown (or forgotten) one."""
+        rows = self.db.rows("get_batch", {"id": str(id)}, conn, class_row(Batch))
         return rows[0] if rows else None
 
     def missing_job(self, id: str) -> str:

@@ -174,6 +174,12 @@ class Maintaining(Working):
         purged += _loop(purge_batch, batch_size, time_budget)
         # A flow's edges go with the last record of their child.
         _loop(lambda: self.db.execute("purge_dependencies", {"limit": batch_size}).rowcount, batch_size, time_budget)
+        # Batches whose jobs are gone too.
+        _loop(
+            lambda: self.db.execute("purge_batches", {"limit": batch_size, "now": now}).rowcount,
+            batch_size,
+            time_budget,
+        )
         # Rate-limited queues' starts that left their window, round-robin queues' past turns (a row
         # per fetch of those queues).
         self.db.execute("trim_job_starts", {"now": now})
@@ -181,7 +187,7 @@ class Maintaining(Working):
         if not retention:
             return purged, 0
         unstarted = _loop(
-            lambda: self.db.execute("fail_unstarted", {"limit": batch_size, "now": now}).rowcount,
+            lambda: int(self.db.scalar("fail_unstarted", {"limit": batch_size, "now": now})),
             batch_size,
             time_budget,
         )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from jobqueue.settings import Policy
 from jobqueue.states import JobState
+
+MAX_STEP_NAME = 200
 
 
 class StopSignal:
@@ -22,6 +25,18 @@ class StopSignal:
 
     def requested(self, job_id: str) -> bool:
         return self.everyone or job_id in self.cancelled
+
+
+T = TypeVar("T")
+
+
+class JobContext(Protocol):
+    """What a job's handler reaches through its Job (`step`, `set_progress`), set by whoever runs
+    it: the runtime's worker, or Queue.context_for for a loop of your own (jobqueue.tracking)."""
+
+    def step(self, job: Job, name: str, fn: Callable[[], Any]) -> Any: ...
+
+    def set_progress(self, job: Job, value: Any) -> None: ...
 
 
 @dataclass(slots=True)
@@ -61,8 +76,36 @@ class Job:
     group_tier: str | None = None
     # Each failed attempt's error, oldest first: {attempt, at, message, type, traceback}.
     errors: list[dict[str, Any]] | None = None
+    # The steps its handler ran (step), in the order run: {name, result, at, ms, attempt}.
+    steps: list[dict[str, Any]] | None = None
+    progress: Any = None  # what its handler last said of how far it got (set_progress)
+    batch_id: str | None = None  # the batch it was inserted in (Queue.insert's batch)
     # Set by whoever runs the job (the runtime's worker) to ask its handler to stop: see cancel_requested.
     signal: StopSignal | None = field(default=None, repr=False, compare=False)
+    # Set by whoever runs the job: where step and set_progress store what they are given.
+    context: JobContext | None = field(default=None, repr=False, compare=False)
+    # A transactional job type's handler (the runtime's JobType.transactional): a psycopg connection
+    # inside the transaction that also completes the job, for the handler's own writes.
+    connection: Any = field(default=None, repr=False, compare=False)
+
+    def step(self, name: str, fn: Callable[[], T]) -> T:
+        """Run `fn()` once for this job, whatever its attempts: its JSON result is stored with the
+        job when it returns, and a later attempt (after a failure, an expiry, a killed invocation)
+        gets the stored result back without calling `fn`. Name each step of a handler differently.
+        Outside a worker (no context: a handler called by a test) `fn` simply runs."""
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_STEP_NAME:
+            raise ValueError(f"a step's name must be a string of 1-{MAX_STEP_NAME} characters, got {name!r}")
+        if self.context is None:
+            return fn()
+        result: T = self.context.step(self, name, fn)
+        return result
+
+    def set_progress(self, value: Any) -> None:
+        """Say how far the handler got: any JSON value (e.g. {"done": 3, "total": 10}, which the
+        dashboard draws as a bar). Cheap to call often: it is written at most once a second, and
+        the last value when the job finishes."""
+        if self.context is not None:
+            self.context.set_progress(self, value)
 
     @property
     def attempt(self) -> int:
@@ -131,6 +174,26 @@ class QueueStats:
     @property
     def queued(self) -> int:
         return self.created + self.retry
+
+
+@dataclass(slots=True, frozen=True)
+class Batch:
+    """A batch of jobs (Queue.insert's `batch`): how many, and how many finished in each way."""
+
+    id: str
+    name: str  # the queue of its jobs
+    created_on: datetime
+    total: int
+    completed: int
+    failed: int  # failed for good (a retry is not counted until it ends)
+    cancelled: int  # cancelled, or deleted before they finished
+    on_finish: dict[str, Any] | None  # {name, data}: the job sent when every job has finished
+    finished_on: datetime | None  # when the last of them finished (its on_finish job sent then)
+
+    @property
+    def unfinished(self) -> int:
+        """Jobs still queued or running."""
+        return self.total - self.completed - self.failed - self.cancelled
 
 
 @dataclass(slots=True, frozen=True)

@@ -22,6 +22,7 @@ from jobqueue.settings import (
     SEND_OPTIONS,
     Boolean,
     Integer,
+    SingletonKey,
     StartAfter,
     aware,
     job_id,
@@ -176,3 +177,23 @@ def group_limits(value: object) -> dict[str, Any]:
         checked = {str(tier): limit(f"group_concurrency tier {tier!r}", n) for tier, n in tiers.items()}
         return {"group_limit": limit("group_concurrency default", value["default"]), "tiers": json.dumps(checked)}
     return {"group_limit": limit("group_concurrency", value), "tiers": "{}"}
+
+
+def batch_spec(value: object, max_payload_bytes: int) -> tuple[str, str | None, str | None]:
+    """Queue.insert's `batch`, checked: its id, its on_finish queue (or None) and that job's data as JSON."""
+    if not isinstance(value, Mapping) or "id" not in value or not set(value) <= {"id", "on_finish"}:
+        raise InvalidOptionError(
+            f'batch must be {{"id": ..., "on_finish": {{"name": queue, "data": ...}}}}, got {value!r}'
+        )
+    batch_id = SingletonKey().check("batch id", value["id"])
+    on_finish = value.get("on_finish")
+    if on_finish is None:
+        return batch_id, None, None
+    if not isinstance(on_finish, Mapping) or "name" not in on_finish or not set(on_finish) <= {"name", "data"}:
+        raise InvalidOptionError(f'batch on_finish must be {{"name": queue, "data": ...}}, got {on_finish!r}')
+    finish_queue = queue_name(on_finish["name"])
+    return (
+        batch_id,
+        finish_queue,
+        to_json({"name": finish_queue, "data": on_finish.get("data")}, "on_finish", max_payload_bytes),
+    )

@@ -2,7 +2,8 @@
 
 The operations live with their concern, each a part of this facade:
 queues (jobqueue.queues), sending (jobqueue.sending), working
-(jobqueue.working), inspecting (jobqueue.inspecting), maintenance
+(jobqueue.working), a running job's steps and progress (jobqueue.tracking),
+inspecting (jobqueue.inspecting), maintenance
 (jobqueue.maintenance), cron schedules (jobqueue.scheduling), dead letter
 redrive (jobqueue.redriving), flows of dependent jobs (jobqueue.flows) and what holds
 the MVCC horizon back (jobqueue.horizon).
@@ -25,10 +26,11 @@ from jobqueue.queues import Queues
 from jobqueue.redriving import Redriving
 from jobqueue.scheduling import Scheduling
 from jobqueue.sending import Sending
+from jobqueue.tracking import Tracking
 from jobqueue.working import Working
 
 
-class Queue(Redriving, Flows, Maintaining, Scheduling, Queues, Sending, Working, Inspecting, Watching):
+class Queue(Redriving, Flows, Maintaining, Scheduling, Queues, Sending, Working, Tracking, Inspecting, Watching):
     def __enter__(self) -> Queue:
         return self
 

@@ -117,6 +117,12 @@ def copy_data_rows(datas: list[str], ids: list[str], queue: Mapping[str, Any], n
     return "".join([f"{job_id}\t{_json_field(data)}{tail}" for job_id, data in zip(ids, datas, strict=True)])
 
 
+def in_batch(text: str, batch_id: str) -> str:
+    """COPY rows (copy_jobs' columns) with the batch's id added at the end of each (copy_batch_jobs').
+    A row ends at its newline: COPY's text format escapes any within a field."""
+    return text.replace("\n", "\t" + _field(batch_id) + "\n")
+
+
 def copyable(jobs: list[BatchJob], policy: str) -> bool:
     """Whether the batch can go in by COPY (see the module's docstring)."""
     if policy in POLICIES_THAT_REFUSE_SENDS:

@@ -22,10 +22,11 @@ from jobqueue.rows import (
     copyable,
     copyable_data,
     data_only,
+    in_batch,
     job_params,
     record_rest,
 )
-from jobqueue.settings import POLICIES_THAT_REFUSE_SENDS, NewJob, SendOptions
+from jobqueue.settings import POLICIES_THAT_REFUSE_SENDS, BatchSpec, NewJob, SendOptions
 
 
 class _Keep:
@@ -202,12 +203,21 @@ class Sending(Client):
         }
         return self.send(name, data, **debounced)
 
-    def insert(self, name: str, jobs: Iterable[NewJob], conn: Conn = None) -> list[str]:
+    def insert(
+        self, name: str, jobs: Iterable[NewJob], conn: Conn = None, *, batch: BatchSpec | None = None
+    ) -> list[str]:
         """Insert many jobs at once; return the ids of those inserted.
 
         Each job is a mapping with "data" and any send option except
         singleton_next_slot. All or nothing: an invalid job raises before
         anything is written; jobs a policy or throttle refuses are skipped.
+
+        `batch={"id": ..., "on_finish": {"name": queue, "data": ...}}` makes them
+        a batch (in the same transaction): `get_batch(id)` counts them by how they
+        finished, and once every one has finished (completed, failed for good,
+        cancelled or deleted), exactly one job is sent to the on_finish queue, its
+        origin carrying the counts. A batch costs a counter's update per statement
+        that finishes some of its jobs, whatever its size.
 
         The queue's settings are read in the batch's transaction (the caller's,
         or one of our own), so every job gets the settings of one moment. The
@@ -216,13 +226,17 @@ class Sending(Client):
         slot, a dead letter queue), by one statement (jobqueue/rows.py).
         """
         options.queue_name(name)
-        batch: list[Mapping[str, Any]] = list(jobs)  # checked below, key by key: callers may pass any mapping
-        if not batch:
+        spec = None if batch is None else options.batch_spec(batch, self.max_payload_bytes)
+        batch_id = None if spec is None else spec[0]
+        batch_jobs: list[Mapping[str, Any]] = list(jobs)  # checked below, key by key: callers may pass any mapping
+        if not batch_jobs:
+            if spec is not None:
+                raise InvalidOptionError(f"batch {batch_id!r} has no job: a batch needs at least one")
             return []
         # Jobs given as data alone, the common case, skip the per-job bookkeeping of options.
-        datas = [job["data"] for job in batch] if all(data_only(job) for job in batch) else None
+        datas = [job["data"] for job in batch_jobs] if all(data_only(job) for job in batch_jobs) else None
         encoded = [self._json(data, "data") for data in datas] if datas is not None else []
-        checked = checked_jobs(batch, self.max_payload_bytes) if datas is None else []
+        checked = checked_jobs(batch_jobs, self.max_payload_bytes) if datas is None else []
         connection = self.db.connection(conn)
         # Our own transaction only on an autocommit connection outside one; on the caller's
         # connection otherwise, the statements join (or begin) the caller's transaction.
@@ -231,20 +245,45 @@ class Sending(Client):
             queue = self.db.execute("copy_queue", {"name": name}, connection).fetchone()
             if queue is None:
                 raise self._unknown_queue(name, conn=connection)
+            if spec is not None and spec[1] is not None:
+                self._check_on_finish(spec[1], connection)
             if datas is not None and not copyable_data(queue["policy"]):
                 array = "[" + ",".join(encoded) + "]"
-                return [row["id"] for row in self.db.rows("insert_data", {"name": name, "data": array}, connection)]
-            if datas is None and not copyable(checked, queue["policy"]):
-                return self._insert_statement(name, checked, connection)
-            ids = new_ids(len(batch))
-            if datas is not None:
-                text = copy_data_rows(encoded, ids, queue, queue["now"])
+                params = {"name": name, "data": array, "batch_id": batch_id}
+                ids = [row["id"] for row in self.db.rows("insert_data", params, connection)]
+            elif datas is None and not copyable(checked, queue["policy"]):
+                ids = self._insert_statement(name, checked, connection, batch_id)
             else:
-                text = copy_rows(checked, ids, queue, queue["now"])
-            self.db.copy("copy_jobs", text, connection)
+                ids = new_ids(len(batch_jobs))
+                if datas is not None:
+                    text = copy_data_rows(encoded, ids, queue, queue["now"])
+                else:
+                    text = copy_rows(checked, ids, queue, queue["now"])
+                if batch_id is None:
+                    self.db.copy("copy_jobs", text, connection)
+                else:
+                    self.db.copy("copy_batch_jobs", in_batch(text, batch_id), connection)
+            if spec is not None:
+                if not ids:
+                    raise InvalidOptionError(f"batch {batch_id!r}: the queue's policy refused every job of it")
+                made = {"id": batch_id, "name": name, "total": len(ids), "on_finish": spec[2]}
+                self.db.execute("make_batch", made, connection)  # a taken id: InvalidOptionError
             return ids
 
-    def _insert_statement(self, name: str, jobs: list[BatchJob], conn: Connection[Any]) -> list[str]:
+    def _check_on_finish(self, name: str, conn: Connection[Any]) -> None:
+        """A batch's on_finish queue exists, and its policy cannot refuse the job it will be sent."""
+        policy = self.db.scalar("batch_finish_policy", {"name": name}, conn)
+        if policy is None:
+            raise self._unknown_queue(name, "on_finish queue", conn)
+        if policy in POLICIES_THAT_REFUSE_SENDS:
+            raise InvalidOptionError(
+                f"batch on_finish queue {name!r} is {policy}: its policy could refuse the job a batch sends; "
+                "use a standard or singleton queue"
+            )
+
+    def _insert_statement(
+        self, name: str, jobs: list[BatchJob], conn: Connection[Any], batch_id: str | None = None
+    ) -> list[str]:
         """The batch in one INSERT whose ON CONFLICT DO NOTHING skips what a policy or throttle refuses."""
         for dead_letter in {job.params["dead_letter"] for job in jobs} - {None}:
             # The batch's own queue was read already; its dead letter queues must exist too.
@@ -260,6 +299,5 @@ class Sending(Client):
             head = '{"data":' if job.params["id"] is not None else '{"id":"' + next(ids) + '","data":'
             key = "" if job.key is None else ',"singleton_key":' + options.to_json(job.key, "singleton_key")
             records.append(head + job.data + key + rest)
-        return [
-            row["id"] for row in self.db.rows("insert", {"name": name, "jobs": "[" + ",".join(records) + "]"}, conn)
-        ]
+        params = {"name": name, "jobs": "[" + ",".join(records) + "]", "batch_id": batch_id}
+        return [row["id"] for row in self.db.rows("insert", params, conn)]

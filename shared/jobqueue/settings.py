@@ -296,6 +296,20 @@ class OneOfFairness(Check):
         return "fifo / round_robin / {tiers}"
 
 
+class OnFinish(TypedDict, total=False):
+    """The job a batch sends once every job of it has finished: its queue and its data."""
+
+    name: str
+    data: Any
+
+
+class BatchSpec(TypedDict, total=False):
+    """A batch of jobs (Queue.insert's `batch`): its id, and the job to send when all have finished."""
+
+    id: str
+    on_finish: OnFinish | None
+
+
 class GroupLimits(TypedDict, total=False):
     """Per-tier group limits: `default` for groups without a tier (or one not listed)."""
 

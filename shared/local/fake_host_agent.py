@@ -22,6 +22,8 @@ from local.embedded_postgres import free_port
 class Faults:
     latency_s: float = 0.0  # added to every request
     fail_next: int = 0  # answer this many requests with 500
+    # Answer this many requests whose "METHOD /path" starts with the key with 500 (e.g. "PUT /routes").
+    fail_matching: dict[str, int] = field(default_factory=dict)
     hang_s: float = 0.0  # sleep this long before answering (longer than a client timeout = timeout)
     unhealthy: set[str] = field(default_factory=set)  # pod ids whose /health answers 503
 
@@ -100,6 +102,13 @@ class FakeHostAgent:
                 with agent._lock:
                     if faults.fail_next > 0:
                         faults.fail_next -= 1
+                        self._send(500, {"error": "injected fault"})
+                        return
+                    request = f"{method} {self.path}"
+                    pending = faults.fail_matching.items()
+                    matched = next((k for k, n in pending if n > 0 and request.startswith(k)), None)
+                    if matched is not None:
+                        faults.fail_matching[matched] -= 1
                         self._send(500, {"error": "injected fault"})
                         return
                 if self.headers.get("X-Api-Key") != agent.api_key:

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from deploy import template
-from jobqueue import JobQueueError, Policy, Queue
+from jobqueue import FINISHED, Job, JobQueueError, JobState, Policy, Queue
 from local import invoke as local_invoke
 from runtime import catalog, job_actions
 
@@ -365,9 +365,44 @@ def show(ctx: click.Context, job_id: str) -> None:
         job = queue.get_job(job_id)
         if job is None:
             fail(queue.missing_job(job_id))
+    _print_job(job)
+
+
+def _print_job(job: Job) -> None:
     # The same record as the API's GET /api/jobs/{id}: attempts counted as everywhere else.
-    record = {k: v for k, v in asdict(job).items() if k != "signal"}  # the worker's, never stored
+    record = {
+        k: v for k, v in asdict(job).items() if k not in ("signal", "context", "connection")
+    }  # the worker's, never stored
     click.echo(json.dumps({**record, "attempts": job.attempts_made}, indent=2, default=str))
+
+
+@main.command()
+@click.argument("batch_id")
+@click.pass_context
+def batch(ctx: click.Context, batch_id: str) -> None:
+    """A batch of jobs (Queue.insert's batch): how many, and how many finished in each way."""
+    with open_queue(ctx) as queue:
+        found = queue.get_batch(batch_id)
+    if found is None:
+        fail(f"no batch {batch_id!r}: it was never made, or was forgotten after its jobs")
+    click.echo(json.dumps({**asdict(found), "unfinished": found.unfinished}, indent=2, default=str))
+
+
+@main.command()
+@click.argument("job_id")
+@click.option("--timeout", default=60.0, show_default=True, help="seconds to wait at most")
+@click.pass_context
+def wait(ctx: click.Context, job_id: str, timeout: float) -> None:
+    """Wait for a job to finish, then print it as `show` does. Exit status: 0 completed, 1 failed
+    or cancelled, 2 still unfinished when the timeout passed."""
+    with open_queue(ctx) as queue:
+        found = queue.get_job(job_id)
+        if found is None:
+            fail(queue.missing_job(job_id))
+        job = queue.wait(found.name, found.id, timeout=timeout) or found
+    _print_job(job)
+    if job.state is not JobState.COMPLETED:
+        ctx.exit(2 if job.state not in FINISHED else 1)
 
 
 def _act(ctx: click.Context, job_ids: tuple[str, ...], chosen: job_actions.Action) -> None:

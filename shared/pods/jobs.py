@@ -122,11 +122,17 @@ CATALOG: Final = Catalog(
         JobType(
             "health-check-all",
             with_resources(health.health_check_all),
-            "Queues a health check of every running pod",
+            "Queues a health check of every running pod, as a batch that ends in a health report",
             policy=Policy.SHORT,
             settings={"expire_in": 300},
             schedules=(CronEntry("*/5 * * * *"),),
-            sends_to=("health-check",),
+            sends_to=("health-check", health.HEALTH_REPORT),
+        ),
+        JobType(
+            health.HEALTH_REPORT,
+            with_resources(health.health_report),
+            "Once a round of health checks has finished: the pods it left unhealthy or restarting",
+            settings={"archive": False},
         ),
         JobType(
             "cleanup-old",

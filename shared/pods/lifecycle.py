@@ -51,6 +51,10 @@ def _tier(data: Any) -> str:
     return tier
 
 
+# A provision's stages, as its progress counts them: a slot, the pod created, routed, running.
+PROVISION_STAGES = 4
+
+
 def provision(resources: Resources, job: Job) -> dict[str, Any]:
     pod_id = require(job.data, "podId")
     spec = _spec(job.data)
@@ -88,9 +92,16 @@ def provision(resources: Resources, job: Job) -> dict[str, Any]:
                 conn.execute(QUERIES["set_status"], {"id": pod_id, "status": "provisioning", "error": None})
                 host_id, address, port = row["host_id"], row["host_address"], row["host_port"]
             agent = resources.agent(address, port)
-            internal_ip = agent.create_pod(pod_id, spec)
-            agent.set_route(pod_id, internal_ip)  # the pod's route on the host's proxy, through the agent
+            job.set_progress({"done": 1, "total": PROVISION_STAGES, "stage": f"slot on {host_id}"})
+            # Steps (Job.step): a retry after the route failed, or after the invocation's time ran
+            # out while the host created the pod, does not ask the host again for what it did.
+            internal_ip = job.step(f"create on {host_id}", lambda: agent.create_pod(pod_id, spec))
+            job.set_progress({"done": 2, "total": PROVISION_STAGES, "stage": "created"})
+            # The pod's route on the host's proxy, through the agent.
+            job.step(f"route on {host_id}", lambda: agent.set_route(pod_id, internal_ip))
+            job.set_progress({"done": 3, "total": PROVISION_STAGES, "stage": "routed"})
             conn.execute(QUERIES["mark_running"], {"id": pod_id, "internal_ip": internal_ip})
+            job.set_progress({"done": PROVISION_STAGES, "total": PROVISION_STAGES, "stage": "running"})
         except Snooze:
             raise
         except Exception as exc:

@@ -6,6 +6,9 @@ the same row again instead of a second snapshot.
 
 from __future__ import annotations
 
+import io
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from jobqueue import Job, JobError
@@ -29,6 +32,22 @@ def s3() -> Any:
     return boto3.client("s3")
 
 
+def _bytes_copied(job: Job, total: int) -> Callable[[int], None]:
+    """boto3's transfer callback (called with each chunk's size, from its threads): the job's
+    progress in bytes (Job.set_progress is cheap to call often: it is written once a second)."""
+    done = 0
+    lock = threading.Lock()
+
+    def copied(chunk: int) -> None:
+        nonlocal done
+        with lock:
+            done += chunk
+            job.set_progress({"done": done, "total": total, "unit": "bytes"})
+
+    job.set_progress({"done": 0, "total": total, "unit": "bytes"})
+    return copied
+
+
 def key_for(pod_id: str, snapshot_id: str) -> str:
     return f"snapshots/{pod_id}/{snapshot_id}.tar"
 
@@ -40,7 +59,8 @@ def create(resources: Resources, job: Job) -> dict[str, Any]:
         _, agent = placed(conn, resources, pod_id)
         archive = agent.snapshot(pod_id)
         key = key_for(pod_id, snapshot_id)
-        s3().put_object(Bucket=bucket(), Key=key, Body=archive)
+        # Managed upload (multipart for a large archive), its progress in bytes as S3 takes them.
+        s3().upload_fileobj(io.BytesIO(archive), bucket(), key, Callback=_bytes_copied(job, len(archive)))
         url = f"s3://{bucket()}/{key}"
         conn.execute(
             QUERIES["record_snapshot"], {"id": snapshot_id, "pod_id": pod_id, "url": url, "size": len(archive)}
@@ -61,9 +81,13 @@ def restore(resources: Resources, job: Job) -> dict[str, Any]:
         _, agent = placed(conn, resources, pod_id)
         target_bucket, _, key = storage_url.removeprefix("s3://").partition("/")
         try:
-            archive = s3().get_object(Bucket=target_bucket, Key=key)["Body"].read()
+            client = s3()
+            size = int(client.head_object(Bucket=target_bucket, Key=key)["ContentLength"])
+            buffer = io.BytesIO()
+            client.download_fileobj(target_bucket, key, buffer, Callback=_bytes_copied(job, size))
+            archive = buffer.getvalue()
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket", "Not Found"):
                 raise JobError(
                     f"snapshot {snapshot_id} is missing from storage ({storage_url})", should_retry=False
                 ) from exc

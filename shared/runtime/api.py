@@ -20,7 +20,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
-from jobqueue import Job, RateWindow
+from jobqueue import FINISHED, Job, RateWindow
 from jobqueue.options import queue_name
 from runtime import api_models as models
 from runtime import auth, bootstrap, catalog, horizon, job_actions, openapi, scale
@@ -29,6 +29,10 @@ from runtime.openapi import VALIDATED
 
 PREFIX = "/api/jobs"
 MAX_LIST = 1000  # jobs one list answers at most
+# GET /api/jobs/{id}?wait= waits this long at most (API Gateway's HTTP API gives a request 30 s),
+# and answers this long before the function's own end.
+MAX_WAIT_S = 25
+WAIT_MARGIN_S = 2.0
 router = Router()
 
 
@@ -44,7 +48,8 @@ def answer(status: int, body: Any) -> Response[Any]:
 
 def _job(job: Job) -> dict[str, Any]:
     record = asdict(job)
-    record.pop("signal", None)  # the worker's, never stored
+    for runner_only in ("signal", "context", "connection"):  # the worker's, never stored
+        record.pop(runner_only, None)
     record["attempts"] = job.attempts_made  # counted as the dashboard and the CLI count them
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in record.items()}
 
@@ -129,13 +134,40 @@ def failed(
 
 
 @router.get(
+    PREFIX + "/batches/<id>",
+    middlewares=VALIDATED,
+    responses=models.responses(models.BatchRecord, 404),
+    summary="A batch of jobs and how many have finished",
+)
+def batch(id: Annotated[str, Path(min_length=1, max_length=255, description="the batch's id")]) -> models.BatchRecord:
+    found = bootstrap.ready().get_batch(id)
+    if found is None:
+        raise job_actions.JobNotFound(f"no batch {id!r}: it was never made, or was forgotten after its jobs")
+    record = {**asdict(found), "unfinished": found.unfinished}
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in record.items()}  # type: ignore[return-value]
+
+
+@router.get(
     PREFIX + "/<id>", middlewares=VALIDATED, responses=models.responses(models.JobRecord, 404), summary="One job"
 )
-def show(id: Annotated[UUID, Path(description="the job's id")]) -> models.JobRecord:
+def show(
+    id: Annotated[UUID, Path(description="the job's id")],
+    wait: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=MAX_WAIT_S,
+            description="seconds to wait for the job to finish (completed, failed or cancelled) before answering "
+            "as it is; bounded by what is left of the request's time",
+        ),
+    ] = 0,
+) -> models.JobRecord:
     queue = bootstrap.ready()
     job = queue.get_job(str(id))
     if job is None:
         raise job_actions.JobNotFound(queue.missing_job(str(id)))
+    if wait and job.state not in FINISHED:
+        job = queue.wait(job.name, job.id, timeout=_wait_within(wait)) or job
     return _job(job)  # type: ignore[return-value]  # validated into the model on the way out
 
 
@@ -181,17 +213,37 @@ def act(id: Annotated[UUID, Path(description="the job's id")], action: job_actio
         others={409: (models.Refused.__doc__ or "", models.Refused)},
     ),
 )
-def enqueue(request: models.EnqueueRequest) -> Response[models.Enqueued]:
+def enqueue(
+    request: models.EnqueueRequest,
+    wait: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=MAX_WAIT_S,
+            description="seconds to wait for the job to finish before answering (then with the job); bounded by "
+            "what is left of the request's time",
+        ),
+    ] = 0,
+) -> Response[models.Enqueued]:
     name = queue_name(request.queue)
     given: dict[str, Any] = {} if request.options is None else request.options.model_dump(exclude_unset=True)
     options = catalog.load().send_options(name, request.data, given)
-    new_id = bootstrap.ready().send(name, request.data, **options)
+    queue = bootstrap.ready()
+    new_id = queue.send(name, request.data, **options)
     if new_id is None:
         raise job_actions.RefusedByPolicy(job_actions.refused_by_policy(name))
     function = worker_functions().get(name)
     if function:
         scale.kick(function, name)
-    return answer(201, {"id": new_id})
+    if not wait:
+        return answer(201, {"id": new_id})
+    job = queue.wait(name, new_id, timeout=_wait_within(wait))
+    return answer(201, {"id": new_id, "job": None if job is None else _job(job)})
+
+
+def _wait_within(wait: int) -> float:
+    """Seconds a request may wait: what it asked, within what is left of the function's time."""
+    return max(0.0, min(wait, router.lambda_context.get_remaining_time_in_millis() / 1000 - WAIT_MARGIN_S))
 
 
 @router.get("/api/openapi.json", include_in_schema=False)

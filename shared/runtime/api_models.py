@@ -108,10 +108,6 @@ class Refused(_Answer):
     error: str
 
 
-class Enqueued(_Answer):
-    id: str
-
-
 class JobRecord(_Answer):
     """A job as stored; times are ISO 8601 text."""
 
@@ -144,6 +140,33 @@ class JobRecord(_Answer):
     output: Any
     origin: dict[str, Any] | None
     errors: list[dict[str, Any]] | None = Field(description="each failed attempt's error, oldest first")
+    steps: list[dict[str, Any]] | None = Field(
+        default=None, description="the steps its handler ran (Job.step): name, result, at, ms, attempt; in order"
+    )
+    progress: Any = Field(default=None, description="what its handler last said of how far it got (Job.set_progress)")
+    batch_id: str | None = Field(default=None, description="the batch it was inserted in (GET /api/jobs/batches/{id})")
+
+
+class Enqueued(_Answer):
+    id: str
+    job: JobRecord | None = Field(
+        default=None, description="with `wait`: the job once finished, or as it was when the wait ended"
+    )
+
+
+class BatchRecord(_Answer):
+    """A batch of jobs and how many finished in each way; times are ISO 8601 text."""
+
+    id: str
+    name: str = Field(description="the queue of its jobs")
+    created_on: Annotated[str, Field(json_schema_extra=DATE_TIME)]
+    total: int
+    completed: int
+    failed: int = Field(description="failed for good")
+    cancelled: int = Field(description="cancelled, or deleted before they finished")
+    unfinished: int = Field(description="still queued or running")
+    on_finish: dict[str, Any] | None = Field(description="the job sent when every job has finished: name, data")
+    finished_on: Annotated[str | None, Field(json_schema_extra=DATE_TIME)]
 
 
 class Jobs(_Answer):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg import Connection
 from psycopg.conninfo import make_conninfo
@@ -23,6 +23,9 @@ from psycopg.conninfo import make_conninfo
 from jobqueue import ConfigurationError, DatabaseUnavailableError, Queue
 from runtime.config import ConnectionSettings
 from runtime.secrets import secret_value
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
 
 _queue: Queue | None = None
 
@@ -84,6 +87,30 @@ def get_queue(env: Mapping[str, str] = os.environ) -> Queue:
     return _queue
 
 
+_handler_pool: ConnectionPool[Any] | None = None
+
+
+def handler_pool(size: int, env: Mapping[str, str] = os.environ) -> ConnectionPool[Any]:
+    """Connections for transactional handlers (JobType.transactional), one per handler thread at
+    most, kept by the container like its queue client. Like the queue's, they prepare no statement
+    and send no startup option, so that they work through a pooler in transaction mode."""
+    from psycopg_pool import ConnectionPool  # here: most functions never need it, and cold starts pay imports
+
+    global _handler_pool
+    if _handler_pool is None or _handler_pool.max_size < size:
+        if _handler_pool is not None:
+            _handler_pool.close()
+        settings = ConnectionSettings.from_env(env)
+        _handler_pool = ConnectionPool(
+            database_url(env),
+            min_size=0,
+            max_size=size,
+            kwargs={"autocommit": True, "prepare_threshold": None, "connect_timeout": settings.connect_timeout},
+            open=True,
+        )
+    return _handler_pool
+
+
 def check(queue: Queue) -> None:
     """Open the connection now, so that a cold start without a database fails at once."""
     try:
@@ -94,8 +121,11 @@ def check(queue: Queue) -> None:
 
 
 def reset() -> None:
-    """Forget the container's client (after a failed connect, or in tests)."""
-    global _queue
+    """Forget the container's client and handler connections (after a failed connect, or in tests)."""
+    global _queue, _handler_pool
     if _queue is not None:
         _queue.close()
     _queue = None
+    if _handler_pool is not None:
+        _handler_pool.close()
+    _handler_pool = None

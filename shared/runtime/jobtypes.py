@@ -98,6 +98,9 @@ class JobType:
     # every function passes in JOBS_RATE_LIMITS. Where that variable is not set (tests, the local
     # stack) the queue has no limit. None: no parameter.
     rate_limit: RateLimit | None = None
+    # True: the handler gets job.connection, inside the transaction that also completes the job, so
+    # that its own writes and the completion commit together or not at all (runtime.worker).
+    transactional: bool = False
     # Send options every job of this type carries, derived from its data (e.g. its key
     # and group); the runtime's senders (API, CLI) apply it. It raises PayloadError for
     # data that no handler of the type could run.

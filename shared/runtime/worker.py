@@ -34,7 +34,8 @@ from typing import Any, Final
 from jobqueue import DatabaseUnavailableError, Job, JobError, PayloadError, Queue, Snooze, StopSignal
 from jobqueue.options import describe, error_payload, to_json
 from jobqueue.settings import GroupConcurrency
-from runtime import bootstrap, catalog, scale
+from jobqueue.tracking import PROGRESS_EVERY_S, run_step, stored_step
+from runtime import bootstrap, catalog, connection, scale
 from runtime.config import WorkerSettings
 from runtime.handlers import handler_for
 from runtime.jobtypes import Handler
@@ -49,6 +50,10 @@ FINISH_WITHIN_S: Final = 0.2
 # Running jobs are checked for cancellation this often, once one has run this long: one query
 # for all of them (Job.cancel_requested).
 SIGNAL_CHECK_S: Final = 1.0
+# A transactional handler's transaction: its statements and its idle time bounded by the time left.
+BOUND_TRANSACTION: Final = (
+    "SELECT set_config('statement_timeout', %s, true), set_config('idle_in_transaction_session_timeout', %s, true)"
+)
 # What the handlers of each queue have taught this container (average duration, fetch time):
 # a warm invocation starts with full batches instead of learning again.
 _learnt: dict[str, tuple[float | None, float]] = {}
@@ -91,6 +96,126 @@ class Outcome:
     output: Any
     error: BaseException | None
     duration_s: float
+    completed: bool = False  # completed already, in the handler's transaction (JobType.transactional)
+
+
+@dataclass(slots=True)
+class Request:
+    """A handler thread's call on the database (a step's record), run by the invocation's thread,
+    the only one that uses the queue; the handler waits for it."""
+
+    run: Callable[[Queue], Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+class HandlerContext:
+    """Job.step and Job.set_progress for the team's handler threads (jobqueue.tracking): a step's
+    record goes through the invocation's thread, which stores it before the step returns; progress
+    is kept here, the latest value per job, for the invocation's thread to write at most once a
+    second, and before the job is finished."""
+
+    def __init__(self, outbox: SimpleQueue[Any], queue_name: str, wait_s: float) -> None:
+        self._outbox = outbox
+        self._queue_name = queue_name
+        self._wait_s = wait_s
+        self._steps: dict[str, list[dict[str, Any]]] = {}  # a job's entry is only touched by its thread
+        self._progress: dict[str, tuple[Job, Any]] = {}
+        self._lock = threading.Lock()
+        self.closed = False  # the invocation is over: no more calls are taken
+
+    def _call(self, run: Callable[[Queue], Any]) -> Any:
+        request = Request(run)
+        if not self.closed:
+            self._outbox.put(request)
+        if self.closed or not request.done.wait(self._wait_s):
+            raise JobError("the invocation ended before the step could be stored")
+        if request.error is not None:
+            raise request.error
+        return request.result
+
+    def step(self, job: Job, name: str, fn: Callable[[], Any]) -> Any:
+        call = self._call
+        if job.connection is not None:
+            # A transactional handler: its steps are stored in its transaction, so that they commit
+            # (or roll back) with the writes they made through job.connection.
+            in_transaction = connection.queue_on(job.connection)
+
+            def call(run: Callable[[Queue], Any]) -> Any:
+                return run(in_transaction)
+
+        steps = self._steps.get(job.id)
+        if steps is None:
+            steps = self._steps[job.id] = call(lambda queue: queue.job_steps(self._queue_name, job))
+        if (done := stored_step(steps, name)) is not None:
+            return done["result"]
+
+        def store(entry: dict[str, Any]) -> None:
+            # Not stored when the attempt is over (expired, cancelled): its outcome will not be either.
+            if call(lambda queue: queue.record_step(self._queue_name, job, entry)):
+                steps.append(entry)
+
+        return run_step(job, name, fn, store)
+
+    def set_progress(self, job: Job, value: Any) -> None:
+        to_json(value, "progress")  # refused in the handler that set it, not when written
+        with self._lock:
+            self._progress[job.id] = (job, value)
+
+    def take_progress(self) -> list[tuple[Job, Any]]:
+        """The progress set since the last take, the latest per job."""
+        if not self._progress:  # no lock for the common case: no handler sets progress
+            return []
+        with self._lock:
+            taken, self._progress = list(self._progress.values()), {}
+        return taken
+
+    def take_progress_of(self, job: Job) -> list[tuple[Job, Any]]:
+        """The progress `job` set since the last take, if any."""
+        if job.id not in self._progress:
+            return []
+        with self._lock:
+            taken = self._progress.pop(job.id, None)
+        return [] if taken is None else [taken]
+
+    def forget(self, job: Job) -> None:
+        self._steps.pop(job.id, None)
+
+
+class InTransaction:
+    """Runs a transactional job type's handler (JobType.transactional) in a transaction on a
+    connection of its own (runtime.connection.handler_pool), which also completes the job: the
+    handler's writes (through job.connection) and the completion commit together, or neither (a
+    failure rolls the writes back; so does a crash, the transaction never committing). The
+    transaction lasts no longer than the invocation: its statements and its idle time are bounded
+    by the time left (set for this transaction only, which a pooler in transaction mode allows).
+    """
+
+    def __init__(self, queue_name: str, team_size: int, remaining_ms: RemainingMs, context: HandlerContext) -> None:
+        self._queue_name = queue_name
+        self._team_size = team_size
+        self._remaining_ms = remaining_ms
+        self._context = context
+
+    def run(self, handler: Handler, job: Job) -> Any:
+        left_ms = f"{max(1, self._remaining_ms())}ms"
+        with connection.handler_pool(self._team_size).connection() as conn, conn.transaction():
+            conn.execute(BOUND_TRANSACTION, (left_ms, left_ms))
+            handed = copy.copy(job)
+            handed.connection = conn
+            output = handler(handed)
+            try:
+                to_json(output, "output")
+            except Exception as exc:
+                raise JobError(f"handler returned an unstorable output: {describe(exc)}", should_retry=False) from None
+            queue = connection.queue_on(conn)
+            if progress := self._context.take_progress_of(job):
+                queue.record_progress(self._queue_name, progress)
+            if not queue.complete(self._queue_name, [job], outputs=[output]):
+                # The attempt ended meanwhile (expired, cancelled): its writes must not count.
+                raise JobError("the job's attempt ended before it could be completed; its writes were rolled back")
+        return output
 
 
 class Team:
@@ -98,10 +223,11 @@ class Team:
 
     def __init__(self, size: int, handler: Handler, queue_name: str) -> None:
         self.inbox: SimpleQueue[Job | None] = SimpleQueue()
-        self.outbox: SimpleQueue[Outcome] = SimpleQueue()
+        self.outbox: SimpleQueue[Outcome | Request] = SimpleQueue()
         self.size = size
         self._handler = handler
         self._queue_name = queue_name
+        self.in_transaction: InTransaction | None = None  # set before the first job, for transactional job types
         self._threads = [
             threading.Thread(target=self._work, name=f"job-{queue_name}-{n}", daemon=True) for n in range(size)
         ]
@@ -113,10 +239,11 @@ class Team:
         while (job := inbox.get()) is not None:
             started = time.perf_counter()
             context.job = job  # the job's keys go on this thread's log lines (observability.JobKeys)
+            transaction = self.in_transaction
             try:
                 # A copy: whatever the handler does to its job (its id, its attempt), the worker
                 # completes or fails the job it claimed. The signal is the same object.
-                output = handler(copy.copy(job))
+                output = handler(copy.copy(job)) if transaction is None else transaction.run(handler, job)
             except Snooze as snooze:  # not a failure: no warning
                 outbox.put(Outcome(job, None, snooze, time.perf_counter() - started))
             except BaseException as exc:  # even SystemExit: a thread that dies would strand its inbox
@@ -124,7 +251,7 @@ class Team:
                 logger.warning("job failed", extra={"error": describe(exc), "error_type": type(exc).__name__})
                 outbox.put(Outcome(job, None, exc, time.perf_counter() - started))
             else:
-                outbox.put(Outcome(job, output, None, time.perf_counter() - started))
+                outbox.put(Outcome(job, output, None, time.perf_counter() - started, transaction is not None))
             finally:
                 context.job = None
 
@@ -201,6 +328,8 @@ class Drain:
         handler: Handler,
         remaining_ms: RemainingMs,
         group_concurrency: GroupConcurrency | None = None,
+        *,
+        transactional: bool = False,
     ) -> None:
         self.queue = queue
         self.settings = settings
@@ -223,6 +352,12 @@ class Drain:
         # are set when they are cancelled meanwhile or the invocation's time is nearly over.
         self.running: dict[str, tuple[Job, float]] = {}
         self.next_signal_check = 0.0
+        # What the handlers reach through their jobs (Job.step, Job.set_progress); a handler waits
+        # for a step's record no longer than the invocation lasts.
+        self.context = HandlerContext(self.team.outbox, settings.queue, max(0.0, remaining_ms() / 1000))
+        self.next_progress_write = 0.0
+        if transactional:
+            self.team.in_transaction = InTransaction(settings.queue, settings.team_size, remaining_ms, self.context)
 
     # -- how much to claim ------------------------------------------------------------
 
@@ -274,6 +409,7 @@ class Drain:
         signal = StopSignal()
         for job in jobs:
             job.signal = signal
+            job.context = self.context
             self.running[job.id] = (job, submitted)
         self.team.submit(jobs)
 
@@ -304,9 +440,31 @@ class Drain:
 
     # -- outcomes ----------------------------------------------------------------
 
-    def collect(self, outcome: Outcome) -> None:
+    def serve(self, request: Request) -> None:
+        """Run a handler's call on the database (a step's record) and hand back its answer."""
+        if self.context.closed:
+            request.error = JobError("the invocation ended before the step could be stored")
+            request.done.set()
+            return
+        started = time.perf_counter()
+        try:
+            request.result = request.run(self.queue)
+        except DatabaseUnavailableError as exc:
+            request.error = exc
+            raise  # the database is lost: the drain stops
+        except Exception as exc:  # the handler's to deal with (it fails its job)
+            request.error = exc
+        finally:
+            self.database_s += time.perf_counter() - started
+            request.done.set()
+
+    def collect(self, outcome: Outcome | Request) -> None:
+        if isinstance(outcome, Request):
+            self.serve(outcome)
+            return
         self.in_flight -= 1
         self.running.pop(outcome.job.id, None)
+        self.context.forget(outcome.job)
         if not self.done and not self.failures:
             self.first_pending = time.monotonic()
         duration = outcome.duration_s
@@ -319,6 +477,9 @@ class Drain:
             error = JobError(f"handler raised Snooze with an invalid delay: {describe(error)}", should_retry=False)
         if error is not None:
             self.failures.append((outcome.job, error))
+            return
+        if outcome.completed:  # in the handler's own transaction
+            self.result.completed += 1
             return
         output = outcome.output
         if output is not None:
@@ -362,8 +523,18 @@ class Drain:
                 job.signal.cancelled.add(job_id)  # type: ignore[union-attr]
             self.database_s += time.perf_counter() - started
 
+    def write_progress(self) -> None:
+        """The progress handlers set since the last write, one statement for every job."""
+        self.next_progress_write = time.monotonic() + PROGRESS_EVERY_S
+        if progress := self.context.take_progress():
+            started = time.perf_counter()
+            self.queue.record_progress(self.settings.queue, progress)
+            self.database_s += time.perf_counter() - started
+
     def finish_group(self) -> None:
-        """Complete the successes and fail the failures collected so far: one statement each."""
+        """Complete the successes and fail the failures collected so far: one statement each (their
+        last progress written first)."""
+        self.write_progress()
         started = time.perf_counter()
         self._write_outcomes()
         self.database_s += time.perf_counter() - started
@@ -440,6 +611,8 @@ class Drain:
                 except Empty:
                     pass
                 self.signal_handlers()
+                if time.monotonic() >= self.next_progress_write:
+                    self.write_progress()
                 pending = len(self.done) + len(self.failures)
                 if pending and (
                     pending >= group or self.in_flight == 0 or time.monotonic() - self.first_pending >= FINISH_WITHIN_S
@@ -449,6 +622,7 @@ class Drain:
             lost = exc  # the outcomes not written stay claimed: their jobs expire and are retried
         finally:
             _learnt[settings.queue] = (self.average_s, self.fetch_s)
+            self.context.closed = True  # handlers still running are told so by their next step
             self.collect_finished()
             unstarted = self.team.close()
             if lost is None:
@@ -486,8 +660,10 @@ def drain(
     handler: Handler,
     remaining_ms: RemainingMs,
     group_concurrency: GroupConcurrency | None = None,
+    *,
+    transactional: bool = False,
 ) -> DrainResult:
-    pipeline = Drain(queue, settings, handler, remaining_ms, group_concurrency)
+    pipeline = Drain(queue, settings, handler, remaining_ms, group_concurrency, transactional=transactional)
     result = pipeline.run()
     pipeline.observed.publish(result)
     return result
@@ -505,7 +681,14 @@ def invocation(settings: WorkerSettings, event: dict[str, Any], context: Any) ->
     remaining_ms = context.get_remaining_time_in_millis
     with bootstrap.calls_within(bootstrap.invocation_deadline_s(context, settings.safety_margin_ms / 4)):
         queue = bootstrap.ready()
-        result = drain(queue, settings, handler_for(settings.queue), remaining_ms, group_limits_for(settings))
+        result = drain(
+            queue,
+            settings,
+            handler_for(settings.queue),
+            remaining_ms,
+            group_limits_for(settings),
+            transactional=transactional_for(settings),
+        )
         response = result.as_dict()
         if result.stopped == "database":
             # Claimed jobs stay claimed until shortly after this invocation's end, then expire and are retried.
@@ -528,6 +711,14 @@ def group_limits_for(settings: WorkerSettings) -> GroupConcurrency | None:
         return catalog.load().job_type(settings.queue).group_concurrency
     except LookupError:
         return None
+
+
+def transactional_for(settings: WorkerSettings) -> bool:
+    """Whether the queue's job type runs its handler in the transaction that completes its job."""
+    try:
+        return catalog.load().job_type(settings.queue).transactional
+    except LookupError:
+        return False
 
 
 def continue_draining(queue: Queue, settings: WorkerSettings, event: dict[str, Any], function: str) -> int:

@@ -159,9 +159,29 @@ def test_the_api_in_swagger_ui(server: str, browser: Browser, jobs: Queue) -> No
     sign_in(page, server)
     page.goto(f"{server}/dashboard/api")
     expect(page.locator(".information-container .title")).to_contain_text("pgjobs API")
-    expect(page.locator(".opblock")).to_have_count(7)  # every operation of the document
+    expect(page.locator(".opblock")).to_have_count(8)  # every operation of the document
     expect(page.locator(".auth-wrapper .authorize")).to_be_visible()  # the bearer token can be given
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-api.png"), full_page=True)
     assert errors == []
+    page.close()
+
+
+def test_a_long_jobs_progress_and_steps(server: str, browser: Browser, jobs: Queue) -> None:
+    [job_id] = jobs.insert("e2e", [{"data": {"pod": "p-1"}}], batch={"id": "nightly-1"})
+    [job] = jobs.fetch("e2e")
+    job.context = context = jobs.context_for("e2e")
+    job.step("reserve slot", lambda: {"host": "host-1", "slot": 3})
+    job.step("create pod", lambda: "10.0.0.7")
+    job.set_progress({"done": 2, "total": 3})
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, server)
+    page.goto(f"{server}/dashboard/jobs/{job_id}")
+    expect(page.locator("#job-progress progress")).to_have_attribute("value", "2")
+    expect(page.locator("#job-progress")).to_contain_text("2 of 3 (67%)")
+    expect(page.locator("#job-steps tr[data-step]")).to_have_count(2)
+    expect(page.locator("#job-batch")).to_contain_text("0 of 1 finished")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-job-steps.png"), full_page=True)
+    context.flush()  # type: ignore[attr-defined]
     page.close()

@@ -60,7 +60,7 @@ def test_a_claim_returns_the_first_fields_of_job_in_their_order() -> None:
 
 
 def test_a_lookup_returns_every_stored_field_of_job() -> None:
-    stored = {f.name for f in dataclasses.fields(Job)} - {"signal"}
+    stored = {f.name for f in dataclasses.fields(Job)} - {"signal", "context", "connection"}
     assert set(_columns("job_columns")) == stored
 
 

@@ -67,6 +67,7 @@ DEFAULTED = {
 SAMPLE_JOBS: dict[str, dict[str, Any]] = {
     "health-check": {},
     "health-check-all": {},
+    "health-report": {},
     "cleanup-old": {},
     "remove-old-pod": {"podId": "sam-gone"},
     "calculate-usage": {},

@@ -263,3 +263,32 @@ def test_queue_shows_its_fairness(jobs: CliRunner, dsn: str) -> None:
         in jobs.invoke(main, ["queue", "fair"]).output
     )
     assert "fairness" not in jobs.invoke(main, ["queue", "plain"]).output
+
+
+def test_wait_prints_the_finished_job_and_says_how_it_ended(jobs: CliRunner, dsn: str) -> None:
+    with Queue(dsn) as queue:
+        queue.create_queue("w")
+        done_id, failed_id, open_id = (str(queue.send("w", {"n": n})) for n in range(3))
+        first, second = queue.fetch("w", 2)
+        queue.complete("w", [first], {"ok": True})
+        queue.fail("w", [second], "boom", retryable=False)
+    done = jobs.invoke(main, ["wait", done_id, "--timeout", "5"])
+    assert done.exit_code == 0 and json.loads(done.output)["output"] == {"ok": True}
+    assert jobs.invoke(main, ["wait", failed_id, "--timeout", "5"]).exit_code == 1
+    still = jobs.invoke(main, ["wait", open_id, "--timeout", "0"])
+    assert still.exit_code == 2 and json.loads(still.output)["state"] == "created"
+
+
+def test_batch_prints_its_counts(jobs: CliRunner, dsn: str) -> None:
+    with Queue(dsn) as queue:
+        queue.create_queue("b")
+        queue.insert("b", [{"data": n} for n in range(2)], batch={"id": "nightly"})
+        queue.complete("b", queue.fetch("b"))
+    shown = jobs.invoke(main, ["batch", "nightly"])
+    assert shown.exit_code == 0
+    assert {k: json.loads(shown.output)[k] for k in ("total", "completed", "unfinished")} == {
+        "total": 2,
+        "completed": 1,
+        "unfinished": 1,
+    }
+    assert jobs.invoke(main, ["batch", "nope"]).exit_code == 1

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import psycopg
 
-from jobqueue import Queue
+from jobqueue import Job, Queue
 from local.fake_host_agent import FakeHostAgent
 from pods import health, lifecycle
 from pods.context import Resources
@@ -65,6 +66,31 @@ def test_health_check_all_fans_out_one_job_per_running_pod(
     ids = running_pods(resources, 3)
     lifecycle.stop(resources, job("stop-pod", {"podId": ids[0]}))
     conn.execute("UPDATE pods.pod SET status = 'unhealthy' WHERE id = %s", (ids[2],))  # unreachable last time
-    assert health.health_check_all(resources, job("health-check-all", {})) == {"checks_queued": 2}
+    fan_out = Job(str(uuid.uuid4()), "health-check-all", {})
+    assert health.health_check_all(resources, fan_out) == {
+        "checks_queued": 2,
+        "batch": f"health-check-all:{fan_out.id}",
+    }
     queued = sorted(j.data["podId"] for j in queue.find_jobs("health-check"))
     assert queued == ids[1:]
+    # Its retry (the first attempt's completion lost) makes no second round.
+    assert health.health_check_all(resources, fan_out)["already"] is True
+    assert len(queue.find_jobs("health-check")) == 2
+
+
+def test_a_round_of_health_checks_ends_in_one_report_of_the_pods_in_trouble(
+    resources: Resources, queue: Queue, agents: list[FakeHostAgent]
+) -> None:
+    ids = running_pods(resources, 3)
+    agents[0].faults.unhealthy.add(ids[1])
+    round_ = health.health_check_all(resources, Job(str(uuid.uuid4()), "health-check-all", {}))
+    checks = queue.fetch("health-check", 10)
+    for check in checks:
+        queue.complete("health-check", [check], health.health_check(resources, check))
+    assert queue.find_jobs(health.HEALTH_REPORT)[0].origin == {
+        "batch": {"id": round_["batch"], "total": 3, "completed": 3, "failed": 0, "cancelled": 0}
+    }
+    [report_job] = queue.fetch(health.HEALTH_REPORT)
+    report = health.health_report(resources, report_job)
+    assert report == {"checked": 3, "checks_failed": 0, "unhealthy": [], "restarting": [ids[1]]}
+    assert len(queue.find_jobs(health.HEALTH_REPORT)) == 1

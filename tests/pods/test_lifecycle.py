@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from jobqueue import JobError, Snooze
+from jobqueue import JobError, Queue, Snooze
 from local.fake_host_agent import FakeHostAgent
 from pods import lifecycle
 from pods.clients.host_agent import HostAgentError
@@ -65,6 +65,32 @@ def test_retry_after_partial_success_creates_no_second_pod(
     assert len(agent.pods) == 1 and agent.create_calls == 2
     assert pod_row(conn, "pod-1")["status"] == "running"
     assert conn.execute("SELECT used FROM pods.host WHERE id = 'host-1'").fetchone() == (1,)
+
+
+def test_a_provision_retried_after_its_route_failed_does_not_ask_the_host_to_create_again(
+    queue: Queue, resources: Resources, agents: list[FakeHostAgent], conn: psycopg.Connection[Any]
+) -> None:
+    """Run from its queue (its steps stored with the job): the retry skips the stored create step,
+    and the job's progress says how far each attempt got."""
+    job_id = lifecycle.request(queue, "provision", "pod-1", spec=SPEC, userId="u1")
+    agents[0].faults.fail_matching["PUT /routes"] = 1
+    [first] = queue.fetch(lifecycle.LIFECYCLE)
+    first.context = context = queue.context_for(lifecycle.LIFECYCLE)
+    with pytest.raises(HostAgentError):
+        lifecycle.run(resources, first)
+    context.flush()  # type: ignore[attr-defined]
+    assert queue.get_job(str(job_id)).progress["stage"] == "created"  # type: ignore[union-attr]
+    queue.fail(lifecycle.LIFECYCLE, [first], "route failed")
+    conn.execute("UPDATE jobqueue.job SET start_after = now() WHERE id = %s", (job_id,))
+    [second] = queue.fetch(lifecycle.LIFECYCLE)
+    second.context = context = queue.context_for(lifecycle.LIFECYCLE)
+    result = lifecycle.run(resources, second)
+    context.flush()  # type: ignore[attr-defined]
+    assert agents[0].create_calls == 1  # the first attempt's create step was not run again
+    assert result["internalIp"] == agents[0].routes["pod-1"] == pod_row(conn, "pod-1")["internal_ip"]
+    done = queue.get_job(str(job_id))
+    assert done is not None and done.progress == {"done": 4, "total": 4, "stage": "running"}
+    assert [(s["name"], s["attempt"]) for s in done.steps or []] == [("create on host-1", 1), ("route on host-1", 2)]
 
 
 def test_concurrent_provisions_never_overbook_a_host(resources: Resources, conn: psycopg.Connection[Any]) -> None:

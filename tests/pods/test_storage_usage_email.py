@@ -63,6 +63,37 @@ def test_snapshot_round_trip_through_s3(
     assert agents[0].pods[pod_id].data == b"workspace bytes"
 
 
+class RecordedProgress:
+    """A JobContext that keeps every progress value a handler sets (steps simply run)."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def step(self, job: Job, name: str, fn: Any) -> Any:
+        return fn()
+
+    def set_progress(self, job: Job, value: Any) -> None:
+        self.values.append(value)
+
+
+def test_snapshot_and_restore_report_the_bytes_copied(
+    resources: Resources, s3: Any, agents: list[FakeHostAgent]
+) -> None:
+    pod_id = running_pod(resources)
+    size = 20 * 2**20  # past boto3's multipart threshold: copied in several parts
+    agents[0].pods[pod_id].data = bytes(size)
+    snapshot = with_id(job("create-snapshot", {"podId": pod_id}))
+    snapshot.context = made = RecordedProgress()
+    snapshots.create(resources, snapshot)
+    restore = job("restore-snapshot", {"podId": pod_id, "snapshotId": snapshot.id})
+    restore.context = restored = RecordedProgress()
+    snapshots.restore(resources, restore)
+    for recorded in (made, restored):
+        done = [value["done"] for value in recorded.values]
+        assert done[0] == 0 and done[-1] == size and done == sorted(done) and len(done) > 2
+        assert {(value["total"], value["unit"]) for value in recorded.values} == {(size, "bytes")}
+
+
 def test_restore_of_a_missing_object_fails_at_once(
     resources: Resources, s3: Any, conn: psycopg.Connection[Any]
 ) -> None:

@@ -168,3 +168,22 @@ def test_the_horizon_and_the_fetch_floor_work_through_the_pool(
         assert taken == list(range(200))  # in order, each once, from the floor each fetch read
     assert conn.execute("SELECT count(*) FROM jobqueue.fetch_floor WHERE name = 'floored'").fetchone()[0] >= 1  # type: ignore[index]
     assert server_leftovers(conn) == (0, 0)
+
+
+def test_wait_for_a_job_through_the_pool(pooled_dsn: str) -> None:
+    """Queue.wait polls (no LISTEN): through PgBouncer in transaction mode it sees the job finish."""
+    with Queue(pooled_dsn) as waiter, Queue(pooled_dsn) as worker:
+        waiter.create_queue("waited")
+        job_id = waiter.send("waited", {"n": 1})
+        assert job_id is not None
+
+        def finish() -> None:
+            while not (jobs := worker.fetch("waited")):
+                pass
+            worker.complete("waited", jobs, {"done": True})
+
+        thread = threading.Thread(target=finish)
+        thread.start()
+        finished = waiter.wait("waited", job_id, timeout=30)
+        thread.join()
+    assert finished is not None and finished.state == "completed" and finished.output == {"done": True}

@@ -113,3 +113,38 @@ def test_worker_scheduler_maintenance_and_api_at_once(
     assert any(not r["skipped"] for r in by_function["Maintenance"]) and not alone.result["skipped"]
     assert sum(r["expired_retried"] for r in maintenance) == 50
     assert server_leftovers(conn) == (0, 0)
+
+
+def test_transactional_workers_through_the_pool_write_each_job_once(
+    pooled_dsn: str, dsn: str, conn: psycopg.Connection[Any], aws: str
+) -> None:
+    """send-email declared transactional, three containers through PgBouncer at once: each job's
+    write (public.sent) commits with its completion, once, and no transaction is left open."""
+    env = {
+        "DATABASE_URL": pooled_dsn,
+        "POWERTOOLS_METRICS_NAMESPACE": "JobsTest",
+        "JOBS_PLATFORM": "tests.runtime.sample_catalog:TRANSACTIONAL",
+        "JOBS_RATE_LIMITS": json.dumps({"send-email": None}),  # SES's quota would make the test wait
+    }
+    conn.execute("CREATE TABLE public.sent (job_id uuid PRIMARY KEY, recipient text NOT NULL)")
+    with Queue(dsn) as setup:
+        catalog.register(setup)
+        setup.insert("send-email", [{"data": {"to": f"u{n}@example.com"}} for n in range(SENT)])
+    with ThreadPoolExecutor(3) as pool:
+        outcomes = list(
+            pool.map(
+                lambda _: invoke.invoke("SendEmailWorker", EVENTS / "schedule.json", overrides=env, timeout=90),
+                range(3),
+            )
+        )
+    assert all(o.ok for o in outcomes), [o.output[-2000:] for o in outcomes if not o.ok]
+    assert sum(o.result["completed"] for o in outcomes) == SENT
+    assert conn.execute(
+        "SELECT state::text, count(*) FROM jobqueue.job WHERE name = 'send-email' GROUP BY 1"
+    ).fetchall() == [("completed", SENT)]
+    assert conn.execute("SELECT count(*), count(DISTINCT job_id) FROM public.sent").fetchone() == (SENT, SENT)
+    assert server_leftovers(conn) == (0, 0)
+    open_transactions = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'"
+    ).fetchone()
+    assert open_transactions == (0,)

@@ -28,3 +28,20 @@ GROUPED = dataclasses.replace(
         dataclasses.replace(t, group_concurrency=1) if t.name == "send-email" else t for t in CATALOG.job_types
     ),
 )
+
+
+def send_email_recorded(job: Job) -> Any:
+    """Records the email in public.sent through job.connection, in the job's own transaction."""
+    job.connection.execute("INSERT INTO public.sent (job_id, recipient) VALUES (%s, %s)", (job.id, job.data["to"]))
+    return {"sent": job.data.get("to")}
+
+
+# The same platform with send-email's handler run in the transaction that completes its job
+# (JOBS_PLATFORM=tests.runtime.sample_catalog:TRANSACTIONAL).
+_RECORDING = PODS.with_handler("send-email", send_email_recorded)
+TRANSACTIONAL = dataclasses.replace(
+    _RECORDING,
+    job_types=tuple(
+        dataclasses.replace(t, transactional=True) if t.name == "send-email" else t for t in _RECORDING.job_types
+    ),
+)

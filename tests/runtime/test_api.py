@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import threading
+import time
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -314,3 +316,66 @@ def test_redrive_a_dead_letter_queue(api: Callable[..., dict[str, Any]], dsn: st
     assert list(rest["json"]["moved"]) == letters[1:] and rest["json"]["skipped"] == {}
     bad = api("api-retry.json", path="/api/jobs/queues/dead-letters/redrive", body={"ids": "all"})
     assert bad["statusCode"] == 400 and "body.ids: Input should be a valid list" in bad["json"]["error"]
+
+
+def test_get_job_waits_for_it_to_finish_when_asked(api: Callable[..., dict[str, Any]], dsn: str) -> None:
+    api("api-health.json")
+    with Queue(dsn) as q:
+        job_id = str(q.send("send-email", {"to": "x"}))
+        [job] = q.fetch("send-email")
+        job.context = q.context_for("send-email")
+        job.step("render", lambda: "<p>hi</p>")
+        # Unfinished: without wait the answer is at once; with wait, after it (a 1 s wait here).
+        now = api("api-get-job.json", path=f"/api/jobs/{job_id}")["json"]
+        assert now["state"] == "active" and [s["name"] for s in now["steps"]] == ["render"]
+        started = time.monotonic()
+        waited = api("api-get-job.json", path=f"/api/jobs/{job_id}", query={"wait": "1"})
+        assert waited["statusCode"] == 200 and waited["json"]["state"] == "active"
+        assert time.monotonic() - started >= 1.0
+        finisher = threading.Timer(0.3, lambda: q.complete("send-email", [job], {"messageId": "m-1"}))
+        finisher.start()
+        done = api("api-get-job.json", path=f"/api/jobs/{job_id}", query={"wait": "20"})
+        finisher.join()
+    assert done["json"]["state"] == "completed" and done["json"]["output"] == {"messageId": "m-1"}
+    refused = api("api-get-job.json", path=f"/api/jobs/{job_id}", query={"wait": "26"})
+    assert refused["statusCode"] == 400 and "query.wait" in refused["json"]["error"]
+
+
+def test_enqueue_can_wait_for_the_jobs_result(api: Callable[..., dict[str, Any]], dsn: str) -> None:
+    api("api-health.json")
+
+    def work() -> None:
+        with Queue(dsn) as worker:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                if jobs := worker.fetch("send-email"):
+                    worker.complete("send-email", jobs, {"messageId": "m-1"})
+                    return
+                time.sleep(0.02)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    made = api("api-enqueue.json", body={"queue": "send-email", "data": {"to": "x"}}, query={"wait": "20"})
+    thread.join()
+    assert made["statusCode"] == 201
+    assert made["json"]["job"]["state"] == "completed" and made["json"]["job"]["output"] == {"messageId": "m-1"}
+    assert made["json"]["job"]["id"] == made["json"]["id"]
+    plain = api("api-enqueue.json", body={"queue": "send-email", "data": {"to": "y"}})
+    assert plain["statusCode"] == 201 and plain["json"].get("job") is None
+
+
+def test_a_batch_is_shown_with_its_counts(api: Callable[..., dict[str, Any]], dsn: str) -> None:
+    api("api-health.json")
+    with Queue(dsn) as q:
+        q.insert("send-email", [{"data": {"to": f"u{n}"}} for n in range(3)], batch={"id": "welcome-1"})
+        q.complete("send-email", q.fetch("send-email", 2))
+    shown = api("api-get-job.json", path="/api/jobs/batches/welcome-1")
+    assert shown["statusCode"] == 200
+    assert {k: shown["json"][k] for k in ("total", "completed", "unfinished", "finished_on")} == {
+        "total": 3,
+        "completed": 2,
+        "unfinished": 1,
+        "finished_on": None,
+    }
+    missing = api("api-get-job.json", path="/api/jobs/batches/nothing")
+    assert missing["statusCode"] == 404 and "no batch 'nothing'" in missing["json"]["error"]

@@ -345,6 +345,33 @@ def test_the_job_page_lists_each_attempts_error(web: Call, jobs: Queue, conn: ps
     assert "<summary>Traceback</summary>" in history and "second boom" in history
 
 
+def test_the_job_page_shows_its_progress_and_steps(web: Call, jobs: Queue) -> None:
+    job_id = str(jobs.send("dash", {}))
+    [job] = jobs.fetch("dash")
+    job.context = context = jobs.context_for("dash")
+    job.step("reserve <slot>", lambda: {"slot": 7})
+    job.step("create", lambda: "pod-1")
+    job.set_progress({"done": 3, "total": 10})
+    page = web(f"/dashboard/jobs/{job_id}", token=API_TOKEN)["body"]
+    assert '<progress value="3" max="10">30%</progress>' in page and "3 of 10 (30%)" in page
+    steps = page.split('id="job-steps"')[1]
+    assert steps.index('data-step="reserve &lt;slot&gt;"') < steps.index('data-step="create"')
+    assert "<td>1</td>" in steps and " ms</td>" in steps
+    job.set_progress("copying the last files")  # not done/total: shown as it is
+    context.flush()  # type: ignore[attr-defined]
+    page = web(f"/dashboard/jobs/{job_id}", token=API_TOKEN)["body"]
+    assert '<pre class="json" id="job-progress">&#34;copying the last files&#34;</pre>' in page or (
+        "copying the last files" in page.split('id="job-progress"')[1].split("</pre>")[0]
+    )
+
+
+def test_the_job_page_shows_its_batch(web: Call, jobs: Queue) -> None:
+    _, second = jobs.insert("dash", [{"data": 1}, {"data": 2}], batch={"id": "nightly <1>"})
+    jobs.complete("dash", jobs.fetch("dash"))
+    page = web(f"/dashboard/jobs/{second}", token=API_TOKEN)["body"]
+    assert '<span class="mono">nightly &lt;1&gt;</span>: 1 of 2 finished (1 completed, 0 failed, 0 cancelled)' in page
+
+
 def test_redrive_from_the_dashboard(web: Call, jobs: Queue) -> None:
     jobs.send("dash", {"n": 1}, retry_limit=0)
     jobs.fail("dash", jobs.fetch("dash"), "boom")

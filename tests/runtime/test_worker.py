@@ -528,3 +528,165 @@ def test_a_rate_limited_worker_leaves_the_jobs_when_the_window_outlasts_its_time
     assert result["elapsed_ms"] < 10_000  # it returned: no fetching against a full window until the end
     with Queue(dsn) as q:
         assert q.queue_size("send-email") == 3
+
+
+def test_a_step_that_outlives_the_invocation_resumes_without_running_the_steps_before_it(
+    worker: ModuleType, dsn: str, conn: psycopg.Connection[Any]
+) -> None:
+    """Three steps; on the first attempt the second outlives the invocation's budget. The next
+    attempt completes the job without running the first step again."""
+    calls: list[str] = []
+    forever = threading.Event()  # set only when the test ends, so that the stuck thread goes away
+
+    def provision(job: Job) -> str:
+        slot = job.step("reserve", lambda: calls.append("reserve") or 7)
+
+        def create() -> str:
+            calls.append(f"create-{job.attempt}")
+            if job.attempt == 1:
+                forever.wait()  # the host agent hangs: past the invocation's end
+            return f"pod on slot {slot}"
+
+        pod = job.step("create", create)
+        registered = job.step("register", lambda: calls.append("register") or "registered")
+        return f"{pod}, {registered}"
+
+    handlers.set_handler("send-email", provision)
+    worker.handler(event("schedule.json"), FakeContext())
+    with Queue(dsn) as q:
+        job_id = str(q.send("send-email", {"to": "x"}, retry_limit=3))
+        try:
+            first = worker.handler(event("schedule.json"), FakeContext(timeout_ms=3000))
+            assert (first["completed"], first["unfinished"]) == (0, 1)
+            # Its claim runs out (backdated here instead of waited for) and it is retried at once.
+            conn.execute("UPDATE jobqueue.job SET expire_at = now() - interval '1 second' WHERE id = %s", (job_id,))
+            assert q.expire() == (1, 0)
+            conn.execute("UPDATE jobqueue.job SET start_after = now() WHERE id = %s", (job_id,))
+            second = worker.handler(event("schedule.json"), FakeContext())
+        finally:
+            forever.set()
+        assert second["completed"] == 1
+        done = q.get_job(job_id)
+        assert done is not None and done.output == "pod on slot 7, registered"
+        assert calls == ["reserve", "create-1", "create-2", "register"]
+        assert [(s["name"], s["attempt"]) for s in done.steps or []] == [("reserve", 1), ("create", 2), ("register", 2)]
+
+
+def test_a_handlers_progress_is_seen_while_it_runs_and_its_last_value_kept(worker: ModuleType, dsn: str) -> None:
+    seen = threading.Event()
+
+    def copy_files(job: Job) -> str:
+        for done in range(1, 51):
+            job.set_progress({"done": done, "total": 100})
+        seen.wait(timeout=20)  # until the test has read the progress of the running job
+        for done in range(51, 101):
+            job.set_progress({"done": done, "total": 100})
+        return "copied"
+
+    handlers.set_handler("send-email", copy_files)
+    worker.handler(event("schedule.json"), FakeContext())
+    with Queue(dsn) as q:
+        job_id = str(q.send("send-email", {"to": "x"}))
+        runner = threading.Thread(target=worker.handler, args=(event("schedule.json"), FakeContext()))
+        runner.start()
+        try:
+            deadline = time.monotonic() + 20
+            progress = None
+            while time.monotonic() < deadline and progress is None:
+                progress = q.get_job(job_id).progress  # type: ignore[union-attr]
+                time.sleep(0.05)
+            assert progress == {"done": 50, "total": 100}  # the latest value set, written within a second
+        finally:
+            seen.set()
+            runner.join()
+        done = q.get_job(job_id)
+        assert done is not None and done.output == "copied" and done.progress == {"done": 100, "total": 100}
+
+
+def test_a_transactional_handlers_writes_and_its_jobs_completion_commit_together(
+    worker: ModuleType, dsn: str, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """send-email declared transactional: what the handler writes through job.connection commits
+    with the completion; a handler that fails leaves no write behind, and its retry runs again."""
+    monkeypatch.setenv("JOBS_PLATFORM", "tests.runtime.sample_catalog:TRANSACTIONAL")
+    conn.execute("CREATE TABLE public.sent (job_id uuid PRIMARY KEY, recipient text NOT NULL)")
+
+    def send_email(job: Job) -> dict[str, str]:
+        assert job.connection is not None and job.connection.info.transaction_status.name == "INTRANS"
+        job.connection.execute("INSERT INTO public.sent VALUES (%s, %s)", (job.id, job.data["to"]))
+        job.set_progress({"done": 1, "total": 1})
+        if job.data["to"] == "flaky@example.com" and job.attempt == 1:
+            raise ConnectionError("SES timed out")  # after the write: it must be rolled back
+        return {"messageId": f"m-{job.data['to']}"}
+
+    handlers.set_handler("send-email", send_email)
+    worker.handler(event("schedule.json"), FakeContext())
+    with Queue(dsn) as q:
+        recipients = [f"user{n}@example.com" for n in range(8)] + ["flaky@example.com"]
+        q.insert("send-email", [{"data": {"to": r}, "retry_limit": 2} for r in recipients])
+        first = worker.handler(event("schedule.json"), FakeContext())
+        assert (first["completed"], first["retried"]) == (8, 1)
+        sent = {r for (r,) in conn.execute("SELECT recipient FROM public.sent")}
+        assert sent == set(recipients[:8])  # the flaky one's write went with its failure
+        done = q.find_jobs("send-email", state="completed", limit=100)
+        assert {j.output["messageId"] for j in done} == {f"m-{r}" for r in recipients[:8]}
+        assert {str(j.progress) for j in done} == {"{'done': 1, 'total': 1}"}  # written in the same transaction
+        conn.execute("UPDATE jobqueue.job SET start_after = now() WHERE state = 'retry'")
+        second = worker.handler(event("schedule.json"), FakeContext())
+        assert second["completed"] == 1
+        assert conn.execute("SELECT count(*) FROM public.sent").fetchone() == (9,)
+
+
+def test_a_transactional_handlers_writes_roll_back_when_its_attempt_ended_meanwhile(
+    worker: ModuleType, dsn: str, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job was cancelled while its handler ran: the completion finds no active attempt, and the
+    handler's writes are rolled back with it (they would otherwise count twice, or for nothing)."""
+    monkeypatch.setenv("JOBS_PLATFORM", "tests.runtime.sample_catalog:TRANSACTIONAL")
+    conn.execute("CREATE TABLE public.sent (job_id uuid PRIMARY KEY)")
+
+    def send_email(job: Job) -> None:
+        job.connection.execute("INSERT INTO public.sent VALUES (%s)", (job.id,))
+        with Queue(dsn) as other:
+            other.cancel("send-email", [job.id])  # an operator, meanwhile
+
+    handlers.set_handler("send-email", send_email)
+    worker.handler(event("schedule.json"), FakeContext())
+    with Queue(dsn) as q:
+        job_id = str(q.send("send-email", {"to": "x"}))
+        result = worker.handler(event("schedule.json"), FakeContext())
+        assert result["completed"] == 0
+        assert q.get_job(job_id).state == "cancelled"  # type: ignore[union-attr]
+    assert conn.execute("SELECT count(*) FROM public.sent").fetchone() == (0,)
+
+
+def test_a_transactional_handlers_steps_roll_back_with_its_writes(
+    worker: ModuleType, dsn: str, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step's record is written in the handler's transaction: when the handler fails, the step's
+    writes and its record go together, and the retry runs the step again."""
+    monkeypatch.setenv("JOBS_PLATFORM", "tests.runtime.sample_catalog:TRANSACTIONAL")
+    conn.execute("CREATE TABLE public.sent (job_id uuid, attempt integer)")
+    runs: list[int] = []
+
+    def send_email(job: Job) -> None:
+        def record() -> int:
+            runs.append(job.attempt)
+            job.connection.execute("INSERT INTO public.sent VALUES (%s, %s)", (job.id, job.attempt))
+            return job.attempt
+
+        job.step("record", record)
+        if job.attempt == 1:
+            raise ConnectionError("SES timed out")
+
+    handlers.set_handler("send-email", send_email)
+    worker.handler(event("schedule.json"), FakeContext())
+    with Queue(dsn) as q:
+        job_id = str(q.send("send-email", {"to": "x"}, retry_limit=1))
+        assert worker.handler(event("schedule.json"), FakeContext())["retried"] == 1
+        assert q.get_job(job_id).steps is None  # type: ignore[union-attr]
+        conn.execute("UPDATE jobqueue.job SET start_after = now() WHERE id = %s", (job_id,))
+        assert worker.handler(event("schedule.json"), FakeContext())["completed"] == 1
+        assert [s["attempt"] for s in q.get_job(job_id).steps or []] == [2]  # type: ignore[union-attr]
+    assert runs == [1, 2]
+    assert conn.execute("SELECT attempt FROM public.sent").fetchall() == [(2,)]

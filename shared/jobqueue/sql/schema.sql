@@ -144,6 +144,13 @@ CREATE TABLE {{schema}}.job (
     -- A flow's job: how many of the jobs it depends on have not completed (it waits, start_after
     -- in the year 9999, until none); NULL for a job that depends on none.
     parents_left integer,
+    -- The steps a handler ran (Job.step), each stored once it returned: [{name, result, at, ms,
+    -- attempt}], in the order run; a later attempt returns a step's result instead of running it.
+    steps jsonb,
+    -- What a running handler last said of how far it got (Job.set_progress): any JSON value.
+    progress jsonb,
+    -- The batch it was inserted in (Queue.insert's batch; the table batch).
+    batch_id text,
     CONSTRAINT job_deadline_while_active CHECK ((state = 'active') = (expire_at IS NOT NULL)),
     -- A key_strict_fifo job is ordered within its key: it must have one.
     CONSTRAINT job_strict_fifo_key CHECK (policy <> 'key_strict_fifo' OR singleton_key IS NOT NULL)
@@ -350,7 +357,10 @@ CREATE TABLE {{schema}}.archive (
     delete_at timestamptz NOT NULL,
     group_id text,
     group_tier text,
-    errors jsonb
+    errors jsonb,
+    steps jsonb,
+    progress jsonb,
+    batch_id text
 ) PARTITION BY RANGE (delete_at);
 CREATE TABLE {{schema}}.archive_kept PARTITION OF {{schema}}.archive FOR VALUES FROM ('infinity') TO (MAXVALUE);
 CREATE TABLE {{schema}}.archive_other PARTITION OF {{schema}}.archive DEFAULT;
@@ -439,12 +449,12 @@ CREATE VIEW {{schema}}.any_job AS
 SELECT id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
        retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
        keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, false AS archived,
-       group_id, group_tier, errors FROM {{schema}}.job
+       group_id, group_tier, errors, steps, progress, batch_id FROM {{schema}}.job
 UNION ALL
 SELECT id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
        retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
        keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, true AS archived,
-       group_id, group_tier, errors FROM {{schema}}.archive
+       group_id, group_tier, errors, steps, progress, batch_id FROM {{schema}}.archive
 -- A job past its delete_at is deleted, whenever purge drops its day's partition.
 WHERE delete_at > now();
 
@@ -500,6 +510,25 @@ CREATE TABLE {{schema}}.job_start (
 );
 CREATE INDEX job_start_window ON {{schema}}.job_start (name, started_on);
 CREATE INDEX job_start_group_window ON {{schema}}.job_start (name, group_id, started_on) WHERE group_id IS NOT NULL;
+
+-- A batch of jobs (Queue.insert(..., batch=...)): how many it has, how many finished in each way,
+-- and the job it sends when the last of them finishes (on_finish: {name, data}; the counts go in
+-- that job's origin). The statements that finish jobs count theirs here (the fragment
+-- count_batches): a row update per statement and batch, whatever the batch's size, and the
+-- statement whose counts reach the total, one only (the row's lock orders them), marks it
+-- finished and sends the job. A finished batch counts no more; maintenance forgets it with its
+-- jobs (its queue's delete_after after it finished).
+CREATE TABLE {{schema}}.batch (
+    id text PRIMARY KEY,
+    name text NOT NULL,
+    created_on timestamptz NOT NULL DEFAULT now(),
+    total integer NOT NULL CHECK (total >= 0),
+    completed integer NOT NULL DEFAULT 0,
+    failed integer NOT NULL DEFAULT 0,
+    cancelled integer NOT NULL DEFAULT 0,
+    on_finish jsonb,
+    finished_on timestamptz
+);
 
 -- A flow's edges: `child` starts once every `parent` has completed.
 CREATE TABLE {{schema}}.dependency (

@@ -73,6 +73,10 @@ SELECT EXISTS (SELECT 1 FROM pods.host WHERE tier = %(tier)s AND used < capacity
 -- Whether any host serves a tier.
 SELECT EXISTS (SELECT 1 FROM pods.host WHERE tier = %(tier)s) AS present;
 
+-- name: pods_not_healthy
+-- Pods that did not answer their last health check (unhealthy) or answered unhealthy (restarting).
+SELECT id, status FROM pods.pod WHERE status IN ('unhealthy', 'restarting') ORDER BY id;
+
 -- name: running_pods
 -- The pods to health-check: running ones, and unhealthy ones (unreachable last time) to see them recover.
 SELECT id FROM pods.pod WHERE status IN ('running', 'unhealthy') ORDER BY id;

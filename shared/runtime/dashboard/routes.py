@@ -235,7 +235,8 @@ def job_page(id: str) -> Response[str]:
     job = q.get_job(job_id(id))
     if job is None:
         return error_page(404, q.missing_job(job_id(id)))
-    return page("job.html", job=job, parents=q.get_dependencies(job.id), children=q.get_dependents(job.id))
+    batch = None if job.batch_id is None else q.get_batch(job.batch_id)
+    return page("job.html", job=job, parents=q.get_dependencies(job.id), children=q.get_dependents(job.id), batch=batch)
 
 
 @router.get(PREFIX + "/schedules")

@@ -57,5 +57,5 @@ below AS (
                      'type', 'DependencyFailed', 'parent', min(b.cause::text))
                   FROM below b WHERE b.child = j.id)
     WHERE j.id = ANY(ARRAY(SELECT child FROM below)) AND (j.state < 'active') IS TRUE  -- by id (see resolved)
-    RETURNING 1
+    RETURNING j.batch_id
 )

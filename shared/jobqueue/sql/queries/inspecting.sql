@@ -112,3 +112,8 @@ WHERE s.name = %(name)s AND s.group_id IS NOT NULL
 GROUP BY s.group_id
 ORDER BY started DESC, s.group_id
 LIMIT %(limit)s;
+
+-- name: get_batch
+-- A batch's counts: its jobs in all, and those finished by how.
+SELECT id, name, created_on, total, completed, failed, cancelled, on_finish, finished_on
+FROM {{schema}}.batch WHERE id = %(id)s;

@@ -52,12 +52,12 @@ WITH due AS MATERIALIZED (
         id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
         retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
         keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, group_id, group_tier,
-        errors, delete_at
+        errors, steps, progress, batch_id, delete_at
     )
     SELECT id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
            retry_delay_max, expire_in, start_after, started_on, expire_at, singleton_key, singleton_on,
            keep_until, delete_after, dead_letter, created_on, completed_on, output, origin, group_id, group_tier,
-           errors,
+           errors, steps, progress, batch_id,
            -- delete_after 0 keeps the job for good, as in pg-boss.
            CASE WHEN delete_after = 0 THEN 'infinity'::timestamptz
                 ELSE coalesce(completed_on, coalesce(%(now)s::timestamptz, now())) + make_interval(secs => delete_after)
@@ -119,6 +119,16 @@ WHERE (f.at < statement_timestamp() - interval '1 minute'
        AND EXISTS (SELECT 1 FROM {{schema}}.fair_turn n WHERE n.name = f.name AND n.at > f.at))
    OR NOT EXISTS (SELECT 1 FROM {{schema}}.queue q WHERE q.name = f.name);
 
+-- name: purge_batches
+-- Forget batches that finished longer ago than their queue keeps archived jobs (delete_after; a
+-- week for a queue that keeps them for good or is gone), up to `limit`.
+DELETE FROM {{schema}}.batch b
+WHERE b.ctid = ANY(ARRAY(
+    SELECT x.ctid FROM {{schema}}.batch x LEFT JOIN {{schema}}.queue q ON q.name = x.name
+    WHERE x.finished_on < coalesce(%(now)s::timestamptz, now())
+                          - make_interval(secs => coalesce(nullif(q.delete_after, 0), 604800))
+    LIMIT %(limit)s));
+
 -- name: purge_dependencies
 -- Edges whose child is gone (deleted, or purged from the archive), up to `limit`.
 DELETE FROM {{schema}}.dependency WHERE ctid IN (
@@ -131,16 +141,23 @@ DELETE FROM {{schema}}.dependency WHERE ctid IN (
 -- Fail up to `limit` queued jobs that were not started within their retention.
 -- They are failed rather than deleted so that no job disappears unseen; a key_strict_fifo job is
 -- cancelled instead, so that it does not block its key (and its key's one failed job may exist).
-UPDATE {{schema}}.job SET
-    state = CASE WHEN policy = 'key_strict_fifo' THEN 'cancelled' ELSE 'failed' END::{{schema}}.job_state,
-    completed_on = coalesce(%(now)s::timestamptz, now()),
-    output = jsonb_build_object('message', 'not started within its retention period', 'type', 'RetentionExpired')
-WHERE id IN (
-    SELECT id FROM {{schema}}.job
-    WHERE state < 'active' AND keep_until < coalesce(%(now)s::timestamptz, now())
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-);
+-- Returns how many; a batch counts its jobs among them.
+WITH ended AS (
+    UPDATE {{schema}}.job SET
+        state = CASE WHEN policy = 'key_strict_fifo' THEN 'cancelled' ELSE 'failed' END::{{schema}}.job_state,
+        completed_on = coalesce(%(now)s::timestamptz, now()),
+        output = jsonb_build_object('message', 'not started within its retention period', 'type', 'RetentionExpired')
+    WHERE id IN (
+        SELECT id FROM {{schema}}.job
+        WHERE state < 'active' AND keep_until < coalesce(%(now)s::timestamptz, now())
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING batch_id, state
+), finished AS (
+    SELECT batch_id, state::text AS state FROM ended WHERE batch_id IS NOT NULL
+), {{count_batches}}
+SELECT count(*) AS ended FROM ended;
 
 -- name: stray_before_floor
 -- Per queue, the first job sent straight away that is queued before its newest fetch floor, in the

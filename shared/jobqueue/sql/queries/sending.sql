@@ -77,9 +77,9 @@ ON CONFLICT DO NOTHING;
 -- name: insert_data
 -- Insert a batch of jobs given only as data (a JSON array), every option from the queue: the common case, kept lean.
 INSERT INTO {{schema}}.job (
-    name, data, {{queue_default_columns}}
+    name, data, batch_id, {{queue_default_columns}}
 )
-SELECT q.name, d.value, {{queue_default_values}}
+SELECT q.name, d.value, %(batch_id)s::text, {{queue_default_values}}
 FROM {{schema}}.queue q
 CROSS JOIN LATERAL jsonb_array_elements(%(data)s::jsonb) AS d
 WHERE q.name = %(name)s
@@ -101,13 +101,30 @@ COPY {{schema}}.job (
     expire_in, start_after, keep_until, delete_after, dead_letter, group_id, group_tier, singleton_key
 ) FROM STDIN;
 
+-- name: copy_batch_jobs
+-- As copy_jobs, each row ending with the batch's id (jobqueue/rows.py: in_batch).
+COPY {{schema}}.job (
+    id, data, name, policy, priority, retry_limit, retry_delay, retry_backoff, retry_delay_max,
+    expire_in, start_after, keep_until, delete_after, dead_letter, group_id, group_tier, singleton_key, batch_id
+) FROM STDIN;
+
+-- name: make_batch
+-- A batch of `total` jobs just inserted, in their transaction: it is seen with them or not at all.
+-- An id taken already is a unique violation (database.translate says so).
+INSERT INTO {{schema}}.batch (id, name, total, on_finish)
+VALUES (%(id)s, %(name)s, %(total)s, %(on_finish)s::jsonb);
+
+-- name: batch_finish_policy
+-- The policy of a batch's on_finish queue (no row: no such queue).
+SELECT policy FROM {{schema}}.queue WHERE name = %(name)s;
+
 -- name: insert
 -- Insert a batch of jobs given as one JSON array, in one statement: all or nothing,
 -- except the jobs a policy or throttle index rejects, which are skipped.
 INSERT INTO {{schema}}.job (
     id, name, priority, data, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
     expire_in, start_after, singleton_key, singleton_on, keep_until, delete_after, dead_letter,
-    group_id, group_tier
+    group_id, group_tier, batch_id
 )
 SELECT
     coalesce(j.id, {{schema}}.uuid_v7()),
@@ -127,7 +144,8 @@ SELECT
     coalesce(j.delete_after, q.delete_after),
     coalesce(j.dead_letter, q.dead_letter),
     j.group_id,
-    j.group_tier
+    j.group_tier,
+    %(batch_id)s::text
 FROM {{schema}}.queue q
 CROSS JOIN LATERAL json_to_recordset(%(jobs)s::json) AS j(
     id uuid, priority integer, data jsonb, retry_limit integer, retry_delay integer,

@@ -199,8 +199,10 @@ WITH done AS (
       AND name = %(name)s
       AND state = 'active'
       AND (%(started)s::timestamptz[] IS NULL OR started_on = ANY(%(started)s::timestamptz[]))
-    RETURNING id
-), {{resolve_dependents}}
+    RETURNING id, batch_id
+), {{resolve_dependents}}, finished AS (
+    SELECT batch_id, 'completed' AS state FROM done WHERE batch_id IS NOT NULL
+), {{count_batches}}
 SELECT id::text FROM done;
 
 -- name: complete_each
@@ -217,8 +219,10 @@ WITH done AS (
       AND j.name = %(name)s
       AND j.state = 'active'
       AND (%(started)s::timestamptz[] IS NULL OR j.started_on = ANY(%(started)s::timestamptz[]))
-    RETURNING j.id
-), {{resolve_dependents}}
+    RETURNING j.id, j.batch_id
+), {{resolve_dependents}}, finished AS (
+    SELECT batch_id, 'completed' AS state FROM done WHERE batch_id IS NOT NULL
+), {{count_batches}}
 SELECT id::text FROM done;
 
 -- name: release
@@ -303,7 +307,7 @@ WITH RECURSIVE input AS (
             '$[last - 19 to last]')
     FROM failing f
     WHERE j.id = ANY(%(ids)s::uuid[]) AND j.id = f.id AND j.state < 'completed'
-    RETURNING j.id, j.name, j.data, j.state, j.output, j.dead_letter
+    RETURNING j.id, j.name, j.data, j.state, j.output, j.dead_letter, j.batch_id
 ), dead AS (
     INSERT INTO {{schema}}.job (
         name, priority, data, origin, {{queue_default_columns}}
@@ -317,7 +321,11 @@ WITH RECURSIVE input AS (
     RETURNING 1
 ), ended AS (
     SELECT id FROM updated WHERE state = 'failed'
-), {{cancel_below}}
+), {{cancel_below}}, finished AS (
+    SELECT batch_id, 'failed' AS state FROM updated WHERE state = 'failed' AND batch_id IS NOT NULL
+    UNION ALL
+    SELECT batch_id, 'cancelled' FROM cancelled_below WHERE batch_id IS NOT NULL
+), {{count_batches}}
 SELECT u.id::text AS id, u.state::text AS state, (SELECT count(*) FROM dead) AS dead_lettered FROM updated u;
 
 -- name: no_longer_active
@@ -333,8 +341,12 @@ WHERE NOT EXISTS (
 WITH RECURSIVE ended AS (
     UPDATE {{schema}}.job SET state = 'cancelled', completed_on = now(), expire_at = NULL
     WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[]) AND state = ANY(%(states)s::{{schema}}.job_state[])
-    RETURNING id
-), {{cancel_below}}
+    RETURNING id, batch_id
+), {{cancel_below}}, finished AS (
+    SELECT batch_id, 'cancelled' AS state FROM ended WHERE batch_id IS NOT NULL
+    UNION ALL
+    SELECT batch_id, 'cancelled' FROM cancelled_below WHERE batch_id IS NOT NULL
+), {{count_batches}}
 SELECT id::text FROM ended;
 
 -- name: requeue
@@ -342,7 +354,10 @@ SELECT id::text FROM ended;
 -- a fresh set of attempts, from the hot table or the archive. A job whose key
 -- already has a queued job under a short or stately policy, or a queued or active
 -- one under exclusive, is left where it is.
-WITH hot AS (
+WITH was AS (
+    SELECT j.id, j.state, j.batch_id FROM {{schema}}.job j
+    WHERE j.name = %(name)s AND j.id = ANY(%(ids)s::uuid[]) AND j.state = ANY(%(states)s::{{schema}}.job_state[])
+), hot AS (
     UPDATE {{schema}}.job j SET
         state = 'created', retry_count = 0, start_after = now(), started_on = NULL,
         expire_at = NULL, completed_on = NULL,
@@ -374,21 +389,37 @@ WITH hot AS (
     INSERT INTO {{schema}}.job (
         id, name, priority, data, state, policy, retry_limit, retry_count, retry_delay, retry_backoff,
         retry_delay_max, expire_in, start_after, singleton_key, singleton_on, keep_until,
-        delete_after, dead_letter, created_on, output, origin, group_id, group_tier
+        delete_after, dead_letter, created_on, output, origin, group_id, group_tier, batch_id
     )
     SELECT id, name, priority, data, 'created', policy, retry_limit, 0, retry_delay, retry_backoff,
            retry_delay_max, expire_in, now(), singleton_key, singleton_on, now() + (keep_until - start_after),
-           delete_after, dead_letter, created_on, output, origin, group_id, group_tier
+           delete_after, dead_letter, created_on, output, origin, group_id, group_tier, batch_id
     FROM cold
     RETURNING id
+), uncounted AS (
+    -- A batch still counting takes them back off its failed or cancelled (a finished one keeps its counts).
+    UPDATE {{schema}}.batch b SET failed = b.failed - x.failed, cancelled = b.cancelled - x.cancelled
+    FROM (
+        SELECT r.batch_id,
+               count(*) FILTER (WHERE r.was = 'failed') AS failed,
+               count(*) FILTER (WHERE r.was = 'cancelled') AS cancelled
+        FROM (SELECT w.batch_id, w.state AS was FROM hot h JOIN was w ON w.id = h.id
+              UNION ALL
+              SELECT c.batch_id, c.state FROM cold c) r
+        WHERE r.batch_id IS NOT NULL
+        GROUP BY r.batch_id
+    ) x
+    WHERE b.id = x.batch_id AND b.finished_on IS NULL
 )
 SELECT id::text FROM hot UNION ALL SELECT id::text FROM restored;
 
 -- name: delete_jobs
--- Delete jobs of a queue, wherever they are.
+-- Delete jobs of a queue, wherever they are. A batch counts its unfinished jobs deleted as cancelled.
 WITH hot AS (
-    DELETE FROM {{schema}}.job WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[]) RETURNING id
+    DELETE FROM {{schema}}.job WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[]) RETURNING id, batch_id, state
 ), cold AS (
     DELETE FROM {{schema}}.archive WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[]) RETURNING id
-)
+), finished AS (
+    SELECT batch_id, 'cancelled' AS state FROM hot WHERE batch_id IS NOT NULL AND state < 'completed'
+), {{count_batches}}
 SELECT id::text FROM hot UNION ALL SELECT id::text FROM cold;
