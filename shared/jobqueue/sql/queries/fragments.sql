@@ -150,39 +150,14 @@ AND {{one_active_per_key_free}}
       OFFSET 0))
 
 -- fragment: count_batches
--- Not a query: the CTEs that the statements finishing jobs (complete, fail, cancel, delete, the
+-- Not a query: the CTE that the statements finishing jobs (complete, fail, cancel, delete, the
 -- retention sweep) put after `finished`, the batch_id and final state of each job they finished
--- that belongs to a batch. Each batch counts its jobs off, and the statement whose counts reach
--- its total marks it finished and sends its on_finish job, the counts in the job's origin. Two
--- statements finishing a batch's last jobs at once update its row one after the other (its row
--- lock), the second re-checking the row's latest version: it finds the batch finished and counts
--- nothing. With no batch in use, `finished` is empty: nothing is read.
+-- that belongs to a batch; their final SELECT reads it (so that it runs), in a condition that is
+-- always true. With no batch in use, `finished` is empty and the function count_batches
+-- (schema.sql) is not called: a statement that finishes jobs pays an aggregate of nothing, not
+-- the set-up of the writes a batch needs.
 counted AS (
-    UPDATE {{schema}}.batch b SET
-        completed = b.completed + x.completed,
-        failed = b.failed + x.failed,
-        cancelled = b.cancelled + x.cancelled,
-        finished_on = CASE WHEN b.completed + b.failed + b.cancelled + x.n >= b.total THEN now() END
-    FROM (
-        SELECT f.batch_id, count(*) AS n,
-               count(*) FILTER (WHERE f.state = 'completed') AS completed,
-               count(*) FILTER (WHERE f.state = 'failed') AS failed,
-               count(*) FILTER (WHERE f.state = 'cancelled') AS cancelled
-        FROM finished f WHERE f.batch_id IS NOT NULL GROUP BY f.batch_id
-    ) x
-    WHERE b.id = x.batch_id AND b.finished_on IS NULL
-    RETURNING b.id, b.total, b.completed, b.failed, b.cancelled, b.on_finish, b.finished_on
-), batch_finished AS (
-    INSERT INTO {{schema}}.job (name, data, origin, {{queue_default_columns}})
-    SELECT q.name, c.on_finish -> 'data',
-           jsonb_build_object('batch', jsonb_build_object(
-               'id', c.id, 'total', c.total, 'completed', c.completed, 'failed', c.failed,
-               'cancelled', c.cancelled)),
-           {{queue_default_values}}
-    FROM counted c JOIN {{schema}}.queue q ON q.name = c.on_finish ->> 'name'
-    WHERE c.finished_on IS NOT NULL
-    -- Its queue's policy was checked when the batch was made; one changed since must not fail
-    -- the statement that finished the batch's last jobs.
-    ON CONFLICT DO NOTHING
-    RETURNING 1
+    SELECT {{schema}}.count_batches(array_agg(f.batch_id), array_agg(f.state)) AS sent
+    FROM finished f
+    HAVING count(*) > 0
 )

@@ -157,7 +157,7 @@ WITH ended AS (
 ), finished AS (
     SELECT batch_id, state::text AS state FROM ended WHERE batch_id IS NOT NULL
 ), {{count_batches}}
-SELECT count(*) AS ended FROM ended;
+SELECT count(*) AS ended FROM ended WHERE (SELECT count(*) FROM counted) >= 0;
 
 -- name: stray_before_floor
 -- Per queue, the first job sent straight away that is queued before its newest fetch floor, in the

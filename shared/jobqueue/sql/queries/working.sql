@@ -203,7 +203,7 @@ WITH done AS (
 ), {{resolve_dependents}}, finished AS (
     SELECT batch_id, 'completed' AS state FROM done WHERE batch_id IS NOT NULL
 ), {{count_batches}}
-SELECT id::text FROM done;
+SELECT id::text FROM done WHERE (SELECT count(*) FROM counted) >= 0;
 
 -- name: complete_each
 -- Complete a batch of active jobs, each with its own output (fenced like complete).
@@ -223,7 +223,7 @@ WITH done AS (
 ), {{resolve_dependents}}, finished AS (
     SELECT batch_id, 'completed' AS state FROM done WHERE batch_id IS NOT NULL
 ), {{count_batches}}
-SELECT id::text FROM done;
+SELECT id::text FROM done WHERE (SELECT count(*) FROM counted) >= 0;
 
 -- name: release
 -- Put claimed jobs that never started back in the queue, the attempt not counted: a worker that
@@ -326,7 +326,8 @@ WITH RECURSIVE input AS (
     UNION ALL
     SELECT batch_id, 'cancelled' FROM cancelled_below WHERE batch_id IS NOT NULL
 ), {{count_batches}}
-SELECT u.id::text AS id, u.state::text AS state, (SELECT count(*) FROM dead) AS dead_lettered FROM updated u;
+SELECT u.id::text AS id, u.state::text AS state, (SELECT count(*) FROM dead) AS dead_lettered FROM updated u
+WHERE (SELECT count(*) FROM counted) >= 0;
 
 -- name: no_longer_active
 -- Of the given attempts (id, started_on), those that are not active any more: cancelled,
@@ -347,7 +348,7 @@ WITH RECURSIVE ended AS (
     UNION ALL
     SELECT batch_id, 'cancelled' FROM cancelled_below WHERE batch_id IS NOT NULL
 ), {{count_batches}}
-SELECT id::text FROM ended;
+SELECT id::text FROM ended WHERE (SELECT count(*) FROM counted) >= 0;
 
 -- name: requeue
 -- Put jobs in `states`, failed (retry) or cancelled (resume), back in the queue as new, with
@@ -422,4 +423,4 @@ WITH hot AS (
 ), finished AS (
     SELECT batch_id, 'cancelled' AS state FROM hot WHERE batch_id IS NOT NULL AND state < 'completed'
 ), {{count_batches}}
-SELECT id::text FROM hot UNION ALL SELECT id::text FROM cold;
+SELECT id::text FROM hot WHERE (SELECT count(*) FROM counted) >= 0 UNION ALL SELECT id::text FROM cold;
