@@ -11,6 +11,8 @@ from jobqueue.settings import Policy
 from jobqueue.states import JobState
 
 MAX_STEP_NAME = 200
+# Job's fields set by whoever runs it (the worker), never stored: left out of a job's record.
+RUNNER_FIELDS = ("signal", "context", "connection")
 
 
 class StopSignal:

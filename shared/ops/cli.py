@@ -23,6 +23,7 @@ from rich.table import Table
 
 from deploy import template
 from jobqueue import FINISHED, Job, JobQueueError, JobState, Policy, Queue
+from jobqueue.models import RUNNER_FIELDS
 from local import invoke as local_invoke
 from runtime import catalog, job_actions
 
@@ -370,9 +371,7 @@ def show(ctx: click.Context, job_id: str) -> None:
 
 def _print_job(job: Job) -> None:
     # The same record as the API's GET /api/jobs/{id}: attempts counted as everywhere else.
-    record = {
-        k: v for k, v in asdict(job).items() if k not in ("signal", "context", "connection")
-    }  # the worker's, never stored
+    record = {k: v for k, v in asdict(job).items() if k not in RUNNER_FIELDS}
     click.echo(json.dumps({**record, "attempts": job.attempts_made}, indent=2, default=str))
 
 

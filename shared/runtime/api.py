@@ -21,6 +21,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from jobqueue import FINISHED, Job, RateWindow
+from jobqueue.models import RUNNER_FIELDS
 from jobqueue.options import queue_name
 from runtime import api_models as models
 from runtime import auth, bootstrap, catalog, horizon, job_actions, openapi, scale
@@ -48,7 +49,7 @@ def answer(status: int, body: Any) -> Response[Any]:
 
 def _job(job: Job) -> dict[str, Any]:
     record = asdict(job)
-    for runner_only in ("signal", "context", "connection"):  # the worker's, never stored
+    for runner_only in RUNNER_FIELDS:
         record.pop(runner_only, None)
     record["attempts"] = job.attempts_made  # counted as the dashboard and the CLI count them
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in record.items()}
