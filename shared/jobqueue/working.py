@@ -154,19 +154,20 @@ class Working(Client):
         return rate["limit"] - int(window["started"]) if window else rate["limit"]
 
     def rate_wait(self, name: str, *, now: datetime | None = None, conn: Conn = None) -> float | None:
-        """Seconds until the queue's rate limit lets a job start, when its window is full and a job
-        waits to start; None when nothing waits for the limit (no limit, room left, or no job ready).
+        """Seconds until the queue's rate limit lets a job start, when a job waits to start: 0 when
+        its window has room now; None when nothing waits for the limit (no limit, or no job ready).
 
         A worker whose fetch came back empty asks this before it stops: it can wait that long, or
-        leave the jobs to a later invocation, instead of fetching again and again.
+        leave the jobs to a later invocation, instead of fetching again and again. 0 after a fetch
+        that found the window full means that a start left the window since: fetch again.
         """
         connection = self.db.connection(conn)
         window = self._rate_window(options.queue_name(name), now, connection)
-        if window is None or window.room:
+        if window is None:
             return None
         if not self.db.scalar("ready_job_exists", {"name": name, "now": options.now_or_none(now)}, connection):
             return None
-        return window.frees_in
+        return 0.0 if window.room else window.frees_in
 
     def _claim(self, name: str, params: dict[str, Any], grouped: bool, connection: Any) -> list[Job]:
         """Claim by the queue's policy: one statement, or the keys' or groups' locks first."""

@@ -50,6 +50,8 @@ FINISH_WITHIN_S: Final = 0.2
 # Running jobs are checked for cancellation this often, once one has run this long: one query
 # for all of them (Job.cancel_requested).
 SIGNAL_CHECK_S: Final = 1.0
+# Fetches a worker makes again, in a row, when a fetch found nothing but the rate window has room.
+RATE_RECHECKS: Final = 3
 # A transactional handler's transaction: its statements and its idle time bounded by the time left.
 BOUND_TRANSACTION: Final = (
     "SELECT set_config('statement_timeout', %s, true), set_config('idle_in_transaction_session_timeout', %s, true)"
@@ -348,6 +350,7 @@ class Drain:
         self.fetching = True
         self.waiting_for_room = False  # under group limits: every waiting job's group is full for now
         self.rate_ready_at = 0.0  # under a rate limit: when (monotonic) the full window has room again
+        self.rate_rechecks = 0  # fetches again in a row because the window had room after all
         # Jobs the team runs, with when they were submitted: their signals (Job.cancel_requested)
         # are set when they are cancelled meanwhile or the invocation's time is nearly over.
         self.running: dict[str, tuple[Job, float]] = {}
@@ -399,6 +402,7 @@ class Drain:
         if not jobs:
             self.nothing_fetched()
             return
+        self.rate_rechecks = 0
         now = datetime.now(UTC)
         self.observed.latencies_ms += [
             max(0.0, (now - job.created_on).total_seconds() * 1000) for job in jobs if job.created_on is not None
@@ -421,7 +425,15 @@ class Drain:
             self.waiting_for_room = True
             return
         wait_s = self.queue.rate_wait(self.settings.queue)
-        if wait_s is not None:
+        if wait_s == 0:
+            # The window has room again since the fetch that found it full (a start left it): fetch
+            # again, a few times at most; what else may hold the jobs back (another fetcher's claim
+            # not yet committed, a pause) is not waited for.
+            self.rate_rechecks += 1
+            if self.rate_rechecks <= RATE_RECHECKS:
+                self.rate_ready_at = time.monotonic()
+                return
+        elif wait_s is not None:
             # The queue's rate limit holds its jobs back: wait for room if the time left allows
             # (fetching meanwhile would only find the window full again), else leave them.
             if wait_s < (self.remaining_ms() - self.settings.safety_margin_ms) / 1000:

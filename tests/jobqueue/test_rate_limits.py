@@ -69,7 +69,7 @@ def test_a_start_counts_though_its_job_is_retried_or_deleted(queue: Queue) -> No
     assert len(queue.fetch("email", 5, now=T0 + timedelta(seconds=61))) == 2
 
 
-def test_rate_wait_is_none_unless_a_job_waits_for_the_limit(queue: Queue) -> None:
+def test_rate_wait_is_none_unless_a_job_waits_and_zero_while_the_window_has_room(queue: Queue) -> None:
     queue.create_queue("plain")
     queue.send("plain", {})
     assert queue.rate_wait("plain") is None and queue.rate_window("plain") is None
@@ -80,6 +80,8 @@ def test_rate_wait_is_none_unless_a_job_waits_for_the_limit(queue: Queue) -> Non
     queue.send("email", {}, start_after=T0 + timedelta(seconds=30))
     assert queue.rate_wait("email", now=T0 + timedelta(seconds=1)) is None  # the job is not ready yet
     assert queue.rate_wait("email", now=T0 + timedelta(seconds=40)) == pytest.approx(20)
+    # Once the start has left the window, a ready job can start now: 0 (a worker fetches again).
+    assert queue.rate_wait("email", now=T0 + timedelta(seconds=61)) == 0
 
 
 def test_a_limit_set_or_removed_by_update_queue_applies_to_this_client_at_once(queue: Queue) -> None:

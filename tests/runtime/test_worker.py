@@ -530,6 +530,23 @@ def test_a_rate_limited_worker_leaves_the_jobs_when_the_window_outlasts_its_time
         assert q.queue_size("send-email") == 3
 
 
+def test_a_rate_limited_worker_with_room_but_nothing_it_can_claim_stops_soon(
+    load_function: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch, dsn: str, conn: psycopg.Connection[Any]
+) -> None:
+    """The window has room and jobs are ready, but another session holds them (its claim not yet
+    committed): the worker fetches again a few times, then stops, instead of spinning until its end."""
+    worker = _rate_limited_worker(load_function, monkeypatch, limit=100, period=60)
+    worker.handler(event("schedule.json"), FakeContext())
+    with Queue(dsn) as q:
+        q.insert("send-email", [{"data": n} for n in range(3)])
+    with conn.transaction():
+        conn.execute("SELECT id FROM jobqueue.job WHERE name = 'send-email' FOR UPDATE").fetchall()
+        result = worker.handler(event("schedule.json"), FakeContext(timeout_ms=30_000))
+    assert (result["fetched"], result["stopped"]) == (0, "empty")
+    assert result["elapsed_ms"] < 5_000
+    assert worker.handler(event("schedule.json"), FakeContext())["completed"] == 3  # let go: taken at once
+
+
 def test_a_step_that_outlives_the_invocation_resumes_without_running_the_steps_before_it(
     worker: ModuleType, dsn: str, conn: psycopg.Connection[Any]
 ) -> None:
