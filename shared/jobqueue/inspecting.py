@@ -75,6 +75,11 @@ class Inspecting(Client):
         rows = self.db.rows("get_batch", {"id": str(id)}, conn, class_row(Batch))
         return rows[0] if rows else None
 
+    @staticmethod
+    def missing_batch(id: str) -> str:
+        """Why get_batch finds no batch `id`, for an operator."""
+        return f"no batch {id!r}: it was never made, or was forgotten after its jobs"
+
     def missing_job(self, id: str) -> str:
         """Why get_job finds no job `id`, for an operator: where a job that existed would have gone."""
         job_id = options.job_id(id)

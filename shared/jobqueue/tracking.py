@@ -54,6 +54,23 @@ def run_step(job: Job, name: str, fn: Callable[[], T], store: Callable[[dict[str
     return result
 
 
+def stepped(
+    job: Job, name: str, fn: Callable[[], T], steps: list[dict[str, Any]], record: Callable[[dict[str, Any]], bool]
+) -> T:
+    """Step `name` of `job`: its result among the job's stored `steps`, else `fn` run and its record
+    handed to `record`, which stores it and says whether it did (not when the attempt is over: the
+    job's completion fails the same way); a stored record joins `steps`."""
+    if (done := stored_step(steps, name)) is not None:
+        result: T = done["result"]
+        return result
+
+    def store(entry: dict[str, Any]) -> None:
+        if record(entry):
+            steps.append(entry)
+
+    return run_step(job, name, fn, store)
+
+
 class Tracking(Client):
     def job_steps(self, name: str, job: Job, conn: Conn = None) -> list[dict[str, Any]]:
         """The steps `job`'s handler ran so far, in any attempt."""
@@ -110,15 +127,7 @@ class DirectContext:
         steps = self._steps.get(job.id)
         if steps is None:
             steps = self._steps[job.id] = self._queue.job_steps(self._name, job, self._conn)
-        if (done := stored_step(steps, name)) is not None:
-            return done["result"]
-
-        def store(entry: dict[str, Any]) -> None:
-            # Not stored when the attempt is over (expired, cancelled): the job's complete fails the same way.
-            if self._queue.record_step(self._name, job, entry, self._conn):
-                steps.append(entry)
-
-        return run_step(job, name, fn, store)
+        return stepped(job, name, fn, steps, lambda entry: self._queue.record_step(self._name, job, entry, self._conn))
 
     def set_progress(self, job: Job, value: Any) -> None:
         options.to_json(value, "progress")  # refused here, in the handler, not when written

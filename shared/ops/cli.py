@@ -383,7 +383,7 @@ def batch(ctx: click.Context, batch_id: str) -> None:
     with open_queue(ctx) as queue:
         found = queue.get_batch(batch_id)
     if found is None:
-        fail(f"no batch {batch_id!r}: it was never made, or was forgotten after its jobs")
+        fail(queue.missing_batch(batch_id))
     click.echo(json.dumps({**asdict(found), "unfinished": found.unfinished}, indent=2, default=str))
 
 

@@ -141,9 +141,10 @@ def failed(
     summary="A batch of jobs and how many have finished",
 )
 def batch(id: Annotated[str, Path(min_length=1, max_length=255, description="the batch's id")]) -> models.BatchRecord:
-    found = bootstrap.ready().get_batch(id)
+    queue = bootstrap.ready()
+    found = queue.get_batch(id)
     if found is None:
-        raise job_actions.JobNotFound(f"no batch {id!r}: it was never made, or was forgotten after its jobs")
+        raise job_actions.JobNotFound(queue.missing_batch(id))
     record = {**asdict(found), "unfinished": found.unfinished}
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in record.items()}  # type: ignore[return-value]
 

@@ -34,7 +34,7 @@ from typing import Any, Final
 from jobqueue import DatabaseUnavailableError, Job, JobError, PayloadError, Queue, Snooze, StopSignal
 from jobqueue.options import describe, error_payload, to_json
 from jobqueue.settings import GroupConcurrency
-from jobqueue.tracking import PROGRESS_EVERY_S, run_step, stored_step
+from jobqueue.tracking import PROGRESS_EVERY_S, stepped
 from runtime import bootstrap, catalog, connection, scale
 from runtime.config import WorkerSettings
 from runtime.handlers import handler_for
@@ -150,15 +150,9 @@ class HandlerContext:
         steps = self._steps.get(job.id)
         if steps is None:
             steps = self._steps[job.id] = call(lambda queue: queue.job_steps(self._queue_name, job))
-        if (done := stored_step(steps, name)) is not None:
-            return done["result"]
-
-        def store(entry: dict[str, Any]) -> None:
-            # Not stored when the attempt is over (expired, cancelled): its outcome will not be either.
-            if call(lambda queue: queue.record_step(self._queue_name, job, entry)):
-                steps.append(entry)
-
-        return run_step(job, name, fn, store)
+        return stepped(
+            job, name, fn, steps, lambda entry: call(lambda queue: queue.record_step(self._queue_name, job, entry))
+        )
 
     def set_progress(self, job: Job, value: Any) -> None:
         to_json(value, "progress")  # refused in the handler that set it, not when written
