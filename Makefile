@@ -7,18 +7,23 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: help install postgres pgbouncer node browser dev test lint format bench bench-quick template validate clean
+.PHONY: help install constraints postgres pgbouncer node browser dev test lint format bench bench-quick template validate clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed ## Create the virtualenv and install the project with its dev tools
+
+constraints: ## Upgrade the virtualenv within pyproject.toml's ranges and record the versions in constraints.txt
+	$(PY) -m pip install -q -U -e '.[dev]'
+	{ sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable | sort; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 postgres: ## Install the PostgreSQL server from Debian packages if it is missing
 	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \

@@ -13,6 +13,7 @@ from jobqueue import ids, options
 from jobqueue.client import Client, Conn
 from jobqueue.errors import InvalidOptionError
 from jobqueue.models import Batch, GroupActivity, Job, QueueStats, RateWindow, Throughput, job_row
+from jobqueue.settings import SingletonKey
 from jobqueue.states import FINISHED, QUEUED, JobState
 
 # The common questions have an index of their own: queued (fetch's) and active (expiry's).
@@ -71,7 +72,12 @@ class Inspecting(Client):
             pause = min(pause * 2, WAIT_POLL_MAX_S)
 
     def get_batch(self, id: str, conn: Conn = None) -> Batch | None:
-        """A batch's counts (Queue.insert's `batch`); None for an unknown (or forgotten) one."""
+        """A batch's counts (Queue.insert's `batch`); None for an unknown (or forgotten) one, and for an
+        id no batch can have (too long, a NUL)."""
+        try:
+            SingletonKey().check("batch id", id)
+        except InvalidOptionError:
+            return None
         rows = self.db.rows("get_batch", {"id": str(id)}, conn, class_row(Batch))
         return rows[0] if rows else None
 

@@ -14,6 +14,7 @@ import json
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import unquote
 from uuid import UUID
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -140,7 +141,19 @@ def failed(
     responses=models.responses(models.BatchRecord, 404),
     summary="A batch of jobs and how many have finished",
 )
-def batch(id: Annotated[str, Path(min_length=1, max_length=255, description="the batch's id")]) -> models.BatchRecord:
+def batch(
+    id: Annotated[
+        str,
+        Path(
+            min_length=1,
+            pattern=r"^[^\x00]+$",  # Postgres stores no NUL: no batch has one (the guard refuses it, 400)
+            description="the batch's id (up to 255 characters), percent-encoded",
+        ),
+    ],
+) -> models.BatchRecord:
+    # The path arrives as sent (API Gateway's rawPath): a batch id may hold any character, so it is
+    # decoded here, and its length is known only once decoded.
+    id = unquote(id)
     queue = bootstrap.ready()
     found = queue.get_batch(id)
     if found is None:

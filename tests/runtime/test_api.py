@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -379,3 +380,17 @@ def test_a_batch_is_shown_with_its_counts(api: Callable[..., dict[str, Any]], ds
     }
     missing = api("api-get-job.json", path="/api/jobs/batches/nothing")
     assert missing["statusCode"] == 404 and "no batch 'nothing'" in missing["json"]["error"]
+
+
+def test_a_batch_id_is_percent_decoded(api: Callable[..., dict[str, Any]], dsn: str) -> None:
+    """The path arrives as sent: an id with spaces, a '/' or letters beyond ASCII is found once decoded,
+    and an id longer than any batch's (255 characters once decoded) is simply not found."""
+    api("api-health.json")
+    odd = "nightly/𝕋 run #1"
+    with Queue(dsn) as q:
+        q.insert("send-email", [{"data": {"to": "u"}}], batch={"id": odd})
+    shown = api("api-get-job.json", path="/api/jobs/batches/" + quote(odd, safe=""))
+    assert shown["statusCode"] == 200 and shown["json"]["total"] == 1
+    assert api("api-get-job.json", path="/api/jobs/batches/" + quote("𝕋", safe="") * 255)["statusCode"] == 404
+    too_long = api("api-get-job.json", path="/api/jobs/batches/" + quote("𝕋", safe="") * 256)
+    assert too_long["statusCode"] == 404 and "no batch" in too_long["json"]["error"]
