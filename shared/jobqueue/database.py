@@ -62,8 +62,8 @@ POLICY_INDEXES = frozenset({"job_policy", "job_throttle", "job_exclusive", "job_
 CHECKS = {
     "job_strict_fifo_key": "queue {name!r} is key_strict_fifo: every job needs a singleton_key",
     "queue_fairness_policy": (
-        "queue {name!r}: fairness round_robin takes jobs in the groups' turns, which a policy that chooses "
-        "by key (singleton, stately, key_strict_fifo) cannot: use standard, short or exclusive"
+        "queue {name!r}: fairness round_robin takes jobs in the groups' turns, which a policy that takes one "
+        "job of a key at a time (singleton, stately) cannot: use standard, short, exclusive or key_strict_fifo"
     ),
 }
 # A statement's unique violation that is the caller's mistake, by statement.

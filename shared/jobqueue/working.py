@@ -182,8 +182,8 @@ class Working(Client):
                     if policy in POLICIES_ONE_ACTIVE_PER_KEY
                     else []
                 )
-                # One statement for a standard queue, or a round-robin one (params["weights"]; its
-                # policy is never keyed: queue_fairness_policy); else the locks first.
+                # One statement for a standard queue, or a round-robin one (params["weights"]; it
+                # takes the keys' locks itself on a key_strict_fifo queue); else the locks first.
                 single = "fetch_turns" if "weights" in params else None if grouped or key_locks else "fetch"
                 if single is not None and self.db.in_transaction(connection):
                     with self.db.transaction(connection):  # a savepoint: a conflict must not abort the caller's work

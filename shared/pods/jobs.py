@@ -23,9 +23,9 @@ from runtime.jobtypes import Catalog, CronEntry, Handler, JobType, Parameter, Pe
 
 DEAD_LETTERS: Final = "dead-letters"
 DAY: Final = 86_400
-# Provisions of one tier running at once (a host agent creates pods one by one); a
+# A user's provisions of one tier running at once (a host agent creates pods one by one); a
 # deployment sets its own through the template parameter PodLifecycleWorkerGroupConcurrency.
-PROVISIONS_PER_TIER: Final = {"default": 4}
+PROVISIONS_PER_GROUP: Final = {"default": 4}
 
 HOST_API_KEY = Secret(
     parameter="HostApiKeySecretArn",
@@ -102,8 +102,11 @@ CATALOG: Final = Catalog(
             "per pod, in the order sent; provisions capped per host tier",
             policy=Policy.KEY_STRICT_FIFO,
             send_options=lifecycle.send_options,
-            # Provisions at once per tier (their group); other actions carry no group.
-            group_concurrency=PROVISIONS_PER_TIER,
+            # Users take turns (a provision's group is its user's, in the pod's tier): one user's
+            # burst of provisions does not hold back another's.
+            settings={"fairness": "round_robin"},
+            # Provisions at once per user and tier (their group); other actions carry no group.
+            group_concurrency=PROVISIONS_PER_GROUP,
             permissions=(Permission(("s3:PutObject", "s3:GetObject"), SNAPSHOTS),),
             # A provision with no free slot in its tier waits this long before it looks again.
             environment={**BUCKET_ENV, "CAPACITY_WAIT_S": "30"},

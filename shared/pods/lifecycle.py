@@ -5,8 +5,10 @@ key_strict_fifo policy with the pod's id as key: a pod's actions run one at a
 time and in the order they were sent, whatever their kind, and a retry keeps
 its place: a start waiting to be retried, or failed for good, holds back the
 stop sent after it until it succeeds or an operator retries or deletes it (the
-pod is then among the queue's blocked keys). Provisions also carry their tier
-as group, so that the worker's group limit caps how many run at once per tier.
+pod is then among the queue's blocked keys). Provisions also carry their user and
+tier as group: the users take turns (the queue is round robin: one user's 500
+provisions do not hold back another's one), and the worker's group limit caps
+how many of a user's run at once in a tier.
 
 `send_options` derives a job's key and group from its data; the runtime's
 senders (API, CLI) apply it through the job type's declaration, and the
@@ -223,8 +225,15 @@ def run(resources: Resources, job: Job) -> dict[str, Any]:
     return ACTIONS[action](resources, job)
 
 
+def provision_group(owner: str, tier: str) -> str:
+    """A provision's group: its user's in its tier. The groups take turns (the queue is round robin),
+    and the worker caps each one's provisions at once (PROVISIONS_PER_GROUP, by tier)."""
+    return f"{owner}/{tier}"
+
+
 def send_options(data: Any) -> dict[str, Any]:
-    """The options every pod-lifecycle job carries, from its data: the pod as key, a provision's tier as group.
+    """The options every pod-lifecycle job carries, from its data: the pod as key, a provision's user and
+    tier as group.
 
     Raises PayloadError for data no action could run, so that a sender hears of it
     at once instead of a job that would block its pod's queue.
@@ -237,7 +246,7 @@ def send_options(data: Any) -> dict[str, Any]:
         options: dict[str, Any] = {"singleton_key": pod_id}
         if action == "provision":
             tier = _tier(data)
-            options["group"] = {"id": tier, "tier": tier}
+            options["group"] = {"id": provision_group(optional(data, "userId") or "unknown", tier), "tier": tier}
     except JobError as exc:
         raise PayloadError(f"{LIFECYCLE}: {exc}") from None
     return options

@@ -38,14 +38,98 @@ def test_a_bad_fairness_is_refused_with_what_is_wrong(queue: Queue, value: Any, 
         queue.create_queue("q", fairness=value)
 
 
-def test_round_robin_needs_a_policy_that_takes_any_job(queue: Queue) -> None:
-    with pytest.raises(InvalidOptionError, match=r"fairness round_robin .* use standard, short or exclusive"):
-        queue.create_queue("pods", policy="key_strict_fifo", fairness="round_robin")
+def test_round_robin_needs_a_policy_that_takes_jobs_in_order(queue: Queue) -> None:
+    for policy in ("singleton", "stately"):
+        with pytest.raises(InvalidOptionError, match=r"fairness round_robin .* use standard, short, exclusive or key"):
+            queue.create_queue(f"pods-{policy}", policy=policy, fairness="round_robin")
     queue.create_queue("pods", policy="singleton")
     with pytest.raises(InvalidOptionError, match="fairness round_robin"):
         queue.update_queue("pods", fairness="round_robin")
     info = queue.get_queue("pods")
     assert info is not None and info.fairness == "fifo"
+
+
+def _send_keyed(queue: Queue, user: str, pods: int, actions: int = 1, **options: Any) -> None:
+    """`actions` jobs for each of `pods` pods of `user`, a pod's in the order sent."""
+    queue.insert(
+        "pods",
+        [
+            {
+                "data": {"g": user, "pod": f"{user}-{pod}", "n": n},
+                "singleton_key": f"{user}-{pod}",
+                "group": {"id": user},
+                **options,
+            }
+            for n in range(actions)
+            for pod in range(pods)
+        ],
+    )
+
+
+def test_on_a_key_strict_fifo_queue_users_take_turns_and_each_key_keeps_its_order(queue: Queue) -> None:
+    """A user with 500 pods waiting and one with a single pod alternate; a fetch takes one job of a
+    key at a time, the key's first, and none of a key whose job is active."""
+    queue.create_queue("pods", policy="key_strict_fifo", fairness="round_robin")
+    _send_keyed(queue, "big", 500, actions=2)
+    _send_keyed(queue, "small", 1, actions=3)
+    first = queue.fetch("pods", 10)
+    assert Counter(_groups(first)) == {"big": 9, "small": 1}
+    assert all(job.data["n"] == 0 for job in first)
+    assert len({job.singleton_key for job in first}) == 10
+    # small's pod has its first job active: its next waits, whatever the turns say.
+    second = queue.fetch("pods", 10)
+    assert _groups(second) == ["big"] * 10 and all(job.data["n"] == 0 for job in second)
+    [small] = [job for job in first if job.data["g"] == "small"]
+    queue.complete("pods", small)
+    third = queue.fetch("pods", 2)
+    assert Counter((job.data["g"], job.data["n"]) for job in third) == {("small", 1): 1, ("big", 0): 1}
+
+
+def test_on_a_key_strict_fifo_queue_a_retry_and_a_failure_hold_their_key(queue: Queue) -> None:
+    queue.create_queue("pods", policy="key_strict_fifo", fairness="round_robin", retry_limit=1)
+    _send_keyed(queue, "a", 2, actions=2)
+    first = queue.fetch("pods", 10)
+    assert sorted((job.data["pod"], job.data["n"]) for job in first) == [("a-0", 0), ("a-1", 0)]
+    queue.fail("pods", first)  # both wait for their retry (retry_delay 0: at once)
+    again = queue.fetch("pods", 10)
+    assert sorted((job.data["pod"], job.data["n"]) for job in again) == [("a-0", 0), ("a-1", 0)]
+    queue.fail("pods", [job for job in again if job.data["pod"] == "a-0"])  # failed for good: a-0 is blocked
+    queue.complete("pods", [job for job in again if job.data["pod"] == "a-1"])
+    assert [(job.data["pod"], job.data["n"]) for job in queue.fetch("pods", 10)] == [("a-1", 1)]
+
+
+def test_on_a_key_strict_fifo_queue_concurrent_fetchers_run_a_key_one_job_at_a_time(dsn: str) -> None:
+    """8 fetchers (batches 1-9) drain 12 users x 5 pods x 6 actions: every action once, a pod's in
+    the order sent, never two of a pod active at once."""
+    with Queue(dsn) as setup:
+        setup.create_queue("pods", policy="key_strict_fifo", fairness="round_robin")
+        for user in range(12):
+            _send_keyed(setup, f"u{user}", 5, actions=6)
+    done: dict[str, list[int]] = {}
+    active: set[str] = set()
+    lock = threading.Lock()
+    errors: list[str] = []
+
+    def fetch(batch: int) -> None:
+        with Queue(dsn) as fetcher:
+            while jobs := fetcher.fetch("pods", batch):
+                with lock:
+                    for job in jobs:
+                        if job.singleton_key in active:
+                            errors.append(f"{job.singleton_key} twice active")
+                        active.add(job.singleton_key)
+                        done.setdefault(job.data["pod"], []).append(job.data["n"])
+                with lock:  # finished before the complete commits: its key's next may start at once
+                    active.difference_update(job.singleton_key for job in jobs)
+                fetcher.complete("pods", jobs)
+
+    threads = [threading.Thread(target=fetch, args=(1 + n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert len(done) == 60 and all(order == list(range(6)) for order in done.values())
 
 
 def test_a_backlog_and_a_small_group_take_alternate_places(queue: Queue) -> None:

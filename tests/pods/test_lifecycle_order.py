@@ -8,6 +8,7 @@ workers run in processes of their own, as Lambda runs them.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 from jobqueue import Job, Queue
 from local import invoke
 from local.fake_host_agent import FakeHostAgent
-from pods import context, lifecycle
+from pods import context, jobs, lifecycle
 from pods.context import Resources
 from tests.helpers import make_ready
 from tests.pods.conftest import API_KEY, pod_row
@@ -285,7 +286,7 @@ def test_three_workers_keep_every_pods_order_and_the_tiers_provision_limit(
         with psycopg.connect(dsn, autocommit=True) as watcher:
             while not done.is_set():
                 row = watcher.execute(
-                    "SELECT count(*) FILTER (WHERE group_id = 'dev.small'),"
+                    "SELECT count(*) FILTER (WHERE group_id = 'unknown/dev.small'),"
                     " coalesce(max(per_key), 0) FROM (SELECT group_id, count(*) OVER (PARTITION BY singleton_key)"
                     " AS per_key FROM jobqueue.job WHERE name = %s AND state = 'active') a",
                     (LIFECYCLE,),
@@ -344,3 +345,17 @@ def test_a_new_pods_first_health_check_starts_once_its_provision_completed(
         cancelled = q.get_job(bad["check"])
         assert cancelled is not None and cancelled.state == "cancelled"
         assert cancelled.output["parent"] == bad["provision"]
+
+
+def test_users_take_turns_to_provision(resources: Resources, dsn: str) -> None:
+    """One user's burst of provisions does not hold back another's: the second user's provision is
+    in the worker's first fetch, and each user's provisions at once stay capped in a tier."""
+    with Queue(dsn) as q:
+        for n in range(30):
+            lifecycle.request(q, "provision", f"a-{n}", spec={"tier": "dev.small"}, userId="user-a")
+        lifecycle.request(q, "provision", "b-0", spec={"tier": "dev.small"}, userId="user-b")
+        info = q.get_queue(LIFECYCLE)
+        assert info is not None and info.fairness == "round_robin"
+        first = q.fetch(LIFECYCLE, 10, group_concurrency=jobs.PROVISIONS_PER_GROUP)
+        assert Counter(job.data["userId"] for job in first) == {"user-a": 4, "user-b": 1}
+        assert q.fetch(LIFECYCLE, 10, group_concurrency=jobs.PROVISIONS_PER_GROUP) == []

@@ -158,7 +158,7 @@ def test_enqueue_kicks_the_worker_then_get_cancel_and_retry(
 def test_enqueue_adds_the_options_the_job_type_derives_from_its_data(
     api: Callable[..., dict[str, Any]], dsn: str
 ) -> None:
-    """A pod's actions are keyed by the pod and a provision grouped by its tier, whoever sends them."""
+    """A pod's actions are keyed by the pod and a provision grouped by its user and tier, whoever sends them."""
     provision = {"action": "provision", "podId": "p-1", "spec": {"tier": "dev.small"}}
     created = api("api-enqueue.json", body={"queue": "pod-lifecycle", "data": provision})
     assert created["statusCode"] == 201, created
@@ -166,7 +166,7 @@ def test_enqueue_adds_the_options_the_job_type_derives_from_its_data(
     with Queue(dsn) as q:
         first, second = q.get_job(created["json"]["id"]), q.get_job(stop["json"]["id"])
         assert first is not None and second is not None
-        assert (first.singleton_key, first.group_id, first.group_tier) == ("p-1", "dev.small", "dev.small")
+        assert (first.singleton_key, first.group_id, first.group_tier) == ("p-1", "unknown/dev.small", "dev.small")
         assert (second.singleton_key, second.group_id) == ("p-1", None)
     no_pod = api("api-enqueue.json", body={"queue": "pod-lifecycle", "data": {"action": "stop"}})
     assert no_pod["statusCode"] == 400 and "payload is missing 'podId'" in no_pod["json"]["error"]

@@ -78,8 +78,10 @@ CREATE TABLE {{schema}}.queue (
     -- or {"tiers": {tier: weight}} (round robin, a group of a tier taking `weight` jobs a turn).
     fairness jsonb NOT NULL CONSTRAINT queue_fairness_check CHECK (
         fairness IN ('"fifo"', '"round_robin"') OR jsonb_typeof(fairness -> 'tiers') = 'object'),
-    -- Groups take turns in a fetch that may take any job: not under a policy that chooses by key.
-    CONSTRAINT queue_fairness_policy CHECK (fairness = '"fifo"' OR policy IN ('standard', 'short', 'exclusive')),
+    -- Groups take turns in a fetch that may take any job, or any key's next (fetch_turns): not under
+    -- a policy that takes one job of a key at a time whatever its order (singleton, stately).
+    CONSTRAINT queue_fairness_policy CHECK (
+        fairness = '"fifo"' OR policy IN ('standard', 'short', 'exclusive', 'key_strict_fifo')),
     CHECK (dead_letter IS DISTINCT FROM name)
 );
 
@@ -1243,6 +1245,30 @@ FROM claimed c;
 END
 $$;
 
+-- take_fifo_key: for fetch_turns on a key_strict_fifo queue, whether job `job_id` is its key's next
+-- (as lock_fifo_heads chooses: the key's job waiting for its retry, else its oldest ready job;
+-- none while the key has another job active, waiting for its retry or failed) and, if so, the
+-- key's advisory lock taken without waiting (false: another fetcher holds the key). Checked, then
+-- locked, in that order: a key is never locked for a job that is not its next.
+CREATE FUNCTION {{schema}}.take_fifo_key(
+    queue_name text, key text, job_id uuid, job_state {{schema}}.job_state, job_created timestamptz,
+    ready_at timestamptz
+)
+RETURNS boolean
+LANGUAGE sql
+AS $$
+SELECT CASE
+    WHEN EXISTS (
+        SELECT 1 FROM {{schema}}.job b
+        WHERE b.name = queue_name AND b.singleton_key = key AND b.policy = 'key_strict_fifo' AND b.id <> job_id
+          AND (b.state IN ('active', 'retry', 'failed')
+               OR (job_state = 'created' AND b.state = 'created' AND b.start_after <= ready_at
+                   AND (b.created_on, b.id) < (job_created, job_id))))
+    THEN false
+    ELSE pg_try_advisory_xact_lock(hashtextextended('{{schema}}.key:' || queue_name || ':' || key, 0))
+END
+$$;
+
 -- fetch_turns: fetch of a round-robin queue (the queue setting fairness): the groups (the send
 -- option `group`) take turns. In each priority band, highest first, the groups with a job queued
 -- are visited in the order of their ids, starting after the group whose turn came last
@@ -1263,6 +1289,11 @@ $$;
 -- has room and its advisory lock is free (group_lock says the same for fifo queues), and no more
 -- than its room less what this fetch gave it already; claim_groups, a statement of its own and so
 -- with a snapshot taken after the locks, checks the room again.
+--
+-- On a key_strict_fifo queue a group's turn takes, in the order sent, only jobs that are their
+-- key's next (as lock_fifo_heads chooses them: the key's job waiting for its retry, else its
+-- oldest ready job, and none while the key has a job active, waiting for its retry or failed)
+-- and whose key's advisory lock it takes without waiting; claim_groups checks the keys again.
 CREATE FUNCTION {{schema}}.fetch_turns(
     queue_name text, batch_size integer, deadline timestamptz, at_time timestamptz, weights jsonb,
     tiers jsonb, group_limit integer, group_rate_limit integer, group_rate_period integer
@@ -1281,6 +1312,7 @@ AS $$
 DECLARE
     ready_at timestamptz := coalesce(at_time, statement_timestamp());
     limited boolean := group_limit IS NOT NULL OR group_rate_limit IS NOT NULL;
+    keyed boolean;
     taken uuid[] := '{}';
     got uuid[];
     band integer := 2147483647;
@@ -1292,13 +1324,15 @@ DECLARE
     scale integer := 1;  -- jobs a turn takes per unit of weight: more once the first round counted the groups
     turn_group text;
     turn_tier text;
-    head uuid;  -- the group's next job (locked by the probe when no group limit applies)
+    head uuid;  -- the group's next job (locked by the probe when no group limit or key applies)
     head_ready boolean;
     room integer;
     given jsonb := '{}';  -- under group limits: the jobs each group was given in this fetch so far
 BEGIN
-    IF EXISTS (SELECT 1 FROM {{schema}}.queue p WHERE p.name = queue_name AND p.paused) THEN
-        RETURN;
+    SELECT p.policy = 'key_strict_fifo' INTO keyed FROM {{schema}}.queue p
+    WHERE p.name = queue_name AND NOT p.paused;
+    IF NOT FOUND THEN
+        RETURN;  -- paused (or gone)
     END IF;
     SELECT t.priority, t.group_id INTO last_band, last_group FROM {{schema}}.fair_turn t
     WHERE t.name = queue_name ORDER BY t.at DESC LIMIT 1;
@@ -1316,8 +1350,8 @@ BEGIN
             wrapped := start_after_group IS NULL;
             <<groups>>
             LOOP
-                IF limited THEN
-                    -- Not locked: the group may have no room, or another fetch may hold it.
+                IF limited OR keyed THEN
+                    -- Not locked: the group may have no room, or its next job's key may be busy.
                     SELECT j.id, j.group_id, j.group_tier, j.start_after <= ready_at
                     INTO head, turn_group, turn_tier, head_ready FROM {{schema}}.job j
                     WHERE j.name = queue_name AND j.state < 'active' AND j.priority = band
@@ -1351,7 +1385,7 @@ BEGIN
                         - coalesce((given ->> turn_group)::integer, 0);
                     CONTINUE groups WHEN room <= 0 OR NOT pg_try_advisory_xact_lock(
                         hashtextextended('{{schema}}.group:' || queue_name || ':' || turn_group, 0));
-                ELSIF head_ready THEN
+                ELSIF head_ready AND NOT keyed THEN
                     got := ARRAY[head];  -- locked by the probe
                 END IF;
                 IF room > cardinality(got) THEN
@@ -1359,6 +1393,7 @@ BEGIN
                         SELECT j.id FROM {{schema}}.job j
                         WHERE j.name = queue_name AND j.state < 'active' AND j.priority = band
                           AND j.group_id = turn_group AND j.start_after <= ready_at AND j.id <> ALL(taken || got)
+                          AND (NOT keyed OR {{schema}}.take_fifo_key(queue_name, j.singleton_key, j.id, j.state, j.created_on, ready_at))
                         ORDER BY j.created_on, j.id
                         LIMIT room - cardinality(got)
                         FOR UPDATE SKIP LOCKED);
@@ -1384,6 +1419,7 @@ BEGIN
             SELECT j.id FROM {{schema}}.job j
             WHERE j.name = queue_name AND j.state < 'active' AND j.priority = band
               AND j.group_id IS NULL AND j.start_after <= ready_at AND j.id <> ALL(taken)
+              AND (NOT keyed OR {{schema}}.take_fifo_key(queue_name, j.singleton_key, j.id, j.state, j.created_on, ready_at))
             ORDER BY j.priority DESC, j.created_on, j.id
             LIMIT batch_size - cardinality(taken)
             FOR UPDATE SKIP LOCKED);
@@ -1392,7 +1428,7 @@ BEGIN
     IF last_group IS NOT NULL THEN
         INSERT INTO {{schema}}.fair_turn (name, priority, group_id) VALUES (queue_name, last_band, last_group);
     END IF;
-    -- A statement of its own: its snapshot is taken after the groups' locks.
+    -- A statement of its own: its snapshot is taken after the groups' and the keys' locks.
     RETURN QUERY SELECT * FROM {{schema}}.claim_groups(
         queue_name, taken, deadline, at_time, tiers, group_limit, group_rate_limit, group_rate_period);
 END
