@@ -118,7 +118,14 @@ def drive(
         status = f"simulated {stack.simulated_now():%Y-%m-%d %H:%M}Z · {log} · Ctrl-C stops"
         return stats_table(queue, started, completed_before, status)
 
-    live = Live(table(), console=screen.console, auto_refresh=False) if screen.interactive else None
+    # Live would otherwise take over sys.stdout and print what the functions write there (their
+    # metrics: Powertools prints them) above the table; they belong in the log file, as their logs.
+    redirect = screen.log_path is None
+    live = (
+        Live(table(), console=screen.console, auto_refresh=False, redirect_stdout=redirect, redirect_stderr=redirect)
+        if screen.interactive
+        else None
+    )
     with live or contextlib.nullcontext():
         while not stopper.stopping and (until is None or time.monotonic() < until):
             now = time.monotonic()

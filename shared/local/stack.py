@@ -38,7 +38,7 @@ from local.fake_github import FakeGitHub
 from local.fake_host_agent import FakeHostAgent
 from local.lambda_runner import Context
 from local.stack_settings import StackSettings
-from runtime import catalog, scale
+from runtime import catalog, observability, scale
 
 HOSTS = (("host-1", "dev.small", 10), ("host-2", "dev.small", 10), ("host-3", "dev.large", 4))
 SNAPSHOT_BUCKET = "pod-snapshots"
@@ -133,7 +133,10 @@ class LocalStack:
             "POWERTOOLS_METRICS_NAMESPACE": "JobsLocal",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": "WARNING" if self.quiet else "INFO",
-            "POWERTOOLS_METRICS_DISABLED": "true" if self.quiet else "false",
+            # Quiet or not, the functions write their metrics (EMF) as on Lambda: make dev sends
+            # their output to its log file.
+            "POWERTOOLS_METRICS_DISABLED": "false",
+            observability.SHARED_PROCESS_VARIABLE: "true",  # each blob says whose it is
         }
         os.environ.update(self.env)
         if self.quiet:

@@ -182,11 +182,6 @@ def secret_max_age(env: Mapping[str, str] = os.environ) -> int:
     return integer(env, "SECRET_MAX_AGE", 300, 0, 86_400)
 
 
-def metrics_disabled(env: Mapping[str, str] = os.environ) -> bool:
-    """Powertools' own switch (POWERTOOLS_METRICS_DISABLED), which single_metric ignores."""
-    return flag(env, "POWERTOOLS_METRICS_DISABLED", False)
-
-
 def json_variable(env: Mapping[str, str], name: str) -> Any:
     """An environment variable holding JSON: its value, None when unset or empty, a clear error when malformed."""
     raw = env.get(name, "").strip()

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 
 from jobqueue import Horizon, MaintenanceResult, Queue, QueueStats
 from runtime import horizon, scale
-from runtime.config import MaintenanceSettings, metrics_disabled
-from runtime.observability import logger, metrics
+from runtime.config import MaintenanceSettings
+from runtime.observability import logger, metrics, write_dimensioned
 
 
 def run(
@@ -73,17 +73,16 @@ def publish(outcome: MaintenanceResult, all_stats: list[QueueStats], dead_letter
         unit=MetricUnit.Count,
         value=sum(s.queued for s in all_stats if s.name in dead_letters),
     )
-    # single_metric writes at once and ignores POWERTOOLS_METRICS_DISABLED; honour it here.
-    if metrics_disabled():
-        return
     for stats in all_stats:
-        for name, unit, value in (
-            ("QueueDepth", MetricUnit.Count, stats.queued),
-            ("OldestQueuedJobAge", MetricUnit.Seconds, stats.oldest_queued_seconds),
-            ("FailedJobs", MetricUnit.Count, stats.failed),
-        ):
-            with single_metric(name=name, unit=unit, value=value, namespace=metrics.namespace) as metric:
-                metric.add_dimension(name="queue", value=stats.name)
+        # A blob per queue, its metrics under the queue's dimension alone (the template's alarms').
+        write_dimensioned(
+            {"queue": stats.name},
+            (
+                ("QueueDepth", MetricUnit.Count, stats.queued),
+                ("OldestQueuedJobAge", MetricUnit.Seconds, stats.oldest_queued_seconds),
+                ("FailedJobs", MetricUnit.Count, stats.failed),
+            ),
+        )
 
 
 def backlogs(working: Iterable[QueueStats], settings: MaintenanceSettings) -> list[dict[str, Any]]:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import pty
 import re
+import select
 import shutil
 import subprocess
+import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -79,3 +86,40 @@ def processes_mentioning(text: str) -> list[str]:
         if text in command:
             found.append(command)
     return found
+
+
+@pytest.mark.slow
+def test_on_a_terminal_the_live_table_is_all_make_dev_prints(tmp_path: Path) -> None:
+    """Under a terminal (a pty) the live table is redrawn in place: the functions' logs and their
+    metrics (EMF, which Powertools prints) go to functions.log, never above the table, a blob per
+    invocation."""
+    data = tmp_path / "local"
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: make dev's own command, on the pty
+        os.chdir(ROOT)
+        os.execv(sys.executable, [sys.executable, "-m", "local.dev", "--soak", "30", "--data-dir", str(data)])
+    output = bytearray()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1.0)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the child closed the pty: it has ended
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    screen = output.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, screen[-3000:]
+    assert "soak passed" in screen
+    assert '"_aws"' not in screen and '"level"' not in screen, screen[-3000:]
+    # Each invocation writes its own metrics, named after its function, as each function's log
+    # group holds its own in AWS: the scheduler's count never shares a blob with a worker's.
+    blobs = [json.loads(line) for line in (data / "functions.log").read_text().splitlines() if '"_aws"' in line]
+    names = Counter(blob.get("function_name") for blob in blobs)
+    assert len(names) >= 3 and None not in names, names
+    mixed = [blob for blob in blobs if "ScheduledJobsCreated" in blob and "JobsCompleted" in blob]
+    assert not mixed, mixed[:1]
