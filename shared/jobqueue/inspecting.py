@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from psycopg.rows import class_row
@@ -12,7 +12,7 @@ from psycopg.rows import class_row
 from jobqueue import ids, options
 from jobqueue.client import Client, Conn
 from jobqueue.errors import InvalidOptionError
-from jobqueue.models import Batch, GroupActivity, Job, QueueStats, RateWindow, Throughput, job_row
+from jobqueue.models import Batch, GroupActivity, HistoryPoint, Job, QueueStats, RateWindow, Throughput, job_row
 from jobqueue.settings import SingletonKey
 from jobqueue.states import FINISHED, QUEUED, JobState
 
@@ -167,6 +167,30 @@ class Inspecting(Client):
     def get_queue_stats(self, now: datetime | None = None, conn: Conn = None) -> list[QueueStats]:
         """Per queue: jobs by state not yet archived, and the wait of the oldest ready job."""
         return self.db.rows("queue_stats", {"now": options.now_or_none(now)}, conn, class_row(QueueStats))
+
+    def history(
+        self,
+        name: str | None,
+        since: datetime,
+        until: datetime | None = None,
+        *,
+        bucket_seconds: int = 60,
+        conn: Conn = None,
+    ) -> list[HistoryPoint]:
+        """A queue's history (every queue's with name=None) from `since` to `until` (default: now),
+        in buckets of `bucket_seconds` (whole minutes), oldest first; a bucket where nothing
+        happened is left out. Maintenance records each minute once it is over (kept 14 days)."""
+        if not isinstance(bucket_seconds, int) or bucket_seconds % 60 or not 60 <= bucket_seconds <= 86_400:
+            raise InvalidOptionError(
+                f"bucket_seconds must be whole minutes between 60 and 86400, got {bucket_seconds!r}"
+            )
+        params = {
+            "name": None if name is None else options.queue_name(name),
+            "since": options.aware("since", since),
+            "until": options.aware("until", until) if until is not None else datetime.now(UTC),
+            "bucket": bucket_seconds,
+        }
+        return self.db.rows("history", params, conn, class_row(HistoryPoint))
 
     def throughput(self, since: datetime, bucket_seconds: int = 300, conn: Conn = None) -> list[Throughput]:
         """Jobs completed and failed per queue and time bucket since `since` (archived ones included).

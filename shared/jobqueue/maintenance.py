@@ -20,7 +20,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from jobqueue import options
@@ -43,6 +43,12 @@ RETENTION_SWEEP_S = 600.0
 # The archive has a partition per day for as many days ahead as the queues keep archived jobs,
 # up to this many; a job to be deleted later is archived in archive_other and purged row by row.
 ARCHIVE_DAYS_AHEAD = 31
+# The queues' history (queue_history): a minute is recorded once it has been over this long (its
+# last jobs committed), at most HISTORY_CATCH_UP minutes per run (a maintainer that was away
+# catches up over a few runs), and kept HISTORY_DAYS days.
+HISTORY_SETTLE_S = 5.0
+HISTORY_CATCH_UP = 60
+HISTORY_DAYS = 14
 # Expiry is how a job comes back whose worker could not say what became of it: the reason says so.
 EXPIRED_ERROR = {
     "message": (
@@ -51,6 +57,10 @@ EXPIRED_ERROR = {
     ),
     "type": "JobExpired",
 }
+
+
+def _minute(at: datetime) -> datetime:
+    return at.replace(second=0, microsecond=0)
 
 
 def _loop(step: Callable[[], int], batch_size: int, time_budget: float | None) -> int:
@@ -95,6 +105,8 @@ class Maintaining(Working):
             by_queue: dict[str, list[dict[str, Any]]] = {}
             for row in expired:
                 by_queue.setdefault(row["name"], []).append(row)
+            # The queues' history counts the attempts expiry ended, in the minute it ended them.
+            self.db.execute("count_expired", {"names": [row["name"] for row in expired], "now": now}, tx)
             for name, rows in by_queue.items():
                 started = sorted({r["started_on"] for r in rows})
                 ids = [r["id"] for r in rows]
@@ -221,6 +233,7 @@ class Maintaining(Working):
                 retention=bool(self.db.rows("take_lease", sweep)),
             )
             self.check_fetch_floors()
+            history = self.record_history(now=now)
             return MaintenanceResult(
                 expired_retried=retried,
                 expired_failed=failed,
@@ -228,12 +241,32 @@ class Maintaining(Working):
                 deleted=deleted,
                 purged=purged,
                 unstarted_failed=unstarted,
+                history_minutes=history,
             )
         finally:
             # The lease is a row: giving it up works on any connection, a reopened one too. Without the
             # database it runs out by itself, and the error that ended the run is the one to raise.
             with contextlib.suppress(DatabaseUnavailableError):
                 self.db.execute("end_lease", lease)
+
+    def record_history(self, *, now: datetime | None = None) -> int:
+        """Record the queues' history (Queue.history) for the minutes over since the last record, up
+        to HISTORY_CATCH_UP of them, and forget what is older than HISTORY_DAYS; returns the rows
+        written. The first record starts HISTORY_CATCH_UP minutes back."""
+        at = options.now_or_none(now) or self.db.scalar("database_now")
+        until = _minute(at - timedelta(seconds=HISTORY_SETTLE_S))
+        mark = self.db.scalar("history_mark")
+        start = (
+            max(mark, until - timedelta(minutes=HISTORY_CATCH_UP))
+            if mark
+            else until - timedelta(minutes=HISTORY_CATCH_UP)
+        )
+        if start >= until:
+            return 0
+        with self.db.transaction() as tx:
+            written = int(self.db.scalar("record_history", {"from": start, "to": until}, tx))
+            self.db.execute("purge_history", {"before": at - timedelta(days=HISTORY_DAYS)}, tx)
+        return written
 
     def check_fetch_floors(self) -> int:
         """Lower every fetch floor that a queued job lies before; returns how many were lowered.

@@ -237,6 +237,28 @@ class Throughput:
 
 
 @dataclass(slots=True, frozen=True)
+class HistoryPoint:
+    """What happened to a queue's jobs (or every queue's) in one bucket of its history, from `at`
+    (Queue.history). Wait: seconds from ready to start of the attempts started; run: seconds from
+    start to end of the jobs finished; None when there were none. A bucket wider than a minute
+    has the largest of its minutes' percentiles."""
+
+    at: datetime
+    sent: int
+    started: int
+    completed: int
+    failed: int
+    cancelled: int
+    expired: int
+    wait_p50: float | None
+    wait_p95: float | None
+    wait_p99: float | None
+    run_p50: float | None
+    run_p95: float | None
+    run_p99: float | None
+
+
+@dataclass(slots=True, frozen=True)
 class SnoozeResult:
     """What `snooze` did: jobs put back to run later, and jobs failed for snoozing too often."""
 
@@ -262,6 +284,7 @@ class MaintenanceResult:
     unstarted_failed: int = 0
     skipped: bool = False  # another process held the maintenance lock
     deleted: int = 0  # finished jobs of queues that do not archive, deleted at their archive_after
+    history_minutes: int = 0  # rows of the queues' history recorded (a queue and a minute each)
 
 
 @dataclass(slots=True, frozen=True)

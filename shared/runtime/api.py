@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import unquote
 from uuid import UUID
@@ -31,6 +31,7 @@ from runtime.openapi import VALIDATED
 
 PREFIX = "/api/jobs"
 MAX_LIST = 1000  # jobs one list answers at most
+HISTORY_HOURS = 14 * 24  # as long as maintenance keeps a queue's history
 # GET /api/jobs/{id}?wait= waits this long at most (API Gateway's HTTP API gives a request 30 s),
 # and answers this long before the function's own end.
 MAX_WAIT_S = 25
@@ -133,6 +134,30 @@ def failed(
         limit=limit, name=None if queue is None else bootstrap.ready().require_queue(queue)
     )
     return {"jobs": [_job(j) for j in jobs]}  # type: ignore[return-value]
+
+
+@router.get(
+    PREFIX + "/queues/<name>/history",
+    middlewares=VALIDATED,
+    responses=models.responses(models.History, 404),
+    summary="A queue's history: jobs sent, started and finished, wait and run percentiles, per bucket",
+)
+def history(
+    name: Annotated[str, Path(pattern=models.PATH_QUEUE_PATTERN, description="the queue")],
+    hours: Annotated[int, Query(ge=1, le=HISTORY_HOURS, description="the last this many hours")] = 1,
+    bucket: Annotated[
+        int, Query(ge=60, le=86_400, multiple_of=60, description="seconds a bucket spans (whole minutes)")
+    ] = 60,
+) -> models.History:
+    queue = bootstrap.ready()
+    found = queue.require_queue(name)
+    until = datetime.now(UTC)
+    points = queue.history(found, until - timedelta(hours=hours), until, bucket_seconds=bucket)
+    return {  # type: ignore[return-value]  # validated
+        "queue": found,
+        "bucket": bucket,
+        "points": [{**asdict(p), "at": p.at.isoformat()} for p in points],
+    }
 
 
 @router.get(

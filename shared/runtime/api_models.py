@@ -173,6 +173,33 @@ class Jobs(_Answer):
     jobs: list[JobRecord]
 
 
+class HistoryPoint(_Answer):
+    """What happened to a queue's jobs in one bucket of its history (times in seconds)."""
+
+    at: Annotated[str, Field(json_schema_extra=DATE_TIME, description="the bucket's start")]
+    sent: int
+    started: int = Field(description="attempts started (of jobs finished or running when recorded)")
+    completed: int
+    failed: int = Field(description="failed for good")
+    cancelled: int
+    expired: int = Field(description="attempts ended by expiry")
+    wait_p50: float | None = Field(description="seconds from ready to start, of the attempts started")
+    wait_p95: float | None
+    wait_p99: float | None
+    run_p50: float | None = Field(description="seconds from start to end, of the jobs finished")
+    run_p95: float | None
+    run_p99: float | None
+
+
+class History(_Answer):
+    """A queue's history in buckets (a bucket where nothing happened is left out); a bucket wider
+    than a minute has the largest of its minutes' percentiles."""
+
+    queue: str
+    bucket: int = Field(description="seconds a bucket spans")
+    points: list[HistoryPoint]
+
+
 class RateWindow(_Answer):
     """A rate-limited queue's window: at most `limit` jobs start in any `period` seconds."""
 

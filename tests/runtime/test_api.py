@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 from urllib.parse import quote
@@ -394,3 +395,23 @@ def test_a_batch_id_is_percent_decoded(api: Callable[..., dict[str, Any]], dsn: 
     assert api("api-get-job.json", path="/api/jobs/batches/" + quote("𝕋", safe="") * 255)["statusCode"] == 404
     too_long = api("api-get-job.json", path="/api/jobs/batches/" + quote("𝕋", safe="") * 256)
     assert too_long["statusCode"] == 404 and "no batch" in too_long["json"]["error"]
+
+
+def test_a_queue_s_history_in_buckets(api: Callable[..., dict[str, Any]], dsn: str) -> None:
+    api("api-health.json")
+    with Queue(dsn) as q:
+        q.insert("send-email", [{"data": {"to": f"u{n}"}} for n in range(4)])
+        q.complete("send-email", q.fetch("send-email", 3))
+        q.record_history(now=datetime.now(UTC) + timedelta(minutes=2))
+    # Recorded up to the minute before last: ask for the last hours, in buckets of an hour.
+    shown = api("api-get-job.json", path="/api/jobs/queues/send-email/history", query={"hours": "2", "bucket": "7200"})
+    assert shown["statusCode"] == 200, shown
+    assert shown["json"]["queue"] == "send-email" and shown["json"]["bucket"] == 7200
+    [point] = shown["json"]["points"]
+    assert (point["sent"], point["started"], point["completed"]) == (4, 3, 3)
+    assert point["run_p50"] is not None and point["wait_p99"] is not None
+    for query, problem in (({"bucket": "90"}, "bucket"), ({"hours": "400"}, "hours")):
+        refused = api("api-get-job.json", path="/api/jobs/queues/send-email/history", query=query)
+        assert refused["statusCode"] == 400 and problem in refused["json"]["error"], refused
+    missing = api("api-get-job.json", path="/api/jobs/queues/send-emails/history")
+    assert missing["statusCode"] == 404 and "send-email" in missing["json"]["error"]

@@ -69,7 +69,7 @@ def credentials(case: Any) -> dict[str, str]:
 @pytest.mark.parametrize("mode", list(GenerationMode))
 def test_every_answer_conforms_to_the_document(live_api: str, mode: GenerationMode) -> None:
     found = operations(live_api)
-    assert len(found) == 8
+    assert len(found) == 9
     for operation in found:
         conformance_test(operation, mode, live_api)()
 
@@ -85,6 +85,7 @@ def test_the_document_is_served_to_authenticated_callers_only(live_api: str) -> 
         "/api/jobs/stats",
         "/api/jobs/failed",
         "/api/jobs/batches/{id}",
+        "/api/jobs/queues/{name}/history",
         "/api/jobs/{id}",
         "/api/jobs/{id}/{action}",
         "/api/jobs/queues/{name}/{action}",

@@ -117,3 +117,19 @@ LIMIT %(limit)s;
 -- A batch's counts: its jobs in all, and those finished by how.
 SELECT id, name, created_on, total, completed, failed, cancelled, on_finish, finished_on
 FROM {{schema}}.batch WHERE id = %(id)s;
+
+-- name: history
+-- A queue's history (schema.sql: queue_history) in [`since`, `until`), in buckets of `bucket`
+-- seconds (a whole number of minutes): counts summed; a bucket's percentiles are the largest of
+-- its minutes' (exact for a minute, an upper bound for a wider bucket).
+SELECT date_bin(make_interval(secs => %(bucket)s), h.minute, %(since)s::timestamptz) AS at,
+       sum(h.sent)::integer AS sent, sum(h.started)::integer AS started,
+       sum(h.completed)::integer AS completed, sum(h.failed)::integer AS failed,
+       sum(h.cancelled)::integer AS cancelled, sum(h.expired)::integer AS expired,
+       max(h.wait_p50) AS wait_p50, max(h.wait_p95) AS wait_p95, max(h.wait_p99) AS wait_p99,
+       max(h.run_p50) AS run_p50, max(h.run_p95) AS run_p95, max(h.run_p99) AS run_p99
+FROM {{schema}}.queue_history h
+WHERE (h.name = %(name)s OR %(name)s::text IS NULL)
+  AND h.minute >= %(since)s::timestamptz AND h.minute < %(until)s::timestamptz
+GROUP BY 1
+ORDER BY 1;

@@ -189,3 +189,101 @@ DELETE FROM {{schema}}.fetch_floor f
 WHERE (f.at < statement_timestamp() - interval '1 minute'
        AND EXISTS (SELECT 1 FROM {{schema}}.fetch_floor n WHERE n.name = f.name AND n.at > f.at))
    OR NOT EXISTS (SELECT 1 FROM {{schema}}.queue q WHERE q.name = f.name);
+
+-- name: history_mark
+-- Up to where the queues' history is recorded (none yet: no row).
+SELECT recorded_through FROM {{schema}}.history_mark;
+
+-- name: record_history
+-- The queues' history (schema.sql: queue_history) for the minutes in [`from`, `to`), and the mark
+-- moved to `to`, in one statement. Each count comes from an index range: finished jobs by
+-- (name, completed_on) in the job table and the archive, attempts started from the jobs finished
+-- since `from` and the active ones (job_expire), sends by their ids (the primary keys). Recording
+-- a minute again gives the same counts (expired, written by expiry, is kept).
+WITH range AS MATERIALIZED (
+    SELECT %(from)s::timestamptz AS lo, %(to)s::timestamptz AS hi
+), finished AS MATERIALIZED (
+    SELECT f.name, f.state, f.completed_on, f.started_on, f.start_after FROM {{schema}}.queue q
+    CROSS JOIN LATERAL (
+        SELECT j.name, j.state, j.completed_on, j.started_on, j.start_after FROM {{schema}}.job j
+        WHERE j.name = q.name AND j.state > 'active' AND j.completed_on >= (SELECT lo FROM range)
+        UNION ALL
+        SELECT a.name, a.state, a.completed_on, a.started_on, a.start_after FROM {{schema}}.archive a
+        WHERE a.name = q.name AND a.completed_on >= (SELECT lo FROM range)
+    ) f
+), ended AS (
+    SELECT f.name, date_trunc('minute', f.completed_on) AS minute,
+           count(*) FILTER (WHERE f.state = 'completed') AS completed,
+           count(*) FILTER (WHERE f.state = 'failed') AS failed,
+           count(*) FILTER (WHERE f.state = 'cancelled') AS cancelled,
+           percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (
+               ORDER BY extract(epoch FROM f.completed_on - f.started_on))
+               FILTER (WHERE f.started_on IS NOT NULL) AS run
+    FROM finished f
+    WHERE f.completed_on < (SELECT hi FROM range)
+    GROUP BY 1, 2
+), starts AS (
+    SELECT s.name, date_trunc('minute', s.started_on) AS minute, count(*) AS started,
+           percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (
+               ORDER BY greatest(0, extract(epoch FROM s.started_on - s.start_after))) AS wait
+    FROM (
+        SELECT f.name, f.started_on, f.start_after FROM finished f
+        UNION ALL
+        SELECT j.name, j.started_on, j.start_after FROM {{schema}}.job j WHERE j.expire_at IS NOT NULL
+    ) s
+    WHERE s.started_on >= (SELECT lo FROM range) AND s.started_on < (SELECT hi FROM range)
+    GROUP BY 1, 2
+), sends AS (
+    SELECT s.name, date_trunc('minute', {{schema}}.uuid_v7_time(s.id)) AS minute, count(*) AS sent
+    FROM (
+        SELECT j.name, j.id FROM {{schema}}.job j
+        WHERE j.id >= {{schema}}.uuid_v7_floor((SELECT lo FROM range))
+          AND j.id < {{schema}}.uuid_v7_floor((SELECT hi FROM range))
+        UNION ALL
+        SELECT a.name, a.id FROM {{schema}}.archive a
+        WHERE a.id >= {{schema}}.uuid_v7_floor((SELECT lo FROM range))
+          AND a.id < {{schema}}.uuid_v7_floor((SELECT hi FROM range))
+    ) s
+    GROUP BY 1, 2
+), rows AS (
+    SELECT coalesce(e.name, st.name, se.name) AS name, coalesce(e.minute, st.minute, se.minute) AS minute,
+           coalesce(se.sent, 0) AS sent, coalesce(st.started, 0) AS started,
+           coalesce(e.completed, 0) AS completed, coalesce(e.failed, 0) AS failed,
+           coalesce(e.cancelled, 0) AS cancelled, st.wait, e.run
+    FROM ended e
+    FULL JOIN starts st ON st.name = e.name AND st.minute = e.minute
+    FULL JOIN sends se ON se.name = coalesce(e.name, st.name) AND se.minute = coalesce(e.minute, st.minute)
+), written AS (
+    INSERT INTO {{schema}}.queue_history AS h (
+        name, minute, sent, started, completed, failed, cancelled,
+        wait_p50, wait_p95, wait_p99, run_p50, run_p95, run_p99)
+    SELECT r.name, r.minute, r.sent, r.started, r.completed, r.failed, r.cancelled,
+           r.wait[1], r.wait[2], r.wait[3], r.run[1], r.run[2], r.run[3]
+    FROM rows r
+    ON CONFLICT (name, minute) DO UPDATE SET
+        sent = excluded.sent, started = excluded.started, completed = excluded.completed,
+        failed = excluded.failed, cancelled = excluded.cancelled,
+        wait_p50 = excluded.wait_p50, wait_p95 = excluded.wait_p95, wait_p99 = excluded.wait_p99,
+        run_p50 = excluded.run_p50, run_p95 = excluded.run_p95, run_p99 = excluded.run_p99
+    RETURNING 1
+), marked AS (
+    INSERT INTO {{schema}}.history_mark (only_row, recorded_through) VALUES (true, (SELECT hi FROM range))
+    ON CONFLICT (only_row) DO UPDATE SET recorded_through = excluded.recorded_through
+)
+SELECT count(*) AS minutes FROM written;
+
+-- name: count_expired
+-- Attempts that expiry ended, per queue, in the minute of `now` (schema.sql: queue_history).
+INSERT INTO {{schema}}.queue_history AS h (name, minute, expired)
+SELECT name, date_trunc('minute', coalesce(%(now)s::timestamptz, statement_timestamp())), count(*)
+FROM unnest(%(names)s::text[]) AS t(name)
+GROUP BY name
+ON CONFLICT (name, minute) DO UPDATE SET expired = h.expired + excluded.expired;
+
+-- name: purge_history
+-- Forget the queues' history older than `before`.
+DELETE FROM {{schema}}.queue_history WHERE minute < %(before)s::timestamptz;
+
+-- name: database_now
+-- The database's time, which the history's minutes follow.
+SELECT statement_timestamp() AS now;
