@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -184,4 +185,69 @@ def test_a_long_jobs_progress_and_steps(server: str, browser: Browser, jobs: Que
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-job-steps.png"), full_page=True)
     context.flush()  # type: ignore[attr-defined]
+    page.close()
+
+
+def _fill_history(conn_dsn: str, name: str, now: datetime) -> None:
+    """A day and a half of minutes, a busy afternoon and a slow spell, written as maintenance writes them."""
+    import math
+
+    import psycopg
+
+    rows = []
+    for back in range(0, 36 * 60, 1):
+        minute = (now - timedelta(minutes=back)).replace(second=0, microsecond=0)
+        load = 40 + 30 * math.sin(back / 90) + (60 if 120 < back < 180 else 0)
+        failed = 3 if back % 17 == 0 else 0
+        slow = 4.0 if 30 < back < 45 else 1.0
+        rows.append(
+            (
+                name,
+                minute,
+                int(load) + 2,
+                int(load),
+                int(load) - failed,
+                failed,
+                0,
+                1 if back % 53 == 0 else 0,
+                0.05 * slow,
+                0.4 * slow,
+                1.2 * slow,
+                0.8,
+                2.5 * slow,
+                6.0 * slow,
+            )
+        )
+    with psycopg.connect(conn_dsn, autocommit=True) as conn:
+        conn.cursor().executemany(
+            "INSERT INTO jobqueue.queue_history (name, minute, sent, started, completed, failed, cancelled, expired,"
+            " wait_p50, wait_p95, wait_p99, run_p50, run_p95, run_p99)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            rows,
+        )
+
+
+def test_a_queue_s_history_as_charts(server: str, browser: Browser, jobs: Queue, dsn: str) -> None:
+    _fill_history(dsn, "e2e", datetime.now(UTC))
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    sign_in(page, server)
+    page.goto(f"{server}/dashboard/queue?name=e2e")
+    page.click("a[data-history-link]")
+    expect(page.locator("h1")).to_contain_text("History · e2e")
+    expect(page.locator("[data-chart]")).to_have_count(3)
+    # 1 hour in minutes: a stack of bars per minute, and p50/p95/p99 lines for wait and run.
+    assert page.locator("[data-chart='1'] rect.ok").count() >= 55
+    expect(page.locator("[data-chart='2'] polyline.line-p99")).to_have_count(1)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-history-1h.png"), full_page=True)
+    page.click("text=24 hours")
+    expect(page.locator("nav.choices strong")).to_have_text("24 hours")
+    assert page.locator("[data-chart='1'] rect.ok").count() == 96  # 15-minute buckets, each busy
+    page.screenshot(path=str(ARTIFACTS / "dashboard-history-24h.png"), full_page=True)
+    # Every queue at once, from the queue chooser.
+    page.select_option("select[name=queue]", "")
+    expect(page.locator("h1")).to_contain_text("every queue")
+    page.click("text=14 days")
+    expect(page.locator("[data-history-total='sent']")).not_to_have_text("0")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-history-14d.png"), full_page=True)
     page.close()

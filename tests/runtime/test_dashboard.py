@@ -491,3 +491,20 @@ def test_a_group_rate_limited_queue_shows_its_fullest_groups(web: Call, jobs: Qu
     page = web("/dashboard/queue", token=API_TOKEN, query={"name": "github"})["body"]
     assert "data-group-rate-limit>2 jobs started in any 1m 0s per group; fullest now: token-a 2 (full for" in page
     assert ", token-b 1</dd>" in page
+
+
+def test_the_history_page_charts_what_maintenance_recorded(web: Call, jobs: Queue) -> None:
+    jobs.insert("dash", [{"data": {"n": n}} for n in range(6)])
+    jobs.complete("dash", jobs.fetch("dash", 4))
+    jobs.record_history(now=datetime.now(UTC) + timedelta(minutes=2))
+    cookie = sign_in(web)
+    page = web("/dashboard/history", cookie=cookie, query={"queue": "dash", "span": "24h"})
+    assert page["statusCode"] == 200, page["body"]
+    body = page["body"]
+    totals = dict(re.findall(r'data-history-total="(\w+)">([\d,]+)<', body))
+    assert (totals["sent"], totals["started"], totals["completed"]) == ("6", "4", "4")
+    assert body.count("<figure") == 3 and 'class="ok"' in body and "polyline" in body
+    # Every queue's, over the default hour; a span or a queue that does not exist is refused.
+    assert "History · every queue" in web("/dashboard/history", cookie=cookie)["body"]
+    assert web("/dashboard/history", cookie=cookie, query={"span": "2w"})["statusCode"] == 400
+    assert web("/dashboard/history", cookie=cookie, query={"queue": "dahs"})["statusCode"] == 404

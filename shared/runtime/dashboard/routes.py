@@ -26,7 +26,7 @@ from jobqueue.inspecting import job_states
 from jobqueue.options import job_id, queue_name
 from runtime import auth, bootstrap, job_actions, openapi
 from runtime import sessions as session
-from runtime.dashboard import render, views
+from runtime.dashboard import charts, render, views
 from runtime.observability import logger
 
 PREFIX = auth.DASHBOARD
@@ -237,6 +237,18 @@ def job_page(id: str) -> Response[str]:
         return error_page(404, q.missing_job(job_id(id)))
     batch = None if job.batch_id is None else q.get_batch(job.batch_id)
     return page("job.html", job=job, parents=q.get_dependencies(job.id), children=q.get_dependents(job.id), batch=batch)
+
+
+@router.get(PREFIX + "/history")
+def history_page() -> Response[str]:
+    """Charts of a queue's history (`queue`), or of every queue's, over `span` (1h, 24h, 14d)."""
+    query = current().query
+    span = charts.SPANS.get(query.get("span") or "1h")
+    if span is None:
+        return error_page(400, f"span must be one of {', '.join(charts.SPANS)}, got {query.get('span')!r}")
+    q = bootstrap.ready()
+    name = q.require_queue(query["queue"]) if query.get("queue") else None
+    return page("history.html", view=views.history(q, name, span), spans=charts.SPANS, queues=q.get_queues())
 
 
 @router.get(PREFIX + "/schedules")

@@ -11,6 +11,7 @@ from jobqueue.cron import next_fire_times
 from jobqueue.queues import dead_letter_sources
 from runtime import horizon
 from runtime.config import MaintenanceSettings
+from runtime.dashboard import charts
 
 BUCKET_S = 300  # throughput chart: 5-minute buckets over the last hour
 BUCKETS = 12
@@ -174,3 +175,38 @@ def error_message(job: Job) -> str:
         if message:
             return str(message)
     return "" if output is None else str(output)
+
+
+@dataclass
+class HistoryView:
+    """A queue's history (every queue's when `name` is None) as charts over one span."""
+
+    name: str | None
+    span: charts.Span
+    since: datetime
+    charts: list[charts.Chart]
+    totals: dict[str, int]
+
+
+def history(queue: Queue, name: str | None, span: charts.Span, now: datetime | None = None) -> HistoryView:
+    """The span's buckets end with the one that holds `now`, aligned to whole buckets (UTC)."""
+    now = now or datetime.now(UTC)
+    epoch = int(now.timestamp())
+    end = datetime.fromtimestamp(epoch - epoch % span.bucket_s + span.bucket_s, UTC)
+    since = end - timedelta(hours=span.hours)
+    points = queue.history(name, since, end, bucket_seconds=span.bucket_s)
+    starts = charts.slots(since, span)
+    return HistoryView(
+        name=name,
+        span=span,
+        since=since,
+        charts=[
+            charts.counts(points, starts, span),
+            charts.times(points, starts, span, "wait", "Wait: ready to started"),
+            charts.times(points, starts, span, "run", "Run: started to finished"),
+        ],
+        totals={
+            what: sum(getattr(p, what) for p in points)
+            for what in ("sent", "started", "completed", "failed", "cancelled", "expired")
+        },
+    )

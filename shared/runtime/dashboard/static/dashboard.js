@@ -8,6 +8,10 @@
     if (message && !window.confirm(message)) event.preventDefault()
   })
 
+  document.querySelectorAll('select[data-submit-on-change]').forEach(function (select) {
+    select.addEventListener('change', function () { select.form.submit() })
+  })
+
   var box = document.getElementById('auto-refresh')
   var KEY = 'jobs-dashboard-auto-refresh'
   if (box) {
