@@ -25,6 +25,7 @@ from deploy import template
 from jobqueue import FINISHED, Job, JobQueueError, JobState, Policy, Queue
 from jobqueue.models import RUNNER_FIELDS
 from local import invoke as local_invoke
+from ops import top as top_view
 from runtime import catalog, job_actions
 
 # Piped or captured output gets wide tables instead of names cut short.
@@ -249,6 +250,18 @@ def stats(ctx: click.Context, as_json: bool) -> None:
             f"{s.oldest_queued_seconds:.0f}",
         )
     console.print(table)
+
+
+@main.command()
+@click.option(
+    "--interval", type=click.FloatRange(0.5, 3600), default=2.0, show_default=True, help="seconds between frames"
+)
+@click.option("--once", is_flag=True, help="print one frame and exit (also when the output is not a terminal)")
+@click.pass_context
+def top(ctx: click.Context, interval: float, once: bool) -> None:
+    """The queues live: waiting, active, failed, finished per minute over the last hour, wait and run p95."""
+    with open_queue(ctx) as queue:
+        top_view.watch(queue, console, interval, once=once)
 
 
 @main.command("queue")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -292,3 +293,19 @@ def test_batch_prints_its_counts(jobs: CliRunner, dsn: str) -> None:
         "unfinished": 1,
     }
     assert jobs.invoke(main, ["batch", "nope"]).exit_code == 1
+
+
+def test_top_shows_each_queue_with_its_last_hour(jobs: CliRunner, dsn: str) -> None:
+    run(jobs, "migrate")
+    with Queue(dsn) as q:
+        q.insert("send-email", [{"data": {"to": f"u{n}@b.c"}} for n in range(5)])
+        q.complete("send-email", q.fetch("send-email", 3))
+        q.record_history(now=datetime.now(UTC) + timedelta(minutes=2))
+    shown = run(jobs, "top", "--once")
+    assert shown.exit_code == 0, shown.output
+    [row] = [line for line in shown.output.splitlines() if "send-email" in line]
+    cells = [cell.strip() for cell in row.split("│")]
+    assert cells[1:5] == ["send-email", "2", "0", "0"]  # waiting, active, failed
+    assert any(block in row for block in "▁▂▃▄▅▆▇█")  # the three finished jobs, in the sparkline
+    assert " ms" in row or " s" in row  # wait and run p95 from the history
+    assert run(jobs, "top", "--interval", "0").exit_code == 2  # too short: refused by name
