@@ -10,7 +10,7 @@ from typing import Any, Final, Unpack
 
 from psycopg import Connection
 
-from jobqueue import options
+from jobqueue import options, tracing
 from jobqueue.client import Client, Conn
 from jobqueue.errors import InvalidOptionError, PolicyConflictError
 from jobqueue.ids import new_id, new_ids
@@ -71,12 +71,14 @@ class Sending(Client):
         UnknownQueueError: queues are created explicitly.
         """
         options.queue_name(name)
-        if not send_options:
+        trace = tracing.current()  # the sender's span, which the job's processing continues
+        if not send_options and trace is None:
             return self._send_plain(name, self._json(data, "data"), conn)
         params = job_params(send_options)
         next_slot = params.pop("singleton_next_slot")
         job_id = str(params["id"]) if params["id"] is not None else new_id()
-        params.update(id=job_id, name=name, data=self._json(data, "data"), origin=None, singleton_offset=None)
+        origin = None if trace is None else options.to_json({tracing.TRACE_KEY: trace}, "origin")
+        params.update(id=job_id, name=name, data=self._json(data, "data"), origin=origin, singleton_offset=None)
         sent = self.db.affected("send", params, conn)
         if not sent and next_slot:
             params["singleton_offset"] = params["singleton_seconds"]

@@ -35,7 +35,7 @@ from jobqueue import DatabaseUnavailableError, Job, JobError, PayloadError, Queu
 from jobqueue.options import describe, error_payload, to_json
 from jobqueue.settings import GroupConcurrency
 from jobqueue.tracking import PROGRESS_EVERY_S, stepped
-from runtime import bootstrap, catalog, connection, scale
+from runtime import bootstrap, catalog, connection, job_spans, scale
 from runtime.config import WorkerSettings
 from runtime.handlers import handler_for
 from runtime.jobtypes import Handler
@@ -237,17 +237,22 @@ class Team:
             context.job = job  # the job's keys go on this thread's log lines (observability.JobKeys)
             transaction = self.in_transaction
             try:
-                # A copy: whatever the handler does to its job (its id, its attempt), the worker
-                # completes or fails the job it claimed. The signal is the same object.
-                output = handler(copy.copy(job)) if transaction is None else transaction.run(handler, job)
-            except Snooze as snooze:  # not a failure: no warning
-                outbox.put(Outcome(job, None, snooze, time.perf_counter() - started))
-            except BaseException as exc:  # even SystemExit: a thread that dies would strand its inbox
-                # describe(): an exception whose __str__ raises must not take the thread down too.
-                logger.warning("job failed", extra={"error": describe(exc), "error_type": type(exc).__name__})
-                outbox.put(Outcome(job, None, exc, time.perf_counter() - started))
-            else:
-                outbox.put(Outcome(job, output, None, time.perf_counter() - started, transaction is not None))
+                with job_spans.processing(self._queue_name, job) as traced:
+                    try:
+                        # A copy: whatever the handler does to its job (its id, its attempt), the worker
+                        # completes or fails the job it claimed. The signal is the same object.
+                        output = handler(copy.copy(job)) if transaction is None else transaction.run(handler, job)
+                    except Snooze as snooze:  # not a failure: no warning
+                        traced("snoozed")
+                        outbox.put(Outcome(job, None, snooze, time.perf_counter() - started))
+                    except BaseException as exc:  # even SystemExit: a thread that dies would strand its inbox
+                        # describe(): an exception whose __str__ raises must not take the thread down too.
+                        logger.warning("job failed", extra={"error": describe(exc), "error_type": type(exc).__name__})
+                        traced("failed" if _retryable(exc) else "failed for good", exc)
+                        outbox.put(Outcome(job, None, exc, time.perf_counter() - started))
+                    else:
+                        traced("completed")
+                        outbox.put(Outcome(job, output, None, time.perf_counter() - started, transaction is not None))
             finally:
                 context.job = None
 
