@@ -166,6 +166,13 @@ def parameters(catalog: Catalog) -> dict[str, Any]:
             "Description": "X-Ray tracing of the functions: Active costs every cold start the X-Ray SDK's "
             "import (about 140 ms), PassThrough none",
         },
+        "OpenTelemetryLayerArn": {
+            "Type": "String",
+            "Default": "",
+            "Description": "ARN of the ADOT Lambda layer for Python (arm64) to export the jobs' OpenTelemetry traces, "
+            "sender to handler, to X-Ray through the layer's collector (with Tracing Active, which grants the "
+            "X-Ray writes); empty: off",
+        },
         "DbSecretArn": text(
             "Secrets Manager secret with the database URL, or RDS's JSON (username, password, host, port, dbname)"
         ),
@@ -236,7 +243,13 @@ def globals_(platform_spec: str, catalog: Catalog) -> dict[str, Any]:
             "MemorySize": 512,
             "Timeout": 60,
             "Tracing": Ref("Tracing"),
-            "Layers": [Ref("DependenciesLayer"), Ref("AppLayer")],
+            "Layers": {
+                "Fn::If": [
+                    "OpenTelemetryOn",
+                    [Ref("DependenciesLayer"), Ref("AppLayer"), Ref("OpenTelemetryLayerArn")],
+                    [Ref("DependenciesLayer"), Ref("AppLayer")],
+                ]
+            },
             "VpcConfig": {"SubnetIds": Ref("SubnetIds"), "SecurityGroupIds": Ref("SecurityGroupIds")},
             "Environment": {
                 "Variables": {
@@ -245,8 +258,13 @@ def globals_(platform_spec: str, catalog: Catalog) -> dict[str, Any]:
                     "STAGE": Ref("Stage"),
                     "POWERTOOLS_SERVICE_NAME": "jobs",
                     "POWERTOOLS_METRICS_NAMESPACE": "Jobs",
-                    # runtime.observability imports the X-Ray SDK only when tracing is on.
-                    "POWERTOOLS_TRACE_DISABLED": {"Fn::If": ["TracingActive", "false", "true"]},
+                    # runtime.observability imports the X-Ray SDK only when tracing is on, and not
+                    # beside OpenTelemetry, whose layer traces the functions instead.
+                    "POWERTOOLS_TRACE_DISABLED": {"Fn::If": ["PowertoolsTracing", "false", "true"]},
+                    # The ADOT layer's wrapper: the SDK and its collector start with the function.
+                    "AWS_LAMBDA_EXEC_WRAPPER": {
+                        "Fn::If": ["OpenTelemetryOn", "/opt/otel-instrument", Ref("AWS::NoValue")]
+                    },
                     "POWERTOOLS_LOG_LEVEL": "INFO",
                     # Empty in AWS (boto3 ignores an empty endpoint). Declared so that `sam local`
                     # passes the local stack's values on: moto's endpoint, its queue settings.
@@ -485,7 +503,13 @@ def template(catalog: Catalog, platform_spec: str) -> dict[str, Any]:
         "Transform": "AWS::Serverless-2016-10-31",
         "Description": f"{catalog.description} on a Postgres job queue (workers, scheduler, maintenance, API)",
         "Parameters": parameters(catalog),
-        "Conditions": {"TracingActive": {"Fn::Equals": [Ref("Tracing"), "Active"]}},
+        "Conditions": {
+            "TracingActive": {"Fn::Equals": [Ref("Tracing"), "Active"]},
+            "OpenTelemetryOn": {"Fn::Not": [{"Fn::Equals": [Ref("OpenTelemetryLayerArn"), ""]}]},
+            "PowertoolsTracing": {
+                "Fn::And": [{"Condition": "TracingActive"}, {"Fn::Not": [{"Condition": "OpenTelemetryOn"}]}]
+            },
+        },
         "Globals": globals_(platform_spec, catalog),
         "Resources": resources,
         "Outputs": {

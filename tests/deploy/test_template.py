@@ -84,7 +84,14 @@ def test_functions_run_python312_on_arm64_with_shared_layers() -> None:
     function_globals = TEMPLATE["Globals"]["Function"]
     assert function_globals["Runtime"] == "python3.12"
     assert function_globals["Architectures"] == ["arm64"]
-    assert function_globals["Layers"] == [{"Ref": "DependenciesLayer"}, {"Ref": "AppLayer"}]
+    shared = [{"Ref": "DependenciesLayer"}, {"Ref": "AppLayer"}]
+    # The ADOT layer (and its wrapper) only when a deployment gives its ARN.
+    assert function_globals["Layers"] == {
+        "Fn::If": ["OpenTelemetryOn", [*shared, {"Ref": "OpenTelemetryLayerArn"}], shared]
+    }
+    assert TEMPLATE["Parameters"]["OpenTelemetryLayerArn"]["Default"] == ""
+    variables = function_globals["Environment"]["Variables"]
+    assert variables["AWS_LAMBDA_EXEC_WRAPPER"]["Fn::If"][:2] == ["OpenTelemetryOn", "/opt/otel-instrument"]
     assert RESOURCES["DependenciesLayer"]["Metadata"]["BuildArchitecture"] == "arm64"
     # Our own code is packaged once, in the layer: function code folders hold only app.py.
     for code in {f.code_uri for f in FUNCTIONS.values()}:
