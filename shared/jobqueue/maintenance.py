@@ -253,7 +253,7 @@ class Maintaining(Working):
         """Record the queues' history (Queue.history) for the minutes over since the last record, up
         to HISTORY_CATCH_UP of them, and forget what is older than HISTORY_DAYS; returns the rows
         written. The first record starts HISTORY_CATCH_UP minutes back."""
-        at = options.now_or_none(now) or self.db.scalar("database_now")
+        at = options.now_or_none(now) or self.db.scalar("db_now")
         until = _minute(at - timedelta(seconds=HISTORY_SETTLE_S))
         mark = self.db.scalar("history_mark")
         start = (

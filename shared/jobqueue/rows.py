@@ -111,9 +111,12 @@ def copyable_data(policy: str) -> bool:
     return policy not in POLICIES_THAT_REFUSE_SENDS and policy != Policy.KEY_STRICT_FIFO
 
 
-def copy_data_rows(datas: list[str], ids: list[str], queue: Mapping[str, Any], now: datetime) -> str:
-    """Jobs given as data alone (JSON) in COPY's text format: one tail for all of them."""
-    tail = _head(_params({}), queue, now) + NULL + "\n"
+def copy_data_rows(
+    datas: list[str], ids: list[str], queue: Mapping[str, Any], now: datetime, origin: str | None = None
+) -> str:
+    """Jobs given as data alone (JSON) in COPY's text format: one tail for all of them (no key; the
+    origin, JSON, or none)."""
+    tail = _head(_params({}), queue, now) + NULL + "\t" + _origin_field(origin) + "\n"
     return "".join([f"{job_id}\t{_json_field(data)}{tail}" for job_id, data in zip(ids, datas, strict=True)])
 
 
@@ -133,17 +136,24 @@ def copyable(jobs: list[BatchJob], policy: str) -> bool:
     return not any(p[name] is not None for p in distinct for name in _NOT_COPIED)
 
 
-def copy_rows(jobs: list[BatchJob], ids: list[str], queue: Mapping[str, Any], now: datetime) -> str:
+def copy_rows(
+    jobs: list[BatchJob], ids: list[str], queue: Mapping[str, Any], now: datetime, origin: str | None = None
+) -> str:
     """The batch in COPY's text format, in copy_jobs' columns; what precedes the key rendered once per
-    distinct set of options."""
+    distinct set of options, the origin (JSON, or none) once for the batch."""
     heads: dict[int, str] = {}
+    end = "\t" + _origin_field(origin) + "\n"
     rows = []
     for job_id, job in zip(ids, jobs, strict=True):
         head = heads.get(id(job.params))
         if head is None:
             head = heads[id(job.params)] = _head(job.params, queue, now)
-        rows.append(f"{job_id}\t{_json_field(job.data)}{head}{NULL if job.key is None else _field(job.key)}\n")
+        rows.append(f"{job_id}\t{_json_field(job.data)}{head}{NULL if job.key is None else _field(job.key)}{end}")
     return "".join(rows)
+
+
+def _origin_field(origin: str | None) -> str:
+    return NULL if origin is None else _json_field(origin)
 
 
 def _head(params: Mapping[str, Any], queue: Mapping[str, Any], now: datetime) -> str:

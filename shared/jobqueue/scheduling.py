@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Unpack
 
-from jobqueue import options
+from jobqueue import options, tracing
 from jobqueue.client import Client
 from jobqueue.cron import due_fire_times, validate_cron, zone
 from jobqueue.errors import InvalidOptionError
@@ -83,6 +83,7 @@ class Scheduling(Client):
         time) becomes exactly one job. Returns the ids of the jobs created.
         """
         created: list[str] = []
+        trace = tracing.current()
         with self.db.transaction() as tx:
             tick = options.now_or_none(now) or self.db.scalar("db_now", None, tx)
             earliest = tick - catch_up
@@ -99,9 +100,14 @@ class Scheduling(Client):
                 for fire_time in times:
                     params["id"] = str(given_id) if given_id is not None else new_id()
                     params["name"] = row["name"]
-                    params["origin"] = json.dumps(
-                        {"schedule": row["name"], "key": row["key"], "fire_time": fire_time.isoformat()}
-                    )
+                    origin: dict[str, Any] = {
+                        "schedule": row["name"],
+                        "key": row["key"],
+                        "fire_time": fire_time.isoformat(),
+                    }
+                    if trace is not None:  # the scheduler's invocation, when it is traced
+                        origin[tracing.TRACE_KEY] = trace
+                    params["origin"] = json.dumps(origin)
                     if self.db.affected("send", params, tx):  # a policy or throttle may refuse it, as any send
                         created.append(params["id"])
                 self.db.execute("mark_fired", {"name": row["name"], "key": row["key"], "fire_time": times[-1]}, tx)

@@ -240,6 +240,8 @@ class Sending(Client):
         encoded = [self._json(data, "data") for data in datas] if datas is not None else []
         checked = checked_jobs(batch_jobs, self.max_payload_bytes) if datas is None else []
         connection = self.db.connection(conn)
+        trace = tracing.current()  # every job of the batch carries the sender's span
+        origin = None if trace is None else options.to_json({tracing.TRACE_KEY: trace}, "origin")
         # Our own transaction only on an autocommit connection outside one; on the caller's
         # connection otherwise, the statements join (or begin) the caller's transaction.
         own = connection.autocommit and not self.db.in_transaction(connection)
@@ -251,16 +253,16 @@ class Sending(Client):
                 self._check_on_finish(spec[1], connection)
             if datas is not None and not copyable_data(queue["policy"]):
                 array = "[" + ",".join(encoded) + "]"
-                params = {"name": name, "data": array, "batch_id": batch_id}
+                params = {"name": name, "data": array, "batch_id": batch_id, "origin": origin}
                 ids = [row["id"] for row in self.db.rows("insert_data", params, connection)]
             elif datas is None and not copyable(checked, queue["policy"]):
-                ids = self._insert_statement(name, checked, connection, batch_id)
+                ids = self._insert_statement(name, checked, connection, batch_id, origin)
             else:
                 ids = new_ids(len(batch_jobs))
                 if datas is not None:
-                    text = copy_data_rows(encoded, ids, queue, queue["now"])
+                    text = copy_data_rows(encoded, ids, queue, queue["now"], origin)
                 else:
-                    text = copy_rows(checked, ids, queue, queue["now"])
+                    text = copy_rows(checked, ids, queue, queue["now"], origin)
                 if batch_id is None:
                     self.db.copy("copy_jobs", text, connection)
                 else:
@@ -284,7 +286,12 @@ class Sending(Client):
             )
 
     def _insert_statement(
-        self, name: str, jobs: list[BatchJob], conn: Connection[Any], batch_id: str | None = None
+        self,
+        name: str,
+        jobs: list[BatchJob],
+        conn: Connection[Any],
+        batch_id: str | None = None,
+        origin: str | None = None,
     ) -> list[str]:
         """The batch in one INSERT whose ON CONFLICT DO NOTHING skips what a policy or throttle refuses."""
         for dead_letter in {job.params["dead_letter"] for job in jobs} - {None}:
@@ -301,5 +308,5 @@ class Sending(Client):
             head = '{"data":' if job.params["id"] is not None else '{"id":"' + next(ids) + '","data":'
             key = "" if job.key is None else ',"singleton_key":' + options.to_json(job.key, "singleton_key")
             records.append(head + job.data + key + rest)
-        params = {"name": name, "jobs": "[" + ",".join(records) + "]", "batch_id": batch_id}
+        params = {"name": name, "jobs": "[" + ",".join(records) + "]", "batch_id": batch_id, "origin": origin}
         return [row["id"] for row in self.db.rows("insert", params, conn)]

@@ -54,7 +54,7 @@ def test_send_and_insert_add_the_options_the_job_type_derives(jobs: CliRunner, d
         stop = q.get_job(sent.output.strip())
         [provision] = q.find_jobs("pod-lifecycle", key="p-2")
     assert stop is not None and stop.singleton_key == "p-1"
-    assert (provision.group_id, provision.group_tier) == ("t", "t")
+    assert (provision.group_id, provision.group_tier) == ("unknown/t", "t")  # its user (none given) and tier
     refused = run(jobs, "send", "pod-lifecycle", "--data", '{"action": "stop"}')
     assert refused.exit_code == 1 and refused.output.strip() == "error: pod-lifecycle: payload is missing 'podId'"
 

@@ -8,6 +8,7 @@ handler's own spans nest under it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
@@ -102,3 +103,34 @@ def test_without_opentelemetry_a_send_carries_nothing(dsn: str, monkeypatch: pyt
         q.create_queue("plain")
         job = q.get_job(str(q.send("plain", {"n": 1})))
         assert job is not None and job.origin is None
+
+
+@pytest.mark.parametrize(
+    ("policy", "jobs"),
+    [
+        ("standard", [{"data": {"n": n}} for n in range(3)]),  # data alone: COPY
+        ("standard", [{"data": {"n": n}, "priority": n} for n in range(3)]),  # with options: COPY
+        ("short", [{"data": {"n": 1}}]),  # data alone, a policy that may refuse: one statement
+        ("short", [{"data": {"n": n}, "singleton_key": f"k{n}"} for n in range(3)]),  # with options: one statement
+    ],
+)
+def test_every_way_in_carries_the_senders_trace(dsn: str, policy: str, jobs: list[dict[str, Any]]) -> None:
+    tracer = trace.get_tracer("test")
+    with Queue(dsn) as q:
+        q.create_queue("traced", policy=policy)
+        q.create_queue("batched")
+        q.create_queue("ticks")
+        with tracer.start_as_current_span("bulk request") as request:
+            ids = q.insert("traced", jobs)
+            batched = q.insert("batched", [{"data": {"n": 9}}], batch={"id": "nightly"})
+        q.schedule("ticks", "* * * * *", {"tick": True})
+        with tracer.start_as_current_span("scheduler tick") as tick:
+            [scheduled] = q.run_schedules(now=datetime.now(UTC) + timedelta(seconds=61))
+        expected = f"{request.get_span_context().trace_id:032x}"
+        assert len(ids) == len(jobs)
+        for job_id in [*ids, *batched]:
+            job = q.get_job(job_id)
+            assert job is not None and expected in job.origin["trace"]["traceparent"], job
+        ticked = q.get_job(scheduled)
+        assert ticked is not None and ticked.origin["schedule"] == "ticks"
+        assert f"{tick.get_span_context().trace_id:032x}" in ticked.origin["trace"]["traceparent"]

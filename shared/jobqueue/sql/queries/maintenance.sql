@@ -283,7 +283,3 @@ ON CONFLICT (name, minute) DO UPDATE SET expired = h.expired + excluded.expired;
 -- name: purge_history
 -- Forget the queues' history older than `before`.
 DELETE FROM {{schema}}.queue_history WHERE minute < %(before)s::timestamptz;
-
--- name: database_now
--- The database's time, which the history's minutes follow.
-SELECT statement_timestamp() AS now;

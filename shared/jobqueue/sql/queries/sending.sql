@@ -77,9 +77,9 @@ ON CONFLICT DO NOTHING;
 -- name: insert_data
 -- Insert a batch of jobs given only as data (a JSON array), every option from the queue: the common case, kept lean.
 INSERT INTO {{schema}}.job (
-    name, data, batch_id, {{queue_default_columns}}
+    name, data, batch_id, origin, {{queue_default_columns}}
 )
-SELECT q.name, d.value, %(batch_id)s::text, {{queue_default_values}}
+SELECT q.name, d.value, %(batch_id)s::text, %(origin)s::jsonb, {{queue_default_values}}
 FROM {{schema}}.queue q
 CROSS JOIN LATERAL jsonb_array_elements(%(data)s::jsonb) AS d
 WHERE q.name = %(name)s
@@ -95,17 +95,19 @@ FROM {{schema}}.queue q
 WHERE q.name = %(name)s;
 
 -- name: copy_jobs
--- A batch of jobs by COPY: id and data, then jobqueue/rows.py's COPY_COLUMNS in their order.
+-- A batch of jobs by COPY: id and data, then jobqueue/rows.py's COPY_COLUMNS in their order, then
+-- the origin (the sender's trace context, or none).
 COPY {{schema}}.job (
     id, data, name, policy, priority, retry_limit, retry_delay, retry_backoff, retry_delay_max,
-    expire_in, start_after, keep_until, delete_after, dead_letter, group_id, group_tier, singleton_key
+    expire_in, start_after, keep_until, delete_after, dead_letter, group_id, group_tier, singleton_key, origin
 ) FROM STDIN;
 
 -- name: copy_batch_jobs
 -- As copy_jobs, each row ending with the batch's id (jobqueue/rows.py: in_batch).
 COPY {{schema}}.job (
     id, data, name, policy, priority, retry_limit, retry_delay, retry_backoff, retry_delay_max,
-    expire_in, start_after, keep_until, delete_after, dead_letter, group_id, group_tier, singleton_key, batch_id
+    expire_in, start_after, keep_until, delete_after, dead_letter, group_id, group_tier, singleton_key, origin,
+    batch_id
 ) FROM STDIN;
 
 -- name: make_batch
@@ -124,7 +126,7 @@ SELECT policy FROM {{schema}}.queue WHERE name = %(name)s;
 INSERT INTO {{schema}}.job (
     id, name, priority, data, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
     expire_in, start_after, singleton_key, singleton_on, keep_until, delete_after, dead_letter,
-    group_id, group_tier, batch_id
+    group_id, group_tier, batch_id, origin
 )
 SELECT
     coalesce(j.id, {{schema}}.uuid_v7()),
@@ -145,7 +147,8 @@ SELECT
     coalesce(j.dead_letter, q.dead_letter),
     j.group_id,
     j.group_tier,
-    %(batch_id)s::text
+    %(batch_id)s::text,
+    %(origin)s::jsonb
 FROM {{schema}}.queue q
 CROSS JOIN LATERAL json_to_recordset(%(jobs)s::json) AS j(
     id uuid, priority integer, data jsonb, retry_limit integer, retry_delay integer,
