@@ -38,6 +38,7 @@ from jobqueue.models import (
     Schedule,
     SnoozeResult,
     StopSignal,
+    Subscription,
     Throughput,
 )
 from jobqueue.queue import Queue
@@ -89,6 +90,7 @@ __all__ = [
     "Snooze",
     "SnoozeResult",
     "StopSignal",
+    "Subscription",
     "Throughput",
     "UnknownQueueError",
     "UpsertResult",

@@ -214,6 +214,16 @@ class RateWindow:
 
 
 @dataclass(slots=True, frozen=True)
+class Subscription:
+    """A queue subscribed to an event (Queue.subscribe)."""
+
+    event: str
+    name: str
+    created_on: datetime
+    updated_on: datetime
+
+
+@dataclass(slots=True, frozen=True)
 class Schedule:
     name: str
     key: str

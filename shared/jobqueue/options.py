@@ -197,3 +197,8 @@ def batch_spec(value: object, max_payload_bytes: int) -> tuple[str, str | None, 
         finish_queue,
         to_json({"name": finish_queue, "data": on_finish.get("data")}, "on_finish", max_payload_bytes),
     )
+
+
+def event_name(value: object) -> str:
+    """A publish/subscribe event's name: a string of 1-255 characters Postgres can store."""
+    return SingletonKey().check("event", value)

@@ -5,8 +5,8 @@ queues (jobqueue.queues), sending (jobqueue.sending), working
 (jobqueue.working), a running job's steps and progress (jobqueue.tracking),
 inspecting (jobqueue.inspecting), maintenance
 (jobqueue.maintenance), cron schedules (jobqueue.scheduling), dead letter
-redrive (jobqueue.redriving), flows of dependent jobs (jobqueue.flows) and what holds
-the MVCC horizon back (jobqueue.horizon).
+redrive (jobqueue.redriving), flows of dependent jobs (jobqueue.flows), publish/subscribe
+(jobqueue.publishing) and what holds the MVCC horizon back (jobqueue.horizon).
 
 Each operation is one SQL statement (one round trip) unless its docstring says
 otherwise; batches are finished in one statement per batch. Every write takes
@@ -22,6 +22,7 @@ from jobqueue.flows import Flows
 from jobqueue.horizon import Watching
 from jobqueue.inspecting import Inspecting
 from jobqueue.maintenance import Maintaining
+from jobqueue.publishing import Publishing
 from jobqueue.queues import Queues
 from jobqueue.redriving import Redriving
 from jobqueue.scheduling import Scheduling
@@ -30,7 +31,19 @@ from jobqueue.tracking import Tracking
 from jobqueue.working import Working
 
 
-class Queue(Redriving, Flows, Maintaining, Scheduling, Queues, Sending, Working, Tracking, Inspecting, Watching):
+class Queue(
+    Redriving,
+    Flows,
+    Maintaining,
+    Scheduling,
+    Publishing,
+    Queues,
+    Sending,
+    Working,
+    Tracking,
+    Inspecting,
+    Watching,
+):
     def __enter__(self) -> Queue:
         return self
 

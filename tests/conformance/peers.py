@@ -72,6 +72,9 @@ class Peer(Protocol):
     def resume(self, name: str, ids: list[str]) -> None: ...
     def retry(self, name: str, ids: list[str]) -> None: ...
     def maintain(self) -> None: ...
+    def subscribe(self, event: str, name: str) -> None: ...
+    def unsubscribe(self, event: str, name: str) -> None: ...
+    def publish(self, event: str, data: Any, **options: Any) -> None: ...
     def advance(self, seconds: float) -> None: ...
     def jobs(self, name: str) -> list[JobView]: ...
 
@@ -131,6 +134,15 @@ class Ours:
     def maintain(self) -> None:
         result = self.queue.maintain()
         assert not result.skipped
+
+    def subscribe(self, event: str, name: str) -> None:
+        self.queue.subscribe(event, name)
+
+    def unsubscribe(self, event: str, name: str) -> None:
+        self.queue.unsubscribe(event, name)
+
+    def publish(self, event: str, data: Any, **options: Any) -> None:
+        self.queue.publish(event, data, **options)
 
     def advance(self, seconds: float) -> None:
         shift = {"s": seconds}
@@ -248,6 +260,15 @@ class PgBoss:
 
     def maintain(self) -> None:
         self.call("supervise", None)
+
+    def subscribe(self, event: str, name: str) -> None:
+        self.call("subscribe", event, name)
+
+    def unsubscribe(self, event: str, name: str) -> None:
+        self.call("unsubscribe", event, name)
+
+    def publish(self, event: str, data: Any, **options: Any) -> None:
+        self.call("publish", event, data, self._options(options))
 
     def advance(self, seconds: float) -> None:
         self.conn.execute(

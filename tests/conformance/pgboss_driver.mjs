@@ -29,6 +29,9 @@ const ops = {
   resume: (name, id) => boss.resume(name, id),
   retry: (name, id) => boss.retry(name, id),
   deleteJob: (name, id) => boss.deleteJob(name, id),
+  subscribe: (event, name) => boss.subscribe(event, name),
+  unsubscribe: (event, name) => boss.unsubscribe(event, name),
+  publish: (event, data, options) => boss.publish(event, data, options),
   // Expiry and deletion now, whatever the intervals (their claims are cleared first).
   supervise: async (name) => {
     await boss.getDb().executeSql(

@@ -78,6 +78,26 @@ def policies_admit_jobs_per_key(peer: Peer, names: Names) -> Any:
 
 
 @scenario
+def publish_reaches_every_subscribed_queue(peer: Peer, names: Names) -> Any:
+    emails, audit, other = names("emails"), names("audit"), names("other")
+    for q in (emails, audit, other):
+        peer.create_queue(q)
+    event = names("pod-ready")
+    peer.subscribe(event, emails)
+    peer.subscribe(event, audit)
+    peer.subscribe(event, audit)  # again: harmless
+    peer.subscribe(names("pod-gone"), other)
+    peer.publish(event, {"n": 0}, priority=2)
+    peer.unsubscribe(event, audit)
+    peer.publish(event, {"n": 1})
+    peer.publish(names("nobody-listens"), {"n": 2})
+    return {
+        label: {n: (job.state, job.priority) for n, job in by_n(peer, q).items()}
+        for label, q in (("emails", emails), ("audit", audit), ("other", other))
+    }
+
+
+@scenario
 def throttle_and_debounce_slots(peer: Peer, names: Names) -> Any:
     q = names("throttled")
     peer.create_queue(q)

@@ -1483,3 +1483,14 @@ CREATE FUNCTION {{schema}}.uuid_v7_time(id uuid) RETURNS timestamptz
 LANGUAGE sql IMMUTABLE STRICT AS $$
     SELECT to_timestamp(('x' || substr(replace(id::text, '-', ''), 1, 12))::bit(48)::bigint / 1000.0)
 $$;
+
+-- Publish/subscribe (jobqueue/publishing.py), as pg-boss: a queue subscribed to an event gets a
+-- job of every event published, in the statement that publishes it. A queue's subscriptions go
+-- with it.
+CREATE TABLE {{schema}}.subscription (
+    event text NOT NULL CHECK (event <> ''),
+    name text NOT NULL REFERENCES {{schema}}.queue (name) ON DELETE CASCADE,
+    created_on timestamptz NOT NULL DEFAULT now(),
+    updated_on timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (event, name)
+);

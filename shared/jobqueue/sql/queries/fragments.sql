@@ -161,3 +161,56 @@ counted AS (
     FROM finished f
     HAVING count(*) > 0
 )
+
+-- fragment: sent_columns
+-- The columns send and publish write, in the order of sent_values (after the id).
+id, name, priority, data, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
+expire_in, start_after, singleton_key, singleton_on, keep_until, delete_after, dead_letter, origin,
+group_id, group_tier
+
+-- fragment: sent_values
+-- A sent job's values but its id, from the send options (NULL: the queue `q`'s setting) and the
+-- slot `t` (send_slot).
+q.name,
+coalesce(%(priority)s::integer, 0),
+%(data)s::jsonb,
+q.policy,
+coalesce(%(retry_limit)s::integer, q.retry_limit),
+coalesce(%(retry_delay)s::integer, q.retry_delay),
+coalesce(%(retry_backoff)s::boolean, q.retry_backoff),
+coalesce(%(retry_delay_max)s::integer, q.retry_delay_max),
+coalesce(%(expire_in)s::integer, q.expire_in),
+t.start_after,
+%(singleton_key)s::text,
+t.singleton_on,
+t.start_after + make_interval(secs => coalesce(%(retention)s::integer, q.retention)),
+coalesce(%(delete_after)s::integer, q.delete_after),
+coalesce(%(dead_letter)s::text, q.dead_letter),
+%(origin)s::jsonb,
+%(group_id)s::text,
+%(group_tier)s::text
+
+-- fragment: send_slot
+-- A sent job's start and throttle slot, `t`: a debounced job that lost its slot goes into the
+-- next slot and starts when that slot begins.
+CROSS JOIN LATERAL (
+    SELECT greatest(s.requested, coalesce(s.slot, s.requested)) AS start_after, s.slot AS singleton_on
+    FROM (
+        SELECT
+            coalesce(%(start_after)s::timestamptz, now() + make_interval(secs => coalesce(%(start_in)s::double precision, 0))) AS requested,
+            to_timestamp(
+                floor(extract(epoch FROM now()) / %(singleton_seconds)s::integer) * %(singleton_seconds)s::integer
+                + coalesce(%(singleton_offset)s::integer, 0)
+            ) AS slot
+    ) s
+) t
+
+-- fragment: send_checks
+-- A sent job's conditions beside its queue's: its dead letter queue exists, and its throttle slot
+-- is not taken by an archived job (a slot stays taken until its job's delete_at; the unique index
+-- covers the hot table only).
+AND (%(dead_letter)s::text IS NULL OR EXISTS (SELECT 1 FROM {{schema}}.queue d WHERE d.name = %(dead_letter)s::text))
+AND (t.singleton_on IS NULL OR NOT EXISTS (
+    SELECT 1 FROM {{schema}}.archive a
+    WHERE a.name = q.name AND a.singleton_on = t.singleton_on AND a.state <> 'cancelled' AND a.delete_at > now()
+      AND coalesce(a.singleton_key, '') = coalesce(%(singleton_key)s::text, '')))

@@ -26,52 +26,12 @@ ON CONFLICT DO NOTHING;
 -- Insert one job, unset options taken from its queue; its id comes from the sender. No
 -- row is affected when the queue (or the dead letter queue) does not exist or a policy
 -- or throttle index rejects the job.
-INSERT INTO {{schema}}.job (
-    id, name, priority, data, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
-    expire_in, start_after, singleton_key, singleton_on, keep_until, delete_after, dead_letter, origin,
-    group_id, group_tier
-)
-SELECT
-    %(id)s::uuid,
-    q.name,
-    coalesce(%(priority)s::integer, 0),
-    %(data)s::jsonb,
-    q.policy,
-    coalesce(%(retry_limit)s::integer, q.retry_limit),
-    coalesce(%(retry_delay)s::integer, q.retry_delay),
-    coalesce(%(retry_backoff)s::boolean, q.retry_backoff),
-    coalesce(%(retry_delay_max)s::integer, q.retry_delay_max),
-    coalesce(%(expire_in)s::integer, q.expire_in),
-    t.start_after,
-    %(singleton_key)s::text,
-    t.singleton_on,
-    t.start_after + make_interval(secs => coalesce(%(retention)s::integer, q.retention)),
-    coalesce(%(delete_after)s::integer, q.delete_after),
-    coalesce(%(dead_letter)s::text, q.dead_letter),
-    %(origin)s::jsonb,
-    %(group_id)s::text,
-    %(group_tier)s::text
+INSERT INTO {{schema}}.job ({{sent_columns}})
+SELECT %(id)s::uuid, {{sent_values}}
 FROM {{schema}}.queue q
-CROSS JOIN LATERAL (
-    -- A debounced job that lost its slot goes into the next slot and starts
-    -- when that slot begins.
-    SELECT greatest(s.requested, coalesce(s.slot, s.requested)) AS start_after, s.slot AS singleton_on
-    FROM (
-        SELECT
-            coalesce(%(start_after)s::timestamptz, now() + make_interval(secs => coalesce(%(start_in)s::double precision, 0))) AS requested,
-            to_timestamp(
-                floor(extract(epoch FROM now()) / %(singleton_seconds)s::integer) * %(singleton_seconds)s::integer
-                + coalesce(%(singleton_offset)s::integer, 0)
-            ) AS slot
-    ) s
-) t
+{{send_slot}}
 WHERE q.name = %(name)s
-  AND (%(dead_letter)s::text IS NULL OR EXISTS (SELECT 1 FROM {{schema}}.queue d WHERE d.name = %(dead_letter)s::text))
-  -- A slot stays taken while its job is archived, until its delete_at (the unique index covers the hot table only).
-  AND (t.singleton_on IS NULL OR NOT EXISTS (
-      SELECT 1 FROM {{schema}}.archive a
-      WHERE a.name = q.name AND a.singleton_on = t.singleton_on AND a.state <> 'cancelled' AND a.delete_at > now()
-        AND coalesce(a.singleton_key, '') = coalesce(%(singleton_key)s::text, '')))
+  {{send_checks}}
 ON CONFLICT DO NOTHING;
 
 -- name: insert_data
