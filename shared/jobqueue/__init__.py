@@ -3,6 +3,8 @@
 No AWS here: the queue core knows Postgres and nothing else.
 """
 
+from typing import Any
+
 from jobqueue.backoff import retry_delay_seconds
 from jobqueue.cron import due_fire_times, next_fire_times, validate_cron
 from jobqueue.errors import (
@@ -47,7 +49,8 @@ from jobqueue.sending import KEEP, UpsertResult
 from jobqueue.settings import Policy, QueueSettings, SendOptions
 from jobqueue.states import CANCELLABLE, FINISHED, QUEUED, RESUMABLE, RETRYABLE, TRANSITIONS, JobState
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - AsyncQueue, imported on first use, is named first
+    "AsyncQueue",
     "CANCELLABLE",
     "FINISHED",
     "KEEP",
@@ -99,3 +102,12 @@ __all__ = [
     "retry_delay_seconds",
     "validate_cron",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # AsyncQueue on first use: psycopg's async pool is not imported by those who never use it.
+    if name == "AsyncQueue":
+        from jobqueue.asyncqueue import AsyncQueue  # noqa: PLC0415 - on first use
+
+        return AsyncQueue
+    raise AttributeError(f"module 'jobqueue' has no attribute {name!r}")

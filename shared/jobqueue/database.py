@@ -141,12 +141,39 @@ def redact(conninfo: str) -> str:
     return make_conninfo("", **parts)
 
 
-class _Translating:
+def connection_target(
+    conninfo: str, connect_timeout: int, statement_timeout_ms: int | None, application_name: str = "jobqueue"
+) -> str:
+    """The conninfo a queue connects with: the caller's, its timeouts and name added."""
+    return make_conninfo(
+        conninfo,
+        connect_timeout=connect_timeout,
+        application_name=application_name,
+        options=f"-c statement_timeout={statement_timeout_ms}" if statement_timeout_ms else None,
+    )
+
+
+def connect_failure(exc: psycopg.OperationalError, conninfo: str, statement_timeout_ms: int | None) -> Exception:
+    """What a failed connect raises: a pooler's refusal of the timeout option is the caller's
+    configuration; anything else, the database unavailable (its password never in the message)."""
+    if statement_timeout_ms and POOLER_REFUSES_OPTIONS.search(str(exc)):
+        return ConfigurationError(
+            "the server refused the startup option that sets statement_timeout (a pooler such as "
+            "PgBouncer or RDS Proxy does): leave statement_timeout_ms (STATEMENT_TIMEOUT_MS) unset and "
+            "set the timeout on the database role instead, e.g. ALTER ROLE <user> SET statement_timeout = '30s'"
+        )
+    # libpq's message names host and port but never the password; its first line says
+    # what failed (the next ones are hints such as "Is the server running on that host").
+    reason = (str(exc).strip().splitlines() or ["no reason given"])[0]
+    return DatabaseUnavailableError(f"cannot connect to the database ({redact(conninfo)}): {reason}")
+
+
+class Translating:
     """Around a statement: Postgres' errors become the library's (a class, not a generator: hot path)."""
 
     __slots__ = ("connection", "lent", "name", "params")
 
-    def __init__(self, name: str, params: Params | None, connection: Connection[Any], *, lent: bool) -> None:
+    def __init__(self, name: str, params: Params | None, connection: Any, *, lent: bool) -> None:
         self.name, self.params, self.connection, self.lent = name, params, connection, lent
 
     def __enter__(self) -> None:
@@ -211,27 +238,13 @@ class Database:
 
     def _open(self, connect_timeout: int) -> Connection[Any]:
         assert self._conninfo is not None
-        conninfo = make_conninfo(
-            self._conninfo,
-            connect_timeout=connect_timeout,
-            application_name=self._application_name,
-            options=f"-c statement_timeout={self._statement_timeout_ms}" if self._statement_timeout_ms else None,
+        conninfo = connection_target(
+            self._conninfo, connect_timeout, self._statement_timeout_ms, self._application_name
         )
         try:
             conn = psycopg.connect(conninfo, autocommit=True, prepare_threshold=self._prepare_threshold)
         except psycopg.OperationalError as exc:
-            if self._statement_timeout_ms and POOLER_REFUSES_OPTIONS.search(str(exc)):
-                raise ConfigurationError(
-                    "the server refused the startup option that sets statement_timeout (a pooler such as "
-                    "PgBouncer or RDS Proxy does): leave statement_timeout_ms (STATEMENT_TIMEOUT_MS) unset and "
-                    "set the timeout on the database role instead, e.g. ALTER ROLE <user> SET statement_timeout = '30s'"
-                ) from None
-            # libpq's message names host and port but never the password; its first line says
-            # what failed (the next ones are hints such as "Is the server running on that host").
-            reason = (str(exc).strip().splitlines() or ["no reason given"])[0]
-            raise DatabaseUnavailableError(
-                f"cannot connect to the database ({redact(self._conninfo)}): {reason}"
-            ) from None
+            raise connect_failure(exc, self._conninfo, self._statement_timeout_ms) from None
         return conn
 
     def connection(self, conn: Connection[Any] | None = None) -> Connection[Any]:
@@ -321,7 +334,7 @@ class Database:
         """Run a named query and return its cursor (rows not yet read)."""
         connection = self.connection(conn)
         cursor = connection.cursor(row_factory=row_factory)
-        with _Translating(name, params, connection, lent=self._lent(conn)):
+        with Translating(name, params, connection, lent=self._lent(conn)):
             return cursor.execute(self.queries[name], params)
 
     def affected(self, name: str, params: Params | None = None, conn: Connection[Any] | None = None) -> int:
@@ -333,7 +346,7 @@ class Database:
         cursor = self._plain_cursor
         if cursor is None or cursor.closed or cursor.connection is not connection:
             cursor = self._plain_cursor = connection.cursor()
-        with _Translating(name, params, connection, lent=self._lent(conn)):
+        with Translating(name, params, connection, lent=self._lent(conn)):
             cursor.execute(self.queries[name], params)
         return cursor.rowcount
 
@@ -351,7 +364,7 @@ class Database:
     def copy(self, name: str, text: str, conn: Connection[Any]) -> None:
         """COPY ... FROM STDIN (a named statement) with `text` in COPY's text format."""
         with (
-            _Translating(name, None, conn, lent=self._lent(conn)),
+            Translating(name, None, conn, lent=self._lent(conn)),
             conn.cursor() as cursor,
             cursor.copy(self.queries[name]) as copy,
         ):
@@ -375,7 +388,7 @@ class Database:
         """A transaction on our connection, or a savepoint in the caller's."""
         connection = self.connection(conn)
         # BEGIN and COMMIT are statements too: a connection lost on either is the same fault.
-        with _Translating("transaction", None, connection, lent=self._lent(conn)), connection.transaction():
+        with Translating("transaction", None, connection, lent=self._lent(conn)), connection.transaction():
             yield connection
 
     @staticmethod

@@ -35,7 +35,7 @@ class Flows(Sending):
         completed (its own start_after is refused: it starts then); if one fails for
         good or is cancelled, it is cancelled with the reason.
         """
-        by_ref, order = _checked(jobs)
+        by_ref, order = checked_flow(jobs)
         ids: dict[str, str] = {}
         with self.db.transaction(conn) as tx:
             for ref in order:
@@ -63,7 +63,7 @@ class Flows(Sending):
         return rows
 
 
-def _checked(jobs: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Mapping[str, Any]], list[str]]:
+def checked_flow(jobs: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Mapping[str, Any]], list[str]]:
     """The items by ref, and an order in which every job comes after those it depends on."""
     if isinstance(jobs, str | bytes) or not isinstance(jobs, Sequence) or not jobs:
         raise InvalidOptionError("a flow is a non-empty list of jobs")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -57,19 +57,15 @@ class Inspecting(Client):
         Polls (every 50 ms at first, backing off to WAIT_POLL_MAX_S): no LISTEN, so it works
         through a pooler in transaction mode, and each look is one indexed read.
         """
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 <= timeout <= MAX_WAIT_S:
-            raise InvalidOptionError(f"wait timeout must be between 0 and {MAX_WAIT_S} seconds, got {timeout!r}")
-        options.queue_name(name)
-        job_id = options.job_id(id)
+        job_id, pauses = wait_steps(name, id, timeout)
         deadline = time.monotonic() + timeout
-        pause = WAIT_POLL_FIRST_S
-        while True:
+        for pause in pauses:
             job = self.get_job(job_id, name, conn)
             left = deadline - time.monotonic()
             if job is None or job.state in FINISHED or left <= 0:
                 return job
             time.sleep(min(pause, left))
-            pause = min(pause * 2, WAIT_POLL_MAX_S)
+        return None  # pragma: no cover - the pauses never end
 
     def get_batch(self, id: str, conn: Conn = None) -> Batch | None:
         """A batch's counts (Queue.insert's `batch`); None for an unknown (or forgotten) one, and for an
@@ -215,3 +211,19 @@ class Inspecting(Client):
         """The queue's groups with active jobs and how many each, busiest first."""
         params = {"name": options.queue_name(name), "limit": options.integer("limit", limit)}
         return self.db.rows("active_groups", params, conn, class_row(GroupActivity))
+
+
+def wait_steps(name: str, id: str, timeout: object) -> tuple[str, Iterator[float]]:
+    """A wait's job id, checked with its queue and timeout, and the pauses between its looks: 50 ms
+    at first, doubling up to WAIT_POLL_MAX_S (Queue.wait and AsyncQueue.wait)."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 <= timeout <= MAX_WAIT_S:
+        raise InvalidOptionError(f"wait timeout must be between 0 and {MAX_WAIT_S} seconds, got {timeout!r}")
+    options.queue_name(name)
+
+    def pauses() -> Iterator[float]:
+        pause = WAIT_POLL_FIRST_S
+        while True:
+            yield pause
+            pause = min(pause * 2, WAIT_POLL_MAX_S)
+
+    return options.job_id(id), pauses()

@@ -12,11 +12,9 @@ from typing import Any, Unpack
 
 from psycopg.rows import class_row
 
-from jobqueue import options, tracing
+from jobqueue import options, plans
 from jobqueue.client import Client, Conn
-from jobqueue.errors import InvalidOptionError
 from jobqueue.models import Subscription
-from jobqueue.rows import job_params
 from jobqueue.settings import SendOptions
 
 
@@ -45,15 +43,5 @@ class Publishing(Client):
         the caller's transaction with `conn`): {queue: job id}. The options are send's, but `id`
         (each job gets its own); a queue whose policy or throttle refuses the job is left out, and
         an event without subscribers sends nothing."""
-        if send_options.get("id") is not None:
-            raise InvalidOptionError("publish sends one job per subscribed queue: it takes no id")
-        params = job_params(send_options)
-        params.pop("singleton_next_slot")
-        trace = tracing.current()
-        params.update(
-            event=options.event_name(event),
-            data=self._json(data, "data"),
-            origin=None if trace is None else options.to_json({tracing.TRACE_KEY: trace}, "origin"),
-            singleton_offset=None,
-        )
+        params = plans.publish_params(event, self._json(data, "data"), send_options)
         return {row["name"]: row["id"] for row in self.db.rows("publish", params, conn)}

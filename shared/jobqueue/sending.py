@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Unpack
 
-from psycopg import Connection
-
-from jobqueue import options, tracing
+from jobqueue import options, plans
 from jobqueue.client import Client, Conn
 from jobqueue.errors import InvalidOptionError, PolicyConflictError
-from jobqueue.ids import new_id, new_ids
-from jobqueue.rows import (
-    BatchJob,
-    checked_jobs,
-    copy_data_rows,
-    copy_rows,
-    copyable,
-    copyable_data,
-    data_only,
-    in_batch,
-    job_params,
-    record_rest,
-)
+from jobqueue.ids import new_id
 from jobqueue.settings import POLICIES_THAT_REFUSE_SENDS, BatchSpec, NewJob, SendOptions
 
 
@@ -71,14 +57,11 @@ class Sending(Client):
         UnknownQueueError: queues are created explicitly.
         """
         options.queue_name(name)
-        trace = tracing.current()  # the sender's span, which the job's processing continues
+        trace = plans.origin()  # the sender's span, which the job's processing continues
         if not send_options and trace is None:
             return self._send_plain(name, self._json(data, "data"), conn)
-        params = job_params(send_options)
-        next_slot = params.pop("singleton_next_slot")
-        job_id = str(params["id"]) if params["id"] is not None else new_id()
-        origin = None if trace is None else options.to_json({tracing.TRACE_KEY: trace}, "origin")
-        params.update(id=job_id, name=name, data=self._json(data, "data"), origin=origin, singleton_offset=None)
+        params, next_slot = plans.send_params(name, self._json(data, "data"), send_options, trace)
+        job_id: str = params["id"]
         sent = self.db.affected("send", params, conn)
         if not sent and next_slot:
             params["singleton_offset"] = params["singleton_seconds"]
@@ -227,21 +210,10 @@ class Sending(Client):
         statement does (a policy that may refuse it, its own id, a throttle
         slot, a dead letter queue), by one statement (jobqueue/rows.py).
         """
-        options.queue_name(name)
-        spec = None if batch is None else options.batch_spec(batch, self.max_payload_bytes)
-        batch_id = None if spec is None else spec[0]
-        batch_jobs: list[Mapping[str, Any]] = list(jobs)  # checked below, key by key: callers may pass any mapping
-        if not batch_jobs:
-            if spec is not None:
-                raise InvalidOptionError(f"batch {batch_id!r} has no job: a batch needs at least one")
+        plan = plans.plan_insert(name, jobs, batch, self.max_payload_bytes, self._json)
+        if plan is None:
             return []
-        # Jobs given as data alone, the common case, skip the per-job bookkeeping of options.
-        datas = [job["data"] for job in batch_jobs] if all(data_only(job) for job in batch_jobs) else None
-        encoded = [self._json(data, "data") for data in datas] if datas is not None else []
-        checked = checked_jobs(batch_jobs, self.max_payload_bytes) if datas is None else []
         connection = self.db.connection(conn)
-        trace = tracing.current()  # every job of the batch carries the sender's span
-        origin = None if trace is None else options.to_json({tracing.TRACE_KEY: trace}, "origin")
         # Our own transaction only on an autocommit connection outside one; on the caller's
         # connection otherwise, the statements join (or begin) the caller's transaction.
         own = connection.autocommit and not self.db.in_transaction(connection)
@@ -249,64 +221,22 @@ class Sending(Client):
             queue = self.db.execute("copy_queue", {"name": name}, connection).fetchone()
             if queue is None:
                 raise self._unknown_queue(name, conn=connection)
-            if spec is not None and spec[1] is not None:
-                self._check_on_finish(spec[1], connection)
-            if datas is not None and not copyable_data(queue["policy"]):
-                array = "[" + ",".join(encoded) + "]"
-                params = {"name": name, "data": array, "batch_id": batch_id, "origin": origin}
-                ids = [row["id"] for row in self.db.rows("insert_data", params, connection)]
-            elif datas is None and not copyable(checked, queue["policy"]):
-                ids = self._insert_statement(name, checked, connection, batch_id, origin)
+            if plan.on_finish is not None:
+                policy = self.db.scalar("batch_finish_policy", {"name": plan.on_finish}, connection)
+                if policy is None:
+                    raise self._unknown_queue(plan.on_finish, "on_finish queue", connection)
+                if refusal := plans.on_finish_refusal(plan.on_finish, policy):
+                    raise refusal
+            statement = plans.insert_statement(plan, queue)
+            if statement.copy_text is not None:
+                self.db.copy(statement.query, statement.copy_text, connection)
+                ids = statement.ids or []
             else:
-                ids = new_ids(len(batch_jobs))
-                if datas is not None:
-                    text = copy_data_rows(encoded, ids, queue, queue["now"], origin)
-                else:
-                    text = copy_rows(checked, ids, queue, queue["now"], origin)
-                if batch_id is None:
-                    self.db.copy("copy_jobs", text, connection)
-                else:
-                    self.db.copy("copy_batch_jobs", in_batch(text, batch_id), connection)
-            if spec is not None:
-                if not ids:
-                    raise InvalidOptionError(f"batch {batch_id!r}: the queue's policy refused every job of it")
-                made = {"id": batch_id, "name": name, "total": len(ids), "on_finish": spec[2]}
-                self.db.execute("make_batch", made, connection)  # a taken id: InvalidOptionError
+                if statement.query == "insert":
+                    for dead_letter in plan.dead_letters():  # the batch's queue was read already
+                        if not self.db.scalar("queue_exists", {"name": dead_letter}, connection):
+                            raise self._unknown_queue(dead_letter, "dead letter queue", connection)
+                ids = [row["id"] for row in self.db.rows(statement.query, statement.params, connection)]
+            if plan.batch_id is not None:
+                self.db.execute("make_batch", plan.batch_row(ids), connection)  # a taken id: InvalidOptionError
             return ids
-
-    def _check_on_finish(self, name: str, conn: Connection[Any]) -> None:
-        """A batch's on_finish queue exists, and its policy cannot refuse the job it will be sent."""
-        policy = self.db.scalar("batch_finish_policy", {"name": name}, conn)
-        if policy is None:
-            raise self._unknown_queue(name, "on_finish queue", conn)
-        if policy in POLICIES_THAT_REFUSE_SENDS:
-            raise InvalidOptionError(
-                f"batch on_finish queue {name!r} is {policy}: its policy could refuse the job a batch sends; "
-                "use a standard or singleton queue"
-            )
-
-    def _insert_statement(
-        self,
-        name: str,
-        jobs: list[BatchJob],
-        conn: Connection[Any],
-        batch_id: str | None = None,
-        origin: str | None = None,
-    ) -> list[str]:
-        """The batch in one INSERT whose ON CONFLICT DO NOTHING skips what a policy or throttle refuses."""
-        for dead_letter in {job.params["dead_letter"] for job in jobs} - {None}:
-            # The batch's own queue was read already; its dead letter queues must exist too.
-            if not self.db.scalar("queue_exists", {"name": dead_letter}, conn):
-                raise self._unknown_queue(str(dead_letter), "dead letter queue", conn)
-        rests: dict[int, str] = {}
-        ids = iter(new_ids(len(jobs)))  # made here, as for a send: the database's uuid_v7() costs more
-        records = []
-        for job in jobs:
-            rest = rests.get(id(job.params))
-            if rest is None:
-                rest = rests[id(job.params)] = record_rest(job.params)
-            head = '{"data":' if job.params["id"] is not None else '{"id":"' + next(ids) + '","data":'
-            key = "" if job.key is None else ',"singleton_key":' + options.to_json(job.key, "singleton_key")
-            records.append(head + job.data + key + rest)
-        params = {"name": name, "jobs": "[" + ",".join(records) + "]", "batch_id": batch_id, "origin": origin}
-        return [row["id"] for row in self.db.rows("insert", params, conn)]

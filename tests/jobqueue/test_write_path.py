@@ -167,6 +167,7 @@ def test_copy_and_the_insert_statement_give_the_same_rows(work: Queue, conn: psy
     """rows.py computes in Python what the insert statement computes in SQL: both must agree."""
     from datetime import UTC, datetime
 
+    from jobqueue import plans
     from jobqueue.rows import checked_jobs, copyable
 
     work.create_queue("twin")
@@ -187,8 +188,12 @@ def test_copy_and_the_insert_statement_give_the_same_rows(work: Queue, conn: psy
     checked = checked_jobs(jobs, work.max_payload_bytes)
     assert copyable(checked, "standard")
     copied = work.insert("work", jobs)
-    with psycopg.connect(dsn_of(conn), autocommit=True) as other:
-        stated = work._insert_statement("twin", checked, other)
+    # The same jobs through the insert statement (plans.insert_statement chooses it for a queue
+    # whose policy may refuse them; here it is asked for directly).
+    plan = plans.plan_insert("twin", jobs, None, work.max_payload_bytes, work._json)
+    assert plan is not None
+    params = plans.insert_records(plan)
+    stated = [row["id"] for row in work.db.rows("insert", params)]
     columns = (
         "data, policy, priority, retry_limit, retry_delay, retry_backoff, retry_delay_max, expire_in,"
         # an absolute start as it is, a relative one in whole seconds from the sending statement (created_on)
