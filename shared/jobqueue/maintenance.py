@@ -251,20 +251,22 @@ class Maintaining(Working):
 
     def record_history(self, *, now: datetime | None = None) -> int:
         """Record the queues' history (Queue.history) for the minutes over since the last record, up
-        to HISTORY_CATCH_UP of them, and forget what is older than HISTORY_DAYS; returns the rows
-        written. The first record starts HISTORY_CATCH_UP minutes back."""
+        to HISTORY_CATCH_UP of them per call (a maintainer that was away catches up over its next
+        runs, as far back as the history is kept), and forget what is older than HISTORY_DAYS;
+        returns the rows written. The first record starts HISTORY_CATCH_UP minutes back."""
         at = options.now_or_none(now) or self.db.scalar("db_now")
         until = _minute(at - timedelta(seconds=HISTORY_SETTLE_S))
         mark = self.db.scalar("history_mark")
         start = (
-            max(mark, until - timedelta(minutes=HISTORY_CATCH_UP))
-            if mark
-            else until - timedelta(minutes=HISTORY_CATCH_UP)
+            until - timedelta(minutes=HISTORY_CATCH_UP)
+            if mark is None
+            else max(mark, until - timedelta(days=HISTORY_DAYS))
         )
-        if start >= until:
+        end = min(until, start + timedelta(minutes=HISTORY_CATCH_UP))
+        if start >= end:
             return 0
         with self.db.transaction() as tx:
-            written = int(self.db.scalar("record_history", {"from": start, "to": until}, tx))
+            written = int(self.db.scalar("record_history", {"from": start, "to": end}, tx))
             self.db.execute("purge_history", {"before": at - timedelta(days=HISTORY_DAYS)}, tx)
         return written
 

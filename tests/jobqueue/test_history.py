@@ -100,3 +100,19 @@ def test_history_is_kept_fourteen_days_and_idle_queues_cost_no_row(queue: Queue,
 def test_a_bucket_must_be_whole_minutes(queue: Queue, bucket: Any) -> None:
     with pytest.raises(InvalidOptionError, match="bucket_seconds must be whole minutes"):
         queue.history("q", datetime.now(UTC), bucket_seconds=bucket)
+
+
+def test_a_maintainer_that_was_away_catches_up_over_its_next_runs(queue: Queue, conn: psycopg.Connection[Any]) -> None:
+    queue.create_queue("q")
+    queue.send("q", {})
+    now = datetime.now(UTC) + timedelta(minutes=2)
+    queue.record_history(now=now)
+    # Away for three hours: each run records up to an hour more, none is skipped.
+    back = conn.execute("SELECT recorded_through FROM jobqueue.history_mark").fetchone()[0]  # type: ignore[index]
+    later = now + timedelta(hours=3)
+    marks = []
+    for _ in range(4):
+        queue.record_history(now=later)
+        marks.append(conn.execute("SELECT recorded_through FROM jobqueue.history_mark").fetchone()[0])  # type: ignore[index]
+    assert [round((m - back).total_seconds() / 3600, 2) for m in marks[:3]] == [1.0, 2.0, 3.0]
+    assert marks[3] == marks[2]  # caught up
