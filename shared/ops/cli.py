@@ -67,6 +67,7 @@ def json_option(value: str | None, what: str) -> Any:
 
 
 @click.group()
+@click.version_option(package_name="pgjobs", message="%(prog)s (pgjobs) %(version)s")
 @click.option("--database-url", envvar="DATABASE_URL", help="postgresql:// URL (default: $DATABASE_URL)")
 @click.option("--schema", default="jobqueue", show_default=True, help="the queue's Postgres schema")
 @click.option(

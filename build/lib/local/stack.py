@@ -1,0 +1,276 @@
+"""The local stack: the whole system on one machine, no AWS account, no Docker.
+
+Postgres (embedded, data kept in a directory), moto's server for S3, SES and
+Secrets Manager, three host agents and a GitHub stand-in on loopback, the API
+in a process of its own, and an EventBridge simulator that reads template.yaml
+and runs each function on its schedule, `speed` times faster than real time.
+Kicks and scale-out requests from the functions start the named worker at
+the simulator's next step, as Lambda would start it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import re
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from deploy import sam_template, template
+from jobqueue import Queue, QueueSettings
+from local import invoke
+from local.embedded_postgres import EmbeddedPostgres, free_port
+from local.fake_github import FakeGitHub
+from local.fake_host_agent import FakeHostAgent
+from local.lambda_runner import Context
+from local.stack_settings import StackSettings
+from runtime import catalog, observability, scale
+
+HOSTS = (("host-1", "dev.small", 10), ("host-2", "dev.small", 10), ("host-3", "dev.large", 4))
+SNAPSHOT_BUCKET = "pod-snapshots"
+EMAIL_FROM = "noreply@pods.local"
+# Retries wait seconds, not minutes, so that the demo visibly recovers from faults.
+LOCAL_RETRY: QueueSettings = {"retry_delay": 2, "retry_backoff": False}
+
+
+def rate_seconds(expression: str) -> float:
+    match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours)\)", expression)
+    if not match:
+        raise ValueError(f"the simulator understands rate(N minutes|hours), not {expression!r}")
+    return int(match.group(1)) * (3600 if match.group(2).startswith("hour") else 60)
+
+
+@dataclass
+class LocalFunction:
+    spec: sam_template.Function
+    environment: dict[str, str]
+    module: ModuleType
+    period_s: float | None
+    next_run: float = 0.0
+    runs: int = 0
+    errors: int = 0
+
+
+class LocalLambda:
+    """Stands in for the Lambda service's asynchronous invoke: queues a run for the simulator."""
+
+    def __init__(self) -> None:
+        self.pending: list[str] = []
+        self._lock = threading.Lock()
+
+    def invoke(self, **kwargs: Any) -> dict[str, Any]:
+        with self._lock:
+            self.pending.append(str(kwargs["FunctionName"]))
+        return {"StatusCode": 202}
+
+    def take(self) -> list[str]:
+        with self._lock:
+            names, self.pending = self.pending, []
+        return names
+
+
+@dataclass
+class LocalStack:
+    data_dir: Path
+    speed: float = 60.0
+    api_port: int = 0
+    quiet: bool = True
+    env: dict[str, str] = field(default_factory=dict)
+    agents: list[FakeHostAgent] = field(default_factory=list)
+    functions: dict[str, LocalFunction] = field(default_factory=dict)
+    started_at: float = 0.0
+    sim_start: datetime = field(default_factory=lambda: datetime.now(UTC))
+    lambda_service: LocalLambda = field(default_factory=LocalLambda)
+    on_error: Callable[[str, BaseException], None] | None = None
+
+    def start(self, settings: StackSettings | None = None) -> None:
+        """Start everything; `settings` fixes the ports and the token (random ones otherwise)."""
+        self.postgres = EmbeddedPostgres(self.data_dir / "postgres", port=settings.postgres_port if settings else 0)
+        self.postgres.start()
+        self.postgres.create_database("jobs")
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port())
+        self.moto.start()
+        moto_url = f"http://127.0.0.1:{self.moto._port}"
+        if settings:
+            self.api_port = settings.api_port
+        api_token = (
+            (settings.api_token if settings else None) or os.environ.get("API_TOKEN") or secrets.token_urlsafe(24)
+        )
+        host_key = secrets.token_urlsafe(24)
+        github_token = secrets.token_urlsafe(24)
+        self.github = FakeGitHub(github_token)
+        self.github.__enter__()
+        self.env = {
+            catalog.VARIABLE: template.platform_spec(),
+            "DATABASE_URL": self.postgres.url("jobs"),
+            "AWS_ENDPOINT_URL": moto_url,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": "eu-west-1",
+            "SNAPSHOT_BUCKET": SNAPSHOT_BUCKET,
+            "EMAIL_FROM": EMAIL_FROM,
+            "API_TOKEN": api_token,
+            "GITHUB_API_URL": self.github.url,
+            "GITHUB_TOKEN": github_token,
+            # Every function's cold start registers the queues: each must lay the local retries over.
+            catalog.OVERRIDES_VARIABLE: json.dumps(LOCAL_RETRY),
+            # A provision waits this long for a free slot (pods.lifecycle), at the demo's pace.
+            "CAPACITY_WAIT_S": "2",
+            "POWERTOOLS_METRICS_NAMESPACE": "JobsLocal",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "WARNING" if self.quiet else "INFO",
+            # Quiet or not, the functions write their metrics (EMF) as on Lambda: make dev sends
+            # their output to its log file.
+            "POWERTOOLS_METRICS_DISABLED": "false",
+            observability.SHARED_PROCESS_VARIABLE: "true",  # each blob says whose it is
+        }
+        os.environ.update(self.env)
+        if self.quiet:
+            # The functions' loggers exist already (imported above): quiet them here.
+            from runtime.observability import logger
+
+            logger.setLevel("WARNING")
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
+        self._aws_resources(moto_url, host_key)
+        self.agents = [FakeHostAgent(host_key, host_index=i + 1).start() for i in range(len(HOSTS))]
+        with Queue(self.env["DATABASE_URL"]) as queue:
+            queue.migrate()
+            catalog.register(queue)  # with LOCAL_RETRY laid over (JOBS_QUEUE_OVERRIDES, as every cold start)
+        self._seed_hosts()
+        scale.set_lambda_client(self.lambda_service)
+        self._load_functions()
+        self._start_api()
+        self.started_at = time.monotonic()
+
+    def _aws_resources(self, moto_url: str, host_key: str) -> None:
+        region = "eu-west-1"
+        s3 = boto3.client("s3", endpoint_url=moto_url, region_name=region)
+        s3.create_bucket(Bucket=SNAPSHOT_BUCKET, CreateBucketConfiguration={"LocationConstraint": region})
+        boto3.client("ses", endpoint_url=moto_url, region_name=region).verify_email_identity(EmailAddress=EMAIL_FROM)
+        manager = boto3.client("secretsmanager", endpoint_url=moto_url, region_name=region)
+        arn = manager.create_secret(Name="local/host-api-key", SecretString=host_key)["ARN"]
+        # The host agents' key lives in Secrets Manager, as in production.
+        self.env["HOST_API_KEY_SECRET_ARN"] = arn
+        os.environ["HOST_API_KEY_SECRET_ARN"] = arn
+
+    def _seed_hosts(self) -> None:
+        import psycopg
+
+        from pods import schema
+
+        with psycopg.connect(self.env["DATABASE_URL"], autocommit=True) as conn:
+            schema.migrate(conn)
+            for (host_id, tier, capacity), agent in zip(HOSTS, self.agents, strict=True):
+                conn.execute(
+                    "INSERT INTO pods.host (id, address, agent_port, tier, capacity) VALUES (%s, %s, %s, %s, %s) "
+                    "ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address, agent_port = EXCLUDED.agent_port",
+                    (host_id, agent.address, agent.port, tier, capacity),
+                )
+            # Pods placed by an earlier run lived on agents that are gone: start them afresh.
+            conn.execute(
+                "UPDATE pods.pod SET status = 'terminated', host_id = NULL, internal_ip = NULL "
+                "WHERE status <> 'terminated'"
+            )
+            conn.execute("UPDATE pods.host SET used = 0")
+
+    def _load_functions(self) -> None:
+        for logical_id, spec in sam_template.functions().items():
+            if logical_id == "Api":
+                continue
+            environment = invoke.environment(spec, self.env)
+            os.environ.update(environment)
+            path = spec.code_uri / spec.handler.rpartition(".")[0]
+            module_name = f"local_fn_{logical_id}"
+            loader_spec = importlib.util.spec_from_file_location(module_name, f"{path}.py")
+            assert loader_spec is not None and loader_spec.loader is not None
+            module = importlib.util.module_from_spec(loader_spec)
+            sys.modules[module_name] = module
+            loader_spec.loader.exec_module(module)
+            period = rate_seconds(spec.schedules[0]) / self.speed if spec.schedules else None
+            self.functions[spec.function_name] = LocalFunction(spec, environment, module, period)
+
+    def _start_api(self) -> None:
+        self.api_port = self.api_port or free_port()
+        env = {**os.environ, **self.env, "WORKER_FUNCTIONS": ""}
+        self.api_process = subprocess.Popen(
+            [sys.executable, "-m", "local.api_server", "--port", str(self.api_port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}/api/jobs"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}/dashboard"
+
+    def simulated_now(self) -> datetime:
+        return self.sim_start + timedelta(seconds=(time.monotonic() - self.started_at) * self.speed)
+
+    def run(self, function: LocalFunction, source: str = "schedule") -> Any:
+        os.environ.update(function.environment)
+        name = function.spec.function_name
+        event: dict[str, Any] = {"source": source, "time": self.simulated_now().strftime("%Y-%m-%dT%H:%M:%SZ")}
+        context = Context(name, function.spec.timeout, function.spec.memory)
+        function.runs += 1
+        try:
+            return function.module.handler(event, context)
+        except Exception as exc:
+            function.errors += 1
+            if self.on_error:
+                self.on_error(name, exc)
+            return None
+
+    def step(self) -> int:
+        """Run every function that is due, then every one kicked meanwhile; returns how many ran."""
+        now = time.monotonic()
+        ran = 0
+        for function in self.functions.values():
+            if function.period_s is not None and now >= function.next_run:
+                function.next_run = now + function.period_s
+                self.run(function)
+                ran += 1
+        for name in self.lambda_service.take():
+            if name in self.functions:
+                self.run(self.functions[name], source=scale.KICK)
+                ran += 1
+        return ran
+
+    def stop(self) -> None:
+        scale.set_lambda_client(None)
+        if getattr(self, "api_process", None) is not None:
+            self.api_process.terminate()
+            try:
+                self.api_process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.api_process.kill()
+        for agent in self.agents:
+            agent.stop()
+        if getattr(self, "github", None) is not None:
+            self.github.__exit__()
+        from pods import context
+        from runtime import bootstrap
+
+        context.set_resources(None)
+        bootstrap.reset()
+        if getattr(self, "moto", None) is not None:
+            self.moto.stop()
+        if getattr(self, "postgres", None) is not None:
+            self.postgres.stop()
