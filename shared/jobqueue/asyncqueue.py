@@ -21,14 +21,13 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any, Unpack
 
-import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import RowFactory, class_row, dict_row
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from jobqueue import options, plans
 from jobqueue.client import JobRef, as_list, refs
-from jobqueue.database import Translating, connect_failure, connection_target, parse_conninfo, redact
+from jobqueue.database import Translating, connection_target, open_async_pool, parse_conninfo
 from jobqueue.errors import DatabaseUnavailableError, InvalidOptionError, PolicyConflictError, UnknownQueueError
 from jobqueue.flows import checked_flow
 from jobqueue.inspecting import wait_steps
@@ -87,16 +86,7 @@ class AsyncQueue:
     async def open(self) -> AsyncQueue:
         """Open the queue's own pool (a no-op for a pool or connection you manage)."""
         if self._own_pool and self._pool is not None and self._pool.closed:
-            try:
-                await self._pool.open(wait=True, timeout=self._connect_timeout)
-            except PoolTimeout:
-                await self._pool.close()
-                raise DatabaseUnavailableError(
-                    f"cannot connect to the database ({redact(self._conninfo or '')}): no connection within "
-                    f"{self._connect_timeout} s"
-                ) from None
-            except psycopg.OperationalError as exc:
-                raise connect_failure(exc, self._conninfo or "", self._statement_timeout_ms) from None
+            await open_async_pool(self._pool, self._connect_timeout, self._conninfo or "", self._statement_timeout_ms)
         return self
 
     async def close(self) -> None:

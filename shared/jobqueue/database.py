@@ -168,6 +168,23 @@ def connect_failure(exc: psycopg.OperationalError, conninfo: str, statement_time
     return DatabaseUnavailableError(f"cannot connect to the database ({redact(conninfo)}): {reason}")
 
 
+async def open_async_pool(pool: Any, timeout: float, conninfo: str, statement_timeout_ms: int | None) -> None:
+    """Open an AsyncQueue's own pool (psycopg_pool.AsyncConnectionPool): a database that does not
+    answer within `timeout` is DatabaseUnavailableError, as for Queue, the pool closed again."""
+    from psycopg_pool import PoolTimeout  # noqa: PLC0415 - only AsyncQueue's users load the pool
+
+    try:
+        await pool.open(wait=True, timeout=timeout)
+    except PoolTimeout:
+        await pool.close()
+        raise DatabaseUnavailableError(
+            f"cannot connect to the database ({redact(conninfo)}): no connection within {timeout} s"
+        ) from None
+    except psycopg.OperationalError as exc:
+        await pool.close()
+        raise connect_failure(exc, conninfo, statement_timeout_ms) from None
+
+
 class Translating:
     """Around a statement: Postgres' errors become the library's (a class, not a generator: hot path)."""
 
