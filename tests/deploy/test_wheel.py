@@ -3,6 +3,7 @@ virtualenv, used from outside the repository."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -39,9 +40,14 @@ USE = textwrap.dedent(
 
 @pytest.mark.slow
 def test_the_wheel_installs_and_works_from_a_fresh_virtualenv(tmp_path: Path, dsn: str) -> None:
-    dist, venv = tmp_path / "dist", tmp_path / "venv"
+    dist, venv, source = tmp_path / "dist", tmp_path / "venv", tmp_path / "source"
+    # Built from a copy: setuptools builds in the source tree (build/), which must not be the repository.
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "CHANGELOG.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "shared", source / "shared", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dist), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dist), str(source)],
         check=True,
         timeout=300,
     )

@@ -1,1 +1,0 @@
-"""What an operator runs: the `jobs` command (cli.py), against the local stack or a deployment."""
