@@ -184,19 +184,12 @@ class AsyncQueue:
     async def send_throttled(
         self, name: str, data: Any, seconds: int, key: str | None = None, **send_options: Unpack[SendOptions]
     ) -> str | None:
-        throttled: SendOptions = {**send_options, "singleton_seconds": seconds, "singleton_key": key}
-        return await self.send(name, data, **throttled)
+        return await self.send(name, data, **plans.throttled(send_options, seconds, key, next_slot=False))
 
     async def send_debounced(
         self, name: str, data: Any, seconds: int, key: str | None = None, **send_options: Unpack[SendOptions]
     ) -> str | None:
-        debounced: SendOptions = {
-            **send_options,
-            "singleton_seconds": seconds,
-            "singleton_key": key,
-            "singleton_next_slot": True,
-        }
-        return await self.send(name, data, **debounced)
+        return await self.send(name, data, **plans.throttled(send_options, seconds, key, next_slot=True))
 
     async def insert(
         self, name: str, jobs: Iterable[NewJob], conn: AsyncConn = None, *, batch: BatchSpec | None = None
@@ -230,7 +223,7 @@ class AsyncQueue:
                 rows = await self._rows(statement.query, statement.params, connection, lent)
                 ids = [row["id"] for row in rows]
             if plan.batch_id is not None:
-                await self._rows_none("make_batch", plan.batch_row(ids), connection, lent)
+                await self._affected("make_batch", plan.batch_row(ids), connection, lent)
             return ids
 
     async def publish(
@@ -259,13 +252,8 @@ class AsyncQueue:
                 ids[ref] = job_id
                 if parents := item.get("depends_on") or []:
                     params = {"id": job_id, "parents": [ids[p] for p in parents]}
-                    await self._rows_none("hold_for_parents", params, connection, lent)
+                    await self._affected("hold_for_parents", params, connection, lent)
         return ids
-
-    async def _rows_none(self, name: str, params: Any, conn: AsyncConnection[Any], lent: bool) -> None:
-        cursor = conn.cursor()
-        with Translating(name, params, conn, lent=lent):
-            await cursor.execute(self.queries[name], params)
 
     # -- reading and acting on jobs ----------------------------------------------------------
 

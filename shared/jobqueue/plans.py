@@ -45,6 +45,15 @@ def send_params(name: str, data: str, send_options: SendOptions, trace: str | No
     return params, next_slot
 
 
+def throttled(send_options: SendOptions, seconds: int, key: str | None, *, next_slot: bool) -> SendOptions:
+    """send_throttled's options (at most one job per slot and key), and send_debounced's (next_slot:
+    a send that finds its slot taken goes into the next one)."""
+    options_: SendOptions = {**send_options, "singleton_seconds": seconds, "singleton_key": key}
+    if next_slot:
+        options_["singleton_next_slot"] = True
+    return options_
+
+
 def publish_params(event: str, data: str, send_options: SendOptions) -> dict[str, Any]:
     """The `publish` statement's parameters: send's, but no id (each subscribed queue's job has its own)."""
     if send_options.get("id") is not None:

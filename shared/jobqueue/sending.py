@@ -173,20 +173,13 @@ class Sending(Client):
         self, name: str, data: Any, seconds: int, key: str | None = None, **send_options: Unpack[SendOptions]
     ) -> str | None:
         """At most one job per `seconds`-long slot (per key); later sends in the slot return None."""
-        throttled: SendOptions = {**send_options, "singleton_seconds": seconds, "singleton_key": key}
-        return self.send(name, data, **throttled)
+        return self.send(name, data, **plans.throttled(send_options, seconds, key, next_slot=False))
 
     def send_debounced(
         self, name: str, data: Any, seconds: int, key: str | None = None, **send_options: Unpack[SendOptions]
     ) -> str | None:
         """Like send_throttled, but a send that finds its slot taken goes into the next slot."""
-        debounced: SendOptions = {
-            **send_options,
-            "singleton_seconds": seconds,
-            "singleton_key": key,
-            "singleton_next_slot": True,
-        }
-        return self.send(name, data, **debounced)
+        return self.send(name, data, **plans.throttled(send_options, seconds, key, next_slot=True))
 
     def insert(
         self, name: str, jobs: Iterable[NewJob], conn: Conn = None, *, batch: BatchSpec | None = None
