@@ -26,7 +26,7 @@ from jobqueue.inspecting import job_states
 from jobqueue.options import job_id, queue_name
 from runtime import auth, bootstrap, job_actions, openapi
 from runtime import sessions as session
-from runtime.dashboard import charts, render, views
+from runtime.dashboard import render, views
 from runtime.observability import logger
 
 PREFIX = auth.DASHBOARD
@@ -242,6 +242,8 @@ def job_page(id: str) -> Response[str]:
 @router.get(PREFIX + "/history")
 def history_page() -> Response[str]:
     """Charts of a queue's history (`queue`), or of every queue's, over `span` (1h, 24h, 14d)."""
+    from runtime.dashboard import charts  # on first use: the API's cold start does not need it
+
     query = current().query
     span = charts.SPANS.get(query.get("span") or "1h")
     if span is None:

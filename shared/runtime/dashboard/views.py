@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobqueue import Job, JobState, Queue, QueueInfo, QueueStats
 from jobqueue.cron import next_fire_times
 from jobqueue.queues import dead_letter_sources
 from runtime import horizon
 from runtime.config import MaintenanceSettings
-from runtime.dashboard import charts
+
+if TYPE_CHECKING:  # imported by history() on first use: the API's cold start does not need it
+    from runtime.dashboard import charts
 
 BUCKET_S = 300  # throughput chart: 5-minute buckets over the last hour
 BUCKETS = 12
@@ -190,6 +192,8 @@ class HistoryView:
 
 def history(queue: Queue, name: str | None, span: charts.Span, now: datetime | None = None) -> HistoryView:
     """The span's buckets end with the one that holds `now`, aligned to whole buckets (UTC)."""
+    from runtime.dashboard import charts
+
     now = now or datetime.now(UTC)
     epoch = int(now.timestamp())
     end = datetime.fromtimestamp(epoch - epoch % span.bucket_s + span.bucket_s, UTC)
