@@ -12,16 +12,16 @@ ARGS ?=
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml platform/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,local]' -e ./platform
 	touch $@
 
 install: $(VENV)/.installed ## Create the virtualenv and install the project with its dev tools
 
 constraints: ## Upgrade the virtualenv within pyproject.toml's ranges and record the versions in constraints.txt
-	$(PY) -m pip install -q -U -e '.[dev]'
+	$(PY) -m pip install -q -U -e '.[dev,local]' -e ./platform
 	{ sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable | sort; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
@@ -52,14 +52,14 @@ test: install postgres pgbouncer node browser ## Run the whole test suite agains
 	REQUIRE_BROWSER=1 $(PY) -m pytest $(ARGS)
 
 lint: install ## ruff, mypy and the import contracts of the layers (pyproject.toml)
-	$(VENV)/bin/ruff check shared tests bench functions
-	$(VENV)/bin/ruff format --check shared tests bench functions
+	$(VENV)/bin/ruff check shared platform tests bench functions
+	$(VENV)/bin/ruff format --check shared platform tests bench functions
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 format: install ## Format and auto-fix the code
-	$(VENV)/bin/ruff format shared tests bench functions
-	$(VENV)/bin/ruff check --fix shared tests bench functions
+	$(VENV)/bin/ruff format shared platform tests bench functions
+	$(VENV)/bin/ruff check --fix shared platform tests bench functions
 
 bench: install postgres ## Benchmarks against a raw-SQL baseline (results in bench/results/)
 	$(PY) -m bench $(ARGS)

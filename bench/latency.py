@@ -19,7 +19,6 @@ one connection per container, as on Lambda:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import statistics
@@ -111,10 +110,9 @@ def measure(dsn: str, rounds: int) -> dict[str, Any]:
 
     # A job waits; a new container imports the function and is invoked for the first time.
     producer.send(QUEUE, {"to": "dev@example.com"})
-    spec = importlib.util.spec_from_file_location("worker_app", ROOT / "functions" / "worker" / "app.py")
-    assert spec is not None and spec.loader is not None
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
+    from local.lambda_runner import import_app
+
+    app = import_app(ROOT / "functions" / "worker" / "app.py", "worker_app")
     t0 = time.perf_counter()
     app.handler({"source": "aws.events"}, Context())
     cold = start_times[-1] - t0

@@ -11,7 +11,6 @@ counted at INFO, EMF blobs included, for the cost line.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import os
 import time
@@ -91,10 +90,10 @@ def _worker(queue: Any, count: int, batch_size: int, team_size: int) -> dict[str
 
     _environment(queue.db._conninfo, batch_size, team_size)
     bootstrap.reset()
-    spec = importlib.util.spec_from_file_location("bench_worker_app", ROOT / "functions" / "worker" / "app.py")
-    assert spec is not None and spec.loader is not None
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)  # reads BATCH_SIZE, TEAM_SIZE... as a cold start does
+    from local.lambda_runner import import_app
+
+    # Reads BATCH_SIZE, TEAM_SIZE... as a cold start does.
+    app = import_app(ROOT / "functions" / "worker" / "app.py", "bench_worker_app")
     handlers.set_handler(QUEUE, lambda job: None)
     lambda_service = StandInLambda()
     scale.set_lambda_client(lambda_service)

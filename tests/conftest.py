@@ -15,14 +15,14 @@ from pytest_postgresql import factories
 from pytest_postgresql.executors.noop import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from deploy.template import DEFAULT_PLATFORM
+from deploy import project
 from jobqueue import Queue
 from local.embedded_postgres import FAST_SETTINGS, EmbeddedPostgres, free_port, temporary_postgres
 from runtime import catalog, handlers
 
-# The runtime serves the platform JOBS_PLATFORM names, here as in template.yaml
+# The runtime serves the platform JOBS_PLATFORM names, here as in template.yaml: this repository's
 # (functions run in subprocesses inherit it).
-os.environ.setdefault(catalog.VARIABLE, DEFAULT_PLATFORM)
+os.environ.setdefault(catalog.VARIABLE, project.find().platform)
 
 
 @pytest.fixture(autouse=True)

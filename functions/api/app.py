@@ -1,12 +1,8 @@
-"""API function: /api/jobs/* over API Gateway's HTTP API."""
+"""The api function's entry point (template.yaml: Handler app.handler).
 
-from typing import Any
+Its code is runtime.functions.api, the same for every project; this file is what
+template.yaml's CodeUri points at."""
 
-from runtime.observability import logger, tracer
-from runtime.webapp import handle
+from runtime.functions.api import handler
 
-
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return handle(event, context)
+__all__ = ["handler"]

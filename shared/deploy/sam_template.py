@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).parents[2]
-TEMPLATE = ROOT / "template.yaml"
+from deploy import project
+
 LOCAL_STACK = "local"
 
 
@@ -40,7 +40,9 @@ def _tag(loader: yaml.Loader, suffix: str, node: yaml.Node) -> dict[str, Any]:
 _Loader.add_multi_constructor("!", _tag)
 
 
-def load(path: Path = TEMPLATE) -> dict[str, Any]:
+def load(path: Path | None = None) -> dict[str, Any]:
+    """The template at `path`, by default the current project's (deploy.project)."""
+    path = path or project.find().template
     document = yaml.load(path.read_text(), Loader=_Loader)  # a SafeLoader subclass
     if not isinstance(document, dict) or "Resources" not in document:
         raise ValueError(f"{path} is not a CloudFormation template")
@@ -103,8 +105,10 @@ def global_variables(template: dict[str, Any] | None = None) -> tuple[str, ...]:
     return tuple(((globals_.get("Environment") or {}).get("Variables")) or {})
 
 
-def functions(template: dict[str, Any] | None = None) -> dict[str, Function]:
+def functions(template: dict[str, Any] | None = None, root: Path | None = None) -> dict[str, Function]:
+    """The template's functions; CodeUri is taken from `root` (default: the current project's folder)."""
     template = template or load()
+    root = root or project.find().root
     params = _parameters(template)
     globals_ = ((template.get("Globals") or {}).get("Function")) or {}
     global_env = ((globals_.get("Environment") or {}).get("Variables")) or {}
@@ -123,7 +127,7 @@ def functions(template: dict[str, Any] | None = None) -> dict[str, Function]:
         found[logical_id] = Function(
             logical_id=logical_id,
             handler=str(props.get("Handler") or globals_.get("Handler")),
-            code_uri=ROOT / str(props.get("CodeUri") or globals_.get("CodeUri")),
+            code_uri=root / str(props.get("CodeUri") or globals_.get("CodeUri")),
             timeout=int(resolve(props.get("Timeout", globals_.get("Timeout", 3)), params) or 3),
             memory=int(resolve(props.get("MemorySize", globals_.get("MemorySize", 128)), params) or 128),
             environment=environment,

@@ -1,23 +1,21 @@
-"""`make dev`: the whole system running on this machine, on embedded defaults.
+"""`make dev` (`jobs dev` in any project): the whole system running on this machine, on embedded defaults.
 
-Starts the local stack (local/stack.py) with its data in `.local/` (or
---data-dir), prints the API's URL and token, and drives a demo workload
-(local/demo.py): pods are provisioned on three host agents, snapshotted,
-health-checked and cleaned up, with faults injected now and then (a host
-answering 500, an unhealthy pod). A live table shows jobs per queue and state;
-the functions' logs and metrics go to `.local/functions.log` (--verbose: to
-the terminal). Ports and the API token are kept in `.local/stack.json`, so a
-restart keeps the same URLs; Ctrl-C stops everything and the next run resumes
-on the same data (--reset starts from empty data). `.local/sam-env.json` lets
-`sam local invoke` and `sam local start-api` run the functions in containers
-against this stack (local/sam_env.py); --no-demo runs the stack without the
-demo's load.
+Starts the local stack (local/stack.py) for the current project (deploy.project) with
+its data in `.local/` (or --data-dir), prints the API's URL and token, and drives the
+platform's demo load (local.platform; for pods, podslocal: pods are provisioned on three
+host agents, snapshotted, health-checked and cleaned up, with faults injected now and
+then). A live table shows jobs per queue and state; the functions' logs and metrics go
+to `.local/functions.log` (--verbose: to the terminal). Ports and the API token are kept
+in `.local/stack.json`, so a restart keeps the same URLs; Ctrl-C stops everything and the
+next run resumes on the same data (--reset starts from empty data). `.local/sam-env.json`
+lets `sam local invoke` and `sam local start-api` run the functions in containers against
+this stack (local/sam_env.py); --no-demo runs the stack without the demo's load.
 
-`--once` runs a fixed demo to completion, prints a summary and exits 0 only
-if every demo job ended as expected (the test suite runs it). `--soak N` runs
-the demo for N simulated minutes, then lets the work drain, cleans up every
-pod, and exits non-zero if health turned unhealthy, work did not drain, or a
-host slot leaked.
+`--once` runs the platform's --once jobs (by default each job type's `example`) to
+completion, prints a summary and exits 0 only if every one completed (the test suite runs
+it). `--soak N` runs the demo for N simulated minutes, then lets the work drain, runs the
+platform's checks (for pods: every pod cleaned up, no host slot leaked), and exits
+non-zero if health turned unhealthy, work did not drain, or a check failed.
 """
 
 from __future__ import annotations
@@ -35,13 +33,13 @@ from pathlib import Path
 from rich.live import Live
 from rich.table import Table
 
-from jobqueue import FINISHED, Queue
-from local import demo, sam_env
+from jobqueue import FINISHED, ConfigurationError, Queue
+from local import sam_env
 from local.embedded_postgres import EmbeddedPostgresError
 from local.screen import Screen
+from local.soak import Soak, summary, wait_for_api, waiting
 from local.stack import LocalStack
 from local.stack_settings import StackSettings
-from pods import lifecycle
 from runtime import catalog
 
 ONCE_TIMEOUT_S = 120.0
@@ -74,13 +72,12 @@ def stats_table(queue: Queue, started: float, completed_before: int, status: str
 
 def status_line(queue: Queue, stack: LocalStack, started: float, completed_before: int) -> str:
     """One line: what the live table says, for output that is not a terminal."""
-    found = demo.summary(queue)
-    waiting = sum(demo.Soak().waiting(queue).values())
+    found = summary(queue)
     rate = (found["completed"] - completed_before) / max(1e-6, time.monotonic() - started)
     return (
         f"{time.monotonic() - started:6.0f}s  simulated {stack.simulated_now():%Y-%m-%d %H:%M}Z  "
-        f"completed {found['completed']} ({rate:.1f}/s)  waiting {waiting}  failed {found['failed']}  "
-        f"dead letters {found['dead_letters']}  blocked pods {found['blocked_pods']}"
+        f"completed {found['completed']} ({rate:.1f}/s)  waiting {sum(waiting(queue).values())}  "
+        f"failed {found['failed']}  dead letters {found['dead_letters']}  blocked keys {found['blocked_keys']}"
     )
 
 
@@ -102,15 +99,18 @@ def drive(
     queue: Queue,
     screen: Screen,
     until: float | None,
-    soak: demo.Soak | None = None,
+    soak: Soak | None = None,
     *,
     demo_load: bool = True,
 ) -> bool:
     """Run the stack (and the demo's load) until `until` (monotonic) or a stop signal; False when stopped early."""
     stopper = Stopper()
     started = time.monotonic()
-    completed_before = demo.summary(queue)["completed"]
-    start = serial = demo.first_serial(queue)
+    completed_before = summary(queue)["completed"]
+    platform = stack.platform
+    assert platform is not None  # the stack has started
+    demo_load = demo_load and platform.has_load()
+    rounds = 0
     next_round = next_plain = next_health = 0.0
     log = f"functions' output: {screen.log_path}" if screen.log_path else "functions' output: above"
 
@@ -130,9 +130,9 @@ def drive(
         while not stopper.stopping and (until is None or time.monotonic() < until):
             now = time.monotonic()
             if demo_load and now >= next_round:
-                demo.demo_round(queue, stack, serial, start)
-                serial += 3
-                next_round = now + demo.ROUND_S
+                platform.demo_round(queue, stack, rounds)
+                rounds += 1
+                next_round = now + platform.round_s
             stack.step()
             if soak is not None and now >= next_health:
                 soak.check_health(stack)
@@ -155,9 +155,9 @@ def run_forever(stack: LocalStack, queue: Queue, screen: Screen, *, demo_load: b
 
 
 def run_soak(stack: LocalStack, queue: Queue, screen: Screen, minutes: float) -> int:
-    """The demo for `minutes` simulated minutes, then: work drains, every pod is cleaned up, no slot leaks."""
-    soak = demo.Soak()
-    if not demo.wait_for_api(stack):
+    """The demo for `minutes` simulated minutes, then: work drains, and the platform's own checks hold."""
+    soak = Soak()
+    if not wait_for_api(stack):
         screen.line("error: the API did not start")
         return 1
     real_s = minutes * 60 / stack.speed
@@ -168,16 +168,13 @@ def run_soak(stack: LocalStack, queue: Queue, screen: Screen, minutes: float) ->
         return 1
     if not soak.problems:
         soak.drain(stack, queue, 120, "after the load stopped")
-    soak.check_slots(queue)
-    if not soak.problems:
-        soak.clean_up_everything(stack, queue)
-        soak.check_slots(queue)
-        soak.check_health(stack)
-    found = demo.summary(queue)
+    assert stack.platform is not None
+    stack.platform.after_soak(soak, stack, queue)
+    found = summary(queue)
     screen.line(
         f"soak: {minutes:g} simulated minutes, {found['completed']} jobs completed, {found['failed']} failed, "
-        f"{found['cancelled']} cancelled, {found['dead_letters']} dead letters, {found['blocked_pods']} blocked "
-        f"pods; health asked {soak.health_checks} times"
+        f"{found['cancelled']} cancelled, {found['dead_letters']} dead letters, {found['blocked_keys']} blocked "
+        f"keys; health asked {soak.health_checks} times"
     )
     for problem in soak.problems:
         screen.line(f"problem: {problem}")
@@ -186,41 +183,18 @@ def run_soak(stack: LocalStack, queue: Queue, screen: Screen, minutes: float) ->
 
 
 def run_once(stack: LocalStack, queue: Queue, screen: Screen) -> int:
-    """Six pods provisioned (a host fails once: retried), two snapshots, an email, health checks,
-    and one job of each scheduled job type."""
-    stack.agents[0].faults.fail_next = 1
-    ids = [
-        lifecycle.request(queue, "provision", f"demo-{n}", spec={"tier": "dev.small"}, userId="user-1")
-        for n in range(6)
-    ]
-    expected: dict[str, str] = {job_id: "completed" for job_id in ids if job_id is not None}
+    """The platform's --once jobs (local.platform.once), each list run to completion before the next is sent."""
+    assert stack.platform is not None
+    expected: dict[str, str] = {}
     deadline = time.monotonic() + ONCE_TIMEOUT_S
-    phase = 0
-    while time.monotonic() < deadline:
-        stack.step()
-        states = {job_id: (job.state if (job := queue.get_job(job_id)) else "missing") for job_id in expected}
-        if all(state in FINISHED for state in states.values()):
-            if phase == 0:
-                more = [lifecycle.request(queue, "snapshot", f"demo-{n}") for n in (0, 1)]
-                more.append(
-                    queue.send(
-                        "send-email",
-                        {
-                            "to": "user-1@example.com",
-                            "template": "pod-ready",
-                            "params": {"podId": "demo-0", "url": "http://localhost"},
-                        },
-                    )
-                )
-                more.append(queue.send("health-check", {}))
-                # What the scheduler sends for each scheduled job type, through its worker.
-                for job_type in catalog.load().job_types:
-                    more += [queue.send(job_type.name, dict(s.data)) for s in job_type.schedules]
-                expected.update({str(job_id): "completed" for job_id in more if job_id is not None})
-                phase = 1
-                continue
-            break
-        time.sleep(0.1)
+    for sent in stack.platform.once(queue, stack):
+        expected.update({job_id: "completed" for job_id in sent if job_id is not None})
+        while time.monotonic() < deadline:
+            stack.step()
+            now = [job.state if (job := queue.get_job(job_id)) else "missing" for job_id in expected]
+            if all(state in FINISHED for state in now):
+                break
+            time.sleep(0.1)
     states = {job_id: (job.state if (job := queue.get_job(job_id)) else "missing") for job_id in expected}
     wrong = {job_id: state for job_id, state in states.items() if state != expected[job_id]}
     screen.console.print(stats_table(queue, stack.started_at, 0, ""))
@@ -228,6 +202,8 @@ def run_once(stack: LocalStack, queue: Queue, screen: Screen) -> int:
         f"demo: {len(expected)} jobs, {len(expected) - len(wrong)} ended as expected; functions ran "
         f"{sum(f.runs for f in stack.functions.values())} times"
     )
+    if not expected:
+        screen.line("no job to try: give a job type an `example` (runtime.jobtypes.JobType)")
     if wrong:
         for job_id, state in wrong.items():
             job = queue.get_job(job_id)
@@ -246,7 +222,7 @@ def api_answers(stack: LocalStack, screen: Screen) -> bool:
     """The API on localhost serves health with the token and refuses a request without it."""
     import httpx
 
-    if not demo.wait_for_api(stack):
+    if not wait_for_api(stack):
         screen.line("error: the API did not start")
         return False
     with_token = httpx.get(f"{stack.api_url}/health", headers={"Authorization": f"Bearer {stack.env['API_TOKEN']}"})
@@ -259,7 +235,7 @@ def api_answers(stack: LocalStack, screen: Screen) -> bool:
         with_token.status_code == 200
         and without.status_code == 401
         and page.status_code == 200
-        and f'data-queue="{lifecycle.LIFECYCLE}"' in page.text
+        and f'data-queue="{catalog.load().job_types[0].name}"' in page.text
         and refused.status_code == 401
     )
 
@@ -320,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         stack.start(settings)
-    except EmbeddedPostgresError as exc:
+    except (EmbeddedPostgresError, ConfigurationError) as exc:
         screen.line(f"error: {exc}")
         stack.stop()
         return 1

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deploy import sam_template
+from deploy import project, sam_template
 from local.lambda_runner import RESULT_MARK
 from runtime import catalog
 
@@ -81,8 +81,9 @@ def read_env_vars(path: Path) -> dict[str, dict[str, Any]]:
     return document
 
 
-def sam_region(shell: Mapping[str, str] = os.environ, config: Path = sam_template.ROOT / "samconfig.toml") -> str:
+def sam_region(shell: Mapping[str, str] = os.environ, config: Path | None = None) -> str:
     """The region sam local gives a container: the shell's, else samconfig.toml's, else sam's default."""
+    config = config or project.find().samconfig
     region = shell.get("AWS_REGION") or shell.get("AWS_DEFAULT_REGION")
     if region:
         return region

@@ -10,7 +10,6 @@ handover) come back to the pool and are run the same way.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import multiprocessing
 import os
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local.lambda_runner import Context
+from local.lambda_runner import Context, import_app
 
 
 @dataclass
@@ -65,10 +64,7 @@ class FunctionSpec:
 def _serve(index: int, function: FunctionSpec, inbox: Any, messages: Any) -> None:
     started = time.perf_counter()
     os.environ.update(function.environment)
-    spec = importlib.util.spec_from_file_location(f"pool_app_{index}", function.app)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = import_app(function.app, f"pool_app_{index}")
     from runtime import scale
 
     scale.set_lambda_client(_Relay(messages))

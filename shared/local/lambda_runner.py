@@ -11,6 +11,7 @@ from __future__ import annotations
 import _collections_abc
 import argparse
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -18,6 +19,7 @@ import time
 import traceback
 import uuid
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 RESULT_MARK = "__LAMBDA_RESULT__ "
@@ -37,6 +39,23 @@ class Context:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def import_app(path: Path | str, module_name: str) -> ModuleType:
+    """Import a function's entry point (functions/<name>/app.py) afresh, as a cold start does.
+
+    The entry point re-exports a module of runtime.functions, which reads its settings when
+    imported: that module is imported afresh too, so that two workers loaded in one process
+    (the local stack, the tests) each get their own QUEUE_NAME.
+    """
+    for name in [name for name in sys.modules if name.startswith("runtime.functions.")]:
+        del sys.modules[name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def record_environment_reads() -> set[str]:

@@ -27,7 +27,7 @@ from typing import Any
 
 import boto3
 
-from deploy import sam_template
+from deploy import project, sam_template
 from runtime import observability
 
 FILE_NAME = "sam-env.json"
@@ -47,7 +47,6 @@ EVENTS_BY_CODE: Mapping[str, tuple[str, ...]] = {
     "maintenance": ("schedule.json",),
     "api": ("api-*.json",),
 }
-EVENTS = sam_template.ROOT / "events"
 
 
 def default_container_host() -> str:
@@ -131,14 +130,16 @@ def write(data_dir: Path, stack_env: Mapping[str, str], container_host: str) -> 
 def event_files(function: sam_template.Function) -> list[Path]:
     """The sample events that go with a function."""
     patterns = EVENTS_BY_CODE.get(function.code_uri.name, ())
-    return sorted({path for pattern in patterns for path in EVENTS.glob(pattern)}, key=lambda p: p.name)
+    events = project.find().events
+    return sorted({path for pattern in patterns for path in events.glob(pattern)}, key=lambda p: p.name)
 
 
 def events_table(template: dict[str, Any] | None = None) -> str:
     """The README's table: each function of template.yaml, the code it runs and its events."""
     lines = ["| function (logical ID) | code | events/ |", "|---|---|---|"]
-    for logical_id, function in sam_template.functions(template).items():
-        code = f"{function.code_uri.relative_to(sam_template.ROOT)}/"
+    root = project.find().root
+    for logical_id, function in sam_template.functions(template, root).items():
+        code = f"{function.code_uri.relative_to(root)}/"
         queue = function.environment.get("QUEUE_NAME")
         what = f"`{code}` (queue `{queue}`)" if queue else f"`{code}`"
         events = ", ".join(f"`{path.name}`" for path in event_files(function))

@@ -1,16 +1,15 @@
-"""The local stack: the whole system on one machine, no AWS account, no Docker.
+"""The local stack: a project's whole system on one machine, no AWS account, no Docker.
 
-Postgres (embedded, data kept in a directory), moto's server for S3, SES and
-Secrets Manager, three host agents and a GitHub stand-in on loopback, the API
-in a process of its own, and an EventBridge simulator that reads template.yaml
-and runs each function on its schedule, `speed` times faster than real time.
-Kicks and scale-out requests from the functions start the named worker at
-the simulator's next step, as Lambda would start it.
+Postgres (embedded, data kept in a directory), moto's server for AWS's APIs (S3, SES,
+Secrets Manager...), the platform's own stand-ins (local.platform: for pods, three host
+agents and a GitHub on loopback), the API in a process of its own, and an EventBridge
+simulator that reads template.yaml and runs each function on its schedule, `speed` times
+faster than real time. Kicks and scale-out requests from the functions start the named
+worker at the simulator's next step, as Lambda would start it.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -27,22 +26,19 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import boto3
 from moto.server import ThreadedMotoServer
 
-from deploy import sam_template, template
+from deploy import project, sam_template
 from jobqueue import Queue, QueueSettings
 from local import invoke
 from local.embedded_postgres import EmbeddedPostgres, free_port
-from local.fake_github import FakeGitHub
-from local.fake_host_agent import FakeHostAgent
-from local.lambda_runner import Context
+from local.lambda_runner import Context, import_app
+from local.platform import LocalPlatform
+from local.platform import load as load_platform
 from local.stack_settings import StackSettings
 from runtime import catalog, observability, scale
 
-HOSTS = (("host-1", "dev.small", 10), ("host-2", "dev.small", 10), ("host-3", "dev.large", 4))
-SNAPSHOT_BUCKET = "pod-snapshots"
-EMAIL_FROM = "noreply@pods.local"
+REGION = "eu-west-1"
 # Retries wait seconds, not minutes, so that the demo visibly recovers from faults.
 LOCAL_RETRY: QueueSettings = {"retry_delay": 2, "retry_backoff": False}
 
@@ -90,7 +86,7 @@ class LocalStack:
     api_port: int = 0
     quiet: bool = True
     env: dict[str, str] = field(default_factory=dict)
-    agents: list[FakeHostAgent] = field(default_factory=list)
+    platform: LocalPlatform | None = None  # default: the project's [tool.pgjobs] local
     functions: dict[str, LocalFunction] = field(default_factory=dict)
     started_at: float = 0.0
     sim_start: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -104,32 +100,24 @@ class LocalStack:
         self.postgres.create_database("jobs")
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port())
         self.moto.start()
-        moto_url = f"http://127.0.0.1:{self.moto._port}"
         if settings:
             self.api_port = settings.api_port
         api_token = (
             (settings.api_token if settings else None) or os.environ.get("API_TOKEN") or secrets.token_urlsafe(24)
         )
-        host_key = secrets.token_urlsafe(24)
-        github_token = secrets.token_urlsafe(24)
-        self.github = FakeGitHub(github_token)
-        self.github.__enter__()
+        found = project.find()
+        if self.platform is None:
+            self.platform = load_platform(found.local)
         self.env = {
-            catalog.VARIABLE: template.platform_spec(),
+            catalog.VARIABLE: found.platform,
             "DATABASE_URL": self.postgres.url("jobs"),
-            "AWS_ENDPOINT_URL": moto_url,
+            "AWS_ENDPOINT_URL": self.moto_url,
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_DEFAULT_REGION": "eu-west-1",
-            "SNAPSHOT_BUCKET": SNAPSHOT_BUCKET,
-            "EMAIL_FROM": EMAIL_FROM,
+            "AWS_DEFAULT_REGION": REGION,
             "API_TOKEN": api_token,
-            "GITHUB_API_URL": self.github.url,
-            "GITHUB_TOKEN": github_token,
             # Every function's cold start registers the queues: each must lay the local retries over.
             catalog.OVERRIDES_VARIABLE: json.dumps(LOCAL_RETRY),
-            # A provision waits this long for a free slot (pods.lifecycle), at the demo's pace.
-            "CAPACITY_WAIT_S": "2",
             "POWERTOOLS_METRICS_NAMESPACE": "JobsLocal",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": "WARNING" if self.quiet else "INFO",
@@ -138,6 +126,8 @@ class LocalStack:
             "POWERTOOLS_METRICS_DISABLED": "false",
             observability.SHARED_PROCESS_VARIABLE: "true",  # each blob says whose it is
         }
+        os.environ.update(self.env)  # the platform's stand-ins use AWS's APIs through moto too
+        self.env |= self.platform.start(self)
         os.environ.update(self.env)
         if self.quiet:
             # The functions' loggers exist already (imported above): quiet them here.
@@ -145,47 +135,14 @@ class LocalStack:
 
             logger.setLevel("WARNING")
             logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
-        self._aws_resources(moto_url, host_key)
-        self.agents = [FakeHostAgent(host_key, host_index=i + 1).start() for i in range(len(HOSTS))]
         with Queue(self.env["DATABASE_URL"]) as queue:
             queue.migrate()
             catalog.register(queue)  # with LOCAL_RETRY laid over (JOBS_QUEUE_OVERRIDES, as every cold start)
-        self._seed_hosts()
+            self.platform.ready(self, queue)
         scale.set_lambda_client(self.lambda_service)
         self._load_functions()
         self._start_api()
         self.started_at = time.monotonic()
-
-    def _aws_resources(self, moto_url: str, host_key: str) -> None:
-        region = "eu-west-1"
-        s3 = boto3.client("s3", endpoint_url=moto_url, region_name=region)
-        s3.create_bucket(Bucket=SNAPSHOT_BUCKET, CreateBucketConfiguration={"LocationConstraint": region})
-        boto3.client("ses", endpoint_url=moto_url, region_name=region).verify_email_identity(EmailAddress=EMAIL_FROM)
-        manager = boto3.client("secretsmanager", endpoint_url=moto_url, region_name=region)
-        arn = manager.create_secret(Name="local/host-api-key", SecretString=host_key)["ARN"]
-        # The host agents' key lives in Secrets Manager, as in production.
-        self.env["HOST_API_KEY_SECRET_ARN"] = arn
-        os.environ["HOST_API_KEY_SECRET_ARN"] = arn
-
-    def _seed_hosts(self) -> None:
-        import psycopg
-
-        from pods import schema
-
-        with psycopg.connect(self.env["DATABASE_URL"], autocommit=True) as conn:
-            schema.migrate(conn)
-            for (host_id, tier, capacity), agent in zip(HOSTS, self.agents, strict=True):
-                conn.execute(
-                    "INSERT INTO pods.host (id, address, agent_port, tier, capacity) VALUES (%s, %s, %s, %s, %s) "
-                    "ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address, agent_port = EXCLUDED.agent_port",
-                    (host_id, agent.address, agent.port, tier, capacity),
-                )
-            # Pods placed by an earlier run lived on agents that are gone: start them afresh.
-            conn.execute(
-                "UPDATE pods.pod SET status = 'terminated', host_id = NULL, internal_ip = NULL "
-                "WHERE status <> 'terminated'"
-            )
-            conn.execute("UPDATE pods.host SET used = 0")
 
     def _load_functions(self) -> None:
         for logical_id, spec in sam_template.functions().items():
@@ -194,12 +151,7 @@ class LocalStack:
             environment = invoke.environment(spec, self.env)
             os.environ.update(environment)
             path = spec.code_uri / spec.handler.rpartition(".")[0]
-            module_name = f"local_fn_{logical_id}"
-            loader_spec = importlib.util.spec_from_file_location(module_name, f"{path}.py")
-            assert loader_spec is not None and loader_spec.loader is not None
-            module = importlib.util.module_from_spec(loader_spec)
-            sys.modules[module_name] = module
-            loader_spec.loader.exec_module(module)
+            module = import_app(f"{path}.py", f"local_fn_{logical_id}")
             period = rate_seconds(spec.schedules[0]) / self.speed if spec.schedules else None
             self.functions[spec.function_name] = LocalFunction(spec, environment, module, period)
 
@@ -212,6 +164,10 @@ class LocalStack:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+
+    @property
+    def moto_url(self) -> str:
+        return f"http://127.0.0.1:{self.moto._port}"
 
     @property
     def api_url(self) -> str:
@@ -261,14 +217,10 @@ class LocalStack:
                 self.api_process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.api_process.kill()
-        for agent in self.agents:
-            agent.stop()
-        if getattr(self, "github", None) is not None:
-            self.github.__exit__()
-        from pods import context
+        if self.platform is not None:
+            self.platform.stop()
         from runtime import bootstrap
 
-        context.set_resources(None)
         bootstrap.reset()
         if getattr(self, "moto", None) is not None:
             self.moto.stop()

@@ -7,6 +7,7 @@ a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -21,8 +22,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from deploy import template
-from jobqueue import FINISHED, Job, JobQueueError, JobState, Policy, Queue
+from deploy import project
+from jobqueue import FINISHED, ConfigurationError, Job, JobQueueError, JobState, Policy, Queue
 from jobqueue.models import RUNNER_FIELDS
 from local import invoke as local_invoke
 from ops import top as top_view
@@ -74,15 +75,18 @@ def json_option(value: str | None, what: str) -> Any:
     "--platform",
     "platform_spec",
     envvar=catalog.VARIABLE,
-    default=template.DEFAULT_PLATFORM,
-    show_default=True,
-    help=f"module of the platform's job types (default: ${catalog.VARIABLE})",
+    help=f"module of the platform's job types (default: ${catalog.VARIABLE}, else the project's "
+    "[tool.pgjobs] platform)",
 )
 @click.pass_context
-def main(ctx: click.Context, database_url: str | None, schema: str, platform_spec: str) -> None:
+def main(ctx: click.Context, database_url: str | None, schema: str, platform_spec: str | None) -> None:
     """Operate the job system: run functions locally, inspect and manage jobs."""
     ctx.obj = {"database_url": database_url, "schema": schema}
-    os.environ[catalog.VARIABLE] = platform_spec  # what the runtime (and `invoke`) read
+    if platform_spec:
+        os.environ[catalog.VARIABLE] = platform_spec  # what the runtime (and `invoke`) read
+        return
+    with contextlib.suppress(ConfigurationError):  # outside a project: the queue's own commands still work
+        os.environ[catalog.VARIABLE] = project.find().platform
 
 
 @main.command()
@@ -571,6 +575,39 @@ def dev(ctx: click.Context) -> None:
     from local.dev import main as dev_main
 
     sys.exit(dev_main(ctx.args))
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", help="the project's name (default: the directory's), e.g. billing-jobs")
+@click.option(
+    "--pgjobs",
+    "requirement",
+    metavar="REQUIREMENT",
+    help="how the project requires pgjobs (default: this version, e.g. pgjobs==0.2.0; or 'pgjobs @ file:///...whl')",
+)
+def init(directory: Path, name: str | None, requirement: str | None) -> None:
+    """Write a new project into DIRECTORY: one job type, its tests, template.yaml, ready for make dev."""
+    from deploy import skeleton
+
+    try:
+        written = skeleton.init(directory, name, requirement)
+    except ConfigurationError as exc:
+        fail(str(exc))
+    click.echo(f"wrote {len(written)} files into {directory}")
+    click.echo(f"next: cd {directory} && make test && make dev")
+
+
+@main.command("template")
+def template_command() -> None:
+    """Regenerate the project's template.yaml from its job types ([tool.pgjobs] platform)."""
+    from deploy import template as project_template
+
+    try:
+        path = project_template.write()
+    except ConfigurationError as exc:
+        fail(str(exc))
+    click.echo(f"wrote {path}")
 
 
 def _when(moment: datetime | None) -> str:

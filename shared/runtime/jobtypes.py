@@ -105,6 +105,9 @@ class JobType:
     # and group); the runtime's senders (API, CLI) apply it. It raises PayloadError for
     # data that no handler of the type could run.
     send_options: Callable[[Any], Mapping[str, Any]] | None = None
+    # A job's data that the handler completes: what `jobs dev --once` sends to try the job type
+    # end to end. None: no example.
+    example: Any = None
 
     def __post_init__(self) -> None:
         queue_name(self.name, "job type")

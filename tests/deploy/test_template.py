@@ -46,7 +46,7 @@ EVENTS_BY_CODE = {
 
 
 def test_template_is_what_the_generator_writes() -> None:
-    assert template.TEMPLATE.read_text() == template.render(), "run `make template`"
+    assert (ROOT / "template.yaml").read_text() == template.render(), "run `make template`"
 
 
 def test_every_declared_job_type_has_a_worker_with_a_schedule() -> None:

@@ -36,6 +36,7 @@ from runtime import scale
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).parents[2]
+EVENTS = ROOT / "events"
 README = ROOT / "README.md"
 STARTUP_S = 90.0
 
@@ -140,9 +141,9 @@ def test_each_function_runs_in_exactly_sams_environment(stack: Stack, logical_id
             jobs.send(queue, SAMPLE_JOBS[queue])
     if logical_id == "Api":
         # The sample event carries a placeholder token; the stack has its own.
-        event.write_text((sam_env.EVENTS / "api-health.json").read_text().replace("local-dev-token", stack.api_token))
+        event.write_text((EVENTS / "api-health.json").read_text().replace("local-dev-token", stack.api_token))
     else:
-        event.write_text((sam_env.EVENTS / "schedule.json").read_text())
+        event.write_text((EVENTS / "schedule.json").read_text())
     reads = tmp_path / "reads.json"
     outcome = invoke.invoke(logical_id, event, env_vars=stack.env_vars, record_env=reads, timeout=60)
     assert outcome.ok, outcome.output[-3000:]
@@ -168,7 +169,7 @@ def test_the_environment_is_sams_not_the_callers(stack: Stack, monkeypatch: pyte
     assert "DATABASE_URL" not in given and given["STAGE"] == "from-the-shell"
     assert given["AWS_REGION"] == "eu-west-1"  # samconfig.toml's, as sam reads it
     assert given["AWS_SAM_LOCAL"] == "true" and given["JOBS_PLATFORM"] == "pods.jobs"
-    outcome = invoke.invoke("Scheduler", sam_env.EVENTS / "schedule.json", env_vars=stack.env_vars, timeout=60)
+    outcome = invoke.invoke("Scheduler", EVENTS / "schedule.json", env_vars=stack.env_vars, timeout=60)
     assert outcome.ok, outcome.output[-3000:]
 
 
@@ -256,8 +257,8 @@ def test_every_event_file_parses_as_the_event_its_functions_expect() -> None:
             model = APIGatewayProxyEventV2Model if path.name.startswith("api-") else EVENT_TYPES[path.name]
             model.model_validate(json.loads(path.read_text()))
             used.add(path.name)
-    assert used == {path.name for path in sam_env.EVENTS.glob("*.json")}, "an event file no function takes"
-    schedule = EventBridgeModel.model_validate(json.loads((sam_env.EVENTS / "schedule.json").read_text()))
+    assert used == {path.name for path in EVENTS.glob("*.json")}, "an event file no function takes"
+    schedule = EventBridgeModel.model_validate(json.loads((EVENTS / "schedule.json").read_text()))
     assert schedule.detail_type == "Scheduled Event" and schedule.source == "aws.events"
 
 

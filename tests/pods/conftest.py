@@ -10,9 +10,9 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from jobqueue import Job, Queue
-from local.fake_host_agent import FakeHostAgent
 from pods import schema
 from pods.context import Resources
+from podslocal.fake_host_agent import FakeHostAgent
 from runtime import catalog
 from tests.runtime.conftest import lambda_service, load_function, runtime_env  # noqa: F401 - shared fixtures
 

@@ -8,9 +8,9 @@ from typing import Any
 import psycopg
 
 from jobqueue import Job, Queue
-from local.fake_host_agent import FakeHostAgent
 from pods import health, lifecycle
 from pods.context import Resources
+from podslocal.fake_host_agent import FakeHostAgent
 from tests.pods.conftest import job, pod_row
 
 

@@ -9,10 +9,10 @@ import psycopg
 import pytest
 
 from jobqueue import JobError, Queue, Snooze
-from local.fake_host_agent import FakeHostAgent
 from pods import lifecycle
 from pods.clients.host_agent import HostAgentError
 from pods.context import Resources
+from podslocal.fake_host_agent import FakeHostAgent
 from tests.pods.conftest import job, pod_row
 
 SPEC = {"tier": "dev.small", "image": "ubuntu:24.04"}

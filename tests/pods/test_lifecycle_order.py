@@ -20,9 +20,9 @@ import pytest
 
 from jobqueue import Job, Queue
 from local import invoke
-from local.fake_host_agent import FakeHostAgent
 from pods import context, jobs, lifecycle
 from pods.context import Resources
+from podslocal.fake_host_agent import FakeHostAgent
 from tests.helpers import make_ready
 from tests.pods.conftest import API_KEY, pod_row
 from tests.runtime.conftest import EVENTS, FakeContext, event

@@ -12,12 +12,12 @@ import psycopg
 import pytest
 
 from jobqueue import Job, JobError, Queue
-from local.fake_github import FakeGitHub
-from local.fake_host_agent import FakeHostAgent
 from pods import cleanup, email, lifecycle, snapshots, usage
 from pods.clients.github import GitHub, GitHubError
 from pods.context import Resources
 from pods.jobs import CATALOG
+from podslocal.fake_github import FakeGitHub
+from podslocal.fake_host_agent import FakeHostAgent
 from runtime import catalog
 from tests.pods.conftest import job
 

@@ -10,9 +10,9 @@ import psycopg
 import pytest
 
 from jobqueue import Queue
-from local.fake_host_agent import FakeHostAgent
 from pods import context, lifecycle
 from pods.context import Resources
+from podslocal.fake_host_agent import FakeHostAgent
 from tests.pods.conftest import API_KEY, pod_row
 from tests.runtime.conftest import FakeContext, event
 

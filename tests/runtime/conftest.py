@@ -6,9 +6,7 @@ client that starts other invocations): it cannot run here.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from local.lambda_runner import import_app
 from runtime import bootstrap, scale, worker
 
 ROOT = Path(__file__).parents[2]
@@ -81,13 +80,6 @@ def load_function(runtime_env: None) -> Callable[[str], ModuleType]:
     """Import functions/<name>/app.py afresh (it reads its settings at import, as on a cold start)."""
 
     def load(name: str) -> ModuleType:
-        path = ROOT / "functions" / name / "app.py"
-        module_name = f"function_{name}"
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-        return module
+        return import_app(ROOT / "functions" / name / "app.py", f"function_{name}")
 
     return load
