@@ -322,18 +322,24 @@ def backlog_section(rows: list[dict[str, Any]], cpus: int, pinned: bool) -> list
         "",
         "One tick starts the worker function; it drains 1,000 jobs (MAX_JOBS), starts chains of scale-out",
         "invocations (at most MAX_CONCURRENCY), and each hands over to one successor while work is left.",
-        "Invocations run in processes of their own, warm after their first (local/lambda_pool.py). Shares are",
-        "of the containers' time (wall time x concurrency).",
+        "Invocations run as Lambda runs them: AWS's runtime client in execution environments of their own,",
+        "warm after their first, scale-out through the local Invoke API (local/lambda_service.py). Shares",
+        "are of the environments' time (wall time x concurrency). Billed: the sum of the REPORT lines'",
+        "Billed Duration (init included on a cold start) at 512 MB, with the requests and the log's bytes,",
+        "priced per million jobs (bench/prices.py).",
         "",
         "| concurrency | time | jobs/s | invocations | cold start | database | rest of the drain "
-        "| invocation overhead | cold starts | idle |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| invocation overhead | cold starts | idle | billed | $ per million jobs |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
+        billed = f"{row['billed_ms'] / 1000:,.1f} s" if "billed_ms" in row else "-"
+        dollars = f"${row['billed_cost_per_million']:.5f}" if "billed_cost_per_million" in row else "-"
         lines.append(
             f"| {row['concurrency']} | {row['seconds']:.1f} s | {row['jobs_per_s']:,.0f} | {row['invocations']} "
             f"| {row['cold_start_s'] * 1000:.0f} ms | {row['share_database']:.0%} | {row['share_rest_of_drain']:.0%} "
-            f"| {row['share_invocation_overhead']:.0%} | {row['share_cold_start']:.0%} | {row['share_idle']:.0%} |"
+            f"| {row['share_invocation_overhead']:.0%} | {row['share_cold_start']:.0%} | {row['share_idle']:.0%} "
+            f"| {billed} | {dollars} |"
         )
     where = "its own CPU, the invocations sharing the other" if pinned else "the same CPUs as the invocations"
     lines += [

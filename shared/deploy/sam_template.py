@@ -60,6 +60,7 @@ class Function:
     schedules: list[str] = field(default_factory=list)
     function_name: str = ""
     declared: tuple[str, ...] = ()  # every variable the template declares, known locally or not
+    reserved_concurrency: int | None = None  # ReservedConcurrentExecutions: at most this many at once
 
 
 def _parameters(template: dict[str, Any]) -> dict[str, str]:
@@ -134,5 +135,11 @@ def functions(template: dict[str, Any] | None = None, root: Path | None = None) 
             schedules=schedules,
             function_name=resolve(props.get("FunctionName"), params) or logical_id,
             declared=tuple(env_spec),
+            reserved_concurrency=_reserved(props, params),
         )
     return found
+
+
+def _reserved(props: dict[str, Any], params: dict[str, Any]) -> int | None:
+    value = resolve(props.get("ReservedConcurrentExecutions"), params)
+    return int(value) if value not in (None, "") else None

@@ -5,7 +5,7 @@ its data in `.local/` (or --data-dir), prints the API's URL and token, and drive
 platform's demo load (local.platform; for pods, podslocal: pods are provisioned on three
 host agents, snapshotted, health-checked and cleaned up, with faults injected now and
 then). A live table shows jobs per queue and state; the functions' logs and metrics go
-to `.local/functions.log` (--verbose: to the terminal). Ports and the API token are kept
+to `.local/logs/<function>.log` (--verbose: to the terminal). Ports and the API token are kept
 in `.local/stack.json`, so a restart keeps the same URLs; Ctrl-C stops everything and the
 next run resumes on the same data (--reset starts from empty data). `.local/sam-env.json`
 lets `sam local invoke` and `sam local start-api` run the functions in containers against
@@ -30,6 +30,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
@@ -66,6 +67,27 @@ def stats_table(queue: Queue, started: float, completed_before: int, status: str
                 f"[red]{s.failed}[/red]" if s.failed else "0",
                 str(s.cancelled),
                 f"{s.oldest_queued_seconds:.0f}",
+            )
+    return table
+
+
+def functions_table(stack: LocalStack) -> Table:
+    """Each function as Lambda would bill it: invocations, cold starts, errors, billed time."""
+    table = Table(title="functions (Lambda's REPORT lines, summed)")
+    for column in ("function", "invocations", "cold starts", "errors", "timeouts", "billed ms", "environments"):
+        table.add_column(column, justify="left" if column == "function" else "right")
+    service = stack.lambda_service
+    for name, function in (service.functions if service else {}).items():
+        stats = function.stats
+        if stats.invocations:
+            table.add_row(
+                name,
+                str(stats.invocations),
+                str(stats.cold_starts),
+                f"[red]{stats.errors}[/red]" if stats.errors else "0",
+                str(stats.timeouts),
+                f"{stats.billed_ms:,}",
+                str(function.running),
             )
     return table
 
@@ -111,12 +133,13 @@ def drive(
     assert platform is not None  # the stack has started
     demo_load = demo_load and platform.has_load()
     rounds = 0
+    settled = False
     next_round = next_plain = next_health = 0.0
-    log = f"functions' output: {screen.log_path}" if screen.log_path else "functions' output: above"
+    log = f"functions' logs: {stack.data_dir / 'logs'}/" if screen.log_path else "functions' logs: above"
 
-    def table() -> Table:
+    def table() -> Group:
         status = f"simulated {stack.simulated_now():%Y-%m-%d %H:%M}Z · {log} · Ctrl-C stops"
-        return stats_table(queue, started, completed_before, status)
+        return Group(stats_table(queue, started, completed_before, status), functions_table(stack))
 
     # Live would otherwise take over sys.stdout and print what the functions write there (their
     # metrics: Powertools prints them) above the table; they belong in the log file, as their logs.
@@ -133,7 +156,10 @@ def drive(
                 platform.demo_round(queue, stack, rounds)
                 rounds += 1
                 next_round = now + platform.round_s
-            stack.step()
+            if stack.step() and not settled:
+                # The first ticks end before the first status line: it then tells what they did, and
+                # whoever waits for it (sam local's tests) knows the stack's own work is done.
+                settled = stack.settle()
             if soak is not None and now >= next_health:
                 soak.check_health(stack)
                 next_health = now + HEALTH_EVERY_S
@@ -198,9 +224,10 @@ def run_once(stack: LocalStack, queue: Queue, screen: Screen) -> int:
     states = {job_id: (job.state if (job := queue.get_job(job_id)) else "missing") for job_id in expected}
     wrong = {job_id: state for job_id, state in states.items() if state != expected[job_id]}
     screen.console.print(stats_table(queue, stack.started_at, 0, ""))
+    screen.console.print(functions_table(stack))
     screen.line(
         f"demo: {len(expected)} jobs, {len(expected) - len(wrong)} ended as expected; functions ran "
-        f"{sum(f.runs for f in stack.functions.values())} times"
+        f"{stack.invocations()} times"
     )
     if not expected:
         screen.line("no job to try: give a job type an `example` (runtime.jobtypes.JobType)")
@@ -292,7 +319,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.data_dir,
         speed=args.speed,
         quiet=not args.verbose,
-        on_error=lambda name, exc: errors.append(f"{name}: {type(exc).__name__}: {exc}"),
+        on_error=lambda name, error: errors.append(f"{name}: {error}"),
+        # --verbose: each function's stream on the terminal, its lines marked with its name.
+        function_log=(lambda name, line: screen.line(f"[{name}] {line}")) if args.verbose else None,
     )
     try:
         stack.start(settings)
@@ -309,7 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         screen.line(f"DB:    DATABASE_URL={stack.env['DATABASE_URL']}")
         screen.line(f"Speed: {args.speed:g}x (a minute of schedules every {60 / args.speed:g} s)")
         if screen.log_path:
-            screen.line(f"Logs:  {screen.log_path} (the functions' log lines and metrics)")
+            logs = args.data_dir / "logs"
+            screen.line(f"Logs:  {logs}/<function>.log (each function's own stream: its lines, metrics, REPORT)")
         env_file = write_env_file(args.data_dir, stack)
         screen.line(f"Env:   set -a; . {env_file}; set +a   (DATABASE_URL, API_URL and API_TOKEN for `jobs`, curl)")
         sam_file = sam_env.write(args.data_dir, stack.env, args.sam_host)

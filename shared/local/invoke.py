@@ -1,9 +1,10 @@
 """`jobs invoke`: run a function of template.yaml locally, without Docker.
 
-Reads the function's handler, code, environment and timeout from the
-template, runs the handler in a subprocess with a Lambda-like context, and
-kills it at the timeout as Lambda would. The local environment (DATABASE_URL,
-API_TOKEN, ...) fills in what the template takes from AWS.
+Reads the function's handler, code, environment, memory and timeout from the
+template and runs it as Lambda does: AWS's runtime interface client in a new
+process, served by a Runtime API on loopback (local.runtime_api), killed at the
+timeout. The local environment (DATABASE_URL, API_TOKEN, ...) fills in what the
+template takes from AWS.
 
 With an env-vars file (`--env-vars .local/sam-env.json`) the function gets
 exactly the environment `sam local invoke --env-vars` would give its
@@ -14,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import tomllib
 from collections.abc import Mapping
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy import project, sam_template
-from local.lambda_runner import RESULT_MARK
+from local.runtime_api import FunctionConfig, Report, Sandbox
 from runtime import catalog
 
 LOCAL_DEFAULTS = {"AWS_DEFAULT_REGION": "eu-west-1"}
@@ -40,9 +39,10 @@ class Invocation:
     function: str
     ok: bool
     timed_out: bool
-    result: Any
-    output: str
+    result: Any  # the payload Lambda returns: the handler's result, or the error object
+    output: str  # the function's log: its output, with Lambda's START, END and REPORT lines
     returncode: int
+    report: Report | None = None
 
 
 def environment(function: sam_template.Function, overrides: dict[str, str] | None = None) -> dict[str, str]:
@@ -151,61 +151,45 @@ def invoke(
     env_vars: Mapping[str, Mapping[str, Any]] | None = None,
     record_env: Path | None = None,
 ) -> Invocation:
-    """Run the function once. With `env_vars`, in exactly sam local's environment (`overrides`
-    unused); `record_env` names a file for the variables the project's code read (tests)."""
+    """Run the function once, in a new execution environment (a cold start), as Lambda runs it.
+
+    With `env_vars`, in exactly sam local's environment (`overrides` unused); `record_env` names a
+    file for the variables the project's code read (tests).
+    """
     functions = sam_template.functions(template)
     if logical_id not in functions:
         raise KeyError(f"no function {logical_id!r} in template.yaml; functions: {', '.join(sorted(functions))}")
     function = functions[logical_id]
-    limit = timeout if timeout is not None else function.timeout
-    command = [
-        sys.executable,
-        "-m",
-        "local.lambda_runner",
-        "--code-uri",
-        str(function.code_uri),
-        "--handler",
-        function.handler,
-        "--function-name",
-        function.function_name,
-        "--timeout",
-        str(limit),
-        "--memory",
-        str(function.memory),
-        "--event",
-        str(event_file),
-    ]
-    if record_env is not None:
-        command += ["--record-env", str(record_env)]
     if env_vars is not None:
         basics = {k: os.environ[k] for k in PROCESS_BASICS if k in os.environ}
         process_env = {**basics, **sam_environment(function, env_vars)}
     else:
         process_env = environment(function, overrides)
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=process_env,
-        start_new_session=True,
+    config = FunctionConfig(
+        name=function.function_name,
+        handler=function.handler,
+        code_uri=function.code_uri,
+        timeout_s=timeout if timeout is not None else function.timeout,
+        memory_mb=function.memory,
+        environment=process_env,
+        region=process_env.get("AWS_REGION") or process_env.get("AWS_DEFAULT_REGION") or SAM_DEFAULT_REGION,
     )
-    timed_out = False
+    recorder = None
+    if record_env is not None:
+        recorder = [sys.executable, "-m", "local.lambda_runner", "--record-env", str(record_env), "--"]
+    lines: list[str] = []
+    # The project's folder stands in for the layer of its own packages (/opt/python in Lambda).
+    sandbox = Sandbox(config, lines.append, runtime_command=recorder, extra_path=(str(project.find().root),))
     try:
-        output, _ = process.communicate(timeout=limit)
-    except subprocess.TimeoutExpired:
-        # Lambda does not ask: the process is gone at the timeout.
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        timed_out = True
-    result: Any = None
-    lines = []
-    for line in output.splitlines():
-        if line.startswith(RESULT_MARK):
-            result = json.loads(line[len(RESULT_MARK) :])
-        else:
-            lines.append(line)
-    if timed_out:
-        result = {"errorType": "Timeout", "errorMessage": f"Task timed out after {limit:.2f} seconds"}
-    ok = not timed_out and process.returncode == 0
-    return Invocation(logical_id, ok, timed_out, result, "\n".join(lines), process.returncode)
+        outcome = sandbox.invoke(event_file.read_bytes())
+    finally:
+        sandbox.stop()
+    return Invocation(
+        logical_id,
+        outcome.ok,
+        outcome.timed_out,
+        outcome.payload,
+        "\n".join(lines),
+        0 if outcome.ok else 1,
+        outcome.report,
+    )

@@ -1,10 +1,6 @@
-"""Runs one Lambda handler in this process, the way the Lambda runtime would.
-
-Invoked by `jobs invoke` in a subprocess (python -m local.lambda_runner ...):
-the parent enforces the timeout by killing this process, as Lambda does. The
-result (or the error) is printed as one JSON line on stdout, marked so that
-the parent can find it among the handler's own output.
-"""
+"""A Lambda context for handlers called in this process (tests, benchmarks, the worker pool), a fresh
+import of a function's entry point, and a recorder of the variables the project's code reads
+(`python -m local.lambda_runner --record-env FILE -- HANDLER`, around AWS's runtime client)."""
 
 from __future__ import annotations
 
@@ -16,13 +12,12 @@ import json
 import os
 import sys
 import time
-import traceback
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-RESULT_MARK = "__LAMBDA_RESULT__ "
 ROOT = Path(__file__).parents[2]
 
 
@@ -58,15 +53,15 @@ def import_app(path: Path | str, module_name: str) -> ModuleType:
     return module
 
 
-def record_environment_reads() -> set[str]:
-    """From now on, note each variable the project's own code (shared/, functions/) reads from os.environ.
+def record_environment_reads(on_new: Callable[[set[str]], None] | None = None) -> set[str]:
+    """From now on, note each variable the project's own code (shared/, platform/, functions/) reads from os.environ.
 
     Whichever way it asks (os.environ[...], .get, `in`, os.getenv) ends in
     _Environ.__getitem__; the first caller outside os and collections.abc is
     the reader. Tests compare what was read with what sam local would pass.
     """
     read: set[str] = set()
-    roots = tuple(str(ROOT / folder) + os.sep for folder in ("shared", "functions"))
+    roots = tuple(str(ROOT / folder) + os.sep for folder in ("shared", "platform", "functions"))
     # Frozen in the interpreter since 3.11 (co_filename "<frozen os>"), plain files before.
     plumbing = {os.__file__, _collections_abc.__file__, "<frozen os>", "<frozen _collections_abc>"}
     original = os._Environ.__getitem__
@@ -75,8 +70,10 @@ def record_environment_reads() -> set[str]:
         frame = sys._getframe(1)
         while frame is not None and frame.f_code.co_filename in plumbing:
             frame = frame.f_back  # type: ignore[assignment]
-        if frame is not None and frame.f_code.co_filename.startswith(roots):
+        if frame is not None and frame.f_code.co_filename.startswith(roots) and key not in read:
             read.add(key)
+            if on_new is not None:
+                on_new(read)
         return original(self, key)
 
     os._Environ.__getitem__ = getitem  # type: ignore[method-assign,assignment]
@@ -84,40 +81,21 @@ def record_environment_reads() -> set[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m local.lambda_runner --record-env FILE -- HANDLER`: AWS's runtime interface client,
+    as `python -m awslambdaric HANDLER` runs it, noting each variable the project's code reads.
+
+    The runtime never returns (it serves invocations until it is stopped), so FILE is rewritten
+    each time a new variable is read.
+    """
     parser = argparse.ArgumentParser()
-    parser.add_argument("--code-uri", required=True, type=Path)
-    parser.add_argument("--handler", required=True)
-    parser.add_argument("--function-name", required=True)
-    parser.add_argument("--timeout", required=True, type=float)
-    parser.add_argument("--memory", type=int, default=512)
-    parser.add_argument("--event", required=True, type=Path)
-    parser.add_argument("--record-env", type=Path, help="write the variables the project's code read here (JSON)")
+    parser.add_argument("--record-env", required=True, type=Path)
+    parser.add_argument("handler")
     args = parser.parse_args(argv)
-    read = record_environment_reads() if args.record_env else None
-    try:
-        return run(args)
-    finally:
-        if read is not None:
-            args.record_env.write_text(json.dumps(sorted(read)))
+    read = record_environment_reads(lambda names: args.record_env.write_text(json.dumps(sorted(names))))
+    args.record_env.write_text(json.dumps(sorted(read)))
+    from awslambdaric.__main__ import main as runtime_main
 
-
-def run(args: argparse.Namespace) -> int:
-    context = Context(args.function_name, args.timeout, args.memory)
-    sys.path.insert(0, str(args.code_uri.resolve()))
-    module_name, _, function_name = args.handler.rpartition(".")
-    try:
-        event: Any = json.loads(args.event.read_text())
-        handler = getattr(importlib.import_module(module_name), function_name)
-        result = handler(event, context)
-    except Exception as exc:
-        error = {
-            "errorType": type(exc).__name__,
-            "errorMessage": str(exc),
-            "stackTrace": traceback.format_exc().splitlines(),
-        }
-        print(RESULT_MARK + json.dumps(error, default=str), flush=True)
-        return 1
-    print(RESULT_MARK + json.dumps(result, default=str), flush=True)
+    runtime_main(["awslambdaric", args.handler])
     return 0
 
 

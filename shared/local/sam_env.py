@@ -28,7 +28,6 @@ from typing import Any
 import boto3
 
 from deploy import project, sam_template
-from runtime import observability
 
 FILE_NAME = "sam-env.json"
 LOOPBACK = "127.0.0.1"
@@ -79,7 +78,6 @@ def container_environment(
     # make dev quiets its in-process functions; a container's output is what the user runs it for.
     for quieting in ("POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_DISABLED"):
         env.pop(quieting, None)
-    env.pop(observability.SHARED_PROCESS_VARIABLE, None)  # a container runs one function, as Lambda does
     if container_host != LOOPBACK:
         # The host agents' rows say 127.0.0.1, which is the container itself there.
         env["HOST_AGENT_ADDRESS"] = container_host

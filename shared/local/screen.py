@@ -1,11 +1,11 @@
-"""Where `make dev` writes: its own lines and live table to the terminal, the functions' output to a file.
+"""Where `make dev` writes: its own lines and live table to the terminal, everything else to files.
 
-The functions run in make dev's process and log JSON lines (and EMF metrics)
-to standard output, as they do on Lambda. Unless --verbose, file descriptor 1
-is pointed at `<data dir>/functions.log` before anything starts, so that
-those lines, moto's and anything else printed go there, and make dev keeps a
-duplicate of the original descriptor for itself. Output that is not a
-terminal gets plain lines, never wrapped, never redrawn.
+The functions run in processes of their own and their output goes to a log per
+function (local.lambda_service). What make dev's own process prints besides
+(moto's server, the libraries it runs) goes, unless --verbose, to
+`<data dir>/stack.log`: file descriptor 1 is pointed there before anything
+starts, and make dev keeps a duplicate of the original descriptor for itself.
+Output that is not a terminal gets plain lines, never wrapped, never redrawn.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import IO
 
 from rich.console import Console
 
-LOG_NAME = "functions.log"
+LOG_NAME = "stack.log"
 
 
 class Screen:

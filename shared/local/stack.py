@@ -17,14 +17,11 @@ import re
 import secrets
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 from moto.server import ThreadedMotoServer
 
@@ -32,11 +29,12 @@ from deploy import project, sam_template
 from jobqueue import Queue, QueueSettings
 from local import invoke
 from local.embedded_postgres import EmbeddedPostgres, free_port
-from local.lambda_runner import Context, import_app
+from local.lambda_service import LambdaService, log_to_files
 from local.platform import LocalPlatform
 from local.platform import load as load_platform
+from local.runtime_api import FunctionConfig, Outcome
 from local.stack_settings import StackSettings
-from runtime import catalog, observability, scale
+from runtime import catalog
 
 REGION = "eu-west-1"
 # Retries wait seconds, not minutes, so that the demo visibly recovers from faults.
@@ -51,32 +49,12 @@ def rate_seconds(expression: str) -> float:
 
 
 @dataclass
-class LocalFunction:
+class ScheduledFunction:
+    """A function of template.yaml, as the simulator ticks it."""
+
     spec: sam_template.Function
-    environment: dict[str, str]
-    module: ModuleType
-    period_s: float | None
+    period_s: float | None  # real seconds between its EventBridge ticks (None: not scheduled)
     next_run: float = 0.0
-    runs: int = 0
-    errors: int = 0
-
-
-class LocalLambda:
-    """Stands in for the Lambda service's asynchronous invoke: queues a run for the simulator."""
-
-    def __init__(self) -> None:
-        self.pending: list[str] = []
-        self._lock = threading.Lock()
-
-    def invoke(self, **kwargs: Any) -> dict[str, Any]:
-        with self._lock:
-            self.pending.append(str(kwargs["FunctionName"]))
-        return {"StatusCode": 202}
-
-    def take(self) -> list[str]:
-        with self._lock:
-            names, self.pending = self.pending, []
-        return names
 
 
 @dataclass
@@ -87,11 +65,12 @@ class LocalStack:
     quiet: bool = True
     env: dict[str, str] = field(default_factory=dict)
     platform: LocalPlatform | None = None  # default: the project's [tool.pgjobs] local
-    functions: dict[str, LocalFunction] = field(default_factory=dict)
+    functions: dict[str, ScheduledFunction] = field(default_factory=dict)
     started_at: float = 0.0
     sim_start: datetime = field(default_factory=lambda: datetime.now(UTC))
-    lambda_service: LocalLambda = field(default_factory=LocalLambda)
-    on_error: Callable[[str, BaseException], None] | None = None
+    lambda_service: LambdaService | None = None
+    on_error: Callable[[str, str], None] | None = None
+    function_log: Callable[[str, str], None] | None = None  # (function, line); default: <data dir>/logs/
 
     def start(self, settings: StackSettings | None = None) -> None:
         """Start everything; `settings` fixes the ports and the token (random ones otherwise)."""
@@ -124,7 +103,6 @@ class LocalStack:
             # Quiet or not, the functions write their metrics (EMF) as on Lambda: make dev sends
             # their output to its log file.
             "POWERTOOLS_METRICS_DISABLED": "false",
-            observability.SHARED_PROCESS_VARIABLE: "true",  # each blob says whose it is
         }
         os.environ.update(self.env)  # the platform's stand-ins use AWS's APIs through moto too
         self.env |= self.platform.start(self)
@@ -139,21 +117,44 @@ class LocalStack:
             queue.migrate()
             catalog.register(queue)  # with LOCAL_RETRY laid over (JOBS_QUEUE_OVERRIDES, as every cold start)
             self.platform.ready(self, queue)
-        scale.set_lambda_client(self.lambda_service)
-        self._load_functions()
+        self._start_lambda()
         self._start_api()
         self.started_at = time.monotonic()
 
-    def _load_functions(self) -> None:
+    def _start_lambda(self) -> None:
+        """The Lambda service with every function but the API (served by local.api_server, as API
+        Gateway would), each in execution environments of its own, as Lambda runs them."""
+        # The functions' own boto3 (a worker's kick and scale-out) reaches this service, as in AWS.
+        invoke_port = free_port()
+        self.env["AWS_ENDPOINT_URL_LAMBDA"] = f"http://127.0.0.1:{invoke_port}"
+        os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self.env["AWS_ENDPOINT_URL_LAMBDA"]
+        configs: dict[str, FunctionConfig] = {}
+        reserved: dict[str, int | None] = {}
         for logical_id, spec in sam_template.functions().items():
             if logical_id == "Api":
                 continue
-            environment = invoke.environment(spec, self.env)
-            os.environ.update(environment)
-            path = spec.code_uri / spec.handler.rpartition(".")[0]
-            module = import_app(f"{path}.py", f"local_fn_{logical_id}")
+            configs[spec.function_name] = FunctionConfig(
+                spec.function_name,
+                spec.handler,
+                spec.code_uri,
+                spec.timeout,
+                spec.memory,
+                invoke.environment(spec, self.env),
+                REGION,
+            )
+            reserved[spec.function_name] = spec.reserved_concurrency
             period = rate_seconds(spec.schedules[0]) / self.speed if spec.schedules else None
-            self.functions[spec.function_name] = LocalFunction(spec, environment, module, period)
+            self.functions[spec.function_name] = ScheduledFunction(spec, period)
+        log = self.function_log or log_to_files(self.data_dir / "logs")
+        self.lambda_service = LambdaService(
+            configs, reserved=reserved, log=log, on_outcome=self._outcome, extra_path=(str(project.find().root),)
+        )
+        self.lambda_service.serve(invoke_port)
+
+    def _outcome(self, name: str, outcome: Outcome) -> None:
+        if not outcome.ok and self.on_error is not None:
+            payload = outcome.payload if isinstance(outcome.payload, dict) else {}
+            self.on_error(name, f"{payload.get('errorType', 'Error')}: {payload.get('errorMessage', outcome.payload)}")
 
     def _start_api(self) -> None:
         self.api_port = self.api_port or free_port()
@@ -180,22 +181,15 @@ class LocalStack:
     def simulated_now(self) -> datetime:
         return self.sim_start + timedelta(seconds=(time.monotonic() - self.started_at) * self.speed)
 
-    def run(self, function: LocalFunction, source: str = "schedule") -> Any:
-        os.environ.update(function.environment)
-        name = function.spec.function_name
-        event: dict[str, Any] = {"source": source, "time": self.simulated_now().strftime("%Y-%m-%dT%H:%M:%SZ")}
-        context = Context(name, function.spec.timeout, function.spec.memory)
-        function.runs += 1
-        try:
-            return function.module.handler(event, context)
-        except Exception as exc:
-            function.errors += 1
-            if self.on_error:
-                self.on_error(name, exc)
-            return None
+    def run(self, function: ScheduledFunction, source: str = "aws.events") -> None:
+        """An EventBridge tick of the function: an asynchronous invoke, as EventBridge makes it."""
+        assert self.lambda_service is not None
+        event = {"source": source, "time": self.simulated_now().strftime("%Y-%m-%dT%H:%M:%SZ")}
+        self.lambda_service.invoke_async(function.spec.function_name, json.dumps(event).encode())
 
     def step(self) -> int:
-        """Run every function that is due, then every one kicked meanwhile; returns how many ran."""
+        """Tick every function that is due; returns how many. Kicks and scale-outs reach the Lambda
+        service from the functions themselves, as they do in AWS."""
         now = time.monotonic()
         ran = 0
         for function in self.functions.values():
@@ -203,14 +197,22 @@ class LocalStack:
                 function.next_run = now + function.period_s
                 self.run(function)
                 ran += 1
-        for name in self.lambda_service.take():
-            if name in self.functions:
-                self.run(self.functions[name], source=scale.KICK)
-                ran += 1
+        if self.lambda_service is not None:
+            self.lambda_service.reap()
         return ran
 
+    def settle(self, within_s: float = 60.0) -> bool:
+        """Wait until every invocation started so far (and those they started) has ended."""
+        return self.lambda_service is None or self.lambda_service.wait_idle(within_s)
+
+    def invocations(self) -> int:
+        if self.lambda_service is None:
+            return 0
+        return sum(f.stats.invocations for f in self.lambda_service.functions.values())
+
     def stop(self) -> None:
-        scale.set_lambda_client(None)
+        if self.lambda_service is not None:
+            self.lambda_service.stop()
         if getattr(self, "api_process", None) is not None:
             self.api_process.terminate()
             try:

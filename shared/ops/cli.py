@@ -543,7 +543,11 @@ def remove_schedule(ctx: click.Context, queue_name: str, key: str) -> None:
 def invoke(
     logical_id: str, event_file: Path, env_pairs: tuple[str, ...], env_vars_file: Path | None, timeout: float | None
 ) -> None:
-    """Run LOGICAL_ID from template.yaml with an event, as `sam local invoke` would, without Docker."""
+    """Run LOGICAL_ID from template.yaml with an event, as `sam local invoke` would, without Docker.
+
+    The function runs in a new execution environment (AWS's runtime client in a process of its own);
+    its log, ending with Lambda's REPORT line, goes to stderr, the payload Lambda returns to stdout.
+    """
     if env_vars_file is not None and env_pairs:
         raise click.UsageError("--env-vars gives the whole environment, as sam local does: drop --env")
     try:

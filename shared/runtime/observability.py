@@ -7,7 +7,6 @@ logged, and errors from the queue redact passwords.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -20,8 +19,6 @@ from aws_lambda_powertools.metrics.base import MetricManager
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "jobs")
-# "true" where several functions run in one process and share its output (the local stack).
-SHARED_PROCESS_VARIABLE = "FUNCTIONS_SHARE_PROCESS"
 
 
 class LockedMetrics(Metrics):
@@ -32,10 +29,7 @@ class LockedMetrics(Metrics):
     when threads add metrics while another flushes. With metrics turned off
     (POWERTOOLS_METRICS_DISABLED) nothing is kept: Powertools would keep the
     values across invocations (its flush writes nothing then, and so clears
-    nothing) and print them all at 100 values, mixed from every function of
-    the process. Where several functions share a process and its output
-    (make dev: SHARED_PROCESS_VARIABLE), each blob names the function it comes
-    from (metadata function_name, not a dimension), as its log group does in AWS.
+    nothing) and print them all at 100 values.
     """
 
     _lock = threading.RLock()
@@ -45,19 +39,6 @@ class LockedMetrics(Metrics):
             return
         with self._lock:
             super().add_metric(name=name, unit=unit, value=value, resolution=resolution)
-
-    def log_metrics(self, lambda_handler: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
-        """Powertools' decorator, the invocation's function name added to its blob first."""
-        if lambda_handler is None:
-            return functools.partial(self.log_metrics, **kwargs)
-
-        @functools.wraps(lambda_handler)
-        def named(event: Any, context: Any, *args: Any, **more: Any) -> Any:
-            if os.environ.get(SHARED_PROCESS_VARIABLE) == "true":
-                self.add_metadata("function_name", str(getattr(context, "function_name", "")))
-            return lambda_handler(event, context, *args, **more)
-
-        return super().log_metrics(named, **kwargs)
 
     def add_dimension(self, name: str, value: str) -> None:
         with self._lock:

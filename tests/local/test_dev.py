@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -36,7 +35,10 @@ def test_make_dev_once_runs_the_demo_and_resumes(tmp_path: Path) -> None:
     assert "Dashboard: 200 with the token; without 401" in first.stdout
     # Captured output is plain lines: the functions' logs went to a file, nothing is wrapped.
     assert '"level"' not in first.stdout and "_aws" not in first.stdout
-    assert (data / "functions.log").exists()
+    # Each function's own stream, with Lambda's REPORT lines; cold starts say their init duration.
+    scheduler = (data / "logs" / "local-scheduler.log").read_text()
+    assert "REPORT RequestId: " in scheduler and "\tInit Duration: " in scheduler
+    assert (data / "stack.log").exists()
     first_urls = urls_and_token(first.stdout)
     # The data directory is kept: a second run resumes on it, with the first run's jobs still there,
     # on the same ports and with the same token (an exported DATABASE_URL and a sign-in keep working).
@@ -91,8 +93,8 @@ def processes_mentioning(text: str) -> list[str]:
 @pytest.mark.slow
 def test_on_a_terminal_the_live_table_is_all_make_dev_prints(tmp_path: Path) -> None:
     """Under a terminal (a pty) the live table is redrawn in place: the functions' logs and their
-    metrics (EMF, which Powertools prints) go to functions.log, never above the table, a blob per
-    invocation."""
+    metrics (EMF, which Powertools prints) go to each function's own log, never above the table, a
+    blob per invocation."""
     data = tmp_path / "local"
     pid, fd = pty.fork()
     if pid == 0:  # the child: make dev's own command, on the pty
@@ -116,10 +118,12 @@ def test_on_a_terminal_the_live_table_is_all_make_dev_prints(tmp_path: Path) -> 
     assert os.waitstatus_to_exitcode(status) == 0, screen[-3000:]
     assert "soak passed" in screen
     assert '"_aws"' not in screen and '"level"' not in screen, screen[-3000:]
-    # Each invocation writes its own metrics, named after its function, as each function's log
-    # group holds its own in AWS: the scheduler's count never shares a blob with a worker's.
-    blobs = [json.loads(line) for line in (data / "functions.log").read_text().splitlines() if '"_aws"' in line]
-    names = Counter(blob.get("function_name") for blob in blobs)
-    assert len(names) >= 3 and None not in names, names
-    mixed = [blob for blob in blobs if "ScheduledJobsCreated" in blob and "JobsCompleted" in blob]
-    assert not mixed, mixed[:1]
+    # Each function writes to its own stream, as each function's log group holds its own in AWS:
+    # the scheduler's count never shares a blob, or a file, with a worker's.
+    logs = {path.stem: path.read_text().splitlines() for path in (data / "logs").glob("*.log")}
+    blobs = {name: [json.loads(line) for line in lines if '"_aws"' in line] for name, lines in logs.items()}
+    assert any("ScheduledJobsCreated" in blob for blob in blobs["local-scheduler"])
+    assert not any("JobsCompleted" in blob for blob in blobs["local-scheduler"])
+    workers = [name for name in blobs if name not in ("local-scheduler", "local-maintenance")]
+    assert len(workers) >= 3 and any("JobsCompleted" in blob for name in workers for blob in blobs[name])
+    assert not any("ScheduledJobsCreated" in blob for name in workers for blob in blobs[name])

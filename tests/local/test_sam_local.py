@@ -44,7 +44,6 @@ STARTUP_S = 90.0
 # does not declare them), so a container runs on the same default as production. Anything else a
 # function reads must be declared, or sam local would not pass the local stack's value on.
 DEFAULTED = {
-    "FUNCTIONS_SHARE_PROCESS",  # the local stack's, where several functions share a process; off in AWS
     "SAFETY_MARGIN_MS",
     "EXPIRY_MARGIN_S",
     "MAX_SNOOZES",

@@ -30,7 +30,7 @@ def test_worker_killed_mid_batch_loses_no_job(ready_queue: Queue, dsn: str, conn
     overrides = env(dsn, SAFETY_MARGIN_MS="0", EXPIRY_MARGIN_S="1", BATCH_SIZE="10", TEAM_SIZE="10")
     outcome = invoke.invoke("SendEmailWorker", EVENTS / "schedule.json", overrides=overrides, timeout=8)
     assert outcome.timed_out and not outcome.ok
-    assert outcome.result["errorType"] == "Timeout"
+    assert outcome.result["errorType"] == "Sandbox.Timedout"
     states = dict(conn.execute("SELECT state::text, count(*) FROM jobqueue.job WHERE name = 'send-email' GROUP BY 1"))
     # The jobs that finished were written as they finished; the hung ones stay claimed by the dead invocation.
     assert states == {"active": 5, "completed": 5}

@@ -37,6 +37,10 @@ def test_worker_runs_from_the_template(ready_queue: Queue, dsn: str) -> None:
     outcome = invoke.invoke("SendEmailWorker", EVENTS / "schedule.json", overrides=env(dsn), timeout=30)
     assert outcome.ok, outcome.output
     assert outcome.result["completed"] == 7 and outcome.result["stopped"] == "empty"
+    # Run as Lambda runs it: a new environment (a cold start), its log ending with the REPORT line.
+    assert outcome.report is not None and outcome.report.init_ms is not None and outcome.report.memory_mb == 512
+    last = outcome.output.splitlines()[-1]
+    assert last.startswith(f"REPORT RequestId: {outcome.report.request_id}\tDuration: ") and "\tInit Duration: " in last
 
 
 @pytest.mark.parametrize(
