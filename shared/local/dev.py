@@ -202,6 +202,7 @@ def run_soak(stack: LocalStack, queue: Queue, screen: Screen, minutes: float) ->
         f"{found['cancelled']} cancelled, {found['dead_letters']} dead letters, {found['blocked_keys']} blocked "
         f"keys; health asked {soak.health_checks} times"
     )
+    screen.console.print(functions_table(stack))
     for problem in soak.problems:
         screen.line(f"problem: {problem}")
     screen.line("soak passed" if not soak.problems else "soak failed")

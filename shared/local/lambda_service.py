@@ -21,12 +21,20 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import unquote
 
-from local.runtime_api import FunctionConfig, InvocationError, Outcome, QuietServer, Report, Sandbox, check_event
+from local.runtime_api import (
+    FunctionConfig,
+    InvocationError,
+    JsonHandler,
+    Outcome,
+    QuietServer,
+    Report,
+    Sandbox,
+    check_event,
+)
 
 UNRESERVED_LIMIT: Final = 2  # environments at once of a function without reserved concurrency
 IDLE_S: Final = 300.0
@@ -51,8 +59,15 @@ class _Function:
     log: Callable[[str], None]
     idle: list[tuple[Sandbox, float]] = field(default_factory=list)  # (environment, idle since)
     running: int = 0  # environments alive: idle or busy
+    busy: set[Sandbox] = field(default_factory=set)
     stats: FunctionStats = field(default_factory=FunctionStats)
     free: threading.Condition = field(default_factory=threading.Condition)
+    # Events wait here, a thread per environment the function may have: a function slower than its
+    # ticks queues its own events without holding up another function's.
+    events: ThreadPoolExecutor | None = None
+
+    def __post_init__(self) -> None:
+        self.events = ThreadPoolExecutor(max_workers=self.limit, thread_name_prefix=f"event-{self.config.name}")
 
 
 class LambdaService:
@@ -78,7 +93,6 @@ class LambdaService:
         self.on_outcome = on_outcome
         self.idle_s = idle_s
         self._extra_path = extra_path
-        self._events = ThreadPoolExecutor(max_workers=64, thread_name_prefix="lambda-event")
         self._server: QuietServer | None = None
         self._stopping = False
         self._in_flight = 0  # invocations accepted and not yet answered (events included)
@@ -99,16 +113,20 @@ class LambdaService:
                     raise InvocationError("ServiceException", "the local Lambda service is stopping", 500)
                 if function.idle:
                     sandbox, _ = function.idle.pop()  # the most recently used: Lambda's reuse
+                    function.busy.add(sandbox)
                     return sandbox
                 if function.running < function.limit:
                     function.running += 1
-                    return Sandbox(function.config, function.log, extra_path=self._extra_path)
+                    sandbox = Sandbox(function.config, function.log, extra_path=self._extra_path)
+                    function.busy.add(sandbox)
+                    return sandbox
                 if not wait:
                     raise InvocationError("TooManyRequestsException", "Rate Exceeded.", 429)
                 function.free.wait()
 
     def _release(self, function: _Function, sandbox: Sandbox) -> None:
         with function.free:
+            function.busy.discard(sandbox)
             if sandbox.dead or self._stopping:
                 function.running -= 1
             else:
@@ -166,7 +184,8 @@ class LambdaService:
         check_event(payload, asynchronous=True)
         function = self._function(name)  # an unknown function is refused now, as Lambda does
         self._begin()
-        self._events.submit(self._run_event, function, payload)
+        assert function.events is not None
+        function.events.submit(self._run_event, function, payload)
 
     def _run_event(self, function: _Function, payload: bytes) -> None:
         try:
@@ -198,24 +217,9 @@ class LambdaService:
         """Answer Lambda's Invoke API on loopback; returns its URL (for AWS_ENDPOINT_URL_LAMBDA)."""
         service = self
 
-        class InvokeApi(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def _answer(self, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> None:
-                self.send_response(status)
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class InvokeApi(JsonHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self._body()
                 path = self.path.split("?", 1)[0]
                 if not (path.startswith(INVOKE_PATH) and path.endswith("/invocations")):
                     self._answer(404, b'{"message": "not an Invoke API path"}')
@@ -249,10 +253,14 @@ class LambdaService:
             with function.free:
                 idle, function.idle = function.idle, []
                 function.running -= len(idle)
+                busy = list(function.busy)
                 function.free.notify_all()
-            for sandbox, _ in idle:
+            # Busy ones too: their invocations end with the runtime's exit, as a frozen sandbox would.
+            for sandbox in [*(s for s, _ in idle), *busy]:
                 sandbox.stop()
-        self._events.shutdown(wait=False, cancel_futures=True)
+        for function in self.functions.values():
+            if function.events is not None:
+                function.events.shutdown(wait=False, cancel_futures=True)
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

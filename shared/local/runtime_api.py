@@ -124,15 +124,14 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-class _RuntimeApi(BaseHTTPRequestHandler):
-    """The Runtime API of one environment. HTTP/1.1 with Content-Length on every answer: the
-    runtime interface client's HTTP library keeps the connection and needs both."""
+class JsonHandler(BaseHTTPRequestHandler):
+    """An HTTP/1.1 JSON endpoint as AWS's clients expect one: Content-Length on every answer (the
+    runtime interface client's HTTP library keeps the connection and needs it), and TCP_NODELAY (an
+    answer's headers and body go out in two writes: without it the body waits for the client's
+    delayed ACK, 40 ms and more per request)."""
 
     protocol_version = "HTTP/1.1"
-    # An answer's headers and body go out in two writes: without TCP_NODELAY the body waits for
-    # the client's delayed ACK (40 ms and more per invocation).
     disable_nagle_algorithm = True
-    sandbox: Sandbox  # set on the subclass made per environment
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -148,6 +147,12 @@ class _RuntimeApi(BaseHTTPRequestHandler):
 
     def _body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+
+class _RuntimeApi(JsonHandler):
+    """The Runtime API of one environment."""
+
+    sandbox: Sandbox  # set on the subclass made per environment
 
     def do_GET(self) -> None:
         if self.path != f"{API}/invocation/next":
@@ -222,6 +227,8 @@ class Sandbox:
         self._server: QuietServer | None = None
         self._oom = False
         self._max_rss_kb = 0
+        self._stopping = threading.Lock()
+        self._stopped = False
         self.stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{secrets.token_hex(16)}"
 
     # -- the environment's life -------------------------------------------------------------------
@@ -299,6 +306,11 @@ class Sandbox:
                 os.killpg(self.process.pid, signal.SIGKILL)
 
     def stop(self) -> None:
+        """Kill the runtime and close the Runtime API (an invocation under way ends with the exit)."""
+        with self._stopping:
+            if self._stopped:
+                return
+            self._stopped = True
         self.dead = True
         self._kill()
         self.inbox.put(None)

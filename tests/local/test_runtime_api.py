@@ -275,3 +275,20 @@ def test_a_process_left_running_is_none_after_stop(code: Path) -> None:
     service.stop()
     assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid)
     assert os.getpid() != pid
+
+
+def test_stopping_the_service_ends_an_invocation_under_way_and_its_process(code: Path, tmp_path: Path) -> None:
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    service = LambdaService({"test-fn": config(code)})
+    outcomes: list[Any] = []
+    thread = threading.Thread(target=lambda: outcomes.append(service.invoke("test-fn", event(hold=str(hold)))))
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not list(hold.glob("[0-9]*")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    [pid] = [int(p.name) for p in hold.glob("[0-9]*")]
+    service.stop()
+    thread.join(timeout=30)
+    assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid)  # no process left behind
+    assert outcomes[0].payload["errorType"] == "Runtime.ExitError"
