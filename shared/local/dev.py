@@ -74,7 +74,16 @@ def stats_table(queue: Queue, started: float, completed_before: int, status: str
 def functions_table(stack: LocalStack) -> Table:
     """Each function as Lambda would bill it: invocations, cold starts, errors, billed time."""
     table = Table(title="functions (Lambda's REPORT lines, summed)")
-    for column in ("function", "invocations", "cold starts", "errors", "timeouts", "billed ms", "environments"):
+    for column in (
+        "function",
+        "invocations",
+        "cold starts",
+        "errors",
+        "timeouts",
+        "retries",
+        "billed ms",
+        "environments",
+    ):
         table.add_column(column, justify="left" if column == "function" else "right")
     service = stack.lambda_service
     for name, function in (service.functions if service else {}).items():
@@ -86,6 +95,7 @@ def functions_table(stack: LocalStack) -> Table:
                 str(stats.cold_starts),
                 f"[red]{stats.errors}[/red]" if stats.errors else "0",
                 str(stats.timeouts),
+                str(stats.retries),
                 f"{stats.billed_ms:,}",
                 str(function.running),
             )

@@ -4,7 +4,8 @@ Each function gets execution environments (local.runtime_api.Sandbox: a process 
 runtime interface client) as Lambda gives them: one invocation at a time each, warm ones reused
 (the most recently used first), a new one started when invocations overlap, up to the function's
 reserved concurrency. A synchronous invoke beyond that is refused (TooManyRequestsException), an
-asynchronous one waits for a free environment, as Lambda holds throttled events and retries them.
+asynchronous one waits for a free environment, as Lambda holds throttled events and retries them;
+an event whose invocation fails is invoked again after each of `retry_delays_s` (Lambda: twice).
 An environment idle for `idle_s` is shut down.
 
 The service also answers Lambda's Invoke API on loopback, so that the functions' own boto3
@@ -14,7 +15,6 @@ the Lambda service in AWS.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
@@ -37,6 +37,9 @@ from local.runtime_api import (
 )
 
 UNRESERVED_LIMIT: Final = 2  # environments at once of a function without reserved concurrency
+# Lambda retries an event whose invocation failed twice (MaximumRetryAttempts' default), about a
+# minute and then two minutes later.
+RETRY_DELAYS_S: Final = (60.0, 120.0)
 IDLE_S: Final = 300.0
 INVOKE_PATH: Final = "/2015-03-31/functions/"
 
@@ -47,6 +50,7 @@ class FunctionStats:
     errors: int = 0
     cold_starts: int = 0
     timeouts: int = 0
+    retries: int = 0  # failed events invoked again
     billed_ms: int = 0
     init_ms: float = 0.0
     last_report: Report | None = None
@@ -80,6 +84,7 @@ class LambdaService:
         on_outcome: Callable[[str, Outcome], None] | None = None,
         idle_s: float = IDLE_S,
         extra_path: tuple[str, ...] = (),
+        retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S,
     ) -> None:
         self._log = log or (lambda name, line: None)
         self.functions = {
@@ -92,6 +97,7 @@ class LambdaService:
         }
         self.on_outcome = on_outcome
         self.idle_s = idle_s
+        self.retry_delays_s = retry_delays_s
         self._extra_path = extra_path
         self._server: QuietServer | None = None
         self._stopping = False
@@ -187,11 +193,27 @@ class LambdaService:
         assert function.events is not None
         function.events.submit(self._run_event, function, payload)
 
-    def _run_event(self, function: _Function, payload: bytes) -> None:
+    def _run_event(self, function: _Function, payload: bytes, attempt: int = 0) -> None:
         try:
-            with contextlib.suppress(InvocationError):  # the service is stopping
-                self._invoke(function, payload, wait=True)
+            try:
+                outcome = self._invoke(function, payload, wait=True)
+            except InvocationError:
+                return  # the service is stopping
+            if not outcome.ok and attempt < len(self.retry_delays_s) and not self._stopping:
+                self._begin()  # the retry is in flight from now: wait_idle waits for it
+                retry = threading.Timer(self.retry_delays_s[attempt], self._retry, (function, payload, attempt + 1))
+                retry.daemon = True
+                retry.start()
         finally:
+            self._end()
+
+    def _retry(self, function: _Function, payload: bytes, attempt: int) -> None:
+        """Invoke a failed event again; the retry's _run_event ends what _run_event began for it."""
+        function.stats.retries += 1
+        try:
+            assert function.events is not None
+            function.events.submit(self._run_event, function, payload, attempt)
+        except RuntimeError:  # the service stopped meanwhile: nothing runs, nothing is in flight
             self._end()
 
     def reap(self, now: float | None = None) -> int:

@@ -29,7 +29,7 @@ from deploy import project, sam_template
 from jobqueue import Queue, QueueSettings
 from local import invoke
 from local.embedded_postgres import EmbeddedPostgres, free_port
-from local.lambda_service import LambdaService, log_to_files
+from local.lambda_service import RETRY_DELAYS_S, LambdaService, log_to_files
 from local.platform import LocalPlatform
 from local.platform import load as load_platform
 from local.runtime_api import FunctionConfig, Outcome
@@ -147,7 +147,12 @@ class LocalStack:
             self.functions[spec.function_name] = ScheduledFunction(spec, period)
         log = self.function_log or log_to_files(self.data_dir / "logs")
         self.lambda_service = LambdaService(
-            configs, reserved=reserved, log=log, on_outcome=self._outcome, extra_path=(str(project.find().root),)
+            configs,
+            reserved=reserved,
+            log=log,
+            on_outcome=self._outcome,
+            extra_path=(str(project.find().root),),
+            retry_delays_s=tuple(delay / self.speed for delay in RETRY_DELAYS_S),  # in simulated time
         )
         self.lambda_service.serve(invoke_port)
 

@@ -292,3 +292,31 @@ def test_stopping_the_service_ends_an_invocation_under_way_and_its_process(code:
     thread.join(timeout=30)
     assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid)  # no process left behind
     assert outcomes[0].payload["errorType"] == "Runtime.ExitError"
+
+
+def test_a_failed_event_is_retried_twice_as_lambda_retries_it(code: Path, tmp_path: Path) -> None:
+    (code / "flaky.py").write_text(
+        "import pathlib\n"
+        "def handler(event, context):\n"
+        "    tries = pathlib.Path(event['tries'])\n"
+        "    tries.write_text(tries.read_text() + 'x' if tries.exists() else 'x')\n"
+        "    if len(tries.read_text()) <= event['failures']:\n"
+        "        raise RuntimeError('not yet')\n"
+        "    return 'done'\n"
+    )
+    service = LambdaService({"test-fn": config(code, handler="flaky.handler")}, retry_delays_s=(0.05, 0.05))
+    try:
+        once, always = tmp_path / "once", tmp_path / "always"
+        service.invoke_async("test-fn", event(tries=str(once), failures=1))
+        assert service.wait_idle(timeout_s=60)
+        assert once.read_text() == "xx"  # failed, then retried and done
+        service.invoke_async("test-fn", event(tries=str(always), failures=99))
+        assert service.wait_idle(timeout_s=60)
+        assert always.read_text() == "xxx"  # the first attempt and two retries, then given up
+        stats = service.functions["test-fn"].stats
+        assert stats.retries == 3 and stats.invocations == 5 and stats.errors == 4
+        # A synchronous invoke is the caller's to retry: Lambda does not.
+        assert not service.invoke("test-fn", event(tries=str(tmp_path / "sync"), failures=1)).ok
+        assert (tmp_path / "sync").read_text() == "x"
+    finally:
+        service.stop()
